@@ -1,0 +1,205 @@
+"""Every exception hookline raises on purpose, in one tree.
+
+::
+
+    HooklineError
+    ├── ConfigError                  the server config (hookline.yaml) is invalid
+    │   └── DefinitionError          a workflow definition is invalid
+    ├── TemplateError                a ``{{...}}`` template does not parse
+    ├── Rejected                     a delivery is refused; carries its HTTP answer
+    │   ├── WorkflowNotFound         404: no workflow listens on that path
+    │   ├── MethodNotAllowed         405: the path exists, not for this method
+    │   ├── MalformedBody            400: the body does not parse as its content type says
+    │   ├── PayloadTooLarge          413: the body exceeds the workflow's ``max_body``
+    │   ├── IdempotencyConflict      409: the same key is still being processed
+    │   ├── IdempotencyMismatch      422: the same key came with a different body
+    │   ├── QueueFull                429: this workflow's queue is full
+    │   └── Unavailable              503: workflow disabled, engine overloaded or stopping
+    ├── NotFound                     an admin lookup (execution, workflow) found nothing
+    ├── NodeError                    a node failed its job (recorded, never a crash)
+    ├── StoreError                   the store could not read or write
+    │   └── StoreClosed              the store was used after it stopped
+    └── ActorError
+        └── RestartIntensityExceeded a supervisor restarted children too often and gave up
+
+Exceptions from libraries (sqlite3, YAML, httpx) are mapped to these at the boundary with
+``raise ... from exc``; callers of hookline never need to catch a third-party error.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ActorError",
+    "ConfigError",
+    "DefinitionError",
+    "HooklineError",
+    "IdempotencyConflict",
+    "IdempotencyMismatch",
+    "MalformedBody",
+    "MethodNotAllowed",
+    "NodeError",
+    "NotFound",
+    "PayloadTooLarge",
+    "QueueFull",
+    "Rejected",
+    "RestartIntensityExceeded",
+    "StoreClosed",
+    "StoreError",
+    "TemplateError",
+    "Unavailable",
+    "WorkflowNotFound",
+]
+
+
+class HooklineError(Exception):
+    """The root of every error hookline raises on purpose."""
+
+
+class ConfigError(HooklineError):
+    """The server configuration is invalid.
+
+    The message names the file, the field path and what was expected, for example
+    ``hookline.yaml: store.url: expected a URL such as 'sqlite:///var/hookline.db', got 5``.
+    """
+
+    def __init__(self, source: str, path: str, expected: str, got: object = None) -> None:
+        self.source = source
+        self.path = path
+        self.expected = expected
+        self.got = got
+        where = f"{source}: {path}" if path else source
+        detail = f"expected {expected}" if got is None else f"expected {expected}, got {got!r}"
+        super().__init__(f"{where}: {detail}")
+
+
+class DefinitionError(ConfigError):
+    """A workflow definition does not validate.
+
+    Raised while loading; a bad file never stops the other workflows from loading.
+    """
+
+
+class TemplateError(HooklineError):
+    """A ``{{...}}`` template does not parse. Raised at compile time, never per request."""
+
+
+class Rejected(HooklineError):
+    """A delivery was refused before it started an execution.
+
+    ``status`` is the HTTP status to answer, ``title`` a short fixed summary, and
+    ``detail`` an explanation that never names a secret or which part of a signature
+    differed. ``retry_after`` (seconds) is set for answers that invite a retry.
+    """
+
+    status = 400
+    title = "Bad request"
+    retry_after: float | None = None
+
+    def __init__(self, detail: str, *, retry_after: float | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        if retry_after is not None:
+            self.retry_after = retry_after
+
+    @property
+    def type(self) -> str:
+        """The RFC 9457 problem type URI of this rejection."""
+        name = type(self).__name__
+        slug = "".join(f"-{c.lower()}" if c.isupper() else c for c in name).lstrip("-")
+        return f"https://hookline.dev/problems/{slug}"
+
+
+class WorkflowNotFound(Rejected):
+    """No workflow listens on the requested path (404)."""
+
+    status = 404
+    title = "Not found"
+
+
+class MethodNotAllowed(Rejected):
+    """A workflow listens on the path, but not for this method (405 with ``Allow``)."""
+
+    status = 405
+    title = "Method not allowed"
+
+    def __init__(self, detail: str, *, allow: tuple[str, ...]) -> None:
+        super().__init__(detail)
+        self.allow = allow
+
+
+class MalformedBody(Rejected):
+    """The body does not parse as its ``Content-Type`` says (400)."""
+
+    status = 400
+    title = "Malformed body"
+
+
+class PayloadTooLarge(Rejected):
+    """The body is larger than the workflow's ``max_body`` (413)."""
+
+    status = 413
+    title = "Payload too large"
+
+
+class IdempotencyConflict(Rejected):
+    """A delivery with the same idempotency key is still being processed (409)."""
+
+    status = 409
+    title = "Delivery in progress"
+
+
+class IdempotencyMismatch(Rejected):
+    """The idempotency key was used before with a different body (422)."""
+
+    status = 422
+    title = "Idempotency key reused"
+
+
+class QueueFull(Rejected):
+    """The workflow's queue is full (429 with ``Retry-After``). Nothing was stored."""
+
+    status = 429
+    title = "Too many requests"
+    retry_after = 1.0
+
+
+class Unavailable(Rejected):
+    """The workflow is disabled, or the engine is overloaded or stopping (503).
+
+    Not raised for a full workflow queue: that is :class:`QueueFull`.
+    """
+
+    status = 503
+    title = "Service unavailable"
+    retry_after = 5.0
+
+
+class NotFound(HooklineError):
+    """An admin lookup (an execution, a workflow) found nothing."""
+
+
+class NodeError(HooklineError):
+    """A node failed its job: bad input, a failed call, an explicit failure.
+
+    Recorded as a failed job with this message; it is never an actor crash.
+    """
+
+
+class StoreError(HooklineError):
+    """The store could not read or write (disk full, corrupt file, lock timeout)."""
+
+
+class StoreClosed(StoreError):
+    """The store was used after it stopped. Not a failure of the store itself."""
+
+
+class ActorError(HooklineError):
+    """Base of the actor runtime's own errors."""
+
+
+class RestartIntensityExceeded(ActorError):
+    """A supervisor restarted its children more than its intensity allows within its
+    period, stopped them all and escalated to its parent.
+
+    Not raised when a child stops normally or a node fails a job.
+    """

@@ -1,0 +1,117 @@
+"""The store's vocabulary: frozen records of deliveries, executions, jobs and answers.
+
+Everything the engine persists or reads back is one of these classes; nothing is passed
+around as a bare dict. Payload fields (``context``, ``output``, ``body``) hold plain
+Python values (dict, list, str, number, bool, None), stored as msgpack blobs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Generic, Literal, TypeVar
+
+import attrs
+
+ExecutionStatus = Literal["queued", "running", "succeeded", "failed", "cancelled", "timed_out"]
+JobStatus = Literal["running", "succeeded", "failed", "cancelled", "timed_out", "skipped"]
+Verdict = Literal["accepted", "rejected", "duplicate"]
+
+FINISHED_STATUSES: frozenset[str] = frozenset({"succeeded", "failed", "cancelled", "timed_out"})
+
+T = TypeVar("T")
+
+
+@attrs.frozen
+class Answer:
+    """An HTTP answer as sent to a webhook sender, kept so a retry gets it again."""
+
+    status: int
+    headers: tuple[tuple[str, str], ...] = ()
+    body: bytes = b""
+
+
+@attrs.frozen
+class DeliveryRecord:
+    """One received request, accepted or not. Secret headers are already redacted."""
+
+    id: str
+    workflow: str | None
+    received_at: float
+    method: str
+    path: str
+    headers: Mapping[str, str]
+    query: Mapping[str, Any]
+    body: bytes
+    remote_addr: str
+    verdict: Verdict
+    reason: str | None = None
+    status: int | None = None
+    execution_id: str | None = None
+
+
+@attrs.frozen
+class ExecutionRecord:
+    """One run of a workflow. ``context`` is the ``$context`` object it started from."""
+
+    id: str
+    workflow: str
+    delivery_id: str | None
+    status: ExecutionStatus
+    created_at: float
+    context: Mapping[str, Any]
+    started_at: float | None = None
+    finished_at: float | None = None
+    output: Any = None
+    error: str | None = None
+
+
+@attrs.frozen
+class JobRecord:
+    """One run (attempt) of one node within an execution."""
+
+    execution_id: str
+    node: str
+    type: str
+    status: JobStatus
+    attempt: int
+    started_at: float
+    finished_at: float | None = None
+    output: Any = None
+    error: str | None = None
+    log: tuple[str, ...] = ()
+
+
+@attrs.frozen
+class IdempotencyRecord:
+    """The first delivery seen for an idempotency key, scoped by workflow.
+
+    ``answer`` is None while the first delivery is still being processed.
+    """
+
+    workflow: str
+    key: str
+    body_hash: str
+    execution_id: str
+    created_at: float
+    expires_at: float
+    answer: Answer | None = None
+
+
+@attrs.frozen
+class WorkflowRecord:
+    """A workflow definition as loaded, kept with its source text."""
+
+    key: str
+    title: str
+    enabled: bool
+    source: str
+    digest: str
+    updated_at: float
+
+
+@attrs.frozen
+class Page(Generic[T]):
+    """One page of a list; pass ``cursor`` back for the next page (None: no more)."""
+
+    items: tuple[T, ...]
+    cursor: str | None
