@@ -1,0 +1,83 @@
+"""A workflow definition as validated at load time: frozen, typed, templates compiled."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterator
+from typing import Any, Literal
+
+import attrs
+
+from ..nodes._base import NodeSpec, Renderable
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD")
+
+
+@attrs.frozen
+class Idempotency:
+    """How a delivery's idempotency key is found, and how long it is kept.
+
+    ``key`` None means automatic (the provider headers of DESIGN.md section 7).
+    """
+
+    key: Renderable | None = None
+    ttl: float = 3 * 86400.0
+
+
+@attrs.frozen
+class ResponseSpec:
+    """The configured immediate answer of an async webhook (templates)."""
+
+    status: int = 202
+    headers: Renderable | None = None
+    body: Renderable | None = None
+
+
+@attrs.frozen
+class Verifier:
+    """One ``verify`` entry: a scheme name and its raw options (checked by the HTTP front)."""
+
+    scheme: str
+    options: Any
+
+
+@attrs.frozen
+class WebhookTrigger:
+    path: str
+    methods: tuple[str, ...] = ("POST",)
+    mode: Literal["async", "sync"] = "async"
+    sync_timeout: float = 10.0
+    max_body: int = 1024 * 1024
+    verify: tuple[Verifier, ...] = ()
+    ip_allow: tuple[IPNetwork, ...] = ()
+    idempotency: Idempotency = attrs.field(factory=Idempotency)
+    response: ResponseSpec | None = None
+
+
+@attrs.frozen
+class Concurrency:
+    max: int = 8
+    order_by: Renderable | None = None
+    queue: int = 1000
+
+
+@attrs.frozen
+class Workflow:
+    """A validated workflow. ``source`` names where it came from (a file path, ``api``)."""
+
+    key: str
+    trigger: WebhookTrigger
+    nodes: tuple[NodeSpec, ...]
+    title: str = ""
+    enabled: bool = True
+    concurrency: Concurrency = attrs.field(factory=Concurrency)
+    timeout: float = 300.0
+    source: str = ""
+    text: str = ""
+
+    def walk(self) -> Iterator[NodeSpec]:
+        """Every node of the tree, depth first."""
+        for node in self.nodes:
+            yield from node.walk()
