@@ -1,0 +1,45 @@
+-- wrk script for the benchmarks: sends BENCH_METHOD (default POST) with the body read
+-- from BENCH_BODY_FILE; headers come from wrk's -H flags. When BENCH_UNIQUE_HEADER is
+-- set, every request carries a fresh id in that header ("<BENCH_RUN_ID>-<thread>-<n>"),
+-- so idempotency never turns the load into replays. done() prints one machine-readable
+-- line starting with "BENCH-RESULT ".
+
+wrk.method = os.getenv("BENCH_METHOD") or "POST"
+local body_file = os.getenv("BENCH_BODY_FILE")
+if body_file and body_file ~= "" then
+   local file = assert(io.open(body_file, "rb"))
+   wrk.body = file:read("*a")
+   file:close()
+end
+
+local unique = os.getenv("BENCH_UNIQUE_HEADER")
+local run_id = os.getenv("BENCH_RUN_ID") or tostring(os.time())
+local thread_count = 0
+
+function setup(thread)
+   thread_count = thread_count + 1
+   thread:set("thread_id", thread_count)
+end
+
+if unique and unique ~= "" then
+   local counter = 0
+   request = function()
+      counter = counter + 1
+      local headers = {}
+      for name, value in pairs(wrk.headers) do
+         headers[name] = value
+      end
+      headers[unique] = string.format("%s-%d-%d", run_id, thread_id or 0, counter)
+      return wrk.format(nil, nil, headers, nil)
+   end
+end
+
+function done(summary, latency, requests)
+   local e = summary.errors
+   io.write(string.format(
+      'BENCH-RESULT {"requests": %d, "duration_us": %d, "connect": %d, "read": %d, '
+         .. '"write": %d, "status": %d, "timeout": %d, "p50_us": %d, "p99_us": %d, '
+         .. '"max_us": %d}\n',
+      summary.requests, summary.duration, e.connect, e.read, e.write, e.status,
+      e.timeout, latency:percentile(50), latency:percentile(99), latency.max))
+end

@@ -1,0 +1,309 @@
+"""The server configuration, ``hookline.yaml`` (DESIGN.md section 8), validated at load.
+
+Every section is a frozen attrs class with the documented defaults; :func:`load_config`
+with no file gives them all. Unknown keys are refused, ``env:NAME`` values (admin keys,
+SMTP credentials, the store URL) are read from the environment at load time, and the
+paths in the file (``workflows``, ``certfile``, ``keyfile``) are relative to the file's
+folder. Errors raise :class:`~hookline.errors.ConfigError` naming the file, the field
+path and what was expected.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+import attrs
+
+from .errors import ConfigError
+
+if TYPE_CHECKING:
+    from .engine._fields import Fields
+
+__all__ = [
+    "AdminConfig",
+    "EngineConfig",
+    "HttpNodeConfig",
+    "RetentionConfig",
+    "ServerConfig",
+    "ServerSection",
+    "SmtpConfig",
+    "StoreConfig",
+    "load_config",
+    "parse_bind",
+]
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+_BIND_EXPECTED = "host:port such as '127.0.0.1:8000' or '[::1]:8000'"
+_STORE_SCHEMES = ("sqlite:///", "postgresql://", "postgres://")
+_ENV_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
+
+
+def parse_bind(text: str) -> tuple[str, int]:
+    """Split ``host:port`` (an IPv6 host in brackets) into host and port.
+
+    Raises :class:`ValueError` for a missing host or port, a port outside 0-65535 (0:
+    any free port) or an unbracketed or invalid IPv6 address.
+    """
+    if text.startswith("["):
+        host, bracket, port = text[1:].partition("]:")
+        if not bracket:
+            raise ValueError(text)
+        ipaddress.IPv6Address(host)
+    else:
+        host, colon, port = text.rpartition(":")
+        if not colon or not host or ":" in host:
+            raise ValueError(text)
+    if not re.fullmatch(r"[0-9]{1,5}", port) or int(port) > 65535:
+        raise ValueError(text)
+    return host, int(port)
+
+
+@attrs.frozen
+class ServerSection:
+    """``server:``: where to listen, TLS, proxies believed, shutdown and access log."""
+
+    bind: str = "127.0.0.1:8000"
+    certfile: Path | None = None
+    keyfile: Path | None = None
+    trusted_proxies: tuple[IPNetwork, ...] = ()
+    shutdown_timeout: float = 10.0
+    access_log: bool = False
+
+    @property
+    def host(self) -> str:
+        """The host part of ``bind`` (no brackets)."""
+        return parse_bind(self.bind)[0]
+
+    @property
+    def port(self) -> int:
+        """The port part of ``bind``."""
+        return parse_bind(self.bind)[1]
+
+
+@attrs.frozen
+class StoreConfig:
+    """``store:``: the database URL and SQLite's ``synchronous`` setting."""
+
+    url: str = "sqlite:///var/hookline.db"
+    synchronous: Literal["OFF", "NORMAL", "FULL", "EXTRA"] = "FULL"
+
+
+@attrs.frozen
+class AdminConfig:
+    """``admin:``: the admin API's bearer keys (none: loopback clients only)."""
+
+    api_keys: tuple[str, ...] = ()
+
+
+@attrs.frozen
+class HttpNodeConfig:
+    """``http_node:``: private hosts the ``http`` node may call anyway."""
+
+    allow_hosts: tuple[str, ...] = ()
+
+
+@attrs.frozen
+class SmtpConfig:
+    """``smtp:``: the mail server of the ``email`` node. ``sender`` is ``from:``."""
+
+    host: str = "localhost"
+    port: int = 25
+    starttls: bool = False
+    ssl: bool = False
+    username: str | None = None
+    password: str | None = attrs.field(default=None, repr=False)
+    sender: str = "hookline@localhost"
+
+
+@attrs.frozen
+class RetentionConfig:
+    """``retention:``: how long finished executions and deliveries are kept (seconds)."""
+
+    executions: float = 30 * 86400.0
+    deliveries: float = 7 * 86400.0
+
+
+@attrs.frozen
+class EngineConfig:
+    """``engine:``: ``pending`` is the engine-wide limit of accepted, unfinished
+    executions; past it deliveries get 503."""
+
+    pending: int = 10000
+
+
+@attrs.frozen
+class ServerConfig:
+    """The whole server configuration. ``env_values`` holds the variables named under
+    ``env:`` (the ``$env`` template root), read at load. ``source`` is the file, if any."""
+
+    server: ServerSection = attrs.field(factory=ServerSection)
+    store: StoreConfig = attrs.field(factory=StoreConfig)
+    workflows: Path = Path("workflows")
+    admin: AdminConfig = attrs.field(factory=AdminConfig)
+    http_node: HttpNodeConfig = attrs.field(factory=HttpNodeConfig)
+    smtp: SmtpConfig = attrs.field(factory=SmtpConfig)
+    env: tuple[str, ...] = ()
+    env_values: Mapping[str, str] = attrs.field(factory=dict, repr=False)
+    retention: RetentionConfig = attrs.field(factory=RetentionConfig)
+    engine: EngineConfig = attrs.field(factory=EngineConfig)
+    source: str | None = None
+
+    def with_overrides(
+        self, *, bind: str | None = None, db: str | Path | None = None
+    ) -> ServerConfig:
+        """This config with the command line's ``--bind HOST:PORT`` and ``--db PATH``
+        (a SQLite file) applied. Raises :class:`ConfigError` for a bad ``bind``."""
+        config = self
+        if bind is not None:
+            try:
+                parse_bind(bind)
+            except ValueError:
+                raise ConfigError("--bind", "", _BIND_EXPECTED, bind) from None
+            config = attrs.evolve(config, server=attrs.evolve(config.server, bind=bind))
+        if db is not None:
+            store = attrs.evolve(config.store, url=f"sqlite:///{db}")
+            config = attrs.evolve(config, store=store)
+        return config
+
+
+def load_config(path: str | Path | None, *, env: Mapping[str, str] | None = None) -> ServerConfig:
+    """Read and validate a ``hookline.yaml``; ``None`` gives the defaults.
+
+    ``env`` (default :data:`os.environ`) resolves ``env:NAME`` values and the ``env:``
+    list. Raises :class:`ConfigError` for an unreadable file, invalid YAML, an unknown
+    or invalid field, or an environment variable that is named but not set.
+    """
+    if path is None:
+        return ServerConfig()
+    # Imported here: the engine package may import this module, and config loading
+    # must not depend on the engine having been imported first.
+    from .engine._fields import Fields, parse_yaml
+
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(source, "", "a readable UTF-8 text file", str(exc)) from None
+    data = parse_yaml(text, source=source, error=ConfigError)
+    fields = Fields(data, source=source, error=ConfigError, env=os.environ if env is None else env)
+    base = Path(path).parent
+    config = ServerConfig(
+        server=_server(fields.sub("server"), base),
+        store=_store(fields.sub("store")),
+        workflows=base / fields.string("workflows", "workflows"),
+        admin=_admin(fields.sub("admin")),
+        http_node=_http_node(fields.sub("http_node")),
+        smtp=_smtp(fields.sub("smtp")),
+        env=fields.strings("env"),
+        retention=_retention(fields.sub("retention")),
+        engine=_engine(fields.sub("engine")),
+        source=source,
+    )
+    config = attrs.evolve(config, env_values=_env_values(fields, config.env))
+    fields.done()
+    return config
+
+
+def _server(fields: Fields, base: Path) -> ServerSection:
+    bind = fields.string("bind", "127.0.0.1:8000", expected=_BIND_EXPECTED)
+    try:
+        parse_bind(bind)
+    except ValueError:
+        fields.fail("bind", _BIND_EXPECTED, bind)
+    certfile = fields.string("certfile", None)
+    keyfile = fields.string("keyfile", None)
+    if (certfile is None) != (keyfile is None):
+        fields.fail("keyfile" if keyfile is None else "certfile", "certfile and keyfile together")
+    proxies = []
+    for index, entry in enumerate(fields.strings("trusted_proxies")):
+        try:
+            proxies.append(ipaddress.ip_network(entry.strip(), strict=False))
+        except ValueError:
+            fields.fail(f"trusted_proxies[{index}]", "a network such as '10.0.0.0/8'", entry)
+    section = ServerSection(
+        bind=bind,
+        certfile=None if certfile is None else base / certfile,
+        keyfile=None if keyfile is None else base / keyfile,
+        trusted_proxies=tuple(proxies),
+        shutdown_timeout=fields.duration("shutdown_timeout", 10.0),
+        access_log=fields.boolean("access_log", default=False),
+    )
+    fields.done()
+    return section
+
+
+def _store(fields: Fields) -> StoreConfig:
+    expected = "a URL such as 'sqlite:///var/hookline.db'"
+    url = fields.string("url", "sqlite:///var/hookline.db", expected=expected, env=True)
+    if not url.startswith(_STORE_SCHEMES) or url in _STORE_SCHEMES:
+        fields.fail("url", expected, url)
+    levels = ("OFF", "NORMAL", "FULL", "EXTRA")
+    synchronous = fields.string("synchronous", "FULL").upper()
+    if synchronous not in levels:
+        fields.fail("synchronous", "one of " + ", ".join(levels), synchronous)
+    fields.done()
+    return StoreConfig(url=url, synchronous=synchronous)  # type: ignore[arg-type]
+
+
+def _admin(fields: Fields) -> AdminConfig:
+    keys = fields.strings("api_keys")
+    resolved = tuple(fields.resolve_env(f"api_keys[{i}]", key) for i, key in enumerate(keys))
+    for index, key in enumerate(resolved):
+        if not key:
+            fields.fail(f"api_keys[{index}]", "a non-empty key", keys[index])
+    fields.done()
+    return AdminConfig(api_keys=resolved)
+
+
+def _http_node(fields: Fields) -> HttpNodeConfig:
+    section = HttpNodeConfig(allow_hosts=fields.strings("allow_hosts"))
+    fields.done()
+    return section
+
+
+def _smtp(fields: Fields) -> SmtpConfig:
+    section = SmtpConfig(
+        host=fields.string("host", "localhost"),
+        port=fields.integer("port", 25, low=1, high=65535),
+        starttls=fields.boolean("starttls", default=False),
+        ssl=fields.boolean("ssl", default=False),
+        username=fields.string("username", None, env=True),
+        password=fields.string("password", None, env=True),
+        sender=fields.string("from", "hookline@localhost"),
+    )
+    if section.starttls and section.ssl:
+        fields.fail("ssl", "false when starttls is true (one or the other)", section.ssl)
+    fields.done()
+    return section
+
+
+def _retention(fields: Fields) -> RetentionConfig:
+    section = RetentionConfig(
+        executions=fields.duration("executions", 30 * 86400.0),
+        deliveries=fields.duration("deliveries", 7 * 86400.0),
+    )
+    fields.done()
+    return section
+
+
+def _engine(fields: Fields) -> EngineConfig:
+    section = EngineConfig(pending=fields.integer("pending", 10000, low=1))
+    fields.done()
+    return section
+
+
+def _env_values(fields: Fields, names: tuple[str, ...]) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for index, name in enumerate(names):
+        if re.fullmatch(_ENV_NAME, name) is None:
+            fields.fail(f"env[{index}]", "an environment variable name", name)
+        if name not in fields.env:
+            fields.fail(f"env[{index}]", f"the environment variable {name} to be set", name)
+        values[name] = fields.env[name]
+    return values

@@ -1,0 +1,119 @@
+"""The inbound request as the engine sees it, and the ``$context`` built from it."""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+
+from ..store._records import DeliveryRecord, Verdict
+
+# Headers whose values are credentials or signatures: never stored, never logged.
+SECRET_HEADERS = frozenset(
+    {
+        "authorization",
+        "proxy-authorization",
+        "cookie",
+        "x-hub-signature",
+        "x-hub-signature-256",
+        "x-gitlab-token",
+        "stripe-signature",
+        "x-slack-signature",
+        "x-shopify-hmac-sha256",
+        "x-twilio-signature",
+        "webhook-signature",
+        "svix-signature",
+    }
+)
+REDACTED = "[redacted]"
+
+
+def redact_headers(
+    headers: Mapping[str, str], extra: frozenset[str] = frozenset()
+) -> dict[str, str]:
+    """Headers with credential and signature values replaced by ``[redacted]``."""
+    return {
+        name: (REDACTED if name in SECRET_HEADERS or name in extra else value)
+        for name, value in headers.items()
+    }
+
+
+@attrs.frozen
+class Delivery:
+    """One webhook request, parsed and verified, on its way to a workflow.
+
+    ``headers`` names are lower-case. ``data`` is the parsed body, ``text`` the body as
+    text, ``body`` the raw bytes exactly as received.
+    """
+
+    id: str
+    workflow: str
+    received_at: float
+    method: str = "POST"
+    path: str = ""
+    headers: Mapping[str, str] = attrs.field(factory=dict)
+    query: Mapping[str, Any] = attrs.field(factory=dict)
+    params: Mapping[str, str] = attrs.field(factory=dict)
+    body: bytes = b""
+    data: Any = None
+    text: str = ""
+    files: Mapping[str, Mapping[str, Any]] = attrs.field(factory=dict)
+    remote_addr: str = ""
+    extra: Mapping[str, Any] = attrs.field(factory=dict)
+
+    def context(self) -> dict[str, Any]:
+        """The ``$context`` object of DESIGN.md section 4."""
+        received = datetime.datetime.fromtimestamp(self.received_at, tz=datetime.UTC)
+        return {
+            "data": self.data,
+            "headers": dict(self.headers),
+            "query": dict(self.query),
+            "params": dict(self.params),
+            "method": self.method,
+            "path": self.path,
+            "remote_addr": self.remote_addr,
+            "raw": self.text,
+            "files": {name: dict(info) for name, info in self.files.items()},
+            "delivery_id": self.id,
+            "received_at": received.isoformat().replace("+00:00", "Z"),
+            **self.extra,
+        }
+
+    def stored_context(self) -> dict[str, Any]:
+        """The context as persisted: secret headers redacted."""
+        context = self.context()
+        context["headers"] = redact_headers(self.headers)
+        return context
+
+    def body_hash(self) -> str:
+        """A digest of method and body, to tell a retry from a reuse of its key."""
+        return hashlib.sha256(self.method.encode() + b"\0" + self.body).hexdigest()
+
+    def record(
+        self,
+        verdict: Verdict,
+        *,
+        workflow: str | None = None,
+        reason: str | None = None,
+        status: int | None = None,
+        execution_id: str | None = None,
+    ) -> DeliveryRecord:
+        """This delivery as a stored record, headers redacted."""
+        return DeliveryRecord(
+            id=self.id,
+            workflow=workflow if workflow is not None else (self.workflow or None),
+            received_at=self.received_at,
+            method=self.method,
+            path=self.path,
+            headers=redact_headers(self.headers),
+            query=dict(self.query),
+            body=self.body,
+            remote_addr=self.remote_addr,
+            verdict=verdict,
+            reason=reason,
+            status=status,
+            execution_id=execution_id,
+        )

@@ -1,0 +1,333 @@
+"""The Engine: the root actor. Owns the store actor and one WorkflowSupervisor per
+enabled workflow; admits deliveries; shuts down within a deadline."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import AsyncIterator, Iterable, Mapping
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import attrs
+import trio
+
+from .._ids import new_id
+from ..errors import DefinitionError, NotFound, Rejected, Unavailable, WorkflowNotFound
+from ..http._router import Router
+from ..store._ops import RecordDelivery, SaveWorkflow
+from ..store._records import WorkflowRecord
+from ..store._store import Store, StoreStatistics, open_store
+from ._answers import ExecutionOutcome
+from ._definition import Workflow
+from ._delivery import Delivery
+from ._execution import ExecutionHandle
+from ._loader import load_workflows
+from ._supervisor import ChildSpec, Restart, Supervisor, SupervisorStatistics
+from ._workflow_supervisor import Admission, WorkflowStatistics, WorkflowSupervisor
+
+log = logging.getLogger("hookline.engine")
+
+# While draining at shutdown, how often to look whether running executions are done.
+DRAIN_POLL = 0.02
+
+
+@attrs.frozen
+class EngineStatistics:
+    accepting: bool
+    pending: int
+    pending_limit: int
+    store: StoreStatistics
+    supervisor: SupervisorStatistics
+    workflows: tuple[WorkflowStatistics, ...]
+
+
+class Engine:
+    """The running engine. Create it with :func:`open_engine`."""
+
+    def __init__(
+        self,
+        store: Store,
+        workflows: Iterable[Workflow] = (),
+        *,
+        env: Mapping[str, str] | None = None,
+        pending_limit: int = 10_000,
+        shutdown_timeout: float = 10.0,
+        folder: Path | None = None,
+    ) -> None:
+        self.store = store
+        self.env: Mapping[str, str] = dict(env or {})
+        self.pending_limit = pending_limit
+        self.shutdown_timeout = shutdown_timeout
+        self.folder = folder
+        self.load_errors: tuple[DefinitionError, ...] = ()
+        self.workflows: dict[str, Workflow] = {}
+        self._initial = tuple(workflows)
+        self._supervisors: dict[str, WorkflowSupervisor] = {}
+        self._router: Router[str] = Router(())
+        self._root = Supervisor("engine")
+        self._generation = 0
+        self._accepting = False
+        self._stop = trio.Event()
+        self._stopped = trio.Event()
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    async def main(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """The engine's root task: run until :meth:`aclose`, then shut down in order."""
+        try:
+            async with trio.open_nursery() as outer:
+                await outer.start(self.store.run)
+                async with trio.open_nursery() as inner:
+                    await inner.start(self._root.run)
+                    await self.apply(self._initial)
+                    self._accepting = True
+                    task_status.started()
+                    await self._stop.wait()
+                    self._accepting = False
+                    await self._drain()
+                    inner.cancel_scope.cancel()
+                self._abandon_queued()
+                outer.cancel_scope.cancel()
+        finally:
+            self._stopped.set()
+
+    async def aclose(self) -> None:
+        """Graceful shutdown: refuse intake (503), let running executions finish until
+        ``shutdown_timeout``, cancel the rest (their records stay resumable), flush the
+        store. Returns once the engine has stopped."""
+        self._accepting = False
+        self._stop.set()
+        await self._stopped.wait()
+
+    async def _drain(self) -> None:
+        for supervisor in self._supervisors.values():
+            supervisor.stop_intake()
+        with trio.move_on_after(self.shutdown_timeout):
+            while any(s.running for s in self._supervisors.values()):
+                await trio.sleep(DRAIN_POLL)
+
+    def _abandon_queued(self) -> None:
+        for supervisor in self._supervisors.values():
+            for handle in list(supervisor.handles.values()):
+                if not handle.finished:
+                    handle.set_outcome(
+                        ExecutionOutcome(
+                            handle.id, handle.workflow.key, "cancelled", None, "the engine stopped"
+                        )
+                    )
+
+    # -- definitions -----------------------------------------------------------------
+
+    async def apply(self, workflows: Iterable[Workflow]) -> None:
+        """Make these the engine's workflows: start new and changed ones, retire the
+        ones that changed, were disabled or are gone (they finish what they hold)."""
+        wanted = {workflow.key: workflow for workflow in workflows}
+        for key, supervisor in list(self._supervisors.items()):
+            new = wanted.get(key)
+            if new is None or not new.enabled or new is not supervisor.workflow:
+                supervisor.retire()
+                del self._supervisors[key]
+        for key, workflow in wanted.items():
+            if workflow.enabled and key not in self._supervisors:
+                supervisor = WorkflowSupervisor(workflow, self.store, env=self.env)
+                self._generation += 1
+                spec = ChildSpec(f"workflow:{key}#{self._generation}", supervisor.run, Restart.TRANSIENT)
+                await self._root.start_child(spec)
+                self._supervisors[key] = supervisor
+            if self.workflows.get(key) is not workflow:
+                await self.store.post(SaveWorkflow(_workflow_record(workflow)))
+        self.workflows = wanted
+        self._router = Router(
+            (w.trigger.path, w.trigger.methods, w.key) for w in wanted.values()
+        )
+
+    async def reload(self) -> tuple[DefinitionError, ...]:
+        """Load the workflows folder again and apply it. Returns the files' errors."""
+        if self.folder is None:
+            return ()
+        result = load_workflows(self.folder, env=os.environ)
+        for error in result.errors:
+            log.error("%s", error)
+        self.load_errors = result.errors
+        await self.apply(result.workflows)
+        return result.errors
+
+    # -- intake ----------------------------------------------------------------------
+
+    def route(self, path: str, method: str) -> tuple[Workflow, dict[str, str]]:
+        """The workflow listening on a webhook path. Raises WorkflowNotFound (404) or
+        MethodNotAllowed (405)."""
+        key, params = self._router.match(path, method)
+        return self.workflows[key], params
+
+    def pending(self) -> int:
+        return sum(len(s.handles) for s in self._supervisors.values())
+
+    async def accept(self, delivery: Delivery) -> Admission:
+        """Admit a delivery: store it with its execution (committed) and queue it.
+
+        Raises Unavailable (503) when stopping, overloaded or the workflow is disabled,
+        QueueFull (429) when its queue is full, and the idempotency rejections.
+        """
+        if not self._accepting:
+            raise Unavailable("the engine is shutting down", retry_after=10.0)
+        supervisor = self._supervisors.get(delivery.workflow)
+        if supervisor is None:
+            if delivery.workflow in self.workflows:
+                raise Unavailable(f"workflow '{delivery.workflow}' is disabled", retry_after=60.0)
+            raise WorkflowNotFound(f"there is no workflow '{delivery.workflow}'")
+        if self.pending() >= self.pending_limit:
+            raise Unavailable("the engine is overloaded", retry_after=5.0)
+        return await supervisor.accept(delivery)
+
+    async def record_rejection(self, delivery: Delivery, rejection: Rejected) -> None:
+        """Record a refused delivery with its reason (unless the store already has it)."""
+        if getattr(rejection, "delivery_recorded", False):
+            return
+        record = delivery.record(
+            "rejected", reason=rejection.detail, status=rejection.status
+        )
+        await self.store.post(RecordDelivery(record))
+
+    # -- embedding -------------------------------------------------------------------
+
+    def delivery(
+        self,
+        key: str,
+        *,
+        data: Any = None,
+        headers: Mapping[str, str] | None = None,
+        query: Mapping[str, Any] | None = None,
+        body: bytes | None = None,
+        method: str = "POST",
+    ) -> Delivery:
+        """A delivery for workflow ``key`` made in-process (no HTTP)."""
+        workflow = self.workflows.get(key)
+        if workflow is None:
+            raise WorkflowNotFound(f"there is no workflow '{key}'")
+        if body is None:
+            body = b"" if data is None else json.dumps(data, separators=(",", ":")).encode()
+        return Delivery(
+            id=new_id(),
+            workflow=key,
+            received_at=time.time(),
+            method=method.upper(),
+            path=workflow.trigger.path,
+            headers={k.lower(): v for k, v in (headers or {}).items()},
+            query=dict(query or {}),
+            body=body,
+            data=data,
+            text=body.decode("utf-8", "replace"),
+            remote_addr="embedded",
+        )
+
+    async def submit(self, key: str, **request: Any) -> Admission:
+        """Start an execution of workflow ``key`` without HTTP; returns once it is
+        durably queued (or the earlier answer, for a repeated idempotency key)."""
+        delivery = self.delivery(key, **request)
+        try:
+            return await self.accept(delivery)
+        except Rejected as rejection:
+            await self.record_rejection(delivery, rejection)
+            raise
+
+    async def run(self, key: str, **request: Any) -> ExecutionOutcome:
+        """Run workflow ``key`` without HTTP and wait for it to end."""
+        admission = await self.submit(key, **request)
+        if admission.handle is None:
+            record = await self.store.get_execution(admission.execution_id)
+            if record is None:
+                raise NotFound(f"no execution {admission.execution_id}")
+            return ExecutionOutcome(
+                record.id, record.workflow, record.status, record.output, record.error
+            )
+        return await admission.handle.wait_finished()
+
+    def handle(self, execution_id: str) -> ExecutionHandle | None:
+        """The live handle of a queued or running execution, if any."""
+        for supervisor in self._supervisors.values():
+            found = supervisor.handles.get(execution_id)
+            if found is not None:
+                return found
+        return None
+
+    async def cancel(self, execution_id: str) -> bool:
+        """Cancel a queued or running execution. False if it is not live here."""
+        handle = self.handle(execution_id)
+        if handle is None:
+            if await self.store.get_execution(execution_id) is None:
+                raise NotFound(f"no execution {execution_id}")
+            return False
+        handle.cancel()
+        return True
+
+    def statistics(self) -> EngineStatistics:
+        return EngineStatistics(
+            accepting=self._accepting,
+            pending=self.pending(),
+            pending_limit=self.pending_limit,
+            store=self.store.statistics(),
+            supervisor=self._root.statistics(),
+            workflows=tuple(s.statistics() for s in self._supervisors.values()),
+        )
+
+
+def _workflow_record(workflow: Workflow) -> WorkflowRecord:
+    import hashlib
+
+    return WorkflowRecord(
+        key=workflow.key,
+        title=workflow.title,
+        enabled=workflow.enabled,
+        source=workflow.text,
+        digest=hashlib.sha256(workflow.text.encode()).hexdigest(),
+        updated_at=time.time(),
+    )
+
+
+@asynccontextmanager
+async def open_engine(
+    workflows: str | os.PathLike[str] | Iterable[Workflow] = (),
+    *,
+    store: Store | str = "memory://",
+    env: Mapping[str, str] | None = None,
+    pending_limit: int = 10_000,
+    shutdown_timeout: float = 10.0,
+) -> AsyncIterator[Engine]:
+    """Run an engine inside the caller's trio program.
+
+    ``workflows`` is a folder of definitions or validated :class:`Workflow` objects;
+    ``store`` a :class:`Store` or a store URL (``sqlite:///var/hookline.db``,
+    ``memory://``). Leaving the block shuts the engine down gracefully.
+    """
+    if isinstance(store, str):
+        store = open_store(store)
+    folder: Path | None = None
+    if isinstance(workflows, (str, os.PathLike)):
+        folder = Path(workflows)
+        workflows = ()
+    engine = Engine(
+        store,
+        workflows,
+        env=env,
+        pending_limit=pending_limit,
+        shutdown_timeout=shutdown_timeout,
+        folder=folder,
+    )
+    if folder is not None:
+        result = load_workflows(folder, env=os.environ)
+        for error in result.errors:
+            log.error("%s", error)
+        engine.load_errors = result.errors
+        engine._initial = result.workflows
+    async with trio.open_nursery() as nursery:
+        await nursery.start(engine.main)
+        try:
+            yield engine
+        finally:
+            with trio.CancelScope(shield=True):
+                await engine.aclose()

@@ -1,0 +1,325 @@
+"""Loading workflow definitions (DESIGN.md section 4) into validated :class:`Workflow` s.
+
+Everything is checked at load time: field types, durations and sizes, ``env:NAME``
+secrets, IP networks, templates and comparison trees (compiled here, once), node types
+and node keys (unique across the whole tree). A definition that does not validate raises
+:class:`~hookline.errors.DefinitionError` naming the file, the field path and what was
+expected. :func:`load_workflows` reads a folder and collects the errors of bad files
+instead of raising, so one bad file never stops the others.
+
+Two workflows conflict when a request could reach both: a method in common and paths
+that match the same requests with neither more specific. ``github/{repo}`` and
+``github/{name}`` conflict; ``github/push`` and ``github/{repo}`` do not (a router takes
+the literal segment first); ``a/{x}`` and ``{y}/b`` do.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import re
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from ..errors import DefinitionError
+from ..nodes._registry import NodeListParser
+from ._definition import (
+    HTTP_METHODS,
+    Concurrency,
+    Idempotency,
+    IPNetwork,
+    ResponseSpec,
+    Verifier,
+    WebhookTrigger,
+    Workflow,
+)
+from ._fields import Fields, parse_yaml
+
+__all__ = [
+    "VERIFY_SCHEMES",
+    "LoadResult",
+    "check_conflicts",
+    "load_workflow_data",
+    "load_workflow_text",
+    "load_workflows",
+]
+
+VERIFY_SCHEMES = (
+    "github",
+    "gitlab",
+    "stripe",
+    "slack",
+    "standard_webhooks",
+    "shopify",
+    "twilio",
+    "hmac",
+    "basic",
+    "bearer",
+    "header",
+    "jwt",
+)
+"""The ``verify`` entry names of DESIGN.md section 6."""
+
+WORKFLOW_SUFFIXES = (".yaml", ".yml", ".json")
+
+_KEY = r"[a-z0-9][a-z0-9_-]*"
+_SEGMENT = re.compile(r"[A-Za-z0-9._~-]+")
+_PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_PATH_EXPECTED = (
+    "a path such as 'github/{repo}': segments of letters, digits, '.', '_', '~', '-', "
+    "or one {name} parameter each"
+)
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+
+
+@attrs.frozen
+class LoadResult:
+    """The workflows of a folder that loaded, and the errors of the files that did not."""
+
+    workflows: tuple[Workflow, ...]
+    errors: tuple[DefinitionError, ...]
+
+
+def load_workflows(folder: str | Path, *, env: Mapping[str, str] | None = None) -> LoadResult:
+    """Load every ``*.yaml``, ``*.yml`` and ``*.json`` file of ``folder``, in name order.
+
+    Never raises for a bad file: its error is collected and the others load. A file
+    whose key or route conflicts with one loaded before it is an error of the later file.
+    A missing folder gives no workflows and one error.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        error = DefinitionError(str(folder), "", "a folder of workflow files")
+        return LoadResult(workflows=(), errors=(error,))
+    loaded: list[Workflow] = []
+    errors: list[DefinitionError] = []
+    for path in sorted(folder.iterdir()):
+        if path.suffix not in WORKFLOW_SUFFIXES or path.name.startswith("."):
+            continue
+        source = str(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            errors.append(DefinitionError(source, "", "a readable UTF-8 text file", str(exc)))
+            continue
+        try:
+            workflow = load_workflow_text(text, source=source, env=env)
+            check_conflicts(workflow, loaded)
+        except DefinitionError as exc:
+            errors.append(exc)
+        else:
+            loaded.append(workflow)
+    return LoadResult(workflows=tuple(loaded), errors=tuple(errors))
+
+
+def load_workflow_text(text: str, *, source: str, env: Mapping[str, str] | None = None) -> Workflow:
+    """Parse and validate one definition written in YAML (or JSON, a ``.json`` source).
+
+    ``source`` names the file in messages and becomes :attr:`Workflow.source`; ``text``
+    becomes :attr:`Workflow.text`. Raises :class:`DefinitionError` for a syntax error
+    (with its line), a duplicate mapping key, or anything :func:`load_workflow_data` refuses.
+    """
+    data = (
+        _parse_json(text, source) if source.endswith(".json") else parse_yaml(text, source=source)
+    )
+    return attrs.evolve(load_workflow_data(data, source=source, env=env), text=text)
+
+
+def load_workflow_data(
+    data: object, *, source: str, env: Mapping[str, str] | None = None
+) -> Workflow:
+    """Validate an already parsed definition (a mapping). ``env`` (default
+    :data:`os.environ`) resolves ``env:NAME`` secrets. Raises :class:`DefinitionError`."""
+    if not isinstance(data, Mapping):
+        raise DefinitionError(source, "", "a workflow definition (a mapping)", data)
+    fields = Fields(data, source=source, env=os.environ if env is None else env)
+    key = fields.string("key", pattern=_KEY, expected=f"a workflow key matching {_KEY}")
+    workflow = Workflow(
+        key=key,
+        title=fields.string("title", ""),
+        enabled=fields.boolean("enabled", default=True),
+        trigger=_trigger(fields.sub("trigger"), key),
+        concurrency=_concurrency(fields.sub("concurrency")),
+        timeout=fields.duration("timeout", 300.0),
+        nodes=NodeListParser()(fields, "nodes", required=True),
+        source=source,
+    )
+    fields.done()
+    return workflow
+
+
+def check_conflicts(workflow: Workflow, others: Iterable[Workflow]) -> None:
+    """Raise :class:`DefinitionError` (for ``workflow``) if one of ``others`` has its key,
+    or serves a method of it on a path that a request could match for both."""
+    shape = _shape(workflow.trigger.path)
+    for other in others:
+        if other.key == workflow.key:
+            raise DefinitionError(
+                workflow.source, "key", f"a key not used by {other.source}", workflow.key
+            )
+        common = [m for m in workflow.trigger.methods if m in other.trigger.methods]
+        if common and _ambiguous(shape, _shape(other.trigger.path)):
+            where = f"{other.key} in {other.source}" if other.source else other.key
+            raise DefinitionError(
+                workflow.source,
+                "trigger.path",
+                f"a route not served by another workflow "
+                f"({where} serves {other.trigger.path!r} for {', '.join(common)})",
+                workflow.trigger.path,
+            )
+
+
+# -- the trigger and its parts -----------------------------------------------------------
+
+
+def _trigger(fields: Fields, key: str) -> WebhookTrigger:
+    fields.choice("type", ("webhook",), "webhook")
+    has_response = fields.has("response")
+    trigger = WebhookTrigger(
+        path=_path(fields, key),
+        methods=_methods(fields),
+        mode="sync" if fields.choice("mode", ("async", "sync"), "async") == "sync" else "async",
+        sync_timeout=fields.duration("sync_timeout", 10.0),
+        max_body=fields.size("max_body", 1024 * 1024),
+        verify=tuple(_verifier(fields, index, entry) for index, entry in _each(fields, "verify")),
+        ip_allow=tuple(
+            _network(fields, index, entry) for index, entry in _each(fields, "ip_allow")
+        ),
+        idempotency=_idempotency(fields.sub("idempotency")),
+        response=_response(fields.sub("response")) if has_response else None,
+    )
+    fields.done()
+    return trigger
+
+
+def _path(fields: Fields, key: str) -> str:
+    path = fields.string("path", key, expected=_PATH_EXPECTED).strip("/")
+    names: set[str] = set()
+    for segment in path.split("/"):
+        param = _PARAM.fullmatch(segment)
+        if param is None and _SEGMENT.fullmatch(segment) is None:
+            fields.fail("path", _PATH_EXPECTED, fields.value("path", key))
+        if param is not None:
+            if param[1] in names:
+                fields.fail("path", "parameter names used once each", param[1])
+            names.add(param[1])
+    return path
+
+
+def _methods(fields: Fields) -> tuple[str, ...]:
+    expected = "a list of methods from " + ", ".join(HTTP_METHODS)
+    written = fields.strings("methods", ["POST"])
+    if not written:
+        fields.fail("methods", expected, written)
+    for index, method in enumerate(written):
+        if method.upper() not in HTTP_METHODS:
+            fields.fail(f"methods[{index}]", "one of " + ", ".join(HTTP_METHODS), method)
+    return tuple(dict.fromkeys(method.upper() for method in written))
+
+
+def _each(fields: Fields, name: str) -> Iterable[tuple[int, Any]]:
+    return enumerate(fields.sequence(name, []))
+
+
+def _verifier(fields: Fields, index: int, entry: object) -> Verifier:
+    here = f"verify[{index}]"
+    if not isinstance(entry, Mapping) or len(entry) != 1:
+        fields.fail(here, "a one-key mapping such as {github: {secret: env:NAME}}", entry)
+    ((scheme, options),) = entry.items()
+    if scheme not in VERIFY_SCHEMES:
+        fields.fail(f"{here}.{scheme}", "a scheme, one of " + ", ".join(VERIFY_SCHEMES), scheme)
+    options = {} if options is None else options
+    if not isinstance(options, Mapping):
+        fields.fail(f"{here}.{scheme}", "a mapping of options", options)
+    return Verifier(scheme=scheme, options=fields.resolve_env(f"{here}.{scheme}", options))
+
+
+def _network(fields: Fields, index: int, entry: object) -> IPNetwork:
+    expected = "an IP address or network such as '10.0.0.0/8' or '::1'"
+    if not isinstance(entry, str):
+        fields.fail(f"ip_allow[{index}]", expected, entry)
+    try:
+        return ipaddress.ip_network(entry.strip(), strict=False)
+    except ValueError:
+        fields.fail(f"ip_allow[{index}]", expected, entry)
+
+
+def _idempotency(fields: Fields) -> Idempotency:
+    key = fields.string("key", None)
+    idempotency = Idempotency(
+        key=None if key is None else fields.compile("key", key),
+        ttl=fields.duration("ttl", 3 * 86400.0),
+    )
+    fields.done()
+    return idempotency
+
+
+def _response(fields: Fields) -> ResponseSpec:
+    headers = fields.mapping("headers", None)
+    for name in headers or ():
+        if _HEADER_NAME.fullmatch(name) is None:
+            fields.fail(f"headers.{name}", "a header name (letters, digits, '-')", name)
+    response = ResponseSpec(
+        status=fields.integer("status", 202, low=100, high=599),
+        headers=None if headers is None else fields.compile("headers", headers),
+        body=fields.template("body", None),
+    )
+    fields.done()
+    return response
+
+
+def _concurrency(fields: Fields) -> Concurrency:
+    order_by = fields.string("order_by", None)
+    concurrency = Concurrency(
+        max=fields.integer("max", 8, low=1),
+        order_by=None if order_by is None else fields.compile("order_by", order_by),
+        queue=fields.integer("queue", 1000, low=1),
+    )
+    fields.done()
+    return concurrency
+
+
+# -- routes ------------------------------------------------------------------------------
+
+
+def _shape(path: str) -> tuple[str | None, ...]:
+    """A path's segments, None for a parameter."""
+    return tuple(None if _PARAM.fullmatch(s) else s for s in path.split("/"))
+
+
+def _ambiguous(one: tuple[str | None, ...], other: tuple[str | None, ...]) -> bool:
+    if len(one) != len(other):
+        return False
+    if any(a is not None and b is not None and a != b for a, b in zip(one, other, strict=True)):
+        return False  # a literal segment differs: no request matches both
+    one_wins = any(a is not None and b is None for a, b in zip(one, other, strict=True))
+    other_wins = any(a is None and b is not None for a, b in zip(one, other, strict=True))
+    # Exactly one more specific than the other: a router picks it. Same shape, or each
+    # more specific somewhere: no order decides.
+    return one_wins == other_wins
+
+
+# -- text --------------------------------------------------------------------------------
+
+
+def _parse_json(text: str, source: str) -> object:
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        found: dict[str, Any] = {}
+        for key, value in items:
+            if key in found:
+                raise ValueError(f"duplicate key {key!r}")
+            found[key] = value
+        return found
+
+    try:
+        return json.loads(text, object_pairs_hook=pairs)
+    except json.JSONDecodeError as exc:
+        raise DefinitionError(
+            source, "", f"valid JSON; line {exc.lineno}, column {exc.colno}: {exc.msg}"
+        ) from exc
+    except ValueError as exc:
+        raise DefinitionError(source, "", f"valid JSON; {exc}") from exc

@@ -1,0 +1,91 @@
+"""The NodeActor: runs one node's jobs, each under its timeout, cancellable one by one."""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import trio
+
+from .._units import format_duration
+from ..errors import NodeError
+from ..nodes._base import NodeSpec
+from ._actor import Actor
+from ._job import JobTicket
+
+log = logging.getLogger("hookline.engine")
+
+
+def describe_failure(exc: BaseException) -> str:
+    """A job's error text: the message of a NodeError, type and message otherwise."""
+    if isinstance(exc, NodeError):
+        return str(exc)
+    if isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        return describe_failure(exc.exceptions[0])
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+class NodeActor(Actor[JobTicket]):
+    """One actor per node of a workflow.
+
+    Each job runs in its own task (up to the node's ``concurrency``) under
+    ``trio.fail_after(node.timeout)``. A node raising is a failed job, never a crash of
+    this actor. If the actor itself crashes, the jobs it was running end ``cancelled``
+    (their executions see it at once) and its supervisor restarts it; jobs still in the
+    mailbox are run by the restarted actor.
+    """
+
+    counts_own_jobs = True
+
+    def __init__(self, workflow: str, node: NodeSpec, *, capacity: int = 256) -> None:
+        super().__init__(f"{workflow}/{node.key}", capacity=capacity)
+        self.node = node
+        limit = node.concurrency if node.concurrency is not None else math.inf
+        self._limiter = trio.CapacityLimiter(limit)
+        self._nursery: trio.Nursery | None = None
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            await super().run(task_status=task_status)
+
+    async def handle(self, message: JobTicket) -> None:
+        try:
+            await self.dispatch(message)
+        except BaseException:
+            # The message is out of the mailbox: whoever waits for it must hear of it.
+            message.finish("cancelled", error="node actor stopped")
+            raise
+
+    async def dispatch(self, ticket: JobTicket) -> None:
+        """Start the job in its own task once the node's concurrency allows."""
+        if ticket.cancel_requested:
+            ticket.finish("cancelled", error="cancelled before it started")
+            return
+        await self._limiter.acquire_on_behalf_of(ticket)
+        assert self._nursery is not None
+        self.jobs_started()
+        self._nursery.start_soon(self._run_job, ticket)
+
+    async def _run_job(self, ticket: JobTicket) -> None:
+        timeout = self.node.timeout
+        try:
+            with trio.CancelScope() as scope:
+                ticket.attach(scope)
+                try:
+                    with trio.fail_after(timeout):
+                        result = await self.node.config.run(ticket.job)
+                except trio.TooSlowError:
+                    ticket.finish("timed_out", error=f"timed out after {format_duration(timeout)}")
+                except Exception as exc:
+                    log.debug("job of %s failed", self.name, exc_info=True)
+                    ticket.finish("failed", error=describe_failure(exc))
+                else:
+                    ticket.finish("succeeded", result)
+            if scope.cancelled_caught:
+                ticket.finish("cancelled", error="cancelled")
+        finally:
+            ticket.finish("cancelled", error="node actor stopped")
+            self._limiter.release_on_behalf_of(ticket)
+            self.jobs_finished(failed=ticket.status != "succeeded")

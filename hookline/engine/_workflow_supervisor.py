@@ -1,0 +1,251 @@
+"""The WorkflowSupervisor: one per enabled workflow; admits, queues and runs executions."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+import trio
+
+from .._ids import new_id
+from ..errors import QueueFull
+from ..store._ops import AcceptDelivery, IdempotencyClaim
+from ..store._records import Answer, ExecutionRecord, IdempotencyRecord
+from ..store._store import Store
+from ._actor import ActorStatistics
+from ._answers import ExecutionOutcome, accepted_answer
+from ._definition import Workflow
+from ._delivery import Delivery
+from ._execution import Execution, ExecutionHandle
+from ._idempotency import idempotency_key, replay
+from ._mailbox import Mailbox, MailboxStatistics
+from ._node_actor import NodeActor
+from ._supervisor import ChildSpec, Restart, Supervisor, SupervisorStatistics
+
+
+@attrs.frozen
+class Admission:
+    """A delivery let in: a new execution, or the replayed answer of an earlier one."""
+
+    execution_id: str
+    handle: ExecutionHandle | None
+    answer: Answer | None
+    replayed: bool = False
+
+
+@attrs.frozen
+class WorkflowStatistics:
+    workflow: str
+    queue: MailboxStatistics
+    running: int
+    completed: int
+    failed: int
+    supervisor: SupervisorStatistics
+    nodes: tuple[ActorStatistics, ...]
+
+
+class DrainRate:
+    """Executions finished per second, smoothed, to tell a refused sender when to retry."""
+
+    def __init__(self, half_life: float = 5.0) -> None:
+        self._half_life = half_life
+        self._rate = 0.0
+        self._last = time.monotonic()
+
+    def tick(self) -> None:
+        now = time.monotonic()
+        elapsed = max(now - self._last, 1e-6)
+        weight = 0.5 ** (elapsed / self._half_life)
+        self._rate = self._rate * weight + (1 - weight) / elapsed
+        self._last = now
+
+    def retry_after(self, backlog: int) -> float:
+        """Seconds until ``backlog`` executions have drained, between 1 and 60."""
+        if self._rate <= 0:
+            return 5.0
+        return float(min(60, max(1, math.ceil(backlog / self._rate))))
+
+
+class WorkflowSupervisor:
+    """Owns one workflow's queue, its NodeActors and its running executions.
+
+    ``accept`` reserves a queue slot before anything is stored, so a full queue is
+    refused with :class:`QueueFull` (429) and an accepted delivery can always be queued.
+    """
+
+    def __init__(self, workflow: Workflow, store: Store, *, env: Mapping[str, str]) -> None:
+        self.workflow = workflow
+        self.store = store
+        self.env = env
+        key = workflow.key
+        self.queue: Mailbox[ExecutionHandle] = Mailbox(
+            workflow.concurrency.queue, name=f"workflow:{key}"
+        )
+        capacity = max(64, workflow.concurrency.max * 4)
+        self.actors = {
+            node.key: NodeActor(key, node, capacity=capacity) for node in workflow.walk()
+        }
+        self.running: dict[str, ExecutionHandle] = {}
+        # Every live execution of this workflow, queued or running, by id.
+        self.handles: dict[str, ExecutionHandle] = {}
+        self.supervisor = Supervisor(f"workflow:{key}")
+        self._completed = 0
+        self._failed = 0
+        self._drain = DrainRate()
+        self._retired = trio.Event()
+        self._intake = trio.CancelScope()
+        self._intake_stopped = False
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        children = [ChildSpec(f"node:{key}", actor.run) for key, actor in self.actors.items()]
+        children.append(ChildSpec("executions", self._run_executions, Restart.TRANSIENT))
+        async with trio.open_nursery() as nursery:
+            await nursery.start(self.supervisor.run, children)
+            task_status.started()
+            await self._retired.wait()
+            nursery.cancel_scope.cancel()
+
+    def retire(self) -> None:
+        """Take no more deliveries; finish what is queued and running, then stop."""
+        self.queue.close()
+
+    def roots(self, delivery: Delivery, execution_id: str | None = None) -> dict[str, Any]:
+        """Template roots for what is rendered at intake (idempotency key, response)."""
+        return {
+            "context": delivery.context(),
+            "nodes": {},
+            "scopes": {},
+            "execution": {"id": execution_id},
+            "workflow": {"key": self.workflow.key, "title": self.workflow.title},
+            "system": {},
+            "env": dict(self.env),
+        }
+
+    async def accept(self, delivery: Delivery) -> Admission:
+        """Store the delivery and its new execution, then queue it.
+
+        Raises QueueFull when the queue has no room, IdempotencyConflict (409) or
+        IdempotencyMismatch (422) for a repeated key; replays the first answer of a
+        finished duplicate. A rejection raised before the store write is recorded by the
+        caller.
+        """
+        workflow = self.workflow
+        key = idempotency_key(workflow, delivery, self.roots(delivery))
+        body_hash = delivery.body_hash()
+        if key is not None:
+            earlier = await self.store.get_idempotency(workflow.key, key)
+            if earlier is not None:
+                return self._replay(delivery, earlier, body_hash)
+        try:
+            reservation = self.queue.reserve_nowait()
+        except (trio.WouldBlock, trio.ClosedResourceError):
+            backlog = self.queue.statistics().depth + len(self.running)
+            raise QueueFull(
+                f"the queue of workflow '{workflow.key}' is full",
+                retry_after=self._drain.retry_after(backlog),
+            ) from None
+        try:
+            execution_id = new_id()
+            now = time.time()
+            answer = None
+            if workflow.trigger.mode == "async":
+                answer = accepted_answer(workflow, execution_id, self.roots(delivery, execution_id))
+            claim = None
+            if key is not None:
+                expires = now + workflow.trigger.idempotency.ttl
+                claim = IdempotencyClaim(key, body_hash, expires)
+            record = delivery.record(
+                "accepted",
+                status=answer.status if answer is not None else None,
+                execution_id=execution_id,
+            )
+            execution = ExecutionRecord(
+                id=execution_id,
+                workflow=workflow.key,
+                delivery_id=delivery.id,
+                status="queued",
+                created_at=now,
+                context=delivery.stored_context(),
+            )
+            result = await self.store.write(AcceptDelivery(record, execution, claim, answer))
+        except BaseException:
+            reservation.release()
+            raise
+        if isinstance(result, IdempotencyRecord):
+            reservation.release()
+            return self._replay(delivery, result, body_hash, recorded=True)
+        handle = ExecutionHandle(execution_id, workflow, delivery, idempotency_key=key)
+        if answer is not None:
+            handle.set_answer(answer)
+        self.handles[execution_id] = handle
+        reservation.send(handle)
+        return Admission(execution_id, handle, answer)
+
+    def _replay(
+        self,
+        delivery: Delivery,
+        earlier: IdempotencyRecord,
+        body_hash: str,
+        *,
+        recorded: bool = False,
+    ) -> Admission:
+        try:
+            answer = replay(earlier, body_hash)
+        except Exception as exc:
+            exc.delivery_recorded = recorded  # type: ignore[attr-defined]
+            raise
+        return Admission(earlier.execution_id, None, answer, replayed=True)
+
+    async def _run_executions(
+        self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        limiter = trio.CapacityLimiter(self.workflow.concurrency.max)
+        async with trio.open_nursery() as nursery:
+            task_status.started()
+            with trio.CancelScope() as self._intake:
+                if self._intake_stopped:
+                    self._intake.cancel()
+                async for handle in self.queue:
+                    await limiter.acquire_on_behalf_of(handle)
+                    nursery.start_soon(self._execute, handle, limiter)
+        self._retired.set()
+
+    def stop_intake(self) -> None:
+        """Start no more queued executions (shutdown); running ones go on. Those left
+        in the queue stay ``queued`` in the store for the next start."""
+        self._intake_stopped = True
+        self._intake.cancel()
+
+    async def _execute(self, handle: ExecutionHandle, limiter: trio.CapacityLimiter) -> None:
+        self.running[handle.id] = handle
+        try:
+            outcome = await Execution(handle, self.actors, self.store, env=self.env).run()
+            self._completed += 1
+            if not outcome.succeeded:
+                self._failed += 1
+        finally:
+            del self.running[handle.id]
+            del self.handles[handle.id]
+            limiter.release_on_behalf_of(handle)
+            self._drain.tick()
+            if not handle.finished:
+                # Interrupted from outside (shutdown): the record stays resumable.
+                handle.set_outcome(
+                    ExecutionOutcome(
+                        handle.id, self.workflow.key, "cancelled", None, "the engine stopped"
+                    )
+                )
+
+    def statistics(self) -> WorkflowStatistics:
+        return WorkflowStatistics(
+            workflow=self.workflow.key,
+            queue=self.queue.statistics(),
+            running=len(self.running),
+            completed=self._completed,
+            failed=self._failed,
+            supervisor=self.supervisor.statistics(),
+            nodes=tuple(actor.statistics() for actor in self.actors.values()),
+        )

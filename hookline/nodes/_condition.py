@@ -1,0 +1,39 @@
+"""The ``condition`` node: run ``then`` or ``else`` depending on a comparison tree."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import attrs
+
+from ..engine._compare import Condition
+from ..engine._fields import Fields
+from ._base import Job, NodeResult, NodeSpec
+from ._registry import NodeListParser, register
+
+
+@attrs.frozen
+class ConditionNode:
+    """``if`` holds: the execution runs ``then`` next; otherwise ``else``.
+
+    The result is the name of the branch taken, ``"then"`` or ``"else"``.
+    """
+
+    test: Condition
+    then: tuple[NodeSpec, ...] = ()
+    otherwise: tuple[NodeSpec, ...] = ()
+
+    def branches(self) -> Sequence[Sequence[NodeSpec]]:
+        return (self.then, self.otherwise)
+
+    async def run(self, job: Job) -> NodeResult:
+        if self.test.evaluate(job.variables):
+            return NodeResult(output="then", branch=self.then)
+        return NodeResult(output="else", branch=self.otherwise)
+
+
+@register("condition")
+def parse(fields: Fields, nodes: NodeListParser) -> ConditionNode:
+    return ConditionNode(
+        test=fields.condition("if"), then=nodes(fields, "then"), otherwise=nodes(fields, "else")
+    )

@@ -1,0 +1,37 @@
+"""The ``end`` node: stop the execution now, as succeeded or failed, with an output."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+import attrs
+
+from ..engine._fields import Fields
+from ..engine._templates import Compiled
+from ._base import End, Job, NodeResult, NodeSpec
+from ._registry import NodeListParser, register
+
+
+@attrs.frozen
+class EndNode:
+    """Stop with ``status``; the rendered ``output`` is the node's and the execution's."""
+
+    status: Literal["succeeded", "failed"] = "succeeded"
+    output: Compiled | None = None
+
+    def branches(self) -> Sequence[Sequence[NodeSpec]]:
+        return ()
+
+    async def run(self, job: Job) -> NodeResult:
+        output = None if self.output is None else job.render(self.output)
+        return NodeResult(output=output, end=End(self.status, output))
+
+
+@register("end")
+def parse(fields: Fields, nodes: NodeListParser) -> EndNode:
+    status = fields.choice("status", ("succeeded", "failed"), "succeeded")
+    return EndNode(
+        status="failed" if status == "failed" else "succeeded",
+        output=fields.template("output", None),
+    )

@@ -1,0 +1,107 @@
+"""The backend seam: what a storage engine must offer the store actor.
+
+Both backends (:class:`~hookline.store._sqlite.SQLiteBackend` and
+:class:`~hookline.store._memory.MemoryBackend`) implement :class:`StoreBackend` with
+the same semantics; the behaviour tests run against both. Every method is synchronous:
+the store actor decides whether to call it in a worker thread (``threaded``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Protocol, TypeVar
+
+from ._ops import WriteOp
+from ._records import (
+    DeliveryRecord,
+    ExecutionRecord,
+    IdempotencyRecord,
+    JobRecord,
+    Page,
+    WorkflowRecord,
+)
+
+__all__ = ["StoreBackend", "make_page"]
+
+T = TypeVar("T")
+
+
+class StoreBackend(Protocol):
+    """A storage engine the store actor drives.
+
+    Writes arrive only through :meth:`apply`, from one thread at a time. Reads may come
+    from up to ``readers`` threads at once, concurrently with a write. Every method
+    raises :class:`~hookline.errors.StoreClosed` when the backend is not open and
+    :class:`~hookline.errors.StoreError` when storage fails; no third-party error
+    escapes.
+    """
+
+    #: True: call methods in worker threads (blocking I/O). False: call them inline,
+    #: which keeps tests on trio's virtual clock free of threads.
+    threaded: bool
+    #: How many reads may run at once.
+    readers: int
+
+    def open(self) -> None:
+        """Create or migrate the storage and get ready. Calling it twice is harmless."""
+
+    def close(self) -> None:
+        """Release every resource. Calling it twice is harmless."""
+
+    def apply(self, ops: Sequence[WriteOp]) -> list[object]:
+        """Apply ``ops`` in order in one transaction, and commit it.
+
+        Returns one result per op (see each op class), or the exception an op failed
+        with (a :class:`~hookline.errors.StoreError`); a failed op changes nothing and
+        the other ops still commit. Raises StoreError if the transaction as a whole
+        could not commit: then none of the ops took effect.
+        """
+        ...
+
+    def get_execution(self, id: str) -> ExecutionRecord | None:
+        """The execution ``id``, or None."""
+        ...
+
+    def list_jobs(self, execution_id: str) -> list[JobRecord]:
+        """The jobs of an execution, in the order they were saved."""
+        ...
+
+    def list_executions(
+        self, *, workflow: str | None, status: str | None, limit: int, cursor: str | None
+    ) -> Page[ExecutionRecord]:
+        """Executions newest first, filtered; ``cursor`` is the previous page's cursor."""
+        ...
+
+    def list_deliveries(
+        self, *, workflow: str | None, verdict: str | None, limit: int, cursor: str | None
+    ) -> Page[DeliveryRecord]:
+        """Deliveries newest first, filtered; ``cursor`` is the previous page's cursor."""
+        ...
+
+    def get_delivery(self, id: str) -> DeliveryRecord | None:
+        """The delivery ``id``, or None."""
+        ...
+
+    def get_idempotency(self, workflow: str, key: str, now: float) -> IdempotencyRecord | None:
+        """The live record for ``key`` in ``workflow``; None if absent or expired at ``now``."""
+        ...
+
+    def unfinished_executions(self) -> list[ExecutionRecord]:
+        """Executions still queued or running (to resume after a restart), oldest first."""
+        ...
+
+    def list_workflows(self) -> list[WorkflowRecord]:
+        """Every stored workflow record, by key."""
+        ...
+
+
+def make_page(rows: Sequence[T], limit: int, id_of: Callable[[T], str]) -> Page[T]:
+    """The page made of the first ``limit`` of ``rows``, for backends to share.
+
+    ``rows`` holds up to ``limit + 1`` records in page order (newest first); an extra
+    record only tells that another page follows, and the cursor is then the last id on
+    this page.
+    """
+    items = tuple(rows[:limit])
+    more = len(rows) > limit and bool(items)
+    return Page(items=items, cursor=id_of(items[-1]) if more else None)

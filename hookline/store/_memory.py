@@ -1,0 +1,255 @@
+"""The in-memory backend: the store's semantics over plain dicts, for fast tests.
+
+It keeps nothing on disk and starts no threads (``threaded = False``), so tests that run
+on trio's virtual clock (``autojump_clock``) can use a real :class:`Store` over it.
+Payloads go through the same msgpack round trip as in SQLite, so what a caller reads
+back has the same shape (lists for tuples, strings for odd values) and is never an
+alias of an object the caller may still change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import attrs
+
+from ..errors import StoreClosed, StoreError
+from ._backend import make_page
+from ._encoding import pack, unpack
+from ._ops import (
+    AcceptDelivery,
+    RecordDelivery,
+    SaveAnswer,
+    SaveJob,
+    SaveWorkflow,
+    UpdateExecution,
+    WriteOp,
+)
+from ._records import (
+    DeliveryRecord,
+    ExecutionRecord,
+    IdempotencyRecord,
+    JobRecord,
+    Page,
+    WorkflowRecord,
+)
+
+__all__ = ["MemoryBackend"]
+
+T = TypeVar("T")
+
+_UNFINISHED = ("queued", "running")
+
+
+def _copy(value: Any) -> Any:
+    return unpack(pack(value))
+
+
+class MemoryBackend:
+    """A :class:`~hookline.store._backend.StoreBackend` over dicts.
+
+    Closing keeps the data: a store reopened over the same backend finds everything
+    committed before, as it would in a file.
+    """
+
+    threaded = False
+    readers = 1
+
+    def __init__(self) -> None:
+        self._open = False
+        self._workflows: dict[str, WorkflowRecord] = {}
+        self._deliveries: dict[str, DeliveryRecord] = {}
+        self._executions: dict[str, ExecutionRecord] = {}
+        self._jobs: dict[str, list[JobRecord]] = {}
+        self._idempotency: dict[tuple[str, str], IdempotencyRecord] = {}
+
+    def open(self) -> None:
+        self._open = True
+
+    def close(self) -> None:
+        self._open = False
+
+    def _check_open(self) -> None:
+        if not self._open:
+            raise StoreClosed("the memory store is closed")
+
+    # -- writes ------------------------------------------------------------------------
+
+    def apply(self, ops: Sequence[WriteOp]) -> list[object]:
+        self._check_open()
+        results: list[object] = []
+        for op in ops:
+            try:
+                results.append(self._apply_one(op))
+            except StoreError as exc:
+                # Each op checks before it changes anything, so a failed op left no trace.
+                results.append(exc)
+        return results
+
+    def _apply_one(self, op: WriteOp) -> object:
+        if isinstance(op, RecordDelivery):
+            self._insert_delivery(op.delivery)
+            return None
+        if isinstance(op, AcceptDelivery):
+            return self._accept(op)
+        if isinstance(op, UpdateExecution):
+            self._update_execution(op)
+            return None
+        if isinstance(op, SaveJob):
+            job = op.job
+            stored = attrs.evolve(job, output=_copy(job.output), log=tuple(_copy(job.log)))
+            self._jobs.setdefault(job.execution_id, []).append(stored)
+            return None
+        if isinstance(op, SaveAnswer):
+            self._save_answer(op)
+            return None
+        if isinstance(op, SaveWorkflow):
+            self._workflows[op.workflow.key] = op.workflow
+            return None
+        raise StoreError(f"unknown write operation {type(op).__name__}")
+
+    def _check_new_delivery(self, delivery: DeliveryRecord) -> None:
+        if delivery.id in self._deliveries:
+            raise StoreError(f"delivery {delivery.id} already exists")
+
+    def _insert_delivery(self, delivery: DeliveryRecord) -> None:
+        self._check_new_delivery(delivery)
+        self._deliveries[delivery.id] = attrs.evolve(
+            delivery, headers=_copy(delivery.headers), query=_copy(delivery.query)
+        )
+
+    def _accept(self, op: AcceptDelivery) -> IdempotencyRecord | None:
+        execution = op.execution
+        now = op.delivery.received_at
+        if op.claim is not None:
+            earlier = self._idempotency.get((execution.workflow, op.claim.key))
+            if earlier is not None and earlier.expires_at > now:
+                self._insert_delivery(
+                    attrs.evolve(
+                        op.delivery, verdict="duplicate", execution_id=earlier.execution_id
+                    )
+                )
+                return earlier
+        self._check_new_delivery(op.delivery)
+        if execution.id in self._executions:
+            raise StoreError(f"execution {execution.id} already exists")
+        self._insert_delivery(attrs.evolve(op.delivery, execution_id=execution.id))
+        self._executions[execution.id] = attrs.evolve(
+            execution, context=_copy(execution.context), output=_copy(execution.output)
+        )
+        if op.claim is not None:
+            self._idempotency[(execution.workflow, op.claim.key)] = IdempotencyRecord(
+                workflow=execution.workflow,
+                key=op.claim.key,
+                body_hash=op.claim.body_hash,
+                execution_id=execution.id,
+                created_at=now,
+                expires_at=op.claim.expires_at,
+                answer=op.answer,
+            )
+        return None
+
+    def _update_execution(self, op: UpdateExecution) -> None:
+        current = self._executions.get(op.id)
+        if current is None:
+            raise StoreError(f"execution {op.id} does not exist")
+        self._executions[op.id] = attrs.evolve(
+            current,
+            status=op.status,
+            started_at=current.started_at if op.started_at is None else op.started_at,
+            finished_at=current.finished_at if op.finished_at is None else op.finished_at,
+            error=current.error if op.error is None else op.error,
+            output=_copy(op.output) if op.has_output else current.output,
+        )
+
+    def _save_answer(self, op: SaveAnswer) -> None:
+        delivery = self._deliveries.get(op.delivery_id)
+        if delivery is None:
+            raise StoreError(f"delivery {op.delivery_id} does not exist")
+        self._deliveries[op.delivery_id] = attrs.evolve(delivery, status=op.answer.status)
+        if op.workflow is None or op.key is None:
+            return
+        claimed = self._idempotency.get((op.workflow, op.key))
+        # Only the claimant's record: once expired and claimed again, the key is not ours.
+        if claimed is not None and claimed.execution_id == delivery.execution_id:
+            self._idempotency[(op.workflow, op.key)] = attrs.evolve(claimed, answer=op.answer)
+
+    # -- reads -------------------------------------------------------------------------
+
+    def get_execution(self, id: str) -> ExecutionRecord | None:
+        self._check_open()
+        return self._executions.get(id)
+
+    def list_jobs(self, execution_id: str) -> list[JobRecord]:
+        self._check_open()
+        return list(self._jobs.get(execution_id, ()))
+
+    def list_executions(
+        self, *, workflow: str | None, status: str | None, limit: int, cursor: str | None
+    ) -> Page[ExecutionRecord]:
+        self._check_open()
+        return _newest_first(
+            self._executions,
+            lambda e: (
+                (workflow is None or e.workflow == workflow)
+                and (status is None or e.status == status)
+            ),
+            limit,
+            cursor,
+        )
+
+    def list_deliveries(
+        self, *, workflow: str | None, verdict: str | None, limit: int, cursor: str | None
+    ) -> Page[DeliveryRecord]:
+        self._check_open()
+        return _newest_first(
+            self._deliveries,
+            lambda d: (
+                (workflow is None or d.workflow == workflow)
+                and (verdict is None or d.verdict == verdict)
+            ),
+            limit,
+            cursor,
+        )
+
+    def get_delivery(self, id: str) -> DeliveryRecord | None:
+        self._check_open()
+        return self._deliveries.get(id)
+
+    def get_idempotency(self, workflow: str, key: str, now: float) -> IdempotencyRecord | None:
+        self._check_open()
+        record = self._idempotency.get((workflow, key))
+        if record is None or record.expires_at <= now:
+            return None
+        return record
+
+    def unfinished_executions(self) -> list[ExecutionRecord]:
+        self._check_open()
+        return [
+            self._executions[id]
+            for id in sorted(self._executions)
+            if self._executions[id].status in _UNFINISHED
+        ]
+
+    def list_workflows(self) -> list[WorkflowRecord]:
+        self._check_open()
+        return [self._workflows[key] for key in sorted(self._workflows)]
+
+
+def _newest_first(
+    records: dict[str, T], keep: Callable[[T], bool], limit: int, cursor: str | None
+) -> Page[T]:
+    ids = sorted((id for id in records if cursor is None or id < cursor), reverse=True)
+    chosen: list[T] = []
+    for id in ids:
+        record = records[id]
+        if keep(record):
+            chosen.append(record)
+            if len(chosen) > limit:
+                break
+    return make_page(chosen, limit, _record_id)
+
+
+def _record_id(record: Any) -> str:
+    return str(record.id)

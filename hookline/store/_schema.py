@@ -1,0 +1,162 @@
+"""The SQLite schema, as an ordered list of migrations applied with sqlite-utils.
+
+A database records the migrations it has applied in the ``migrations`` table (version,
+name, time). :func:`migrate` applies the missing ones in order, in one ``BEGIN
+IMMEDIATE`` transaction, so two processes opening the same new file cannot both create
+it. Later changes add a function to :data:`MIGRATIONS`; never edit an applied one.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Callable
+
+import sqlite_utils
+
+from ..errors import StoreError
+
+__all__ = ["MIGRATIONS", "migrate"]
+
+Migration = Callable[[sqlite_utils.Database], None]
+
+
+def _initial(db: sqlite_utils.Database) -> None:
+    db.table("workflows").create(
+        {
+            "key": str,
+            "title": str,
+            "enabled": int,
+            "source": str,
+            "digest": str,
+            "updated_at": float,
+        },
+        pk="key",
+        not_null={"title", "enabled", "source", "digest", "updated_at"},
+    )
+    db.table("deliveries").create(
+        {
+            "id": str,
+            "workflow": str,
+            "received_at": float,
+            "method": str,
+            "path": str,
+            "headers": bytes,
+            "query": bytes,
+            "body": bytes,
+            "remote_addr": str,
+            "verdict": str,
+            "reason": str,
+            "status": int,
+            "execution_id": str,
+        },
+        pk="id",
+        not_null={"received_at", "method", "path", "verdict"},
+    )
+    # Lists are newest first (id desc) with optional filters: each filter leads an index
+    # whose second column is the id, so a page is an index range scan.
+    db.table("deliveries").create_index(["workflow", "id"], "deliveries_by_workflow")
+    db.table("deliveries").create_index(["verdict", "id"], "deliveries_by_verdict")
+    db.table("executions").create(
+        {
+            "id": str,
+            "workflow": str,
+            "delivery_id": str,
+            "status": str,
+            "created_at": float,
+            "started_at": float,
+            "finished_at": float,
+            "context": bytes,
+            "output": bytes,
+            "error": str,
+        },
+        pk="id",
+        not_null={"workflow", "status", "created_at"},
+    )
+    db.table("executions").create_index(["workflow", "id"], "executions_by_workflow")
+    db.table("executions").create_index(["status", "id"], "executions_by_status")
+    db.table("executions").create_index(["delivery_id"], "executions_by_delivery")
+    # seq is the rowid: jobs come back in the order they were saved.
+    db.table("jobs").create(
+        {
+            "seq": int,
+            "execution_id": str,
+            "node": str,
+            "type": str,
+            "status": str,
+            "attempt": int,
+            "started_at": float,
+            "finished_at": float,
+            "output": bytes,
+            "error": str,
+            "log": bytes,
+        },
+        pk="seq",
+        not_null={"execution_id", "node", "type", "status", "attempt", "started_at"},
+    )
+    db.table("jobs").create_index(["execution_id", "seq"], "jobs_by_execution")
+    db.table("idempotency").create(
+        {
+            "workflow": str,
+            "key": str,
+            "body_hash": str,
+            "execution_id": str,
+            "created_at": float,
+            "expires_at": float,
+            "answer": bytes,
+        },
+        pk=("workflow", "key"),
+        not_null={"body_hash", "execution_id", "created_at", "expires_at"},
+    )
+    # For purging expired keys.
+    db.table("idempotency").create_index(["expires_at"], "idempotency_by_expiry")
+
+
+#: Every migration, in order; a database at version N has applied the first N.
+MIGRATIONS: tuple[tuple[str, Migration], ...] = (("initial", _initial),)
+
+
+def migrate(conn: sqlite3.Connection) -> list[str]:
+    """Bring the database on ``conn`` up to date; returns the names of the migrations
+    applied now (empty when it already was).
+
+    ``conn`` must be in autocommit mode (``isolation_level=None``) with no transaction
+    open. Raises StoreError if the file was written by a newer hookline (it has
+    migrations this one does not know) or cannot be migrated.
+    """
+    db = sqlite_utils.Database(conn, execute_plugins=False)
+    applied_now: list[str] = []
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            table = db.table("migrations")
+            if not table.exists():
+                table.create(
+                    {"version": int, "name": str, "applied_at": float},
+                    pk="version",
+                    not_null={"name", "applied_at"},
+                )
+            versions = {row[0] for row in conn.execute("SELECT version FROM migrations")}
+            newest = max(versions, default=0)
+            if newest > len(MIGRATIONS):
+                raise StoreError(
+                    f"the database is at schema version {newest}, newer than this "
+                    f"hookline knows ({len(MIGRATIONS)}); upgrade hookline"
+                )
+            for version, (name, migration) in enumerate(MIGRATIONS, start=1):
+                if version in versions:
+                    continue
+                migration(db)
+                conn.execute(
+                    "INSERT INTO migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                    (version, name, time.time()),
+                )
+                applied_now.append(name)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+    except sqlite3.Error as exc:
+        raise StoreError(f"could not migrate the database: {exc}") from exc
+    return applied_now

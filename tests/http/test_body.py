@@ -1,0 +1,172 @@
+import contextlib
+import json
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hookline.errors import MalformedBody
+from hookline.http._body import parse_body
+
+BOUNDARY = "XyZ123"
+
+
+def multipart(*parts: str) -> bytes:
+    body = "".join(f"--{BOUNDARY}\r\n{part}\r\n" for part in parts) + f"--{BOUNDARY}--\r\n"
+    return body.encode()
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "application/json",
+        "application/json; charset=utf-8",
+        "Application/JSON",
+        "application/vnd.github+json",
+        "application/cloudevents+json; charset=UTF-8",
+        "text/json",
+    ],
+)
+def test_json_content_types_parse_as_json(content_type):
+    parsed = parse_body(b'{"ref": "refs/heads/main", "n": [1, 2]}', content_type)
+    assert parsed.data == {"ref": "refs/heads/main", "n": [1, 2]}
+    assert parsed.files == {}
+    assert parsed.text == '{"ref": "refs/heads/main", "n": [1, 2]}'
+
+
+@pytest.mark.parametrize("raw", [b"", b"  \r\n"])
+def test_empty_json_body_is_none(raw):
+    assert parse_body(raw, "application/json").data is None
+
+
+def test_malformed_json_names_line_and_column_without_echoing_the_body():
+    with pytest.raises(MalformedBody) as info:
+        parse_body(b'{\n  "secret-token": oops}', "application/json")
+    assert "line 2" in info.value.detail
+    assert "column" in info.value.detail
+    assert "secret-token" not in info.value.detail
+    assert "oops" not in info.value.detail
+    assert info.value.status == 400
+
+
+@pytest.mark.parametrize(
+    "raw", [b"[" * 100_000, b"\xff\xfe\xfa{", b"1" * 5000], ids=["deep", "bytes", "bigint"]
+)
+def test_hostile_json_is_malformed_not_a_crash(raw):
+    with pytest.raises(MalformedBody):
+        parse_body(raw, "application/json")
+
+
+def test_json_in_a_declared_charset():
+    raw = '{"name": "Zoë"}'.encode("latin-1")
+    assert parse_body(raw, "application/json; charset=latin-1").data == {"name": "Zoë"}
+
+
+def test_form_fields_single_repeated_and_blank():
+    parsed = parse_body(
+        b"name=Ada+Lovelace&tag=a&tag=b&empty=&email=ada%40example.com",
+        "application/x-www-form-urlencoded",
+    )
+    assert parsed.data == {
+        "name": "Ada Lovelace",
+        "tag": ["a", "b"],
+        "empty": "",
+        "email": "ada@example.com",
+    }
+
+
+def test_multipart_text_fields_and_file_descriptions():
+    raw = multipart(
+        'Content-Disposition: form-data; name="email"\r\n\r\nada@example.com',
+        'Content-Disposition: form-data; name="tag"\r\n\r\nx',
+        'Content-Disposition: form-data; name="tag"\r\n\r\ny',
+        'Content-Disposition: form-data; name="cv"; filename="cv.pdf"\r\n'
+        "Content-Type: application/pdf\r\n\r\n%PDF-1.4 twelve",
+    )
+    parsed = parse_body(raw, f"multipart/form-data; boundary={BOUNDARY}")
+    assert parsed.data == {"email": "ada@example.com", "tag": ["x", "y"]}
+    assert parsed.files == {
+        "cv": {"filename": "cv.pdf", "content_type": "application/pdf", "size": 15}
+    }
+    assert "%PDF" not in json.dumps(parsed.data)
+
+
+def test_multipart_without_boundary_is_malformed():
+    with pytest.raises(MalformedBody, match="boundary"):
+        parse_body(b"--x\r\n", "multipart/form-data")
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"no boundary anywhere",
+        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="a"\r\n\r\nunterminated'.encode(),
+        f"--{BOUNDARY}\r\nX-Other: 1\r\n\r\nv\r\n--{BOUNDARY}--\r\n".encode(),
+    ],
+    ids=["no-parts", "unterminated", "no-disposition"],
+)
+def test_broken_multipart_is_malformed(raw):
+    with pytest.raises(MalformedBody):
+        parse_body(raw, f"multipart/form-data; boundary={BOUNDARY}")
+
+
+def test_text_bodies_are_text_with_replacement():
+    parsed = parse_body(b"hello \xff", "text/plain")
+    assert parsed.data == "hello \ufffd"
+    assert parsed.text == "hello \ufffd"
+
+
+def test_text_in_a_declared_charset():
+    assert parse_body("Grüße".encode("latin-1"), "text/plain; charset=iso-8859-1").data == "Grüße"
+
+
+@pytest.mark.parametrize("content_type", [None, "", "application/octet-stream", "image/png"])
+def test_unknown_or_missing_types_have_no_data_but_keep_text(content_type):
+    parsed = parse_body(b"\x00\x01abc", content_type)
+    assert parsed.data is None
+    assert parsed.text == "\x00\x01abc"
+
+
+content_types = st.one_of(
+    st.none(),
+    st.text(max_size=60),
+    st.sampled_from(
+        [
+            "application/json",
+            "application/x-www-form-urlencoded",
+            "text/plain; charset=idna",
+            "text/plain; charset=hex",
+            "application/json; charset=rot13",
+            f"multipart/form-data; boundary={BOUNDARY}",
+            "multipart/form-data; boundary=",
+        ]
+    ),
+)
+bodies = st.one_of(
+    st.binary(max_size=300),
+    st.lists(
+        st.sampled_from(
+            [
+                f"--{BOUNDARY}".encode(),
+                b"\r\n",
+                b"\n",
+                b'Content-Disposition: form-data; name="f"',
+                b'Content-Disposition: form-data; name="f"; filename="a"',
+                b"Content-Disposition: form-data",
+                b"--",
+                b"\xff",
+                b"x",
+            ]
+        ),
+        max_size=20,
+    ).map(b"".join),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(raw=bodies, content_type=content_types)
+def test_arbitrary_input_raises_only_malformed_body(raw, content_type):
+    # Any other exception escapes and fails the test.
+    with contextlib.suppress(MalformedBody):
+        parsed = parse_body(raw, content_type)
+        assert isinstance(parsed.text, str)

@@ -1,0 +1,62 @@
+"""The end node: stops the execution with a status and a rendered output."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+import pytest
+
+from hookline.engine._fields import Fields
+from hookline.engine._templates import Compiled
+from hookline.errors import DefinitionError
+from hookline.nodes._base import End, NodeSpec
+from hookline.nodes._registry import parse_node
+
+
+def parse(data: dict[str, Any]) -> NodeSpec:
+    return parse_node(Fields(data, source="w.yaml", path="nodes[0]"))
+
+
+@attrs.define
+class FakeJob:
+    """The Job protocol over fixed variables, rendering with the real templates."""
+
+    variables: dict[str, Any]
+    execution_id: str = "ex-1"
+    attempt: int = 1
+    logs: list[str] = attrs.Factory(list)
+
+    def render(self, value: Compiled) -> Any:
+        return value.render(self.variables)
+
+    def log(self, message: str) -> None:
+        self.logs.append(message)
+
+
+async def test_default_is_succeeded_without_output() -> None:
+    result = await parse({"key": "e", "type": "end"}).config.run(FakeJob({}))
+    assert result.end == End("succeeded", None)
+    assert result.output is None
+
+
+async def test_failed_with_rendered_output() -> None:
+    node = parse(
+        {
+            "key": "e",
+            "type": "end",
+            "status": "failed",
+            "output": {"reason": "unknown customer {{$context.data.id}}"},
+        }
+    )
+    result = await node.config.run(FakeJob({"context": {"data": {"id": 42}}}))
+    assert result.end == End("failed", {"reason": "unknown customer 42"})
+    assert result.output == {"reason": "unknown customer 42"}
+
+
+def test_unknown_status_is_refused() -> None:
+    with pytest.raises(DefinitionError) as caught:
+        parse({"key": "e", "type": "end", "status": "cancelled"})
+    assert str(caught.value) == (
+        "w.yaml: nodes[0].status: expected one of succeeded, failed, got 'cancelled'"
+    )

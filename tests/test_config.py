@@ -1,0 +1,216 @@
+"""The server configuration: defaults, the documented file, overrides and refusals."""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+
+import pytest
+
+from hookline._config import ServerConfig, load_config, parse_bind
+from hookline.errors import ConfigError
+
+DESIGN_CONFIG = """\
+server: {bind: "127.0.0.1:8000", certfile: null, keyfile: null, trusted_proxies: []}
+store: {url: "sqlite:///var/hookline.db"}
+workflows: ./workflows
+admin: {api_keys: ["env:HOOKLINE_ADMIN_KEY"]}
+http_node: {allow_hosts: []}
+smtp: {host: localhost, port: 25, starttls: false, username: null, password: null,
+  from: hookline@localhost}
+env: [DEPLOY_CHANNEL]
+retention: {executions: 30d, deliveries: 7d}
+"""
+
+ENV = {"HOOKLINE_ADMIN_KEY": "k-1", "DEPLOY_CHANNEL": "#deploys", "UNLISTED": "x"}
+
+
+def _load(tmp_path: Path, text: str, env: dict[str, str] | None = None) -> ServerConfig:
+    path = tmp_path / "hookline.yaml"
+    path.write_text(text)
+    return load_config(path, env=ENV if env is None else env)
+
+
+def test_no_file_gives_the_defaults() -> None:
+    config = load_config(None, env={})
+    assert config.server.bind == "127.0.0.1:8000"
+    assert (config.server.host, config.server.port) == ("127.0.0.1", 8000)
+    assert (config.server.certfile, config.server.trusted_proxies) == (None, ())
+    assert (config.server.shutdown_timeout, config.server.access_log) == (10.0, False)
+    assert (config.store.url, config.store.synchronous) == ("sqlite:///var/hookline.db", "FULL")
+    assert config.workflows == Path("workflows")
+    assert (config.admin.api_keys, config.http_node.allow_hosts) == ((), ())
+    assert (config.smtp.host, config.smtp.port, config.smtp.sender) == (
+        "localhost",
+        25,
+        "hookline@localhost",
+    )
+    assert (config.env, dict(config.env_values)) == ((), {})
+    assert (config.retention.executions, config.retention.deliveries) == (30 * 86400, 7 * 86400)
+    assert config.engine.pending == 10000
+
+
+def test_design_example_loads(tmp_path: Path) -> None:
+    config = _load(tmp_path, DESIGN_CONFIG)
+    assert config.admin.api_keys == ("k-1",)
+    assert config.workflows == tmp_path / "workflows"
+    assert config.env == ("DEPLOY_CHANNEL",)
+    assert dict(config.env_values) == {"DEPLOY_CHANNEL": "#deploys"}
+    assert config.source == str(tmp_path / "hookline.yaml")
+
+
+def test_every_field_is_read(tmp_path: Path) -> None:
+    config = _load(
+        tmp_path,
+        """\
+        server:
+          bind: "[::1]:9000"
+          certfile: tls/cert.pem
+          keyfile: /etc/key.pem
+          trusted_proxies: [10.0.0.0/8, "fd00::1"]
+          shutdown_timeout: 30s
+          access_log: true
+        store: {url: "env:DB_URL", synchronous: normal}
+        workflows: /srv/flows
+        http_node: {allow_hosts: [10.1.2.3, internal.example]}
+        smtp: {host: mail, port: 465, ssl: true, username: u, password: "env:SMTP_PW", from: a@b.c}
+        retention: {executions: 1d, deliveries: 12h}
+        engine: {pending: 50}
+        """.replace("        ", ""),
+        env={"DB_URL": "postgresql://db/hookline", "SMTP_PW": "pw"},
+    )
+    assert (config.server.host, config.server.port) == ("::1", 9000)
+    assert config.server.certfile == tmp_path / "tls/cert.pem"
+    assert config.server.keyfile == Path("/etc/key.pem")
+    assert config.server.trusted_proxies == (
+        ipaddress.ip_network("10.0.0.0/8"),
+        ipaddress.ip_network("fd00::1/128"),
+    )
+    assert (config.server.shutdown_timeout, config.server.access_log) == (30.0, True)
+    assert (config.store.url, config.store.synchronous) == ("postgresql://db/hookline", "NORMAL")
+    assert config.workflows == Path("/srv/flows")
+    assert config.http_node.allow_hosts == ("10.1.2.3", "internal.example")
+    assert (config.smtp.ssl, config.smtp.password, config.smtp.sender) == (True, "pw", "a@b.c")
+    assert (config.retention.executions, config.retention.deliveries) == (86400, 43200)
+    assert config.engine.pending == 50
+    assert "pw" not in repr(config)
+
+
+def test_overrides_from_the_command_line(tmp_path: Path) -> None:
+    config = _load(tmp_path, DESIGN_CONFIG).with_overrides(bind="0.0.0.0:9999", db="var/x.db")
+    assert (config.server.host, config.server.port) == ("0.0.0.0", 9999)
+    assert config.store.url == "sqlite:///var/x.db"
+    assert config.admin.api_keys == ("k-1",)
+    assert load_config(None).with_overrides() == load_config(None)
+
+
+def test_a_bad_bind_override_is_refused() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(None).with_overrides(bind="localhost")
+    assert str(caught.value) == (
+        "--bind: expected host:port such as '127.0.0.1:8000' or '[::1]:8000', got 'localhost'"
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "server: {bind: '::1:8000'}",
+            (
+                "server.bind: expected host:port such as '127.0.0.1:8000' or '[::1]:8000', "
+                "got '::1:8000'"
+            ),
+        ),
+        (
+            "server: {bind: 'h:70000'}",
+            (
+                "server.bind: expected host:port such as '127.0.0.1:8000' or '[::1]:8000', "
+                "got 'h:70000'"
+            ),
+        ),
+        (
+            "server: {bnd: 'h:1'}",
+            (
+                "server.bnd: expected a known field (one of: access_log, bind, certfile, keyfile, "
+                "shutdown_timeout, trusted_proxies)"
+            ),
+        ),
+        (
+            "server: {certfile: c.pem}",
+            "server.keyfile: expected certfile and keyfile together",
+        ),
+        (
+            "server: {trusted_proxies: [10.0.0.0/33]}",
+            "server.trusted_proxies[0]: expected a network such as '10.0.0.0/8', got '10.0.0.0/33'",
+        ),
+        (
+            "server: {shutdown_timeout: later}",
+            "server.shutdown_timeout: expected a duration such as '5s', got 'later'",
+        ),
+        (
+            "store: {url: 'mysql://x'}",
+            "store.url: expected a URL such as 'sqlite:///var/hookline.db', got 'mysql://x'",
+        ),
+        (
+            "store: {synchronous: sometimes}",
+            "store.synchronous: expected one of OFF, NORMAL, FULL, EXTRA, got 'SOMETIMES'",
+        ),
+        (
+            "admin: {api_keys: ['env:NOT_SET']}",
+            (
+                "admin.api_keys[0]: expected the environment variable NOT_SET to be set, "
+                "got 'env:NOT_SET'"
+            ),
+        ),
+        (
+            "smtp: {starttls: true, ssl: true}",
+            "smtp.ssl: expected false when starttls is true (one or the other), got True",
+        ),
+        ("smtp: {port: 0}", "smtp.port: expected an integer from 1 to 65535, got 0"),
+        (
+            "env: [DEPLOY_CHANNEL, NOT_SET]",
+            "env[1]: expected the environment variable NOT_SET to be set, got 'NOT_SET'",
+        ),
+        ("env: DEPLOY_CHANNEL", "env: expected a list, got 'DEPLOY_CHANNEL'"),
+        ("engine: {pending: 0}", "engine.pending: expected an integer >= 1, got 0"),
+        (
+            "retention: {executions: 0s}",
+            "retention.executions: expected a duration above zero, such as '5s', got '0s'",
+        ),
+        (
+            "workflow: ./flows",
+            (
+                "workflow: expected a known field (one of: admin, engine, env, http_node, "
+                "retention, server, smtp, store, workflows)"
+            ),
+        ),
+        ("- a", "expected a mapping of fields, got ['a']"),
+        ("server: {bind: [}", "expected valid YAML; line 1, column 17: expected the node"),
+    ],
+)
+def test_bad_config_is_refused_with_file_field_and_expectation(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        _load(tmp_path, text + "\n")
+    assert str(caught.value).startswith(f"{tmp_path / 'hookline.yaml'}: {message}")
+
+
+def test_a_missing_file_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="expected a readable UTF-8 text file"):
+        load_config(tmp_path / "nope.yaml")
+
+
+@pytest.mark.parametrize(
+    ("bind", "parsed"),
+    [("127.0.0.1:8000", ("127.0.0.1", 8000)), ("[::]:0", ("::", 0)), ("host:80", ("host", 80))],
+)
+def test_parse_bind(bind: str, parsed: tuple[str, int]) -> None:
+    assert parse_bind(bind) == parsed
+
+
+@pytest.mark.parametrize("bind", ["8000", ":8000", "h:", "[::1]8000", "[nope]:1", "h:x"])
+def test_parse_bind_refuses(bind: str) -> None:
+    with pytest.raises(ValueError):  # noqa: PT011
+        parse_bind(bind)
