@@ -1,0 +1,27 @@
+"""hookline: an actor-based webhook workflow engine on trio.
+
+The public API; everything else lives in private modules and may change.
+"""
+
+from . import errors as errors
+from ._config import ServerConfig as ServerConfig
+from ._config import load_config as load_config
+from .engine import Admission as Admission
+from .engine import Delivery as Delivery
+from .engine import Engine as Engine
+from .engine import EngineStatistics as EngineStatistics
+from .engine import ExecutionOutcome as ExecutionOutcome
+from .engine import Workflow as Workflow
+from .engine import load_workflow_data as load_workflow_data
+from .engine import load_workflow_text as load_workflow_text
+from .engine import load_workflows as load_workflows
+from .engine import open_engine as open_engine
+from .errors import HooklineError as HooklineError
+from .http._app import create_app as create_app
+from .http._serve import serve as serve
+from .store import Answer as Answer
+from .store import MemoryStore as MemoryStore
+from .store import Store as Store
+from .store import open_store as open_store
+
+__version__ = "0.1.0"

@@ -111,7 +111,7 @@ def list_command(folder: str) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit status instead of exiting."""
     try:
-        cli.main(args=list(argv) if argv is not None else None, standalone_mode=False)
+        status = cli.main(args=list(argv) if argv is not None else None, standalone_mode=False)
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
     except click.ClickException as exc:
@@ -122,7 +122,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except HooklineError as exc:
         click.echo(f"error: {exc}", err=True)
         return 2
-    return 0
+    # With standalone_mode off, click returns a command's Exit code instead of raising it.
+    return status if isinstance(status, int) else 0
 
 
 if __name__ == "__main__":

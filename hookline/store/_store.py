@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import TypeVar, overload
 from urllib.parse import parse_qsl, urlsplit
 
 import attrs
@@ -24,7 +24,15 @@ from ..engine._mailbox import Mailbox
 from ..errors import ConfigError, StoreClosed, StoreError
 from ._backend import StoreBackend
 from ._memory import MemoryBackend
-from ._ops import WriteOp
+from ._ops import (
+    AcceptDelivery,
+    RecordDelivery,
+    SaveAnswer,
+    SaveJob,
+    SaveWorkflow,
+    UpdateExecution,
+    WriteOp,
+)
 from ._records import (
     DeliveryRecord,
     ExecutionRecord,
@@ -81,16 +89,12 @@ class _Waiter:
 
 
 class _Item:
-    __slots__ = ("failures_before", "op", "waiter")
+    __slots__ = ("op", "waiter")
 
-    def __init__(
-        self, op: WriteOp | None, waiter: _Waiter | None, failures_before: int = 0
-    ) -> None:
-        # op None is a flush barrier: it applies nothing, its waiter wakes with its batch
-        # and fails if a batch failed since it was queued.
+    def __init__(self, op: WriteOp | None, waiter: _Waiter | None) -> None:
+        # op None is a flush barrier: it applies nothing; its waiter wakes with its batch.
         self.op = op
         self.waiter = waiter
-        self.failures_before = failures_before
 
 
 class Store:
@@ -258,6 +262,14 @@ class Store:
         except trio.ClosedResourceError as exc:
             raise StoreClosed("the store has stopped") from exc
 
+    @overload
+    async def write(self, op: AcceptDelivery) -> IdempotencyRecord | None: ...
+    @overload
+    async def write(
+        self, op: RecordDelivery | UpdateExecution | SaveJob | SaveAnswer | SaveWorkflow
+    ) -> None: ...
+    @overload
+    async def write(self, op: WriteOp) -> object: ...
     async def write(self, op: WriteOp) -> object:
         """Commit ``op`` and return its result (see the op's class).
 

@@ -19,7 +19,7 @@ from hookline.store._ops import (
     SaveWorkflow,
     UpdateExecution,
 )
-from hookline.store._records import Answer, WorkflowRecord
+from hookline.store._records import Answer, IdempotencyRecord, WorkflowRecord
 from hookline.store._store import Store
 
 from .conftest import BackendFactory, delivery, execution, job
@@ -209,7 +209,7 @@ async def test_a_live_idempotency_key_makes_a_duplicate(store: Store) -> None:
     again = claimed("evt-1", received_at=1_030.0)
     earlier = await store.write(again)
 
-    assert earlier is not None
+    assert isinstance(earlier, IdempotencyRecord)
     assert earlier.execution_id == first.execution.id
     assert earlier.answer == accepted
     assert await store.get_execution(again.execution.id) is None
@@ -277,6 +277,21 @@ async def test_save_answer_leaves_a_key_claimed_again_by_someone_else(store: Sto
 async def test_save_answer_for_an_unknown_delivery_fails(store: Store) -> None:
     with pytest.raises(StoreError):
         await store.write(SaveAnswer(new_id(), Answer(200)))
+
+
+def test_a_key_claimed_twice_in_one_batch_is_a_duplicate(make_backend: BackendFactory) -> None:
+    backend = make_backend()
+    backend.open()
+    try:
+        first = claimed("evt-1", received_at=1_000.0)
+        second = claimed("evt-1", received_at=1_000.0)
+        results = backend.apply([first, second])
+        assert results[0] is None
+        assert isinstance(results[1], IdempotencyRecord)
+        assert results[1].execution_id == first.execution.id
+        assert backend.get_execution(second.execution.id) is None
+    finally:
+        backend.close()
 
 
 def test_one_failing_op_does_not_fail_its_batch_mates(make_backend: BackendFactory) -> None:

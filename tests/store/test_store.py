@@ -229,6 +229,18 @@ async def test_writers_waiting_for_room_at_shutdown_get_store_closed() -> None:
     assert results == ["closed"]
 
 
+async def test_a_store_that_cannot_open_fails_to_start(tmp_path: Path) -> None:
+    store = Store(SQLiteBackend(tmp_path / "missing" / "hookline.db"))
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(store.post, rejected())
+        await trio.testing.wait_all_tasks_blocked()
+        with pytest.raises(StoreError, match="could not open"):
+            await nursery.start(store.run)
+    with pytest.raises(StoreClosed):
+        await store.write(rejected())
+    assert store.statistics().failed_ops == 1
+
+
 def test_open_store_understands_its_urls(tmp_path: Path) -> None:
     assert isinstance(open_store("memory://").backend, MemoryBackend)
 

@@ -1,0 +1,107 @@
+"""Node types and a fake job for tests: the engine's and embedding teams' own.
+
+:func:`register_test_nodes` adds two node types to the registry, for tests only (a
+server never registers them):
+
+- ``sleep``: ``{type: sleep, duration: 10s, output: <template>}`` sleeps on trio's clock
+  (so a ``MockClock`` skips it) then yields ``output`` rendered, or ``{"slept": seconds}``;
+- ``fail``: ``{type: fail, message: "boom {{$context.data.id}}"}`` raises
+  :class:`~hookline.errors.NodeError` with the rendered message; with
+  ``exception: RuntimeError`` it raises that instead (a node's bug, still a failed job).
+
+:class:`FakeJob` implements the :class:`~hookline.nodes._base.Job` protocol over fixed
+variables, for calling a node config's ``run`` without an engine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import attrs
+import trio
+
+from ..engine._fields import Fields
+from ..engine._templates import Compiled
+from ..errors import NodeError
+from ..nodes._base import Job, NodeResult, NodeSpec, Renderable
+from ..nodes._registry import NodeListParser, register
+
+__all__ = ["FailNode", "FakeJob", "SleepNode", "register_test_nodes"]
+
+
+@attrs.frozen
+class SleepNode:
+    """Sleep ``duration`` seconds, then yield ``output`` (or ``{"slept": duration}``)."""
+
+    duration: float
+    output: Compiled | None = None
+
+    def branches(self) -> Sequence[Sequence[NodeSpec]]:
+        return ()
+
+    async def run(self, job: Job) -> NodeResult:
+        await trio.sleep(self.duration)
+        if self.output is None:
+            return NodeResult(output={"slept": self.duration})
+        return NodeResult(output=job.render(self.output))
+
+
+@attrs.frozen
+class FailNode:
+    """Raise :class:`~hookline.errors.NodeError` (or ``RuntimeError``) with ``message``."""
+
+    message: Compiled
+    exception: str = "NodeError"
+
+    def branches(self) -> Sequence[Sequence[NodeSpec]]:
+        return ()
+
+    async def run(self, job: Job) -> NodeResult:
+        await trio.lowlevel.checkpoint()
+        text = str(job.render(self.message))
+        if self.exception == "RuntimeError":
+            raise RuntimeError(text)
+        raise NodeError(text)
+
+
+def _parse_sleep(fields: Fields, nodes: NodeListParser) -> SleepNode:
+    return SleepNode(
+        duration=fields.duration("duration", positive=False),
+        output=fields.template("output", None),
+    )
+
+
+def _parse_fail(fields: Fields, nodes: NodeListParser) -> FailNode:
+    return FailNode(
+        message=fields.template("message", "failed on purpose"),
+        exception=fields.choice("exception", ("NodeError", "RuntimeError"), "NodeError"),
+    )
+
+
+def register_test_nodes() -> None:
+    """Register the ``sleep`` and ``fail`` node types; calling it again does nothing.
+
+    Raises :class:`ValueError` only if another module already registered one of
+    those names with a different parser.
+    """
+    register("sleep")(_parse_sleep)
+    register("fail")(_parse_fail)
+
+
+@attrs.define
+class FakeJob:
+    """The :class:`~hookline.nodes._base.Job` protocol over fixed ``variables``,
+    rendering with the real templates; log lines land in ``lines``."""
+
+    variables: Mapping[str, Any] = attrs.Factory(dict)
+    node: NodeSpec | None = None
+    execution_id: str = "ex-1"
+    attempt: int = 1
+    lines: list[str] = attrs.Factory(list)
+
+    def render(self, value: Renderable) -> Any:
+        return value.render(self.variables)
+
+    def log(self, message: str) -> None:
+        self.lines.append(message)

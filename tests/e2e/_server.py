@@ -1,0 +1,51 @@
+"""Starting a real ``hookline serve`` process for end-to-end tests."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).parent.parent.parent
+
+
+class ServerProcess:
+    """``hookline serve`` in a child process on a free port of 127.0.0.1."""
+
+    def __init__(self, config: Path, db: Path) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "hookline", "serve", "--config", str(config),
+             "--bind", "127.0.0.1:0", "--db", str(db)],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        self.url = self._wait_for_url()
+
+    def _wait_for_url(self, timeout: float = 30.0) -> str:
+        assert self.process.stdout is not None
+        deadline = time.monotonic() + timeout
+        seen = []
+        while time.monotonic() < deadline:
+            line = self.process.stdout.readline()
+            if not line:
+                break
+            seen.append(line)
+            found = re.search(r"serving .* on (http://127\.0\.0\.1:\d+)", line)
+            if found:
+                return found.group(1)
+        self.process.kill()
+        raise RuntimeError("the server did not start:\n" + "".join(seen))
+
+    def stop(self, sig: int, timeout: float = 20.0) -> int:
+        self.process.send_signal(sig)
+        try:
+            return self.process.wait(timeout)
+        finally:
+            if self.process.poll() is None:
+                self.process.kill()

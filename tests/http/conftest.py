@@ -1,0 +1,136 @@
+"""A real hookline server on 127.0.0.1 for the HTTP tests, and a test-only node type.
+
+``running_server`` starts an engine with the given workflow definitions (YAML texts),
+serves it with :func:`hookline.http._serve.serve` on a free port and yields a
+:class:`Server` holding an ``httpx.AsyncClient`` aimed at it. The ``gate`` node type
+(``type: http_test_gate``, ``name: ...``) blocks its job until the test opens the gate
+of that name, so a test can hold executions running.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from contextlib import asynccontextmanager
+from functools import partial
+from typing import Any
+
+import attrs
+import httpx
+import pytest
+import trio
+
+from hookline.engine._definition import Workflow
+from hookline.engine._engine import Engine, open_engine
+from hookline.engine._fields import Fields
+from hookline.engine._loader import load_workflow_text
+from hookline.http._serve import serve
+from hookline.nodes._base import Job, NodeResult, NodeSpec
+from hookline.nodes._registry import NodeListParser, register
+from hookline.store._store import MemoryStore, Store
+
+GATE_TYPE = "http_test_gate"
+
+
+class Gate:
+    """A named barrier: ``entered`` is set when a job reaches it, jobs wait for ``open``."""
+
+    def __init__(self) -> None:
+        self.entered = trio.Event()
+        self.opened = trio.Event()
+        self.passed = 0
+
+    def open(self) -> None:
+        self.opened.set()
+
+
+_GATES: dict[str, Gate] = {}
+
+
+def gate(name: str) -> Gate:
+    """The gate called ``name`` in the current test (created on first use)."""
+    return _GATES.setdefault(name, Gate())
+
+
+@attrs.frozen
+class GateNode:
+    name: str
+
+    def branches(self) -> Sequence[Sequence[NodeSpec]]:
+        return ()
+
+    async def run(self, job: Job) -> NodeResult:
+        barrier = gate(self.name)
+        barrier.entered.set()
+        await barrier.opened.wait()
+        barrier.passed += 1
+        return NodeResult(output={"gate": self.name})
+
+
+@register(GATE_TYPE)
+def _parse_gate(fields: Fields, nodes: NodeListParser) -> GateNode:
+    return GateNode(name=fields.string("name"))
+
+
+@pytest.fixture(autouse=True)
+def _fresh_gates() -> Iterable[None]:
+    # Events belong to one trio run: every test starts with new gates.
+    _GATES.clear()
+    yield
+    _GATES.clear()
+
+
+@attrs.frozen
+class Server:
+    """A running server: its engine, its base URL and a client aimed at it."""
+
+    engine: Engine
+    url: str
+    client: httpx.AsyncClient
+
+
+def workflows(*texts: str) -> list[Workflow]:
+    return [load_workflow_text(text, source=f"test{i}.yaml") for i, text in enumerate(texts)]
+
+
+@asynccontextmanager
+async def running_server(
+    texts: Iterable[str],
+    *,
+    store: Store | str | None = None,
+    admin_keys: Sequence[str] = (),
+    **engine_options: Any,
+) -> AsyncIterator[Server]:
+    """An engine over ``texts`` served on a free loopback port until the block ends."""
+    store = MemoryStore() if store is None else store
+    async with open_engine(workflows(*texts), store=store, **engine_options) as engine:
+        async with trio.open_nursery() as nursery:
+            urls = await nursery.start(
+                partial(serve, engine, bind="127.0.0.1:0", admin_keys=admin_keys)
+            )
+            async with httpx.AsyncClient(base_url=urls[0], timeout=10.0) as client:
+                yield Server(engine, urls[0], client)
+            nursery.cancel_scope.cancel()
+
+
+async def wait_until(predicate: Callable[[], object], timeout: float = 3.0) -> None:
+    """Poll ``predicate`` (real time) until it holds; fail the test after ``timeout``."""
+    with trio.fail_after(timeout):
+        while not predicate():
+            await trio.sleep(0.005)
+
+
+PROBLEM = "application/problem+json"
+
+
+def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
+    """Check an RFC 9457 answer with ``status``; returns its body."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == PROBLEM
+    body: dict[str, Any] = response.json()
+    assert body["status"] == status
+    assert isinstance(body["type"], str)
+    assert isinstance(body["title"], str)
+    assert body["title"]
+    assert isinstance(body["detail"], str)
+    assert "Traceback" not in response.text
+    return body

@@ -1,0 +1,51 @@
+"""The CLI is a thin shell: main(argv) -> int."""
+
+from pathlib import Path
+
+import pytest
+
+from hookline.cli import main
+
+EXAMPLES = Path(__file__).parent.parent / "examples" / "workflows"
+
+
+def test_validate_examples_passes(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["workflows", "validate", str(EXAMPLES)]) == 0
+    out = capsys.readouterr().out
+    assert "hello" in out
+    assert "echo" in out
+
+
+def test_validate_reports_file_field_and_expectation(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "good.yaml").write_text(
+        "key: good\nnodes: [{key: a, type: set, values: {x: 1}}]\n"
+    )
+    (tmp_path / "bad.yaml").write_text(
+        "key: bad\nnodes: [{key: a, type: set, values: {x: 1}, timeout: soon}]\n"
+    )
+    assert main(["workflows", "validate", str(tmp_path)]) == 1
+    captured = capsys.readouterr()
+    assert "good" in captured.out
+    assert "bad.yaml: nodes[0].timeout: expected a duration" in captured.err
+    assert "'soon'" in captured.err
+
+
+def test_list_shows_paths_and_modes(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["workflows", "list", str(EXAMPLES)]) == 0
+    out = capsys.readouterr().out
+    assert "/api/webhooks/echo/{action}" in out
+    assert "sync" in out
+
+
+def test_serve_refuses_a_bad_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "hookline.yaml"
+    config.write_text("server: {bind: nowhere}\n")
+    assert main(["serve", "--config", str(config)]) == 2
+    assert "server.bind" in capsys.readouterr().err
+
+
+def test_unknown_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["frobnicate"]) == 2
+    assert "No such command" in capsys.readouterr().err

@@ -1,0 +1,53 @@
+"""The public API is exactly what we mean to export; nothing leaks by accident."""
+
+import hookline
+import hookline.engine
+import hookline.nodes
+import hookline.store
+
+TOP_LEVEL = {
+    "Admission",
+    "Answer",
+    "Delivery",
+    "Engine",
+    "EngineStatistics",
+    "ExecutionOutcome",
+    "HooklineError",
+    "MemoryStore",
+    "ServerConfig",
+    "Store",
+    "Workflow",
+    "create_app",
+    "errors",
+    "load_config",
+    "load_workflow_data",
+    "load_workflow_text",
+    "load_workflows",
+    "open_engine",
+    "open_store",
+    "serve",
+}
+
+
+def public(module: object) -> set[str]:
+    return {name for name in vars(module) if not name.startswith("_")}
+
+
+def test_top_level_names_are_pinned() -> None:
+    subpackages = {"engine", "http", "nodes", "store", "cli"}
+    assert public(hookline) - subpackages == TOP_LEVEL
+
+
+def test_subpackages_export_only_from_private_modules() -> None:
+    for package in (hookline.engine, hookline.store, hookline.nodes):
+        for name in public(package):
+            value = getattr(package, name)
+            if isinstance(value, type(hookline)):
+                # submodules are private (_name), never public names
+                raise AssertionError(f"{package.__name__}.{name} is a module")
+            assert not name.startswith("_")
+
+
+def test_every_error_descends_from_the_root() -> None:
+    for name in hookline.errors.__all__:
+        assert issubclass(getattr(hookline.errors, name), hookline.HooklineError)
