@@ -257,13 +257,12 @@ class Engine:
 
     async def cancel(self, execution_id: str) -> bool:
         """Cancel a queued or running execution. False if it is not live here."""
-        handle = self.handle(execution_id)
-        if handle is None:
-            if await self.store.get_execution(execution_id) is None:
-                raise NotFound(f"no execution {execution_id}")
-            return False
-        handle.cancel()
-        return True
+        for supervisor in self._supervisors.values():
+            if await supervisor.cancel(execution_id):
+                return True
+        if await self.store.get_execution(execution_id) is None:
+            raise NotFound(f"no execution {execution_id}")
+        return False
 
     def statistics(self) -> EngineStatistics:
         return EngineStatistics(

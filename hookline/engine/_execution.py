@@ -129,6 +129,13 @@ class Execution:
     async def run(self) -> ExecutionOutcome:
         """Run the execution; never raises except for cancellation from outside."""
         handle = self.handle
+        if handle.cancel_requested:
+            # Cancelled while queued: it never starts, so no job runs and none is recorded.
+            outcome = ExecutionOutcome(
+                handle.id, self.workflow.key, "cancelled", None, "cancelled before it started"
+            )
+            await self.finish(outcome)
+            return outcome
         await self.store.post(UpdateExecution(handle.id, "running", started_at=time.time()))
         status: ExecutionStatus = "succeeded"
         output: Any = None
@@ -153,7 +160,7 @@ class Execution:
         elif cancel_scope.cancelled_caught:
             status, error = "cancelled", "cancelled on request"
         outcome = ExecutionOutcome(handle.id, self.workflow.key, status, output, error)
-        await self._finish(outcome)
+        await self.finish(outcome)
         return outcome
 
     async def run_nodes(self, nodes: Sequence[NodeSpec]) -> End | None:
@@ -184,7 +191,8 @@ class Execution:
         except BaseException:
             ticket.cancel()
             with trio.CancelScope(shield=True):
-                if ticket.sent:
+                if ticket.started:
+                    # Let the job see its cancel, so its record says how it really ended.
                     with trio.move_on_after(CANCEL_GRACE):
                         await ticket.wait()
                 ticket.finish("cancelled", error="cancelled")
@@ -206,7 +214,9 @@ class Execution:
                 SaveAnswer(handle.delivery.id, answer, self.workflow.key, handle.idempotency_key)
             )
 
-    async def _finish(self, outcome: ExecutionOutcome) -> None:
+    async def finish(self, outcome: ExecutionOutcome) -> None:
+        """Record how the execution ended, answer a sync sender, wake its waiters.
+        Shielded: it completes even while the caller is being cancelled."""
         with trio.CancelScope(shield=True):
             try:
                 await self.store.write(

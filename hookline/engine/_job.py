@@ -8,7 +8,7 @@ from typing import Any
 
 import trio
 
-from ..nodes._base import NodeResult, NodeSpec, Renderable
+from ..nodes._base import NodeResult, NodeServices, NodeSpec, Renderable
 from ..store._records import JobRecord, JobStatus
 
 
@@ -16,8 +16,14 @@ class RunningJob:
     """What a node sees while it runs (implements :class:`hookline.nodes._base.Job`)."""
 
     def __init__(
-        self, execution_id: str, node: NodeSpec, roots: Mapping[str, Any], attempt: int = 1
+        self,
+        execution_id: str,
+        node: NodeSpec,
+        roots: Mapping[str, Any],
+        attempt: int = 1,
+        services: NodeServices | None = None,
     ) -> None:
+        self._services = services if services is not None else NodeServices()
         self._execution_id = execution_id
         self._node = node
         self._roots = roots
@@ -31,6 +37,10 @@ class RunningJob:
     @property
     def node(self) -> NodeSpec:
         return self._node
+
+    @property
+    def services(self) -> NodeServices:
+        return self._services
 
     @property
     def attempt(self) -> int:
@@ -73,6 +83,11 @@ class JobTicket:
     @property
     def done(self) -> bool:
         return self._done.is_set()
+
+    @property
+    def started(self) -> bool:
+        """True once a NodeActor started running the job."""
+        return self._scope is not None
 
     @property
     def cancel_requested(self) -> bool:

@@ -53,26 +53,34 @@ class NodeActor(Actor[JobTicket]):
     async def handle(self, message: JobTicket) -> None:
         try:
             await self.dispatch(message)
-        except BaseException:
+        except Exception as exc:
             # The message is out of the mailbox: whoever waits for it must hear of it.
+            message.finish("failed", error=f"the node actor crashed: {describe_failure(exc)}")
+            raise
+        except BaseException:
             message.finish("cancelled", error="node actor stopped")
             raise
 
     async def dispatch(self, ticket: JobTicket) -> None:
         """Start the job in its own task once the node's concurrency allows."""
-        if ticket.cancel_requested:
-            ticket.finish("cancelled", error="cancelled before it started")
-            return
-        await self._limiter.acquire_on_behalf_of(ticket)
-        assert self._nursery is not None
-        self.jobs_started()
-        self._nursery.start_soon(self._run_job, ticket)
+        if not ticket.cancel_requested:
+            await self._limiter.acquire_on_behalf_of(ticket)
+            if not ticket.cancel_requested:
+                assert self._nursery is not None
+                self.jobs_started()
+                self._nursery.start_soon(self._run_job, ticket)
+                return
+            self._limiter.release_on_behalf_of(ticket)
+        ticket.finish("cancelled", error="cancelled before it started")
 
     async def _run_job(self, ticket: JobTicket) -> None:
         timeout = self.node.timeout
         try:
             with trio.CancelScope() as scope:
                 ticket.attach(scope)
+                # Cancelled between dispatch and now: a node that never checkpoints
+                # would otherwise run to its end (and do its side effects).
+                await trio.lowlevel.checkpoint_if_cancelled()
                 try:
                     with trio.fail_after(timeout):
                         result = await self.node.config.run(ticket.job)

@@ -25,6 +25,9 @@ from ._mailbox import Mailbox, MailboxStatistics
 from ._node_actor import NodeActor
 from ._supervisor import ChildSpec, Restart, Supervisor, SupervisorStatistics
 
+# How long recording the executions a crash interrupted may take, at most.
+FAIL_TIMEOUT = 5.0
+
 
 @attrs.frozen
 class Admission:
@@ -69,6 +72,10 @@ class DrainRate:
         return float(min(60, max(1, math.ceil(backlog / self._rate))))
 
 
+class _Slot:
+    """One of the workflow's ``concurrency.max`` execution slots, while it is taken."""
+
+
 class WorkflowSupervisor:
     """Owns one workflow's queue, its NodeActors and its running executions.
 
@@ -98,15 +105,30 @@ class WorkflowSupervisor:
         self._retired = trio.Event()
         self._intake = trio.CancelScope()
         self._intake_stopped = False
+        # Executions cut off from outside (shutdown or crash), to be settled by run().
+        self._interrupted: list[ExecutionHandle] = []
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Start the NodeActors and the execution loop under this workflow's supervisor;
+        run until retired and drained, or until cancelled.
+
+        Raises RestartIntensityExceeded (in an ExceptionGroup) when the supervisor gives
+        up: the executions it was running are then recorded ``failed``. Cancelled from
+        outside (shutdown), they stay ``running`` in the store, to resume on next start.
+        """
         children = [ChildSpec(f"node:{key}", actor.run) for key, actor in self.actors.items()]
         children.append(ChildSpec("executions", self._run_executions, Restart.TRANSIENT))
-        async with trio.open_nursery() as nursery:
-            await nursery.start(self.supervisor.run, children)
-            task_status.started()
-            await self._retired.wait()
-            nursery.cancel_scope.cancel()
+        try:
+            async with trio.open_nursery() as nursery:
+                await nursery.start(self.supervisor.run, children)
+                task_status.started()
+                await self._retired.wait()
+                nursery.cancel_scope.cancel()
+        except Exception as exc:
+            await self._fail_interrupted(exc)
+            raise
+        finally:
+            self._abandon_interrupted()
 
     def retire(self) -> None:
         """Take no more deliveries; finish what is queued and running, then stop."""
@@ -208,9 +230,20 @@ class WorkflowSupervisor:
             with trio.CancelScope() as self._intake:
                 if self._intake_stopped:
                     self._intake.cancel()
-                async for handle in self.queue:
-                    await limiter.acquire_on_behalf_of(handle)
-                    nursery.start_soon(self._execute, handle, limiter)
+                while True:
+                    # Take a slot first, then an execution: one waiting for a slot stays
+                    # in the queue, where it counts against ``concurrency.queue``.
+                    slot = _Slot()
+                    await limiter.acquire_on_behalf_of(slot)
+                    try:
+                        handle = await self.queue.receive()
+                    except trio.EndOfChannel:
+                        break  # retired, and the queue is drained
+                    if handle.id not in self.handles:
+                        limiter.release_on_behalf_of(slot)  # cancelled while queued
+                        continue
+                    self.running[handle.id] = handle
+                    nursery.start_soon(self._execute, handle, limiter, slot)
         self._retired.set()
 
     def stop_intake(self) -> None:
@@ -219,20 +252,53 @@ class WorkflowSupervisor:
         self._intake_stopped = True
         self._intake.cancel()
 
-    async def _execute(self, handle: ExecutionHandle, limiter: trio.CapacityLimiter) -> None:
-        self.running[handle.id] = handle
+    async def cancel(self, execution_id: str) -> bool:
+        """Cancel a live execution: running, its jobs are cancelled at once; queued, it
+        is recorded ``cancelled`` now and never starts. False if it is not live here."""
+        handle = self.handles.get(execution_id)
+        if handle is None:
+            return False
+        handle.cancel()
+        if execution_id not in self.running:
+            del self.handles[execution_id]
+            await self._execution(handle).run()
+        return True
+
+    def _execution(self, handle: ExecutionHandle) -> Execution:
+        return Execution(handle, self.actors, self.store, env=self.env)
+
+    async def _execute(
+        self, handle: ExecutionHandle, limiter: trio.CapacityLimiter, slot: _Slot
+    ) -> None:
         try:
-            outcome = await Execution(handle, self.actors, self.store, env=self.env).run()
+            outcome = await self._execution(handle).run()
             self._completed += 1
             if not outcome.succeeded:
                 self._failed += 1
         finally:
             del self.running[handle.id]
             del self.handles[handle.id]
-            limiter.release_on_behalf_of(handle)
+            limiter.release_on_behalf_of(slot)
             self._drain.tick()
             if not handle.finished:
-                # Interrupted from outside (shutdown): the record stays resumable.
+                # Interrupted from outside: shutdown or a crash; run() decides which.
+                self._interrupted.append(handle)
+
+    async def _fail_interrupted(self, exc: Exception) -> None:
+        interrupted, self._interrupted = self._interrupted, []
+        error = f"interrupted: the supervisor of workflow '{self.workflow.key}' crashed ({exc})"
+        with trio.move_on_after(FAIL_TIMEOUT, shield=True):
+            for handle in interrupted:
+                outcome = ExecutionOutcome(handle.id, self.workflow.key, "failed", None, error)
+                await self._execution(handle).finish(outcome)
+                self._completed += 1
+                self._failed += 1
+
+    def _abandon_interrupted(self) -> None:
+        interrupted, self._interrupted = self._interrupted, []
+        for handle in interrupted:
+            if not handle.finished:
+                # The record stays ``running``: the next start resumes it.
                 handle.set_outcome(
                     ExecutionOutcome(
                         handle.id, self.workflow.key, "cancelled", None, "the engine stopped"

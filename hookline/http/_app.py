@@ -7,6 +7,7 @@ import ipaddress
 import logging
 from collections.abc import Sequence
 
+import attrs
 from quart import Response, request
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
@@ -22,11 +23,50 @@ log = logging.getLogger("hookline.http")
 HARD_BODY_LIMIT = 64 * 1024 * 1024
 
 
-def _is_loopback(address: str) -> bool:
+def is_loopback(address: str) -> bool:
+    """Whether ``address`` (a client IP as text) is a loopback address, IPv4-mapped
+    IPv6 (``::ffff:127.0.0.1``) included. Anything that is not an IP is not."""
     try:
-        return ipaddress.ip_address(address).is_loopback
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
     except ValueError:
         return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped.is_loopback
+    return ip.is_loopback
+
+
+@attrs.frozen
+class AdminRefusal:
+    """Why an admin request is refused: its status, title and detail."""
+
+    status: int
+    title: str
+    detail: str
+
+
+def admin_refusal(
+    remote_addr: str, authorization: str, keys: Sequence[bytes]
+) -> AdminRefusal | None:
+    """Decide whether an admin request may proceed (None) or is refused.
+
+    With ``keys``: no Bearer token is 401, a token matching none of them 403 (compared
+    in constant time). Without keys: loopback clients only, others 403.
+    """
+    if not keys:
+        if is_loopback(remote_addr):
+            return None
+        return AdminRefusal(
+            403, "Forbidden", "the admin API answers loopback clients only (no keys set)"
+        )
+    scheme, _, token = authorization.strip().partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        return AdminRefusal(401, "Unauthorized", "send an admin key as a Bearer token")
+    # Every key is compared, so the time taken does not tell which one came close.
+    matches = [hmac.compare_digest(token.encode(), key) for key in keys]
+    if not any(matches):
+        return AdminRefusal(403, "Forbidden", "the admin key is not valid")
+    return None
 
 
 def create_app(engine: Engine, *, admin_keys: Sequence[str] = ()) -> QuartTrio:
@@ -43,18 +83,15 @@ def create_app(engine: Engine, *, admin_keys: Sequence[str] = ()) -> QuartTrio:
     async def protect_admin() -> Response | None:
         if not request.path.startswith("/api/") or request.path.startswith("/api/webhooks/"):
             return None
-        if not keys:
-            if _is_loopback(request.remote_addr or ""):
-                return None
-            return problem_response(
-                403, "Forbidden", "the admin API answers loopback clients only (no keys set)"
-            )
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not token:
-            return problem_response(401, "Unauthorized", "send an admin key as a Bearer token")
-        if not any(hmac.compare_digest(token.encode(), key) for key in keys):
-            return problem_response(403, "Forbidden", "the admin key is not valid")
-        return None
+        refusal = admin_refusal(
+            request.remote_addr or "", request.headers.get("authorization", ""), keys
+        )
+        if refusal is None:
+            return None
+        headers = {"www-authenticate": "Bearer"} if refusal.status == 401 else {}
+        response = problem_response(refusal.status, refusal.title, refusal.detail)
+        response.headers.update(headers)
+        return response
 
     @app.get("/healthz")
     async def healthz() -> Response:

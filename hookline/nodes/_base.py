@@ -40,8 +40,28 @@ class NodeResult:
     answer: Answer | None = None
 
 
+@attrs.frozen
+class NodeServices:
+    """What the engine lends its nodes: shared clients and settings.
+
+    One instance per engine. Fields are filled by the engine at start; a field left
+    None means the service is not configured (a node needing it fails its job with a
+    clear error).
+    """
+
+    http: Any = None  # httpx.AsyncClient shared by every http node (connection limits)
+    http_allow_hosts: tuple[str, ...] = ()  # private targets the http node may reach
+    smtp: Any = None  # hookline._config.SmtpConfig
+    collections: Any = None  # collection records in the store
+    workflows: Any = None  # runs other workflows (the workflow node)
+    env: Mapping[str, str] = attrs.field(factory=dict)
+
+
 class Job(Protocol):
     """The running job as a node sees it."""
+
+    @property
+    def services(self) -> NodeServices: ...
 
     @property
     def execution_id(self) -> str: ...

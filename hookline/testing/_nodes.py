@@ -74,7 +74,7 @@ def _parse_sleep(fields: Fields, nodes: NodeListParser) -> SleepNode:
 
 def _parse_fail(fields: Fields, nodes: NodeListParser) -> FailNode:
     return FailNode(
-        message=fields.template("message", "failed on purpose"),
+        message=fields.compile("message", fields.value("message", "failed on purpose")),
         exception=fields.choice("exception", ("NodeError", "RuntimeError"), "NodeError"),
     )
 
@@ -92,13 +92,20 @@ def register_test_nodes() -> None:
 @attrs.define
 class FakeJob:
     """The :class:`~hookline.nodes._base.Job` protocol over fixed ``variables``,
-    rendering with the real templates; log lines land in ``lines``."""
+    rendering with the real templates; log lines land in ``lines``. ``spec`` is what
+    ``node`` returns (reading ``node`` without one raises :class:`AttributeError`)."""
 
     variables: Mapping[str, Any] = attrs.Factory(dict)
-    node: NodeSpec | None = None
+    spec: NodeSpec | None = None
     execution_id: str = "ex-1"
     attempt: int = 1
     lines: list[str] = attrs.Factory(list)
+
+    @property
+    def node(self) -> NodeSpec:
+        if self.spec is None:
+            raise AttributeError("this FakeJob was made without a node spec")
+        return self.spec
 
     def render(self, value: Renderable) -> Any:
         return value.render(self.variables)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -107,9 +108,14 @@ async def running_server(
             urls = await nursery.start(
                 partial(serve, engine, bind="127.0.0.1:0", admin_keys=admin_keys)
             )
-            async with httpx.AsyncClient(base_url=urls[0], timeout=10.0) as client:
-                yield Server(engine, urls[0], client)
-            nursery.cancel_scope.cancel()
+            try:
+                async with httpx.AsyncClient(base_url=urls[0], timeout=10.0) as client:
+                    yield Server(engine, urls[0], client)
+            finally:
+                # Held executions would keep the engine draining until its deadline.
+                for held in _GATES.values():
+                    held.open()
+                nursery.cancel_scope.cancel()
 
 
 async def wait_until(predicate: Callable[[], object], timeout: float = 3.0) -> None:
@@ -134,3 +140,101 @@ def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
     assert isinstance(body["detail"], str)
     assert "Traceback" not in response.text
     return body
+
+
+# The workflows most tests run against. Gates hold executions running on purpose.
+ORDERS = """
+key: orders
+trigger: {type: webhook, path: "orders/{id}", methods: [POST, PUT], max_body: 1KiB}
+nodes:
+  - {key: total, type: set, values: {n: "{{$context.data.n}}"}}
+"""
+ACKED = """
+key: acked
+trigger:
+  type: webhook
+  path: acked
+  response:
+    status: 200
+    headers: {X-Accepted-By: hookline, X-Order: "{{$context.data.order}}"}
+    body: {received: true, execution: "{{$execution.id}}", order: "{{$context.data.order}}"}
+nodes:
+  - {key: noop, type: set, values: {ok: true}}
+"""
+ECHO = """
+key: echo
+trigger: {type: webhook, path: "echo/{name}", methods: [GET, POST, PUT], mode: sync}
+nodes:
+  - {key: out, type: end, output: "{{$context}}"}
+"""
+STEPS = """
+key: steps
+trigger: {type: webhook, path: steps, mode: sync}
+nodes:
+  - {key: first, type: set, values: {n: "{{$context.data.n}}"}}
+  - key: big
+    type: condition
+    if: {gt: ["{{$nodes.first.n}}", 10]}
+    then:
+      - {key: large, type: set, values: {size: large}}
+    else:
+      - {key: small, type: set, values: {size: small}}
+"""
+REPLY = """
+key: reply
+trigger: {type: webhook, path: "reply/{id}", mode: sync}
+nodes:
+  - key: answer
+    type: response
+    status: "{{$context.data.code}}"
+    headers: {X-Item: "{{$context.params.id}}"}
+    body: {name: "{{$context.data.user.name}}", page: "{{$context.query.page}}"}
+  - {key: after, type: http_test_gate, name: reply}
+"""
+FAILS = """
+key: fails
+trigger: {type: webhook, path: fails, mode: sync}
+nodes:
+  - {key: stop, type: end, status: failed, output: {why: broken}}
+"""
+SLOW = """
+key: slow
+trigger: {type: webhook, path: slow, mode: sync, sync_timeout: 200ms}
+nodes:
+  - {key: wait, type: http_test_gate, name: slow}
+"""
+HELD = """
+key: held
+trigger: {type: webhook, path: held, mode: sync, sync_timeout: 10s}
+nodes:
+  - {key: wait, type: http_test_gate, name: held}
+"""
+OFF = """
+key: off
+enabled: false
+trigger: {type: webhook, path: off}
+nodes:
+  - {key: noop, type: set, values: {ok: true}}
+"""
+BUSY = """
+key: busy
+trigger: {type: webhook, path: busy}
+concurrency: {max: 1, queue: 1}
+nodes:
+  - {key: wait, type: http_test_gate, name: busy}
+"""
+STANDARD = (ORDERS, ACKED, ECHO, STEPS, REPLY, FAILS, SLOW, HELD, OFF, BUSY)
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[Server]:
+    """The standard workflows on the in-memory store, served on a free port."""
+    async with running_server(STANDARD) as running:
+        yield running
+
+
+@pytest.fixture
+async def sqlite_server(tmp_path: Path) -> AsyncIterator[Server]:
+    """The standard workflows on a real SQLite file (threads: no autojump clock)."""
+    async with running_server(STANDARD, store=f"sqlite:///{tmp_path}/hookline.db") as running:
+        yield running
