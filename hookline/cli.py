@@ -105,7 +105,8 @@ def list_command(folder: str) -> None:
         trigger = workflow.trigger
         state = "enabled" if workflow.enabled else "disabled"
         methods = ",".join(trigger.methods)
-        click.echo(f"{workflow.key}\t{state}\t{trigger.mode}\t{methods} /api/webhooks/{trigger.path}")
+        route = f"{methods} /api/webhooks/{trigger.path}"
+        click.echo(f"{workflow.key}\t{state}\t{trigger.mode}\t{route}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -10,6 +10,8 @@
     │   ├── WorkflowNotFound         404: no workflow listens on that path
     │   ├── MethodNotAllowed         405: the path exists, not for this method
     │   ├── MalformedBody            400: the body does not parse as its content type says
+    │   ├── Unauthenticated          401: a credential, signature or signed header is missing
+    │   ├── Forbidden                403: wrong signature or credential, stale timestamp, IP refused
     │   ├── PayloadTooLarge          413: the body exceeds the workflow's ``max_body``
     │   ├── IdempotencyConflict      409: the same key is still being processed
     │   ├── IdempotencyMismatch      422: the same key came with a different body
@@ -32,6 +34,7 @@ __all__ = [
     "ActorError",
     "ConfigError",
     "DefinitionError",
+    "Forbidden",
     "HooklineError",
     "IdempotencyConflict",
     "IdempotencyMismatch",
@@ -46,6 +49,7 @@ __all__ = [
     "StoreClosed",
     "StoreError",
     "TemplateError",
+    "Unauthenticated",
     "Unavailable",
     "WorkflowNotFound",
 ]
@@ -132,6 +136,35 @@ class MalformedBody(Rejected):
 
     status = 400
     title = "Malformed body"
+
+
+class Unauthenticated(Rejected):
+    """The request lacks what a ``verify`` check needs: a credential, a signature or a
+    signed header such as a timestamp (401).
+
+    ``challenge`` is the ``WWW-Authenticate`` value to answer with (``Basic
+    realm="hookline"``, ``Bearer``), or None for signature schemes, which have none. Not
+    raised when the header is present but wrong or unparseable: that is :class:`Forbidden`.
+    """
+
+    status = 401
+    title = "Unauthorized"
+
+    def __init__(self, detail: str, *, challenge: str | None = None) -> None:
+        super().__init__(detail)
+        self.challenge = challenge
+
+
+class Forbidden(Rejected):
+    """The request was refused on what it carries (403): a signature or credential that
+    does not match, a header that does not parse, a signed timestamp outside the
+    tolerance window, or a client address outside ``ip_allow``.
+
+    The detail names the failed check in general terms only, never which bytes differed.
+    """
+
+    status = 403
+    title = "Forbidden"
 
 
 class PayloadTooLarge(Rejected):

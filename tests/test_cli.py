@@ -19,9 +19,7 @@ def test_validate_examples_passes(capsys: pytest.CaptureFixture[str]) -> None:
 def test_validate_reports_file_field_and_expectation(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    (tmp_path / "good.yaml").write_text(
-        "key: good\nnodes: [{key: a, type: set, values: {x: 1}}]\n"
-    )
+    (tmp_path / "good.yaml").write_text("key: good\nnodes: [{key: a, type: set, values: {x: 1}}]\n")
     (tmp_path / "bad.yaml").write_text(
         "key: bad\nnodes: [{key: a, type: set, values: {x: 1}, timeout: soon}]\n"
     )

@@ -34,7 +34,7 @@ def public(module: object) -> set[str]:
 
 
 def test_top_level_names_are_pinned() -> None:
-    subpackages = {"engine", "http", "nodes", "store", "cli"}
+    subpackages = {"engine", "http", "nodes", "store", "cli", "testing"}
     assert public(hookline) - subpackages == TOP_LEVEL
 
 

@@ -16,7 +16,14 @@ import attrs
 import trio
 
 from .._ids import new_id
-from ..errors import DefinitionError, NotFound, Rejected, Unavailable, WorkflowNotFound
+from ..errors import (
+    DefinitionError,
+    NotFound,
+    Rejected,
+    StoreClosed,
+    Unavailable,
+    WorkflowNotFound,
+)
 from ..http._router import Router
 from ..store._ops import RecordDelivery, SaveWorkflow
 from ..store._records import WorkflowRecord
@@ -30,9 +37,6 @@ from ._supervisor import ChildSpec, Restart, Supervisor, SupervisorStatistics
 from ._workflow_supervisor import Admission, WorkflowStatistics, WorkflowSupervisor
 
 log = logging.getLogger("hookline.engine")
-
-# While draining at shutdown, how often to look whether running executions are done.
-DRAIN_POLL = 0.02
 
 
 @attrs.frozen
@@ -67,6 +71,8 @@ class Engine:
         self.workflows: dict[str, Workflow] = {}
         self._initial = tuple(workflows)
         self._supervisors: dict[str, WorkflowSupervisor] = {}
+        # Replaced or disabled workflows still finishing what they hold.
+        self._retiring: list[WorkflowSupervisor] = []
         self._router: Router[str] = Router(())
         self._root = Supervisor("engine")
         self._generation = 0
@@ -93,6 +99,7 @@ class Engine:
                 self._abandon_queued()
                 outer.cancel_scope.cancel()
         finally:
+            self._accepting = False
             self._stopped.set()
 
     async def aclose(self) -> None:
@@ -104,14 +111,15 @@ class Engine:
         await self._stopped.wait()
 
     async def _drain(self) -> None:
-        for supervisor in self._supervisors.values():
+        for supervisor in self._live():
             supervisor.stop_intake()
         with trio.move_on_after(self.shutdown_timeout):
-            while any(s.running for s in self._supervisors.values()):
-                await trio.sleep(DRAIN_POLL)
+            # Intake is stopped, so once one is idle it stays idle: wait for each in turn.
+            for supervisor in self._live():
+                await supervisor.wait_idle()
 
     def _abandon_queued(self) -> None:
-        for supervisor in self._supervisors.values():
+        for supervisor in self._live():
             for handle in list(supervisor.handles.values()):
                 if not handle.finished:
                     handle.set_outcome(
@@ -119,6 +127,11 @@ class Engine:
                             handle.id, handle.workflow.key, "cancelled", None, "the engine stopped"
                         )
                     )
+
+    def _live(self) -> list[WorkflowSupervisor]:
+        """Every supervisor that may still hold executions, retiring ones included."""
+        self._retiring = [s for s in self._retiring if not s.retired]
+        return [*self._supervisors.values(), *self._retiring]
 
     # -- definitions -----------------------------------------------------------------
 
@@ -130,20 +143,21 @@ class Engine:
             new = wanted.get(key)
             if new is None or not new.enabled or new is not supervisor.workflow:
                 supervisor.retire()
+                self._retiring.append(supervisor)
                 del self._supervisors[key]
         for key, workflow in wanted.items():
             if workflow.enabled and key not in self._supervisors:
                 supervisor = WorkflowSupervisor(workflow, self.store, env=self.env)
                 self._generation += 1
-                spec = ChildSpec(f"workflow:{key}#{self._generation}", supervisor.run, Restart.TRANSIENT)
+                spec = ChildSpec(
+                    f"workflow:{key}#{self._generation}", supervisor.run, Restart.TRANSIENT
+                )
                 await self._root.start_child(spec)
                 self._supervisors[key] = supervisor
             if self.workflows.get(key) is not workflow:
                 await self.store.post(SaveWorkflow(_workflow_record(workflow)))
         self.workflows = wanted
-        self._router = Router(
-            (w.trigger.path, w.trigger.methods, w.key) for w in wanted.values()
-        )
+        self._router = Router((w.trigger.path, w.trigger.methods, w.key) for w in wanted.values())
 
     async def reload(self) -> tuple[DefinitionError, ...]:
         """Load the workflows folder again and apply it. Returns the files' errors."""
@@ -165,7 +179,7 @@ class Engine:
         return self.workflows[key], params
 
     def pending(self) -> int:
-        return sum(len(s.handles) for s in self._supervisors.values())
+        return sum(len(s.handles) for s in self._live())
 
     async def accept(self, delivery: Delivery) -> Admission:
         """Admit a delivery: store it with its execution (committed) and queue it.
@@ -185,13 +199,18 @@ class Engine:
         return await supervisor.accept(delivery)
 
     async def record_rejection(self, delivery: Delivery, rejection: Rejected) -> None:
-        """Record a refused delivery with its reason (unless the store already has it)."""
+        """Record a refused delivery with its reason (unless the store already has it).
+
+        Never raises for a store that has stopped: the rejection is what the sender
+        must hear, and after shutdown there is nowhere to record it.
+        """
         if getattr(rejection, "delivery_recorded", False):
             return
-        record = delivery.record(
-            "rejected", reason=rejection.detail, status=rejection.status
-        )
-        await self.store.post(RecordDelivery(record))
+        record = delivery.record("rejected", reason=rejection.detail, status=rejection.status)
+        try:
+            await self.store.post(RecordDelivery(record))
+        except StoreClosed:
+            log.info("not recorded (the store has stopped): %s refused: %s", delivery.id, rejection)
 
     # -- embedding -------------------------------------------------------------------
 
@@ -249,7 +268,7 @@ class Engine:
 
     def handle(self, execution_id: str) -> ExecutionHandle | None:
         """The live handle of a queued or running execution, if any."""
-        for supervisor in self._supervisors.values():
+        for supervisor in self._live():
             found = supervisor.handles.get(execution_id)
             if found is not None:
                 return found
@@ -257,7 +276,7 @@ class Engine:
 
     async def cancel(self, execution_id: str) -> bool:
         """Cancel a queued or running execution. False if it is not live here."""
-        for supervisor in self._supervisors.values():
+        for supervisor in self._live():
             if await supervisor.cancel(execution_id):
                 return True
         if await self.store.get_execution(execution_id) is None:
@@ -302,6 +321,13 @@ async def open_engine(
     ``workflows`` is a folder of definitions or validated :class:`Workflow` objects;
     ``store`` a :class:`Store` or a store URL (``sqlite:///var/hookline.db``,
     ``memory://``). Leaving the block shuts the engine down gracefully.
+
+    A bug that keeps crashing a workflow's actors escalates: past its restart
+    intensity (3 restarts in 5 s) the workflow's supervisor is restarted by the
+    engine's root supervisor; past the root's own intensity the engine stops. Then the
+    block is cancelled and ``open_engine`` raises an ExceptionGroup holding
+    :class:`~hookline.errors.RestartIntensityExceeded`; the store is flushed first, and
+    the executions of other workflows keep their stored status to resume on next start.
     """
     if isinstance(store, str):
         store = open_store(store)

@@ -150,9 +150,11 @@ class Execution:
                 else:
                     if end is not None:
                         status, output = end.status, end.output
-                        error = "ended by an 'end' node with status failed" if (
-                            end.status == "failed"
-                        ) else None
+                        error = (
+                            "ended by an 'end' node with status failed"
+                            if (end.status == "failed")
+                            else None
+                        )
                     else:
                         output = self._last_output
         if timeout_scope.cancelled_caught:

@@ -31,9 +31,7 @@ def unquote(value: str) -> str:
     return value
 
 
-def idempotency_key(
-    workflow: Workflow, delivery: Delivery, roots: Mapping[str, Any]
-) -> str | None:
+def idempotency_key(workflow: Workflow, delivery: Delivery, roots: Mapping[str, Any]) -> str | None:
     """The delivery's idempotency key, or None when it has none."""
     template = workflow.trigger.idempotency.key
     if template is not None:

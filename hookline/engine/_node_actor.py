@@ -46,9 +46,23 @@ class NodeActor(Actor[JobTicket]):
         self._nursery: trio.Nursery | None = None
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        async with trio.open_nursery() as nursery:
-            self._nursery = nursery
-            await super().run(task_status=task_status)
+        """Run jobs until the mailbox is closed and drained, or until cancelled.
+
+        A crash (a bug in this actor, never a node failing) ends the running jobs as
+        ``cancelled`` and raises the error itself, not wrapped in a group, so that its
+        supervisor reports what broke.
+        """
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                await super().run(task_status=task_status)
+        except BaseExceptionGroup as group:
+            # Jobs never raise (their failures are recorded), so a lone Exception in the
+            # group is the crash of the actor's own loop.
+            crash = group.exceptions[0]
+            if len(group.exceptions) == 1 and isinstance(crash, Exception):
+                raise crash from crash.__cause__
+            raise
 
     async def handle(self, message: JobTicket) -> None:
         try:

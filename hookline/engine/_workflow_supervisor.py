@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import attrs
 import trio
 
 from .._ids import new_id
-from ..errors import QueueFull
-from ..store._ops import AcceptDelivery, IdempotencyClaim
+from ..errors import QueueFull, Unavailable
+from ..store._ops import AcceptDelivery, IdempotencyClaim, RecordDelivery
 from ..store._records import Answer, ExecutionRecord, IdempotencyRecord
 from ..store._store import Store
 from ._actor import ActorStatistics
@@ -51,25 +51,50 @@ class WorkflowStatistics:
 
 
 class DrainRate:
-    """Executions finished per second, smoothed, to tell a refused sender when to retry."""
+    """Executions finished per second, smoothed, to tell a refused sender when to retry.
 
-    def __init__(self, half_life: float = 5.0) -> None:
+    ``clock`` gives the time in seconds; the workflow supervisor passes
+    :func:`trio.current_time`, so a ``MockClock`` drives it in tests.
+    """
+
+    def __init__(
+        self, half_life: float = 5.0, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._half_life = half_life
+        self._clock = clock
         self._rate = 0.0
-        self._last = time.monotonic()
+        self._last: float | None = None
 
     def tick(self) -> None:
-        now = time.monotonic()
+        """One execution finished now."""
+        now = self._clock()
+        if self._last is None:
+            # No interval yet: the first finish only starts the measurement.
+            self._last = now
+            return
         elapsed = max(now - self._last, 1e-6)
         weight = 0.5 ** (elapsed / self._half_life)
         self._rate = self._rate * weight + (1 - weight) / elapsed
         self._last = now
 
+    @property
+    def rate(self) -> float:
+        """The smoothed rate, in executions per second (0 before two finishes)."""
+        return self._rate
+
     def retry_after(self, backlog: int) -> float:
-        """Seconds until ``backlog`` executions have drained, between 1 and 60."""
+        """Seconds until ``backlog`` executions have drained, between 1 and 60; 5 while
+        nothing has finished yet."""
         if self._rate <= 0:
             return 5.0
         return float(min(60, max(1, math.ceil(backlog / self._rate))))
+
+
+def _lone_error(exc: Exception) -> Exception:
+    """The one error inside (nested) single-error groups, else ``exc`` itself."""
+    while isinstance(exc, ExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc
 
 
 class _Slot:
@@ -101,10 +126,13 @@ class WorkflowSupervisor:
         self.supervisor = Supervisor(f"workflow:{key}")
         self._completed = 0
         self._failed = 0
-        self._drain = DrainRate()
+        self._drain = DrainRate(clock=trio.current_time)
         self._retired = trio.Event()
         self._intake = trio.CancelScope()
         self._intake_stopped = False
+        self._retiring = False
+        self._idle = trio.Event()
+        self._idle.set()
         # Executions cut off from outside (shutdown or crash), to be settled by run().
         self._interrupted: list[ExecutionHandle] = []
 
@@ -112,9 +140,9 @@ class WorkflowSupervisor:
         """Start the NodeActors and the execution loop under this workflow's supervisor;
         run until retired and drained, or until cancelled.
 
-        Raises RestartIntensityExceeded (in an ExceptionGroup) when the supervisor gives
-        up: the executions it was running are then recorded ``failed``. Cancelled from
-        outside (shutdown), they stay ``running`` in the store, to resume on next start.
+        Raises RestartIntensityExceeded when the supervisor gives up: the executions it
+        was running are then recorded ``failed``. Cancelled from outside (shutdown),
+        they stay ``running`` in the store, to resume on next start.
         """
         children = [ChildSpec(f"node:{key}", actor.run) for key, actor in self.actors.items()]
         children.append(ChildSpec("executions", self._run_executions, Restart.TRANSIENT))
@@ -125,14 +153,31 @@ class WorkflowSupervisor:
                 await self._retired.wait()
                 nursery.cancel_scope.cancel()
         except Exception as exc:
-            await self._fail_interrupted(exc)
-            raise
+            crash = _lone_error(exc)
+            await self._fail_interrupted(crash)
+            if crash is exc:
+                raise
+            raise crash from crash.__cause__
         finally:
             self._abandon_interrupted()
 
     def retire(self) -> None:
-        """Take no more deliveries; finish what is queued and running, then stop."""
-        self.queue.close()
+        """Take no more deliveries; finish what is queued and running, then stop.
+
+        A delivery being accepted right now (its records being written) still runs.
+        """
+        self._retiring = True
+        self._close_if_retiring()
+
+    @property
+    def retired(self) -> bool:
+        """True once retired and every execution it held has ended."""
+        return self._retired.is_set()
+
+    def _close_if_retiring(self) -> None:
+        # Closing with a slot reserved would strand an execution already stored.
+        if self._retiring and self.queue.statistics().reserved == 0:
+            self.queue.close()
 
     def roots(self, delivery: Delivery, execution_id: str | None = None) -> dict[str, Any]:
         """Template roots for what is rendered at intake (idempotency key, response)."""
@@ -155,15 +200,27 @@ class WorkflowSupervisor:
         caller.
         """
         workflow = self.workflow
+        if self._retiring:
+            raise Unavailable(f"workflow '{workflow.key}' is being replaced", retry_after=1.0)
         key = idempotency_key(workflow, delivery, self.roots(delivery))
         body_hash = delivery.body_hash()
         if key is not None:
             earlier = await self.store.get_idempotency(workflow.key, key)
             if earlier is not None:
-                return self._replay(delivery, earlier, body_hash)
+                admission = self._replay(delivery, earlier, body_hash)
+                await self.store.post(
+                    RecordDelivery(
+                        delivery.record(
+                            "duplicate",
+                            status=admission.answer.status if admission.answer else None,
+                            execution_id=earlier.execution_id,
+                        )
+                    )
+                )
+                return admission
         try:
             reservation = self.queue.reserve_nowait()
-        except (trio.WouldBlock, trio.ClosedResourceError):
+        except trio.WouldBlock:
             backlog = self.queue.statistics().depth + len(self.running)
             raise QueueFull(
                 f"the queue of workflow '{workflow.key}' is full",
@@ -192,19 +249,21 @@ class WorkflowSupervisor:
                 created_at=now,
                 context=delivery.stored_context(),
             )
-            result = await self.store.write(AcceptDelivery(record, execution, claim, answer))
-        except BaseException:
+            # Shielded: once the write is queued it commits, and a committed execution
+            # must be queued here too, even if the caller has gone meanwhile.
+            with trio.CancelScope(shield=True):
+                result = await self.store.write(AcceptDelivery(record, execution, claim, answer))
+            if isinstance(result, IdempotencyRecord):
+                return self._replay(delivery, result, body_hash, recorded=True)
+            handle = ExecutionHandle(execution_id, workflow, delivery, idempotency_key=key)
+            if answer is not None:
+                handle.set_answer(answer)
+            self.handles[execution_id] = handle
+            reservation.send(handle)
+            return Admission(execution_id, handle, answer)
+        finally:
             reservation.release()
-            raise
-        if isinstance(result, IdempotencyRecord):
-            reservation.release()
-            return self._replay(delivery, result, body_hash, recorded=True)
-        handle = ExecutionHandle(execution_id, workflow, delivery, idempotency_key=key)
-        if answer is not None:
-            handle.set_answer(answer)
-        self.handles[execution_id] = handle
-        reservation.send(handle)
-        return Admission(execution_id, handle, answer)
+            self._close_if_retiring()
 
     def _replay(
         self,
@@ -242,6 +301,8 @@ class WorkflowSupervisor:
                     if handle.id not in self.handles:
                         limiter.release_on_behalf_of(slot)  # cancelled while queued
                         continue
+                    if not self.running:
+                        self._idle = trio.Event()
                     self.running[handle.id] = handle
                     nursery.start_soon(self._execute, handle, limiter, slot)
         self._retired.set()
@@ -251,6 +312,11 @@ class WorkflowSupervisor:
         in the queue stay ``queued`` in the store for the next start."""
         self._intake_stopped = True
         self._intake.cancel()
+
+    async def wait_idle(self) -> None:
+        """Return once no execution of this workflow is running (queued ones may wait)."""
+        while self.running:
+            await self._idle.wait()
 
     async def cancel(self, execution_id: str) -> bool:
         """Cancel a live execution: running, its jobs are cancelled at once; queued, it
@@ -262,6 +328,8 @@ class WorkflowSupervisor:
         if execution_id not in self.running:
             del self.handles[execution_id]
             await self._execution(handle).run()
+            self._completed += 1
+            self._failed += 1  # as a cancelled running one counts
         return True
 
     def _execution(self, handle: ExecutionHandle) -> Execution:
@@ -278,6 +346,8 @@ class WorkflowSupervisor:
         finally:
             del self.running[handle.id]
             del self.handles[handle.id]
+            if not self.running:
+                self._idle.set()
             limiter.release_on_behalf_of(slot)
             self._drain.tick()
             if not handle.finished:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Protocol, TypeVar
 
+from ._collections import Filter, Record, Sort
 from ._ops import WriteOp
 from ._records import (
     DeliveryRecord,
@@ -92,6 +93,27 @@ class StoreBackend(Protocol):
 
     def list_workflows(self) -> list[WorkflowRecord]:
         """Every stored workflow record, by key."""
+        ...
+
+    def query_records(
+        self,
+        collection: str,
+        where: Sequence[Filter],
+        order_by: Sequence[Sort],
+        limit: int | None,
+    ) -> list[Record]:
+        """Up to ``limit`` (None: all) records of ``collection`` matching every filter of
+        ``where``, in ``order_by`` order, ties by id; a missing collection has none.
+        Raises ValueError for a bad collection name."""
+        ...
+
+    def list_records(self, collection: str, limit: int, cursor: str | None) -> Page[Record]:
+        """Records of ``collection`` newest first; ``cursor`` is the previous page's.
+        Raises ValueError for a bad collection name."""
+        ...
+
+    def list_collections(self) -> list[str]:
+        """The names of the collections that exist (had a record once), sorted."""
         ...
 
 

@@ -9,6 +9,7 @@ alias of an object the caller may still change.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -16,9 +17,26 @@ import attrs
 
 from ..errors import StoreClosed, StoreError
 from ._backend import make_page
+from ._collections import (
+    CollectionAction,
+    CreateRecord,
+    DeleteRecords,
+    Filter,
+    Record,
+    Sort,
+    UpdateRecords,
+    UpsertRecord,
+    changed_record,
+    check_collection,
+    claim_fields,
+    matches,
+    new_record,
+    sort_records,
+)
 from ._encoding import pack, unpack
 from ._ops import (
     AcceptDelivery,
+    CollectionWrite,
     RecordDelivery,
     SaveAnswer,
     SaveJob,
@@ -62,6 +80,9 @@ class MemoryBackend:
         self._deliveries: dict[str, DeliveryRecord] = {}
         self._executions: dict[str, ExecutionRecord] = {}
         self._jobs: dict[str, list[JobRecord]] = {}
+        self._job_index: dict[tuple[str, str, int], int] = {}
+        self._collections: dict[str, dict[str, Record]] = {}
+        self._fields: dict[str, dict[str, str]] = {}  # per collection: lower -> name
         self._idempotency: dict[tuple[str, str], IdempotencyRecord] = {}
 
     def open(self) -> None:
@@ -97,10 +118,10 @@ class MemoryBackend:
             self._update_execution(op)
             return None
         if isinstance(op, SaveJob):
-            job = op.job
-            stored = attrs.evolve(job, output=_copy(job.output), log=tuple(_copy(job.log)))
-            self._jobs.setdefault(job.execution_id, []).append(stored)
+            self._save_job(op.job)
             return None
+        if isinstance(op, CollectionWrite):
+            return self._collection_write(op)
         if isinstance(op, SaveAnswer):
             self._save_answer(op)
             return None
@@ -108,6 +129,85 @@ class MemoryBackend:
             self._workflows[op.workflow.key] = op.workflow
             return None
         raise StoreError(f"unknown write operation {type(op).__name__}")
+
+    def _save_job(self, job: JobRecord) -> None:
+        stored = attrs.evolve(job, output=_copy(job.output), log=tuple(_copy(job.log)))
+        jobs = self._jobs.setdefault(job.execution_id, [])
+        identity = (job.execution_id, job.node, job.attempt)
+        position = self._job_index.get(identity)
+        if position is None:
+            self._job_index[identity] = len(jobs)
+            jobs.append(stored)
+            return
+        saved = jobs[position]
+        if saved.status == "succeeded":
+            stored = attrs.evolve(
+                stored, status=saved.status, output=saved.output, error=saved.error
+            )
+        jobs[position] = stored
+
+    def _succeeded_job(self, job: JobRecord) -> JobRecord | None:
+        position = self._job_index.get((job.execution_id, job.node, job.attempt))
+        if position is None:
+            return None
+        saved = self._jobs[job.execution_id][position]
+        return saved if saved.status == "succeeded" else None
+
+    def _collection_write(self, op: CollectionWrite) -> object:
+        done = self._succeeded_job(op.job)
+        if done is not None:
+            return _copy(done.output)
+        result = self._apply_action(op.action)
+        self._save_job(attrs.evolve(op.job, status="succeeded", output=result))
+        return copy.deepcopy(result)
+
+    def _apply_action(self, action: CollectionAction) -> object:
+        # Every check (the field names) comes before the first change: a failed action
+        # leaves no trace.
+        if isinstance(action, CreateRecord):
+            return self._put(action.collection, [new_record(action.id, action.at, action.values)])[
+                0
+            ]
+        if isinstance(action, UpsertRecord):
+            found = self._select(action.collection, action.where)[:1]
+            if found:
+                record = changed_record(found[0], action.values, action.at)
+            else:
+                record = new_record(action.id, action.at, action.values)
+            return self._put(action.collection, [record])[0]
+        if isinstance(action, UpdateRecords):
+            targets = self._select(action.collection, action.where)
+            if action.single:
+                targets = targets[:1]
+            changed = [changed_record(r, action.values, action.at) for r in targets]
+            updated = self._put(action.collection, changed) if changed else []
+            if action.single:
+                return updated[0] if updated else None
+            return len(updated)
+        if isinstance(action, DeleteRecords):
+            doomed = self._select(action.collection, action.where)
+            records = self._collections.get(action.collection, {})
+            for record in doomed:
+                del records[record["id"]]
+            return len(doomed)
+        raise StoreError(f"unknown collection action {type(action).__name__}")
+
+    def _put(self, collection: str, records: list[Record]) -> list[Record]:
+        """Store ``records`` (new or changed) after checking their field names."""
+        known = dict(self._fields.get(collection, {}))
+        for record in records:
+            claim_fields(known, record, collection)
+        self._fields[collection] = known
+        stored = self._collections.setdefault(collection, {})
+        for record in records:
+            stored[record["id"]] = copy.deepcopy(record)
+        return records
+
+    def _select(self, collection: str, where: Sequence[Filter]) -> list[Record]:
+        records = self._collections.get(collection, {})
+        return sorted(
+            (r for r in records.values() if matches(r, where)), key=lambda r: str(r["id"])
+        )
 
     def _check_new_delivery(self, delivery: DeliveryRecord) -> None:
         if delivery.id in self._deliveries:
@@ -235,6 +335,33 @@ class MemoryBackend:
     def list_workflows(self) -> list[WorkflowRecord]:
         self._check_open()
         return [self._workflows[key] for key in sorted(self._workflows)]
+
+    def query_records(
+        self,
+        collection: str,
+        where: Sequence[Filter],
+        order_by: Sequence[Sort],
+        limit: int | None,
+    ) -> list[Record]:
+        self._check_open()
+        check_collection(collection)
+        found = sort_records(
+            (r for r in self._collections.get(collection, {}).values() if matches(r, where)),
+            order_by,
+        )
+        return copy.deepcopy(found if limit is None else found[:limit])
+
+    def list_records(self, collection: str, limit: int, cursor: str | None) -> Page[Record]:
+        self._check_open()
+        check_collection(collection)
+        records = self._collections.get(collection, {})
+        ids = sorted((id for id in records if cursor is None or id < cursor), reverse=True)
+        chosen = [copy.deepcopy(records[id]) for id in ids[: limit + 1]]
+        return make_page(chosen, limit, lambda record: str(record["id"]))
+
+    def list_collections(self) -> list[str]:
+        self._check_open()
+        return sorted(self._collections)
 
 
 def _newest_first(

@@ -10,6 +10,7 @@ from typing import Any
 
 import attrs
 
+from ._collections import CollectionAction
 from ._records import (
     Answer,
     DeliveryRecord,
@@ -76,7 +77,13 @@ class UpdateExecution:
 
 @attrs.frozen
 class SaveJob:
-    """Insert a job record (one attempt of one node). Result: None."""
+    """Save a job record (one attempt of one node). Result: None.
+
+    A job is known by (execution_id, node, attempt): saving one again completes the row
+    saved before, in place. A row already saved as succeeded keeps its status, output
+    and error (a :class:`CollectionWrite` committed them with its write); only its
+    times and log change.
+    """
 
     job: JobRecord
 
@@ -99,10 +106,34 @@ class SaveWorkflow:
     workflow: WorkflowRecord
 
 
-WriteOp = RecordDelivery | AcceptDelivery | UpdateExecution | SaveJob | SaveAnswer | SaveWorkflow
+@attrs.frozen
+class CollectionWrite:
+    """Apply ``action`` to a collection and save ``job`` as succeeded with the action's
+    result as its output, in one transaction: both take effect or neither does.
+
+    Result: the action's result (see each action). If ``job`` (execution, node, attempt)
+    was already saved as succeeded, nothing is applied again and the result is that
+    job's output: a write is done once even when its node runs again. A failed action
+    (a field name clashing with another in case only) stores nothing.
+    """
+
+    job: JobRecord
+    action: CollectionAction
+
+
+WriteOp = (
+    RecordDelivery
+    | AcceptDelivery
+    | UpdateExecution
+    | SaveJob
+    | SaveAnswer
+    | SaveWorkflow
+    | CollectionWrite
+)
 
 __all__ = [
     "AcceptDelivery",
+    "CollectionWrite",
     "IdempotencyClaim",
     "IdempotencyRecord",
     "RecordDelivery",

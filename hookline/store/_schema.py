@@ -112,8 +112,24 @@ def _initial(db: sqlite_utils.Database) -> None:
     db.table("idempotency").create_index(["expires_at"], "idempotency_by_expiry")
 
 
+def _unique_jobs(db: sqlite_utils.Database) -> None:
+    # A job is one attempt of one node: saving it again must complete its row (a
+    # collection write saves its job with the write, the execution saves it after).
+    # Keep the last save of any attempt stored twice before this rule.
+    db.execute(
+        "DELETE FROM jobs WHERE seq NOT IN "
+        "(SELECT MAX(seq) FROM jobs GROUP BY execution_id, node, attempt)"
+    )
+    db.table("jobs").create_index(
+        ["execution_id", "node", "attempt"], "jobs_by_identity", unique=True
+    )
+
+
 #: Every migration, in order; a database at version N has applied the first N.
-MIGRATIONS: tuple[tuple[str, Migration], ...] = (("initial", _initial),)
+MIGRATIONS: tuple[tuple[str, Migration], ...] = (
+    ("initial", _initial),
+    ("unique jobs", _unique_jobs),
+)
 
 
 def migrate(conn: sqlite3.Connection) -> list[str]:

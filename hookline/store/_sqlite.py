@@ -17,11 +17,16 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
+import attrs
+
 from ..errors import StoreClosed, StoreError
 from ._backend import make_page
+from ._collections import Filter, Record, Sort, check_collection
+from ._collections_sql import apply_action, list_collections, list_records, query_records
 from ._encoding import pack, unpack
 from ._ops import (
     AcceptDelivery,
+    CollectionWrite,
     RecordDelivery,
     SaveAnswer,
     SaveJob,
@@ -60,9 +65,19 @@ _INSERT_EXECUTION = (
     "INSERT INTO executions (id, workflow, delivery_id, status, created_at, started_at, "
     "finished_at, context, output, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
-_INSERT_JOB = (
+# A job saved again completes its row in place; a row saved as succeeded (by a
+# collection write, with its write) keeps its outcome.
+_UPSERT_JOB = (
     "INSERT INTO jobs (execution_id, node, type, status, attempt, started_at, finished_at, "
-    "output, error, log) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "output, error, log) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (execution_id, node, attempt) DO UPDATE SET type = excluded.type, "
+    "started_at = excluded.started_at, finished_at = excluded.finished_at, log = excluded.log, "
+    "status = CASE WHEN jobs.status = 'succeeded' THEN jobs.status ELSE excluded.status END, "
+    "output = CASE WHEN jobs.status = 'succeeded' THEN jobs.output ELSE excluded.output END, "
+    "error = CASE WHEN jobs.status = 'succeeded' THEN jobs.error ELSE excluded.error END"
+)
+_SELECT_JOB_OUTCOME = (
+    "SELECT status, output FROM jobs WHERE execution_id = ? AND node = ? AND attempt = ?"
 )
 _REPLACE_IDEMPOTENCY = (
     "INSERT OR REPLACE INTO idempotency (workflow, key, body_hash, execution_id, created_at, "
@@ -269,6 +284,27 @@ class SQLiteBackend:
     def list_workflows(self) -> list[WorkflowRecord]:
         return self._all(_SELECT_WORKFLOWS, (), _workflow)
 
+    def query_records(
+        self,
+        collection: str,
+        where: Sequence[Filter],
+        order_by: Sequence[Sort],
+        limit: int | None,
+    ) -> list[Record]:
+        check_collection(collection)
+        with self._reader() as conn:
+            return query_records(conn, collection, where, order_by, limit)
+
+    def list_records(self, collection: str, limit: int, cursor: str | None) -> Page[Record]:
+        check_collection(collection)
+        with self._reader() as conn:
+            rows = list_records(conn, collection, limit + 1, cursor)
+        return make_page(rows, limit, lambda record: str(record["id"]))
+
+    def list_collections(self) -> list[str]:
+        with self._reader() as conn:
+            return list_collections(conn)
+
 
 # -- the write path --------------------------------------------------------------------
 
@@ -294,8 +330,10 @@ def _apply_alone(conn: sqlite3.Connection, op: WriteOp) -> object:
 
 def _apply_one(conn: sqlite3.Connection, op: WriteOp) -> object:
     if isinstance(op, SaveJob):
-        conn.execute(_INSERT_JOB, _job_row(op.job))
+        conn.execute(_UPSERT_JOB, _job_row(op.job))
         return None
+    if isinstance(op, CollectionWrite):
+        return _collection_write(conn, op)
     if isinstance(op, UpdateExecution):
         output = pack(op.output) if op.has_output else None
         args = (op.status, op.started_at, op.finished_at, op.error, op.has_output, output, op.id)
@@ -354,6 +392,16 @@ def _accept(conn: sqlite3.Connection, op: AcceptDelivery) -> IdempotencyRecord |
             ),
         )
     return None
+
+
+def _collection_write(conn: sqlite3.Connection, op: CollectionWrite) -> object:
+    job = op.job
+    row = conn.execute(_SELECT_JOB_OUTCOME, (job.execution_id, job.node, job.attempt)).fetchone()
+    if row is not None and row[0] == "succeeded":
+        return unpack(row[1])
+    result = apply_action(conn, op.action)
+    conn.execute(_UPSERT_JOB, _job_row(attrs.evolve(job, status="succeeded", output=result)))
+    return result
 
 
 def _op_error(op: WriteOp, exc: BaseException) -> StoreError:

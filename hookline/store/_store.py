@@ -12,9 +12,9 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TypeVar, overload
+from typing import Any, TypeVar, overload
 from urllib.parse import parse_qsl, urlsplit
 
 import attrs
@@ -23,9 +23,11 @@ import trio
 from ..engine._mailbox import Mailbox
 from ..errors import ConfigError, StoreClosed, StoreError
 from ._backend import StoreBackend
+from ._collections import Filter, Record, Sort
 from ._memory import MemoryBackend
 from ._ops import (
     AcceptDelivery,
+    CollectionWrite,
     RecordDelivery,
     SaveAnswer,
     SaveJob,
@@ -269,6 +271,8 @@ class Store:
         self, op: RecordDelivery | UpdateExecution | SaveJob | SaveAnswer | SaveWorkflow
     ) -> None: ...
     @overload
+    async def write(self, op: CollectionWrite) -> Any: ...
+    @overload
     async def write(self, op: WriteOp) -> object: ...
     async def write(self, op: WriteOp) -> object:
         """Commit ``op`` and return its result (see the op's class).
@@ -281,6 +285,23 @@ class Store:
         waiter = _Waiter()
         await self._enqueue(_Item(op, waiter))
         await waiter.done.wait()
+        if waiter.error is not None:
+            raise waiter.error
+        return waiter.result
+
+    async def write_shielded(self, op: CollectionWrite) -> Any:
+        """:meth:`write`, except that once ``op`` is queued the caller waits for its
+        commit even when cancelled, and then sees the cancellation at its next
+        checkpoint.
+
+        For writes with effects (a collection write): whoever sent one learns its result,
+        so a job cut short by its timeout is never recorded as failed after its write
+        committed. Cancelled while waiting for room in the mailbox, nothing was queued.
+        """
+        waiter = _Waiter()
+        await self._enqueue(_Item(op, waiter))
+        with trio.CancelScope(shield=True):
+            await waiter.done.wait()
         if waiter.error is not None:
             raise waiter.error
         return waiter.result
@@ -377,6 +398,37 @@ class Store:
     async def list_workflows(self) -> list[WorkflowRecord]:
         """Every stored workflow record, by key."""
         return await self._read(self._backend.list_workflows)
+
+    async def query_records(
+        self,
+        collection: str,
+        where: Sequence[Filter] = (),
+        *,
+        order_by: Sequence[Sort] = (),
+        limit: int | None = None,
+    ) -> list[Record]:
+        """Up to ``limit`` (None: all) records of ``collection`` matching ``where``, in
+        ``order_by`` order, ties by id. A missing collection has none. Raises ValueError
+        for a bad collection name or ``limit < 1``."""
+        if limit is not None:
+            _check_limit(limit)
+        fn = functools.partial(
+            self._backend.query_records, collection, tuple(where), tuple(order_by), limit
+        )
+        return await self._read(fn)
+
+    async def list_records(
+        self, collection: str, *, limit: int = 50, cursor: str | None = None
+    ) -> Page[Record]:
+        """A page of the records of ``collection``, newest first (none if it does not
+        exist). Raises ValueError for a bad collection name or ``limit < 1``."""
+        _check_limit(limit)
+        fn = functools.partial(self._backend.list_records, collection, limit, cursor)
+        return await self._read(fn)
+
+    async def list_collections(self) -> list[str]:
+        """The names of the collections that exist (had a record once), sorted."""
+        return await self._read(self._backend.list_collections)
 
     def statistics(self) -> StoreStatistics:
         return StoreStatistics(

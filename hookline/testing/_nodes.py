@@ -16,7 +16,7 @@ variables, for calling a node config's ``run`` without an engine.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import trio
@@ -24,7 +24,7 @@ import trio
 from ..engine._fields import Fields
 from ..engine._templates import Compiled
 from ..errors import NodeError
-from ..nodes._base import Job, NodeResult, NodeSpec, Renderable
+from ..nodes._base import Job, NodeResult, NodeServices, NodeSpec, Renderable
 from ..nodes._registry import NodeListParser, register
 
 __all__ = ["FailNode", "FakeJob", "SleepNode", "register_test_nodes"]
@@ -93,13 +93,15 @@ def register_test_nodes() -> None:
 class FakeJob:
     """The :class:`~hookline.nodes._base.Job` protocol over fixed ``variables``,
     rendering with the real templates; log lines land in ``lines``. ``spec`` is what
-    ``node`` returns (reading ``node`` without one raises :class:`AttributeError`)."""
+    ``node`` returns (reading ``node`` without one raises :class:`AttributeError`);
+    ``services`` is empty unless given."""
 
     variables: Mapping[str, Any] = attrs.Factory(dict)
     spec: NodeSpec | None = None
     execution_id: str = "ex-1"
     attempt: int = 1
     lines: list[str] = attrs.Factory(list)
+    services: NodeServices = attrs.Factory(NodeServices)
 
     @property
     def node(self) -> NodeSpec:
@@ -112,3 +114,8 @@ class FakeJob:
 
     def log(self, message: str) -> None:
         self.lines.append(message)
+
+
+if TYPE_CHECKING:
+    # Fails type checking the day the Job protocol grows and FakeJob does not.
+    _fake_is_a_job: type[Job] = FakeJob

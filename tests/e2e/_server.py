@@ -17,8 +17,18 @@ class ServerProcess:
 
     def __init__(self, config: Path, db: Path) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "hookline", "serve", "--config", str(config),
-             "--bind", "127.0.0.1:0", "--db", str(db)],
+            [
+                sys.executable,
+                "-m",
+                "hookline",
+                "serve",
+                "--config",
+                str(config),
+                "--bind",
+                "127.0.0.1:0",
+                "--db",
+                str(db),
+            ],
             cwd=ROOT,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,

@@ -100,9 +100,7 @@ async def test_sigkill_after_202_loses_no_acknowledged_delivery(
         executions = {row[0] for row in db.execute("SELECT id FROM executions")}
         accepted = {
             row[0]
-            for row in db.execute(
-                "SELECT execution_id FROM deliveries WHERE verdict = 'accepted'"
-            )
+            for row in db.execute("SELECT execution_id FROM deliveries WHERE verdict = 'accepted'")
         }
     assert set(acknowledged) <= executions
     assert set(acknowledged) <= accepted

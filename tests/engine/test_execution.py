@@ -60,12 +60,16 @@ async def test_output_is_the_last_nodes_output_and_the_branch_taken_is_recorded(
         ("big", "succeeded", "then"),
         ("large", "succeeded", {"said": "big 7", "region": "eu"}),
     ]
-    assert [(j.node, j.output) for j in small_jobs[1:]] == [("big", "else"), ("little", small.output)]
+    assert [(j.node, j.output) for j in small_jobs[1:]] == [
+        ("big", "else"),
+        ("little", small.output),
+    ]
     # $execution.id and $workflow.key are this execution's.
     assert big_jobs[0].output == {"n": 7, "id": big.execution_id, "wf": "branching"}
     assert record is not None
     assert (record.status, record.output) == ("succeeded", big.output)
-    assert record.started_at is not None and record.finished_at is not None
+    assert record.started_at is not None
+    assert record.finished_at is not None
 
 
 async def test_env_holds_only_the_engines_configured_names(
@@ -95,7 +99,8 @@ async def test_job_records_carry_timings(autojump_clock: trio.testing.MockClock)
         ("after", "set", "succeeded", 1),
     ]
     for job in jobs:
-        assert job.finished_at is not None and job.finished_at >= job.started_at
+        assert job.finished_at is not None
+        assert job.finished_at >= job.started_at
 
 
 async def test_end_node_output_is_the_execution_output_and_stops_the_walk(
@@ -145,12 +150,14 @@ async def test_a_failing_node_fails_the_job_and_the_execution(
         jobs = await store.list_jobs(out.execution_id)
         record = await store.get_execution(out.execution_id)
     assert out.status == "failed"
-    assert out.error is not None and "no customer 42" in out.error
+    assert out.error is not None
+    assert "no customer 42" in out.error
     assert [(j.node, j.status, j.error) for j in jobs] == [
         ("ok", "succeeded", None),
         ("boom", "failed", "no customer 42"),
     ]
-    assert record is not None and (record.status, record.error) == ("failed", out.error)
+    assert record is not None
+    assert (record.status, record.error) == ("failed", out.error)
 
 
 async def test_job_timeout_fails_the_execution(autojump_clock: trio.testing.MockClock) -> None:
@@ -170,9 +177,13 @@ async def test_job_timeout_fails_the_execution(autojump_clock: trio.testing.Mock
         record = await store.get_execution(out.execution_id)
     assert 1 <= elapsed < 1.1
     assert out.status == "failed"
-    assert [(j.node, j.status, j.error) for j in jobs] == [("nap", "timed_out", "timed out after 1s")]
-    assert record is not None and record.status == "failed"
-    assert record.error is not None and "timed out after 1s" in record.error
+    assert [(j.node, j.status, j.error) for j in jobs] == [
+        ("nap", "timed_out", "timed out after 1s")
+    ]
+    assert record is not None
+    assert record.status == "failed"
+    assert record.error is not None
+    assert "timed out after 1s" in record.error
 
 
 async def test_execution_timeout_cancels_the_running_job(
@@ -197,8 +208,10 @@ async def test_execution_timeout_cancels_the_running_job(
     assert 2 <= elapsed < 2.1
     assert out.status == "timed_out"
     assert [(j.node, j.status) for j in jobs] == [("first", "succeeded"), ("second", "cancelled")]
-    assert record is not None and record.status == "timed_out"
-    assert record.error is not None and "timeout" in record.error
+    assert record is not None
+    assert record.status == "timed_out"
+    assert record.error is not None
+    assert "timeout" in record.error
 
 
 async def test_cancel_ends_the_running_job_at_once(autojump_clock: trio.testing.MockClock) -> None:
@@ -225,7 +238,8 @@ async def test_cancel_ends_the_running_job_at_once(autojump_clock: trio.testing.
     assert took < 0.1
     assert out.status == "cancelled"
     assert [(j.node, j.status) for j in jobs] == [("nap", "cancelled")]
-    assert record is not None and record.status == "cancelled"
+    assert record is not None
+    assert record.status == "cancelled"
     assert node.in_flight == 0
 
 
@@ -244,7 +258,8 @@ async def test_cancel_of_a_queued_execution_never_runs_a_job(
     async with open_engine([wf], store=store) as engine:
         first = await engine.submit("one-at-a-time")
         second = await engine.submit("one-at-a-time")
-        assert second.handle is not None and first.handle is not None
+        assert second.handle is not None
+        assert first.handle is not None
         await trio.sleep(1)
         assert await engine.cancel(second.execution_id)
         out = await second.handle.wait_finished()
@@ -254,4 +269,6 @@ async def test_cancel_of_a_queued_execution_never_runs_a_job(
         assert not await engine.cancel(second.execution_id)  # no longer live
     assert out.status == "cancelled"
     assert jobs == []
-    assert record is not None and record.status == "cancelled" and record.started_at is None
+    assert record is not None
+    assert record.status == "cancelled"
+    assert record.started_at is None

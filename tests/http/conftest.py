@@ -210,9 +210,9 @@ nodes:
   - {key: wait, type: http_test_gate, name: held}
 """
 OFF = """
-key: off
+key: paused
 enabled: false
-trigger: {type: webhook, path: off}
+trigger: {type: webhook, path: paused}
 nodes:
   - {key: noop, type: set, values: {ok: true}}
 """

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import trio
 
-from tests.http.conftest import Server, assert_problem, gate, wait_until
+from hookline.store._sqlite import SQLiteBackend
+from tests.http.conftest import STANDARD, Server, assert_problem, gate, running_server, wait_until
 
 
 async def execution(server: Server, execution_id: str) -> dict[str, object]:
@@ -182,16 +183,12 @@ async def test_same_key_with_another_body_is_422(server: Server) -> None:
 
 
 async def test_duplicate_is_replayed_after_a_restart(tmp_path: Path) -> None:
-    from tests.http.conftest import STANDARD, running_server
-
     url = f"sqlite:///{tmp_path}/hookline.db"
     headers = {"x-github-delivery": "d-1"}
     async with running_server(STANDARD, store=url) as first_run:
         first = await first_run.client.post("/api/webhooks/steps", json={"n": 1}, headers=headers)
     async with running_server(STANDARD, store=url) as second_run:
-        again = await second_run.client.post(
-            "/api/webhooks/steps", json={"n": 1}, headers=headers
-        )
+        again = await second_run.client.post("/api/webhooks/steps", json={"n": 1}, headers=headers)
     assert first.status_code == 200
     assert again.status_code == 200
     assert again.json() == first.json()
@@ -213,7 +210,7 @@ async def test_method_not_listed_is_405_with_allow(server: Server) -> None:
 
 
 async def test_disabled_workflow_is_503_with_retry_after(server: Server) -> None:
-    response = await server.client.post("/api/webhooks/off", json={})
+    response = await server.client.post("/api/webhooks/paused", json={})
 
     assert_problem(response, 503)
     assert int(response.headers["retry-after"]) >= 1
@@ -272,21 +269,36 @@ async def test_full_workflow_queue_is_429_with_retry_after(server: Server) -> No
         await wait_status(server, execution_id, "succeeded")
 
 
-async def test_engine_shutting_down_is_503_with_retry_after(server: Server) -> None:
-    held = await server.client.post("/api/webhooks/busy", json={})
-    assert held.status_code == 202
-    await gate("busy").entered.wait()
+async def test_engine_shutting_down_is_503_with_retry_after(tmp_path: Path) -> None:
+    path = tmp_path / "hookline.db"
+    async with running_server(STANDARD, store=f"sqlite:///{path}") as server:
+        held = await server.client.post("/api/webhooks/busy", json={})
+        assert held.status_code == 202
+        await gate("busy").entered.wait()
 
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(server.engine.aclose)
-        await wait_until(lambda: not server.engine.statistics().accepting)
-        response = await server.client.post("/api/webhooks/orders/1", json={"n": 1})
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(server.engine.aclose)
+            await wait_until(lambda: not server.engine.statistics().accepting)
+            draining = await server.client.post("/api/webhooks/orders/1", json={"n": 1})
+            ready = await server.client.get("/readyz")
+            # The running execution may finish before the deadline.
+            gate("busy").open()
+        stopped = await server.client.post("/api/webhooks/orders/1", json={"n": 2})
+
+    for response in (draining, stopped):
         assert_problem(response, 503)
         assert int(response.headers["retry-after"]) >= 1
-        ready = await server.client.get("/readyz")
-        assert_problem(ready, 503)
-        # The running execution may finish before the deadline.
-        gate("busy").open()
-    record = await server.engine.store.get_execution(held.json()["execution_id"])
+    assert_problem(ready, 503)
+    backend = SQLiteBackend(path)
+    backend.open()
+    try:
+        record = backend.get_execution(held.json()["execution_id"])
+        rejected = backend.list_deliveries(
+            workflow=None, verdict="rejected", limit=10, cursor=None
+        ).items
+    finally:
+        backend.close()
     assert record is not None
     assert record.status == "succeeded"
+    # Refused while draining: recorded; refused after the store stopped: answered anyway.
+    assert [(d.status, d.workflow) for d in rejected] == [(503, "orders")]

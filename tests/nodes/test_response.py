@@ -5,35 +5,18 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import attrs
 import pytest
 
 from hookline.engine._fields import Fields
-from hookline.engine._templates import Compiled
 from hookline.errors import DefinitionError, NodeError
 from hookline.nodes._base import NodeSpec
 from hookline.nodes._registry import parse_node
 from hookline.store._records import Answer
+from hookline.testing._nodes import FakeJob
 
 
 def parse(data: dict[str, Any]) -> NodeSpec:
     return parse_node(Fields(data, source="w.yaml", path="nodes[0]"))
-
-
-@attrs.define
-class FakeJob:
-    """The Job protocol over fixed variables, rendering with the real templates."""
-
-    variables: dict[str, Any]
-    execution_id: str = "ex-1"
-    attempt: int = 1
-    logs: list[str] = attrs.Factory(list)
-
-    def render(self, value: Compiled) -> Any:
-        return value.render(self.variables)
-
-    def log(self, message: str) -> None:
-        self.logs.append(message)
 
 
 def response(**fields: Any) -> NodeSpec:

@@ -1,0 +1,179 @@
+"""The request that ``verify`` checks read, and the rules every scheme shares.
+
+Verification is sans-IO: the ingress route builds a :class:`SignedRequest` from what it
+received (raw body bytes, lower-cased headers, the public URL, the client address) and
+each check decides from it alone, with ``now`` passed in, so tests need no server and
+no clock.
+
+Shared rules (``shared/reference/webhook-signatures.md``): a missing header or credential
+raises :class:`~hookline.errors.Unauthenticated` (401); one that is present but does not
+parse, does not match, or carries a timestamp outside the window raises
+:class:`~hookline.errors.Forbidden` (403). Every comparison is constant-time and runs
+against every configured secret and every signature the request carries.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any, Protocol
+
+import attrs
+
+from ..engine._fields import Fields
+from ..errors import Forbidden, Unauthenticated
+
+__all__ = [
+    "MISMATCH",
+    "Check",
+    "SignedRequest",
+    "Verified",
+    "check_window",
+    "decode_base64",
+    "decode_hex",
+    "matches_any",
+    "parse_timestamp",
+    "read_secrets",
+    "require_header",
+    "tolerance",
+]
+
+MISMATCH = "the request signature does not match"
+_TIMESTAMP = re.compile(r"[0-9]{1,12}", re.ASCII)
+
+
+@attrs.frozen
+class SignedRequest:
+    """One received request, as the checks see it.
+
+    ``url`` is the public URL the sender called (scheme, host, port, path, query),
+    rebuilt from trusted forwarded headers behind a proxy (Twilio signs it).
+    ``headers`` has lower-case names, repeated headers joined with ``", "``. ``body`` is
+    the raw bytes as received. ``form`` holds the decoded parameters of an
+    ``application/x-www-form-urlencoded`` body, in order, None for any other body.
+    ``client_ip`` is the client address after trusted proxies were peeled off.
+    """
+
+    method: str
+    url: str
+    headers: Mapping[str, str]
+    body: bytes
+    form: tuple[tuple[str, str], ...] | None = None
+    client_ip: str = ""
+
+    def header(self, name: str) -> str | None:
+        """The value of header ``name`` (lower case), None when absent."""
+        return self.headers.get(name)
+
+
+@attrs.frozen
+class Verified:
+    """What passing every check established. ``claims`` are the decoded claims of a
+    ``jwt`` check (they become ``$context.jwt``), None when no such check ran."""
+
+    claims: Mapping[str, Any] | None = None
+
+
+class Check(Protocol):
+    """One compiled ``verify`` entry.
+
+    ``secret_headers`` names the (lower-case) headers that carry a secret or a
+    signature, so delivery records and logs can redact them. :meth:`check` returns
+    claims (``jwt`` only) or None, and raises ``Unauthenticated`` or ``Forbidden``.
+    """
+
+    @property
+    def secret_headers(self) -> frozenset[str]: ...
+
+    def check(self, request: SignedRequest, now: float) -> Mapping[str, Any] | None: ...
+
+
+# -- reading options -----------------------------------------------------------------
+
+
+def read_secrets(fields: Fields, *, what: str = "a secret") -> tuple[str, ...]:
+    """``secret`` (one string) or ``secrets`` (a non-empty list, for rotation), exactly
+    one of them. Empty strings are refused: an empty key signs anything anyone sends."""
+    if fields.has("secret") and fields.has("secrets"):
+        fields.fail("secrets", "either secret or secrets, not both")
+    if fields.has("secrets"):
+        found = fields.sequence("secrets", non_empty=True)
+        for index, item in enumerate(found):
+            if not isinstance(item, str) or not item:
+                fields.fail(f"secrets[{index}]", f"{what} as a non-empty string", item)
+        fields.value("secret", None)
+        return tuple(found)
+    fields.value("secrets", None)
+    secret = fields.string("secret", expected=f"{what} as a non-empty string (or secrets: [...])")
+    if not secret:
+        fields.fail("secret", f"{what} as a non-empty string", secret)
+    return (secret,)
+
+
+def tolerance(fields: Fields) -> float:
+    """``tolerance``: how far a signed timestamp may be from now, default five minutes."""
+    found: float = fields.duration("tolerance", 300.0)
+    return found
+
+
+# -- reading requests ----------------------------------------------------------------
+
+
+def require_header(request: SignedRequest, name: str, *, challenge: str | None = None) -> str:
+    """The value of header ``name`` (any case; the message keeps it as written); absent
+    or empty raises ``Unauthenticated``."""
+    value = request.header(name.lower())
+    if value is None or not value.strip():
+        raise Unauthenticated(f"the request has no {name} header", challenge=challenge)
+    return value.strip()
+
+
+def parse_timestamp(text: str) -> int:
+    """Unix seconds written as digits; anything else raises ``Forbidden``."""
+    if _TIMESTAMP.fullmatch(text.strip()) is None:
+        raise Forbidden("the request timestamp is malformed")
+    return int(text)
+
+
+def check_window(timestamp: int, now: float, tolerance: float, *, future: bool = True) -> None:
+    """Refuse a timestamp more than ``tolerance`` seconds old, or (with ``future``) ahead.
+
+    Exactly ``tolerance`` away still passes, as in the providers' own libraries.
+    """
+    if now - timestamp > tolerance:
+        raise Forbidden("the request timestamp is too old")
+    if future and timestamp - now > tolerance:
+        raise Forbidden("the request timestamp is too far in the future")
+
+
+def decode_hex(text: str) -> bytes | None:
+    """Hex digits (either case) as bytes, None when they are not hex."""
+    try:
+        return bytes.fromhex(text)
+    except ValueError:
+        return None
+
+
+def decode_base64(text: str) -> bytes | None:
+    """Standard base64 (padding required) as bytes, None when it does not decode."""
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
+def matches_any(expected: Iterable[bytes], given: Iterable[bytes]) -> bool:
+    """Whether any given value equals any expected one.
+
+    Every pair is compared, in constant time, without stopping at the first match, so
+    the time taken says nothing about which secret or signature matched.
+    """
+    candidates = tuple(given)
+    matched = False
+    for digest in expected:
+        for candidate in candidates:
+            matched |= hmac.compare_digest(digest, candidate)
+    return matched
