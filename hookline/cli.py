@@ -45,6 +45,8 @@ async def run_server(config: ServerConfig) -> None:
         env=config.env_values,
         pending_limit=config.engine.pending,
         shutdown_timeout=config.server.shutdown_timeout,
+        http_allow_hosts=config.http_node.allow_hosts,
+        smtp=config.smtp,
     ) as engine:
         stop = trio.Event()
         async with trio.open_nursery() as nursery:

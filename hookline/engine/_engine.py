@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import attrs
+import httpx
 import trio
 
 from .._ids import new_id
@@ -25,6 +26,7 @@ from ..errors import (
     WorkflowNotFound,
 )
 from ..http._router import Router
+from ..nodes._base import NodeServices
 from ..store._ops import RecordDelivery, SaveWorkflow
 from ..store._records import WorkflowRecord
 from ..store._store import Store, StoreStatistics, open_store
@@ -61,9 +63,14 @@ class Engine:
         pending_limit: int = 10_000,
         shutdown_timeout: float = 10.0,
         folder: Path | None = None,
+        http_allow_hosts: Iterable[str] = (),
+        smtp: Any = None,
     ) -> None:
         self.store = store
         self.env: Mapping[str, str] = dict(env or {})
+        self.services = NodeServices(
+            http_allow_hosts=tuple(http_allow_hosts), smtp=smtp, workflows=self, env=self.env
+        )
         self.pending_limit = pending_limit
         self.shutdown_timeout = shutdown_timeout
         self.folder = folder
@@ -85,7 +92,8 @@ class Engine:
     async def main(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """The engine's root task: run until :meth:`aclose`, then shut down in order."""
         try:
-            async with trio.open_nursery() as outer:
+            async with trio.open_nursery() as outer, _http_client() as client:
+                self.services = attrs.evolve(self.services, http=client)
                 await outer.start(self.store.run)
                 async with trio.open_nursery() as inner:
                     await inner.start(self._root.run)
@@ -147,7 +155,7 @@ class Engine:
                 del self._supervisors[key]
         for key, workflow in wanted.items():
             if workflow.enabled and key not in self._supervisors:
-                supervisor = WorkflowSupervisor(workflow, self.store, env=self.env)
+                supervisor = WorkflowSupervisor(workflow, self.store, services=self.services)
                 self._generation += 1
                 spec = ChildSpec(
                     f"workflow:{key}#{self._generation}", supervisor.run, Restart.TRANSIENT
@@ -307,6 +315,13 @@ def _workflow_record(workflow: Workflow) -> WorkflowRecord:
     )
 
 
+def _http_client() -> httpx.AsyncClient:
+    """The engine's one outbound client, shared by every http node: connection limits
+    hold across all executions. Redirects are followed by the node, hop by hop."""
+    limits = httpx.Limits(max_connections=100, max_keepalive_connections=20)
+    return httpx.AsyncClient(limits=limits, follow_redirects=False, timeout=30.0)
+
+
 @asynccontextmanager
 async def open_engine(
     workflows: str | os.PathLike[str] | Iterable[Workflow] = (),
@@ -315,12 +330,17 @@ async def open_engine(
     env: Mapping[str, str] | None = None,
     pending_limit: int = 10_000,
     shutdown_timeout: float = 10.0,
+    http_allow_hosts: Iterable[str] = (),
+    smtp: Any = None,
 ) -> AsyncIterator[Engine]:
     """Run an engine inside the caller's trio program.
 
     ``workflows`` is a folder of definitions or validated :class:`Workflow` objects;
     ``store`` a :class:`Store` or a store URL (``sqlite:///var/hookline.db``,
-    ``memory://``). Leaving the block shuts the engine down gracefully.
+    ``memory://``). ``env`` holds the values ``{{$env.NAME}}`` may read,
+    ``http_allow_hosts`` the private hosts http nodes may call, ``smtp`` the
+    :class:`~hookline._config.SmtpConfig` email nodes send through. Leaving the block
+    shuts the engine down gracefully.
 
     A bug that keeps crashing a workflow's actors escalates: past its restart
     intensity (3 restarts in 5 s) the workflow's supervisor is restarted by the
@@ -342,6 +362,8 @@ async def open_engine(
         pending_limit=pending_limit,
         shutdown_timeout=shutdown_timeout,
         folder=folder,
+        http_allow_hosts=http_allow_hosts,
+        smtp=smtp,
     )
     if folder is not None:
         result = load_workflows(folder, env=os.environ)

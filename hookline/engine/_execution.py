@@ -11,7 +11,7 @@ from typing import Any
 import trio
 
 from ..errors import StoreError
-from ..nodes._base import End, NodeResult, NodeSpec
+from ..nodes._base import End, NodeResult, NodeServices, NodeSpec
 from ..store._ops import SaveAnswer, SaveJob, UpdateExecution
 from ..store._records import Answer, ExecutionStatus
 from ..store._store import Store
@@ -109,12 +109,13 @@ class Execution:
         actors: Mapping[str, NodeActor],
         store: Store,
         *,
-        env: Mapping[str, str],
+        services: NodeServices,
     ) -> None:
         self.handle = handle
         self.workflow = handle.workflow
         self.actors = actors
         self.store = store
+        self.services = services
         self.outputs: dict[str, Any] = {}
         self.roots: dict[str, Any] = {
             "context": handle.delivery.context(),
@@ -122,7 +123,7 @@ class Execution:
             "scopes": {},
             "execution": {"id": handle.id},
             "workflow": {"key": self.workflow.key, "title": self.workflow.title},
-            "env": dict(env),
+            "env": dict(services.env),
         }
         self._last_output: Any = None
 
@@ -184,7 +185,7 @@ class Execution:
     async def run_job(self, node: NodeSpec) -> NodeResult:
         """Send one job to the node's actor and wait for it; record the job."""
         roots = {**self.roots, "system": {"now": _now_iso()}}
-        ticket = JobTicket(RunningJob(self.handle.id, node, roots))
+        ticket = JobTicket(RunningJob(self.handle.id, node, roots, services=self.services))
         actor = self.actors[node.key]
         try:
             await actor.mailbox.send(ticket)

@@ -12,6 +12,7 @@ import trio
 
 from .._ids import new_id
 from ..errors import QueueFull, Unavailable
+from ..nodes._base import NodeServices
 from ..store._ops import AcceptDelivery, IdempotencyClaim, RecordDelivery
 from ..store._records import Answer, ExecutionRecord, IdempotencyRecord
 from ..store._store import Store
@@ -108,10 +109,10 @@ class WorkflowSupervisor:
     refused with :class:`QueueFull` (429) and an accepted delivery can always be queued.
     """
 
-    def __init__(self, workflow: Workflow, store: Store, *, env: Mapping[str, str]) -> None:
+    def __init__(self, workflow: Workflow, store: Store, *, services: NodeServices) -> None:
         self.workflow = workflow
         self.store = store
-        self.env = env
+        self.services = services
         key = workflow.key
         self.queue: Mailbox[ExecutionHandle] = Mailbox(
             workflow.concurrency.queue, name=f"workflow:{key}"
@@ -188,7 +189,7 @@ class WorkflowSupervisor:
             "execution": {"id": execution_id},
             "workflow": {"key": self.workflow.key, "title": self.workflow.title},
             "system": {},
-            "env": dict(self.env),
+            "env": dict(self.services.env),
         }
 
     async def accept(self, delivery: Delivery) -> Admission:
@@ -333,7 +334,7 @@ class WorkflowSupervisor:
         return True
 
     def _execution(self, handle: ExecutionHandle) -> Execution:
-        return Execution(handle, self.actors, self.store, env=self.env)
+        return Execution(handle, self.actors, self.store, services=self.services)
 
     async def _execute(
         self, handle: ExecutionHandle, limiter: trio.CapacityLimiter, slot: _Slot

@@ -197,10 +197,10 @@ def _parse_values(fields: Fields) -> tuple[Compiled, tuple[str, ...] | None]:
     if isinstance(raw, Mapping):
         names = tuple(_field_name(fields, f"values.{name}", name, writable=True) for name in raw)
         return fields.compile("values", dict(raw)), names
-    if isinstance(raw, str):
-        return fields.compile("values", raw), None
-    expected = "an object of field values, or a template such as '{{$context.data}}'"
-    fields.fail("values", expected, raw)
+    if not isinstance(raw, str):
+        expected = "an object of field values, or a template such as '{{$context.data}}'"
+        fields.fail("values", expected, raw)
+    return fields.compile("values", raw), None
 
 
 def _parse_where(fields: Fields, *, required: bool) -> tuple[Condition, ...]:

@@ -133,14 +133,14 @@ class HttpNode:
             if body is not None and not isinstance(body, str):
                 raise NodeError(f"body: expected text (use json: for data), got {body!r}")
             options["content"] = body
+        query = _group(_pairs(job, self.query, "query"))
         try:
+            target = httpx.URL(url)
+            if query:
+                # httpx's params= would replace a query written in the URL; merge instead.
+                target = target.copy_merge_params(query)
             return client.build_request(
-                self.method,
-                url,
-                headers=headers,
-                params=_group(_pairs(job, self.query, "query")),
-                timeout=job.node.timeout,
-                **options,
+                self.method, target, headers=headers, timeout=job.node.timeout, **options
             )
         except (httpx.InvalidURL, httpx.UnsupportedProtocol, TypeError, ValueError) as exc:
             raise NodeError(f"cannot build the request to {url!r}: {exc}") from None

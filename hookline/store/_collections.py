@@ -224,7 +224,7 @@ def sort_records(records: Iterable[Record], order_by: Sequence[Sort]) -> list[Re
 # -- write actions ---------------------------------------------------------------------
 
 
-def _valid_collection(instance: object, attribute: object, name: object) -> None:
+def _valid_collection(instance: object, attribute: object, name: str) -> None:
     check_collection(name)
 
 
