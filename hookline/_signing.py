@@ -144,7 +144,7 @@ def _twilio(key: bytes, url: str, body: bytes, content_type: str | None) -> Sign
     params: list[tuple[str, str]] = []
     if content_type is not None and content_type.split(";")[0].strip().lower() == _FORM:
         params = parse_qsl(body.decode(), keep_blank_values=True)
-    elif body:
+    elif body or content_type is not None:
         separator = "&" if urlsplit(url).query else "?"
         url = f"{url}{separator}bodySHA256={hashlib.sha256(body).hexdigest()}"
     text = url + "".join(name + value for name, value in sorted(set(params)))

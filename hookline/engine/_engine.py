@@ -27,6 +27,7 @@ from ..errors import (
 )
 from ..http._router import Router
 from ..nodes._base import NodeServices
+from ..store._collection_service import CollectionService
 from ..store._ops import RecordDelivery, SaveWorkflow
 from ..store._records import WorkflowRecord
 from ..store._store import Store, StoreStatistics, open_store
@@ -69,7 +70,11 @@ class Engine:
         self.store = store
         self.env: Mapping[str, str] = dict(env or {})
         self.services = NodeServices(
-            http_allow_hosts=tuple(http_allow_hosts), smtp=smtp, workflows=self, env=self.env
+            http_allow_hosts=tuple(http_allow_hosts),
+            smtp=smtp,
+            collections=CollectionService(store),
+            workflows=self,
+            env=self.env,
         )
         self.pending_limit = pending_limit
         self.shutdown_timeout = shutdown_timeout

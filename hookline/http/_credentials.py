@@ -117,7 +117,9 @@ class Basic:
             if not found:
                 fields.fail("users", "a non-empty mapping of user names to passwords", found)
             for name, password in found.items():
-                if not isinstance(password, str) or not password or ":" in name:
+                if not name or ":" in name:
+                    fields.fail(f"users.{name}", "a user name without ':'", name)
+                if not isinstance(password, str) or not password:
                     fields.fail(f"users.{name}", "a non-empty password string", password)
             users = tuple((name.encode(), password.encode()) for name, password in found.items())
             return cls(users=users)

@@ -2,7 +2,8 @@
 
 The signed text is the full public URL (scheme, host, port, path, query) followed by
 each POST parameter's name and value, sorted by name then value. A JSON body is not in
-the text; instead the URL carries ``bodySHA256=<hex sha256(body)>``, checked as well.
+the text; instead the URL carries ``bodySHA256=<hex sha256(body)>``, checked as well
+(any other body without it is refused: nothing would sign it).
 Twilio is not consistent about the default port, so the URL is tried both with it
 (``:443``/``:80`` added when absent) and without any port, as its own libraries do.
 """
@@ -35,8 +36,8 @@ _DEFAULT_PORTS = {"https": 443, "http": 80}
 
 def url_variants(url: str) -> tuple[str, ...]:
     """``url`` without any port, and with its port (the scheme's default when absent)."""
-    parts = urlsplit(url)
     try:
+        parts = urlsplit(url)
         port = parts.port
     except ValueError:
         return (url,)
@@ -77,10 +78,13 @@ class Twilio:
         given = decode_base64(require_header(request, "X-Twilio-Signature"))
         if given is None:
             raise Forbidden("the signature header is malformed")
-        body_hashes = parse_qs(urlsplit(request.url).query, keep_blank_values=True).get(
-            "bodySHA256"
-        )
-        body_ok = True
+        try:
+            query = urlsplit(request.url).query
+        except ValueError as exc:  # the URL Twilio signs cannot be this one
+            raise Forbidden(MISMATCH) from exc
+        body_hashes = parse_qs(query, keep_blank_values=True).get("bodySHA256")
+        # A body that is neither form parameters nor hashed into the URL is not signed.
+        body_ok = request.form is not None or not request.body
         params: tuple[tuple[str, str], ...] = request.form or ()
         if body_hashes:
             # The body is signed through its hash in the URL, not as parameters.

@@ -8,6 +8,9 @@ the same transaction as the job's record, so each happens once.
 (``{total: {gte: 100}, email: {exists: true}}``), every operator of ``condition``
 allowed; values are templates rendered per job. ``values`` is a mapping of field
 templates, or one template rendering to an object (``"{{$context.data}}"``).
+
+``upsert`` names the fields that identify a record in ``key_fields`` (a name or a list):
+DESIGN.md calls it ``key``, but that is every node's own key.
 """
 
 from __future__ import annotations
@@ -156,8 +159,8 @@ class QueryNode:
 
 @attrs.frozen
 class UpsertNode:
-    """Update the record whose ``key`` fields equal those of ``values``, or create it;
-    the result is the record."""
+    """Update the record whose ``key`` fields (``key_fields:`` in a definition) equal
+    those of ``values``, or create it; the result is the record."""
 
     collection: str
     key: tuple[str, ...]
@@ -257,13 +260,15 @@ def _parse_order_by(fields: Fields) -> tuple[Sort, ...]:
 
 
 def _parse_key(fields: Fields, names: tuple[str, ...] | None) -> tuple[str, ...]:
-    raw = fields.value("key", expected="a field name or a list of field names")
+    # DESIGN names this field `key`, but `key` is every node's own key.
+    name = "key_fields"
+    raw = fields.value(name, expected="a field name or a list of field names")
     items = [raw] if isinstance(raw, str) else raw
     if not isinstance(items, list) or not items:
-        fields.fail("key", "a field name or a non-empty list of field names", raw)
+        fields.fail(name, "a field name or a non-empty list of field names", raw)
     key: list[str] = []
     for index, item in enumerate(items):
-        path = "key" if isinstance(raw, str) else f"key[{index}]"
+        path = name if isinstance(raw, str) else f"{name}[{index}]"
         key.append(_field_name(fields, path, item, writable=True))
         if names is not None and item not in names:
             fields.fail(path, f"a field given in values ({', '.join(names)})", item)

@@ -112,7 +112,9 @@ class HttpNode:
                     job.log(f"{problem}; Retry-After {wait:g}s is past max_backoff, giving up")
                     return self._answered(job, request, response, content)
                 delay = self.retry.delay(attempt) if wait is None else wait
-            job.log(f"{problem} (attempt {attempt} of {self.retry.attempts}); retry in {delay:.2f}s")
+            job.log(
+                f"{problem} (attempt {attempt} of {self.retry.attempts}); retry in {delay:.2f}s"
+            )
             await trio.sleep(delay)
         raise AssertionError("unreachable: the last attempt returns")
 
@@ -198,9 +200,7 @@ def idempotency_key(job: Job) -> str:
     """The ``Idempotency-Key`` of a job: stable across retries and re-runs of the same
     node in the same execution (and loop iteration), different otherwise."""
     scopes = job.variables.get("scopes") or {}
-    indexes = {
-        key: scope.get("index") for key, scope in scopes.items() if isinstance(scope, dict)
-    }
+    indexes = {key: scope.get("index") for key, scope in scopes.items() if isinstance(scope, dict)}
     seed = json.dumps([job.execution_id, job.node.key, indexes], sort_keys=True, default=str)
     return hashlib.sha256(seed.encode()).hexdigest()[:32]
 
@@ -285,7 +285,9 @@ def _retry_after(response: httpx.Response) -> float | None:
         return None
 
 
-def _pairs(job: Job, templates: tuple[tuple[str, Compiled], ...], field: str) -> list[tuple[str, str]]:
+def _pairs(
+    job: Job, templates: tuple[tuple[str, Compiled], ...], field: str
+) -> list[tuple[str, str]]:
     """Render (name, template) pairs to text; null is left out, a list repeats the name."""
     pairs: list[tuple[str, str]] = []
     for name, template in templates:
@@ -375,7 +377,7 @@ def parse(fields: Fields, nodes: NodeListParser) -> HttpNode:
         form=form,
         body=fields.template("body", None),
         retry=_parse_retry(fields),
-        follow_redirects=fields.boolean("follow_redirects", True),
-        ignore_fail=fields.boolean("ignore_fail", False),
-        only_data=fields.boolean("only_data", False),
+        follow_redirects=fields.boolean("follow_redirects", default=True),
+        ignore_fail=fields.boolean("ignore_fail", default=False),
+        only_data=fields.boolean("only_data", default=False),
     )

@@ -179,9 +179,7 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
         socket_options: Iterable[Any] | None = None,
     ) -> httpcore.AsyncNetworkStream:
         if self.guard.allows_name(host):
-            return await self._inner.connect_tcp(
-                host, port, timeout, local_address, socket_options
-            )
+            return await self._inner.connect_tcp(host, port, timeout, local_address, socket_options)
         deadline = math.inf if timeout is None else anyio.current_time() + timeout
         try:
             with anyio.fail_after(timeout):

@@ -228,6 +228,14 @@ def _valid_collection(instance: object, attribute: object, name: str) -> None:
     check_collection(name)
 
 
+def _filters(where: Iterable[Filter]) -> tuple[Filter, ...]:
+    return tuple(where)
+
+
+def _names(names: Iterable[str]) -> tuple[str, ...]:
+    return tuple(names)
+
+
 # Each action checks its names and values when made (raising ValueError), so nothing
 # unchecked ever reaches SQL.
 
@@ -252,7 +260,7 @@ class UpdateRecords:
     """
 
     collection: str = attrs.field(validator=_valid_collection)
-    where: tuple[Filter, ...] = attrs.field(converter=tuple)
+    where: tuple[Filter, ...] = attrs.field(converter=_filters)
     values: Mapping[str, Any] = attrs.field(converter=check_values)
     single: bool = False
     at: float = attrs.field(factory=time.time)
@@ -263,7 +271,7 @@ class DeleteRecords:
     """Delete the records matching ``where``. Result: how many were deleted."""
 
     collection: str = attrs.field(validator=_valid_collection)
-    where: tuple[Filter, ...] = attrs.field(converter=tuple)
+    where: tuple[Filter, ...] = attrs.field(converter=_filters)
 
 
 @attrs.frozen
@@ -275,7 +283,7 @@ class UpsertRecord:
     """
 
     collection: str = attrs.field(validator=_valid_collection)
-    key: tuple[str, ...] = attrs.field(converter=tuple)
+    key: tuple[str, ...] = attrs.field(converter=_names)
     values: Mapping[str, Any] = attrs.field(converter=check_values)
     id: str = attrs.field(factory=new_id)
     at: float = attrs.field(factory=time.time)

@@ -165,7 +165,10 @@ def _equal(column: str, operand: Any) -> tuple[str, list[Any]] | None:
 
 
 def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+    """A number SQLite can bind (a wider integer is left to the Python test)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return isinstance(value, float) or -(1 << 63) <= value < (1 << 63)
 
 
 def query_records(
@@ -226,7 +229,8 @@ def apply_action(conn: sqlite3.Connection, action: CollectionAction) -> object:
         return len(updated)
     if isinstance(action, DeleteRecords):
         ids = [(record["id"],) for record in _select(conn, action.collection, action.where)]
-        conn.executemany(f"DELETE FROM {_table(action.collection)} WHERE id = ?", ids)  # noqa: S608
+        if ids:
+            conn.executemany(f"DELETE FROM {_table(action.collection)} WHERE id = ?", ids)  # noqa: S608
         return len(ids)
     raise StoreError(f"unknown collection action {type(action).__name__}")
 

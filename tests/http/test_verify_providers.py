@@ -22,8 +22,9 @@ def verification(scheme: str, **options: Any) -> Verification:
 
 
 def request(headers: dict[str, str], body: bytes = b"{}", **more: Any) -> SignedRequest:
-    return SignedRequest(method="POST", url="https://hooks.example.com/x", headers=headers,
-                         body=body, **more)  # fmt: skip
+    return SignedRequest(
+        method="POST", url="https://hooks.example.com/x", headers=headers, body=body, **more
+    )
 
 
 def mac_hex(key: str | bytes, content: bytes, digest: str = "sha256") -> str:
@@ -159,7 +160,9 @@ def test_stripe_refuses_only_old_timestamps(age: int, passes: bool) -> None:
 def test_stripe_tolerance_is_configurable() -> None:
     body = b"{}"
     check = verification("stripe", secret=STRIPE_SECRET, tolerance="10m")
-    check.verify(request({"stripe-signature": stripe_header(NOW - 600, body, STRIPE_SECRET)}, body), NOW)  # fmt: skip
+    check.verify(
+        request({"stripe-signature": stripe_header(NOW - 600, body, STRIPE_SECRET)}, body), NOW
+    )
 
 
 def test_stripe_tampered_body_and_wrong_secret() -> None:
@@ -203,7 +206,9 @@ SLACK_BODY = (
 SLACK_SIGNATURE = "v0=a2114d57b48eac39b9ad189dd8316235a7b4a8d21a10bd27519666489c69b503"
 
 
-def slack_headers(timestamp: int = SLACK_TIMESTAMP, signature: str = SLACK_SIGNATURE) -> dict[str, str]:  # fmt: skip
+def slack_headers(
+    timestamp: int = SLACK_TIMESTAMP, signature: str = SLACK_SIGNATURE
+) -> dict[str, str]:
     return {"x-slack-signature": signature, "x-slack-request-timestamp": str(timestamp)}
 
 
@@ -260,10 +265,13 @@ def test_slack_missing_header_is_401(missing: str) -> None:
 
 @pytest.mark.parametrize(
     "headers",
-    [slack_headers(signature="a2114d57b4"), slack_headers(signature="v0=nothex"),
-     {**slack_headers(), "x-slack-request-timestamp": "yesterday"}],
+    [
+        slack_headers(signature="a2114d57b4"),
+        slack_headers(signature="v0=nothex"),
+        {**slack_headers(), "x-slack-request-timestamp": "yesterday"},
+    ],
     ids=["no-version", "not-hex", "timestamp"],
-)  # fmt: skip
+)
 def test_slack_malformed_header_is_403(headers: dict[str, str]) -> None:
     with pytest.raises(Forbidden):
         verification("slack", secret=SLACK_SECRET).verify(
@@ -280,7 +288,9 @@ def test_shopify_base64_signature_and_rotation() -> None:
     body = b'{"id": 820982911946154508}'
     header = {"x-shopify-hmac-sha256": mac_b64(SHOPIFY_SECRET, body)}
     verification("shopify", secret=SHOPIFY_SECRET).verify(request(header, body), NOW)
-    verification("shopify", secrets=["shpss_new", SHOPIFY_SECRET]).verify(request(header, body), NOW)  # fmt: skip
+    verification("shopify", secrets=["shpss_new", SHOPIFY_SECRET]).verify(
+        request(header, body), NOW
+    )
     with pytest.raises(Forbidden):
         verification("shopify", secret="shpss_new").verify(request(header, body), NOW)
     with pytest.raises(Forbidden):
@@ -304,7 +314,9 @@ SW_BODY = b'{"test": 2432232314}'
 SW_SIGNATURE = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
 
 
-def sw_headers(prefix: str = "webhook-", signature: str = SW_SIGNATURE, timestamp: int = SW_TIMESTAMP) -> dict[str, str]:  # fmt: skip
+def sw_headers(
+    prefix: str = "webhook-", signature: str = SW_SIGNATURE, timestamp: int = SW_TIMESTAMP
+) -> dict[str, str]:
     return {
         f"{prefix}id": SW_ID,
         f"{prefix}timestamp": str(timestamp),
@@ -384,10 +396,13 @@ def test_standard_webhooks_missing_header_is_401(missing: str) -> None:
 
 @pytest.mark.parametrize(
     "headers",
-    [sw_headers(signature="g0hM9SsE"), sw_headers(signature="v1,!!!"),
-     {**sw_headers(), "webhook-timestamp": "2021-02-25T15:02:10Z"}],
+    [
+        sw_headers(signature="g0hM9SsE"),
+        sw_headers(signature="v1,!!!"),
+        {**sw_headers(), "webhook-timestamp": "2021-02-25T15:02:10Z"},
+    ],
     ids=["no-version", "not-base64", "timestamp"],
-)  # fmt: skip
+)
 def test_standard_webhooks_malformed_is_403(headers: dict[str, str]) -> None:
     with pytest.raises(Forbidden):
         verification("standard_webhooks", secret=SW_SECRET).verify(
@@ -414,9 +429,15 @@ TWILIO_PARAMS = (
 )
 
 
-def twilio_request(url: str, signature: str, form: tuple[tuple[str, str], ...] | None = TWILIO_PARAMS, body: bytes = b"") -> SignedRequest:  # fmt: skip
-    return SignedRequest(method="POST", url=url, headers={"x-twilio-signature": signature},
-                         body=body, form=form)  # fmt: skip
+def twilio_request(
+    url: str,
+    signature: str,
+    form: tuple[tuple[str, str], ...] | None = TWILIO_PARAMS,
+    body: bytes = b"",
+) -> SignedRequest:
+    return SignedRequest(
+        method="POST", url=url, headers={"x-twilio-signature": signature}, body=body, form=form
+    )
 
 
 @pytest.mark.parametrize(
@@ -428,11 +449,13 @@ def twilio_request(url: str, signature: str, form: tuple[tuple[str, str], ...] |
         (TWILIO_URL.replace("https", "http"), "0ZXoZLH/DfblKGATFgpif+LLRf4="),
         # Signed without the port, received with one.
         (TWILIO_URL.replace(".com", ".com:1234"), "RSOYDt4T1cUTdK1PDd93/VVr8B8="),
-        (TWILIO_URL.replace(".com", ".com:1234").replace("https", "http"),
-         "Zmvh+3yNM1Phv2jhDCwEM3q5ebU="),
+        (
+            TWILIO_URL.replace(".com", ".com:1234").replace("https", "http"),
+            "Zmvh+3yNM1Phv2jhDCwEM3q5ebU=",
+        ),
     ],
     ids=["plain", "adds-https-port", "adds-http-port", "removes-port", "keeps-port"],
-)  # fmt: skip
+)
 def test_twilio_published_examples_with_and_without_port(url: str, signature: str) -> None:
     verification("twilio", secret=TWILIO_TOKEN).verify(twilio_request(url, signature), NOW)
 
@@ -454,7 +477,7 @@ def test_twilio_json_body_is_signed_through_body_sha256() -> None:
 
 def test_twilio_refuses_changed_params_url_or_token() -> None:
     check = verification("twilio", secret=TWILIO_TOKEN)
-    changed = ((*TWILIO_PARAMS[:-1], ("To", "+18005551213")))
+    changed = (*TWILIO_PARAMS[:-1], ("To", "+18005551213"))
     for bad in [
         twilio_request(TWILIO_URL, "RSOYDt4T1cUTdK1PDd93/VVr8B8=", changed),
         twilio_request(TWILIO_URL.replace("myapp", "other"), "RSOYDt4T1cUTdK1PDd93/VVr8B8="),
@@ -477,3 +500,13 @@ def test_twilio_missing_and_malformed() -> None:
         check.verify(SignedRequest("POST", TWILIO_URL, {}, b"", TWILIO_PARAMS), NOW)
     with pytest.raises(Forbidden, match="malformed"):
         check.verify(twilio_request(TWILIO_URL, "%%%"), NOW)
+    with pytest.raises(Forbidden):
+        check.verify(twilio_request("https://[broken/x", "RSOYDt4T1cUTdK1PDd93/VVr8B8="), NOW)
+
+
+def test_twilio_refuses_an_unsigned_body() -> None:
+    # Without bodySHA256 in the URL, only form parameters are signed: a JSON body is not.
+    body = b'{"property": "value"}'
+    signed = twilio_request(TWILIO_URL, "RSOYDt4T1cUTdK1PDd93/VVr8B8=", None, body)
+    with pytest.raises(Forbidden):
+        verification("twilio", secret=TWILIO_TOKEN).verify(signed, NOW)

@@ -1,0 +1,287 @@
+"""The ``email`` node: send a message through the server's SMTP relay (``smtp:`` config).
+
+Fields (each a template): ``to`` (required), ``cc``, ``bcc`` (each an address, a
+comma-separated string of them, or a list), ``subject`` (required), ``text`` and/or
+``html`` (at least one; both make a ``multipart/alternative`` message), ``from``
+(default ``smtp.from``), ``reply_to``. ``bcc`` recipients get the message through the
+envelope only; no header names them.
+
+The result is ``{message_id, accepted}``: the ``Message-ID`` sent and the recipients the
+server accepted. The job fails when the server cannot be reached, refuses the login or
+refuses every recipient.
+
+Sending uses the standard library's :mod:`smtplib` (STARTTLS, implicit TLS, login) in a
+worker thread. Every socket operation has the node's timeout, and a cancelled job shuts
+the socket down, so the thread ends at once rather than waiting on a silent server.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import smtplib
+import socket
+import ssl
+import threading
+from collections.abc import Sequence
+from email.message import EmailMessage
+from email.utils import formataddr, formatdate, getaddresses, make_msgid
+from typing import Any, Literal, overload
+
+import attrs
+import trio
+
+from .._config import SmtpConfig
+from ..engine._fields import Fields
+from ..engine._templates import Compiled
+from ..errors import NodeError
+from ._base import Job, NodeResult, NodeSpec
+from ._registry import NodeListParser, register
+
+
+@attrs.frozen
+class EmailNode:
+    """A message to send; see the module docstring for the fields."""
+
+    to: Compiled
+    subject: Compiled
+    cc: Compiled | None = None
+    bcc: Compiled | None = None
+    text: Compiled | None = None
+    html: Compiled | None = None
+    sender: Compiled | None = None
+    reply_to: Compiled | None = None
+
+    def branches(self) -> Sequence[Sequence[NodeSpec]]:
+        return ()
+
+    async def run(self, job: Job) -> NodeResult:
+        config = job.services.smtp
+        if config is None:
+            raise NodeError("no SMTP server is configured (smtp: in the server config)")
+        message, sender, recipients = self._message(job, config)
+        refused = await send_message(config, message, sender, recipients, job.node.timeout)
+        accepted = [address for address in recipients if address not in refused]
+        for address, (code, reply) in refused.items():
+            job.log(f"{address} refused by the server: {code} {reply.decode(errors='replace')}")
+        return NodeResult(output={"message_id": message["Message-ID"], "accepted": accepted})
+
+    def _message(self, job: Job, config: SmtpConfig) -> tuple[EmailMessage, str, list[str]]:
+        written = _addresses(job, self.sender, "from") if self.sender is not None else []
+        if len(written) > 1:
+            raise NodeError("from: expected one address")
+        sender = written[0] if written else _parse_addresses(config.sender, "smtp.from")[0]
+        to = _addresses(job, self.to, "to")
+        cc = _addresses(job, self.cc, "cc")
+        bcc = _addresses(job, self.bcc, "bcc")
+        if not to + cc + bcc:
+            raise NodeError("to: expected at least one recipient")
+        message = EmailMessage()
+        domain = sender[1].rpartition("@")[2] or "hookline"
+        try:
+            message["From"] = formataddr(sender)
+            message["To"] = ", ".join(formataddr(address) for address in to)
+            if cc:
+                message["Cc"] = ", ".join(formataddr(address) for address in cc)
+            if self.reply_to is not None:
+                reply_to = _addresses(job, self.reply_to, "reply_to")
+                if reply_to:
+                    message["Reply-To"] = ", ".join(formataddr(address) for address in reply_to)
+            message["Subject"] = _text(job.render(self.subject))
+            message["Date"] = formatdate(usegmt=True)
+            message["Message-ID"] = make_msgid(domain=domain)
+        except ValueError as exc:  # a line break in a header: refused, never injected
+            raise NodeError(f"bad header value: {exc}") from None
+        text = None if self.text is None else _text(job.render(self.text))
+        html = None if self.html is None else _text(job.render(self.html))
+        if html is None:
+            message.set_content(text or "")
+        elif text is None:
+            message.set_content(html, subtype="html")
+        else:
+            message.set_content(text)
+            message.add_alternative(html, subtype="html")
+        envelope = list(dict.fromkeys(address for _, address in to + cc + bcc))
+        return message, sender[1], envelope
+
+
+async def send_message(
+    config: SmtpConfig, message: EmailMessage, sender: str, recipients: list[str], timeout: float
+) -> dict[str, tuple[int, bytes]]:
+    """Send ``message`` from ``sender`` to ``recipients`` (the envelope) through the
+    server of ``config``; return the recipients it refused, with its reply.
+
+    Raises :class:`NodeError` when the server cannot be reached, a TLS handshake or the
+    login fails, or every recipient is refused. Cancellation aborts the connection.
+    """
+    connection = _Connection()
+    send = functools.partial(
+        _send_blocking,
+        config,
+        message,
+        sender=sender,
+        recipients=recipients,
+        timeout=timeout,
+        connection=connection,
+    )
+    try:
+        return await trio.to_thread.run_sync(send, abandon_on_cancel=True)
+    finally:
+        connection.abort()
+
+
+class _Connection:
+    """The worker thread's SMTP client, so that the trio side can abort it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._client: smtplib.SMTP | None = None
+        self.aborted = False
+
+    def attach(self, client: smtplib.SMTP | None) -> None:
+        with self._lock:
+            self._client = client
+
+    def abort(self) -> None:
+        with self._lock:
+            self.aborted = True
+            sock = getattr(self._client, "sock", None)
+        if sock is not None:
+            # Unblocks a recv() in the worker thread; closing the fd alone would not.
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+
+def _send_blocking(
+    config: SmtpConfig,
+    message: EmailMessage,
+    *,
+    sender: str,
+    recipients: list[str],
+    timeout: float,
+    connection: _Connection,
+) -> dict[str, tuple[int, bytes]]:
+    where = f"{config.host}:{config.port}"
+    context = ssl.create_default_context()
+    client: smtplib.SMTP = (
+        smtplib.SMTP_SSL(timeout=timeout, context=context)
+        if config.ssl
+        else smtplib.SMTP(timeout=timeout)
+    )
+    connection.attach(client)
+    try:
+        client.connect(config.host, config.port)
+        if connection.aborted:
+            raise NodeError("cancelled")
+        client.ehlo_or_helo_if_needed()
+        if config.starttls:
+            client.starttls(context=context)
+            client.ehlo()
+        if config.username:
+            client.login(config.username, config.password or "")
+        refused: dict[str, tuple[int, bytes]] = client.send_message(
+            message, from_addr=sender, to_addrs=recipients
+        )
+        client.quit()
+        return refused
+    except smtplib.SMTPRecipientsRefused as exc:
+        details = "; ".join(
+            f"{address}: {code} {reply.decode(errors='replace')}"
+            for address, (code, reply) in exc.recipients.items()
+        )
+        raise NodeError(f"{where} refused every recipient ({details})") from None
+    except smtplib.SMTPAuthenticationError as exc:
+        raise NodeError(f"{where} refused the login: {_reply(exc)}") from None
+    except smtplib.SMTPResponseException as exc:
+        raise NodeError(f"{where} answered {_reply(exc)}") from None
+    except (smtplib.SMTPException, OSError) as exc:  # ssl.SSLError is an OSError
+        raise NodeError(
+            f"sending mail through {where} failed: {exc or type(exc).__name__}"
+        ) from None
+    finally:
+        connection.attach(None)
+        client.close()
+
+
+def _reply(exc: smtplib.SMTPResponseException) -> str:
+    text = exc.smtp_error.decode(errors="replace") if isinstance(exc.smtp_error, bytes) else ""
+    return f"{exc.smtp_code} {text}".strip()
+
+
+def _addresses(job: Job, template: Compiled | None, field: str) -> list[tuple[str, str]]:
+    if template is None:
+        return []
+    value = job.render(template)
+    if value is None:
+        return []
+    items = value if isinstance(value, list) else [value]
+    found: list[tuple[str, str]] = []
+    for item in items:
+        if not isinstance(item, str):
+            raise NodeError(f"{field}: expected an email address, got {item!r}")
+        found.extend(_parse_addresses(item, field))
+    return found
+
+
+def _parse_addresses(text: str, field: str) -> list[tuple[str, str]]:
+    """``'Ann <ann@example.com>, bob@example.com'`` as (name, address) pairs."""
+    if any(character in text for character in "\r\n\x00"):
+        raise NodeError(f"{field}: an address cannot contain a line break")
+    found: list[tuple[str, str]] = []
+    for name, address in getaddresses([text]):
+        if not address and not name:
+            continue
+        local, at, domain = address.rpartition("@")
+        if not (local and at and domain) or any(c.isspace() for c in address):
+            raise NodeError(f"{field}: not an email address: {text!r}")
+        found.append((name, address))
+    return found
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
+@register("email")
+def parse(fields: Fields, nodes: NodeListParser) -> EmailNode:
+    if not (fields.has("text") or fields.has("html")):
+        fields.fail("text", "a text or html body (or both); both fields are missing")
+    addresses = {name: _address_field(fields, name) for name in ADDRESS_FIELDS}
+    return EmailNode(
+        to=_address_field(fields, "to", required=True),
+        subject=fields.template("subject"),
+        cc=addresses["cc"],
+        bcc=addresses["bcc"],
+        text=fields.template("text", None),
+        html=fields.template("html", None),
+        sender=addresses["from"],
+        reply_to=addresses["reply_to"],
+    )
+
+
+ADDRESS_FIELDS = ("cc", "bcc", "from", "reply_to")
+
+
+@overload
+def _address_field(fields: Fields, name: str, *, required: Literal[True]) -> Compiled: ...
+@overload
+def _address_field(fields: Fields, name: str) -> Compiled | None: ...
+def _address_field(fields: Fields, name: str, *, required: bool = False) -> Compiled | None:
+    """An address field, checked now when it holds no template."""
+    template = fields.template(name) if required else fields.template(name, None)
+    if template is None or not template.is_static:
+        return template
+    items = template.source if isinstance(template.source, list) else [template.source]
+    for item in items:
+        if not isinstance(item, str):
+            fields.fail(name, "an email address, a list of them, or a template", item)
+        try:
+            _parse_addresses(item, name)
+        except NodeError:
+            fields.fail(name, "email addresses such as 'Ann <ann@example.com>'", item)
+    return template
