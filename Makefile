@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 HOST ?= 127.0.0.1:8000
 
-.PHONY: serve test lint typecheck bench clean
+.PHONY: serve test lint typecheck bench bench-quick clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,8 +32,19 @@ typecheck: $(VENV)/.installed-test
 test: $(VENV)/.installed-test lint typecheck
 	$(BIN)/pytest
 
-bench: $(VENV)/.installed-test
-	$(BIN)/python -m benchmarks
+$(VENV)/.installed-bench: $(BIN)/python pyproject.toml
+	$(BIN)/pip install -q -e '.[test,bench]'
+	touch $@ $(VENV)/.installed-test $(VENV)/.installed
+
+# Every scenario, baseline and peer (a few minutes); results in benchmarks/results/,
+# the summary and charts published to benchmarks/README.md. BENCH_ARGS adds options.
+bench: $(VENV)/.installed-bench
+	command -v wrk >/dev/null || benchmarks/install-wrk.sh || echo "no wrk: using the built-in generator"
+	$(BIN)/python -m benchmarks --publish $(BENCH_ARGS)
+
+# The CI smoke run: every scenario for a second or so; asserts nothing about speed.
+bench-quick: $(VENV)/.installed-bench
+	$(BIN)/python -m benchmarks --quick $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .pytest_cache .ruff_cache

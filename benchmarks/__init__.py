@@ -1,11 +1,10 @@
-"""hookline's load benchmarks: throughput and latency beside reference servers.
+"""hookline's benchmarks suite: throughput and latency beside the stack's ceiling and a
+peer, measured in one run.
 
-Run ``python -m benchmarks [scenario ...] [--duration S] [--connections C] [--quick]``.
-Each scenario starts its server as a separate process on 127.0.0.1, loads it with
-``wrk`` (``benchmarks/install-wrk.sh`` installs it) or, without wrk, a built-in trio
-load generator, then prints a table and writes ``benchmarks/results/<timestamp>.json``
-with the machine's facts and the commands to reproduce each figure.
-
-Scenarios live in :mod:`benchmarks._scenarios`; the reference servers in
-``benchmarks/servers/``. A benchmark is not a test: it asserts no speed.
+Run ``python -m benchmarks [scenario ...] [--target URL] [--rate R] [--duration D]
+[--connections C] [--quick]`` or ``make bench``; benchmarks/README.md says what each
+scenario measures and how load is generated. Servers run as separate processes on
+127.0.0.1; closed-loop load comes from ``wrk`` (or a built-in generator), open-loop
+load from the built-in generator in :mod:`benchmarks._openloop`. A benchmark is not a
+test: it asserts no speed.
 """

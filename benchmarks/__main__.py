@@ -1,137 +1,175 @@
-"""``python -m benchmarks [scenario ...] [--duration S] [--connections C] [--quick]``."""
+"""``python -m benchmarks [scenario ...] [--target URL] [--rate R] [--duration D]
+[--connections C] [--quick]``: see ``--help`` and benchmarks/README.md."""
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import shlex
-import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
-import attrs
 from rich.console import Console
 
-from ._load import LoadSettings, run_builtin, run_wrk, wrk_path
-from ._report import Outcome, machine_facts, print_table, write_json
-from ._scenarios import HERE, SCENARIOS, Scenario
-from ._servers import ServerError, running_server
+from ._load import wrk_path, wrk_version
+from ._machine import machine_facts
+from ._peers import node_red_version, node_version
+from ._plans import generator_check, latency_sweep, soak
+from ._progress import RunProgress
+from ._publish import publish
+from ._report import markdown, print_report, write_json
+from ._results import Outcome
+from ._runner import Runner, RunSettings
+from ._scenarios import DEFAULT, SCENARIOS
+from ._spec import HERE, HttpScenario, MicroScenario
 
 RESULTS = HERE / "results"
+_PLANS = {"latency-sweep": latency_sweep, "generator-check": generator_check, "soak": soak}
+_MICRO_CONCURRENCY = {"embedded-engine": 32, "store-actor": 64}
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks",
-        description="Measure hookline's webhook throughput beside reference servers.",
-        epilog="scenarios: " + "; ".join(f"{s.name}: {s.description}" for s in SCENARIOS.values()),
+        description="Measure hookline's throughput and latency beside its stack's ceiling "
+        "and a peer, in one run. Without scenario names: every default scenario.",
+        epilog="scenarios:\n"
+        + "\n".join(f"  {name:24} {s.description}" for name, s in SCENARIOS.items()),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("scenarios", nargs="*", metavar="scenario", help="default: all")
-    parser.add_argument("--duration", type=float, help="seconds per scenario (default 10)")
-    parser.add_argument("--connections", type=int, help="concurrent connections (default 32)")
-    parser.add_argument("--threads", type=int, default=1, help="wrk threads (default 1)")
-    parser.add_argument("--warmup", type=float, help="unmeasured seconds first (default 2)")
-    parser.add_argument(
-        "--quick", action="store_true", help="smoke run: 2 s, 2 connections, no warm-up"
-    )
+    parser.add_argument("--target", help="base URL of a deployed hookline to load instead")
+    parser.add_argument("--rate", type=float, help="open loop at R req/s instead of closed loop")
+    parser.add_argument("--duration", type=float, help="measured seconds per phase (10)")
+    parser.add_argument("--connections", type=int, help="closed-loop connections (32)")
+    parser.add_argument("--open-connections", type=int, help="open-loop connection pool (64)")
+    parser.add_argument("--warmup", type=float, help="unmeasured seconds before each server (2)")
+    parser.add_argument("--threads", type=int, default=1, help="wrk threads (1)")
     parser.add_argument(
         "--generator",
         choices=("auto", "wrk", "builtin"),
         default="auto",
-        help="load generator (auto: wrk when installed)",
+        help="closed-loop generator (auto: wrk when installed)",
     )
-    parser.add_argument("--results", type=Path, default=RESULTS, help="folder for the JSON")
+    parser.add_argument(
+        "--quick", action="store_true", help="CI smoke run: seconds, no warm-up, no installs"
+    )
+    parser.add_argument("--results", type=Path, default=RESULTS, help="output folder")
+    parser.add_argument("--no-charts", action="store_true", help="skip the PNG charts")
+    parser.add_argument(
+        "--publish", action="store_true", help="put the results and charts in the README"
+    )
     return parser
 
 
-def _wrk_version(wrk: str) -> str:
-    done = subprocess.run([wrk, "--version"], capture_output=True, text=True, check=False)
-    first = (done.stdout or done.stderr).splitlines()[0]
-    return first.partition("Copyright")[0].replace("[epoll]", "").strip()
+def _settings(args: argparse.Namespace, wrk: str | None) -> RunSettings:
+    quick = args.quick
+    duration = args.duration or (1.5 if quick else 10.0)
+    return RunSettings(
+        duration=duration,
+        warmup=args.warmup if args.warmup is not None else (0.0 if quick else 2.0),
+        connections=args.connections or (4 if quick else 32),
+        open_connections=args.open_connections or (16 if quick else 64),
+        rate=args.rate,
+        quick=quick,
+        wrk=wrk,
+        threads=max(1, args.threads),
+        target=args.target.rstrip("/") if args.target else None,
+        micro_duration=1.0 if quick else min(duration, 5.0),
+    )
 
 
-def _measure(
-    scenario: Scenario, workdir: Path, settings: LoadSettings, warmup: float, wrk: str | None
-) -> Outcome:
-    server_command: tuple[str, ...] = ()
-    try:
-        with running_server(scenario, workdir) as server:
-            server_command = server.command
-            stamp = f"{scenario.name}-{time.time_ns()}"
-            # The warm-up's figures are dropped: only the last phase's result is kept.
-            phases = [("warmup", warmup)] if warmup > 0 else []
-            phases.append(("run", settings.duration))
-            for phase, seconds in phases:
-                phase_settings = LoadSettings(seconds, settings.connections, settings.threads)
-                if wrk is not None:
-                    result = run_wrk(
-                        wrk, server.base_url, scenario.request, phase_settings, f"{stamp}-{phase}"
-                    )
-                else:
-                    result = run_builtin(
-                        server.base_url, scenario.request, phase_settings, f"{stamp}-{phase}"
-                    )
-                    rerun = ["python", "-m", "benchmarks", scenario.name, "--generator"]
-                    rerun += ["builtin", "--duration", f"{seconds:g}"]
-                    rerun += ["--connections", str(settings.connections), "--warmup", "0"]
-                    result = attrs.evolve(result, command=shlex.join(rerun))
-    except (ServerError, RuntimeError) as exc:
-        return Outcome(scenario.name, scenario.description, server_command, error=str(exc))
-    return Outcome(scenario.name, scenario.description, server_command, result=result)
+def _run_step(runner: Runner, name: str) -> None:
+    scenario = SCENARIOS[name]
+    if isinstance(scenario, HttpScenario):
+        if runner.settings.rate is not None:
+            runner.http_rates(scenario, [runner.settings.rate])
+        else:
+            runner.http_max(scenario)
+    elif isinstance(scenario, MicroScenario):
+        runner.micro(scenario, _MICRO_CONCURRENCY.get(name, 32))
+    else:
+        _PLANS[name](runner)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the chosen scenarios; 0 when all ran, 1 when any failed, 2 for bad arguments."""
+    """Run the chosen scenarios; 0 when none failed (skips are fine), 1 when one
+    failed, 2 for bad arguments."""
     args = _parser().parse_args(argv)
-    console = Console()
-    names = args.scenarios or list(SCENARIOS)
+    # Piped into a CI log, rich would assume 80 columns and squeeze the tables.
+    console = Console() if sys.stdout.isatty() else Console(width=150)
+    names = args.scenarios or DEFAULT
     unknown = [name for name in names if name not in SCENARIOS]
     if unknown:
         console.print(f"unknown scenario(s): {', '.join(unknown)}; known: {', '.join(SCENARIOS)}")
         return 2
-    duration = args.duration or (2.0 if args.quick else 10.0)
-    connections = args.connections or (2 if args.quick else 32)
-    warmup = args.warmup if args.warmup is not None else (0.0 if args.quick else 2.0)
-    settings = LoadSettings(duration, connections, max(1, args.threads))
-
     wrk = wrk_path() if args.generator != "builtin" else None
     if args.generator == "wrk" and wrk is None:
         console.print("wrk is not installed: run benchmarks/install-wrk.sh")
         return 2
-    generator = f"wrk ({_wrk_version(wrk)})" if wrk else "builtin (trio, one process)"
+    settings = _settings(args, wrk)
+    generator = f"wrk ({wrk_version(wrk)})" if wrk else "built-in closed loop (trio)"
+    if wrk is None and args.generator == "auto":
+        console.print("wrk not found (benchmarks/install-wrk.sh installs it): using the built-in")
     console.print(
-        f"{len(names)} scenario(s), {duration:g} s each after {warmup:g} s warm-up, "
-        f"{connections} connections, load generator: {generator}"
+        f"{len(names)} step(s): {settings.duration:g} s per phase after {settings.warmup:g} s "
+        f"warm-up; closed loop: {generator}, {settings.connections} connections; open loop: "
+        f"built-in, {settings.open_connections} connections"
     )
-
-    outcomes = []
+    started = datetime.datetime.now(datetime.UTC)
+    outcomes: list[Outcome]
     with tempfile.TemporaryDirectory(prefix="hookline-bench-") as scratch:
-        for name in names:
-            console.print(f"[bold]{name}[/bold] ...")
-            outcome = _measure(SCENARIOS[name], Path(scratch), settings, warmup, wrk)
-            outcomes.append(outcome)
-
-    print_table(outcomes, console)
-    reproduce = ["python", "-m", "benchmarks", *names, "--duration", f"{duration:g}"]
-    reproduce += ["--connections", str(connections), "--warmup", f"{warmup:g}"]
-    reproduce += ["--threads", str(settings.threads), "--generator", args.generator]
-    path = write_json(
-        args.results,
-        outcomes,
-        machine_facts(_wrk_version(wrk) if wrk else None),
-        {
-            "duration_s": duration,
-            "connections": connections,
-            "threads": settings.threads,
-            "warmup_s": warmup,
-            "generator": generator,
-            "reproduce": shlex.join(reproduce),
-        },
+        with RunProgress(console, len(names)) as progress:
+            runner = Runner(settings, Path(scratch), progress)
+            for name in names:
+                _run_step(runner, name)
+                progress.step_done()
+        outcomes = runner.outcomes
+        facts = machine_facts(
+            Path(scratch),
+            wrk=wrk_version(wrk) if wrk else None,
+            node=node_version(),
+            node_red=node_red_version(),
+        )
+    command = shlex.join(
+        ["python", "-m", "benchmarks", *(argv if argv is not None else sys.argv[1:])]
     )
-    console.print(f"results: {path}")
-    return 1 if any(outcome.error for outcome in outcomes) else 0
+    run: dict[str, object] = {
+        "timestamp": started.isoformat(timespec="seconds"),
+        "command": command,
+        "generator": generator,
+        "settings": {k: v for k, v in vars(args).items() if k != "results"},
+        "effective": {
+            "duration_s": settings.duration,
+            "warmup_s": settings.warmup,
+            "connections": settings.connections,
+            "open_connections": settings.open_connections,
+            "micro_duration_s": settings.micro_duration,
+        },
+    }
+    print_report(outcomes, console)
+    stem = f"{started:%Y%m%dT%H%M%SZ}"
+    folder: Path = args.results
+    path = write_json(folder / f"{stem}.json", outcomes, facts, run)
+    summary = markdown(outcomes, facts, run)
+    (folder / f"{stem}.md").write_text(summary)
+    console.print(f"results: {path} and {path.with_suffix('.md')}")
+    charts: list[Path] = []
+    if not args.no_charts:
+        try:
+            from ._charts import write_charts
+
+            charts = write_charts(outcomes, folder, stem)
+        except ImportError:
+            console.print("charts skipped: matplotlib is missing (pip install -e '.[bench]')")
+        for chart in charts:
+            console.print(f"chart: {chart}")
+    if args.publish:
+        readme = publish(summary, charts)
+        console.print(f"published to {readme}")
+    return 1 if any(outcome.failed for outcome in outcomes) else 0
 
 
 if __name__ == "__main__":

@@ -1,155 +1,236 @@
-"""The results: a rich table on the terminal and a JSON file with the machine's facts."""
+"""The report: rich tables on the terminal, a JSON document, a Markdown summary.
+
+Ratios are over the minimal quart-trio route (``x quart``) and the bare ASGI app
+(``x asgi``) of the same run; open-loop rows compare at the same offered rate.
+"""
 
 from __future__ import annotations
 
-import datetime
-import importlib.metadata
 import json
-import os
-import platform
-import subprocess
-import sys
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import attrs
 from rich.console import Console
 from rich.table import Table
 
-from ._load import LoadResult
-from ._scenarios import BASELINE, REPO_ROOT
+from ._results import LoadResult, Outcome
+from ._scenarios import BASELINE, CEILING
+from ._targets import Target, evaluate
 
-__all__ = ["Outcome", "machine_facts", "print_table", "write_json"]
+__all__ = ["markdown", "print_report", "write_json"]
 
-PACKAGES = ("hookline", "trio", "hypercorn", "quart", "quart-trio", "h11", "werkzeug", "httpx")
-
-
-@attrs.frozen
-class Outcome:
-    """One scenario's run: a result, or the error that stopped it."""
-
-    scenario: str
-    description: str
-    server_command: tuple[str, ...] = ()
-    result: LoadResult | None = None
-    error: str | None = None
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.partition(":")[2].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
+_HTTP_COLUMNS = (
+    "scenario",
+    "system",
+    "phase",
+    "offered/s",
+    "req/s",
+    "p50 ms",
+    "p90 ms",
+    "p99 ms",
+    "p99.9 ms",
+    "non-2xx",
+    "errors",
+    "x quart",
+    "x asgi",
+)
+# The terminal leaves out the system (the scenario names it) and p90 (in the JSON and
+# the Markdown): thirteen columns do not fit a terminal.
+_TERMINAL = tuple(i for i, name in enumerate(_HTTP_COLUMNS) if name not in ("system", "p90 ms"))
 
 
-def _version(package: str) -> str | None:
-    try:
-        return importlib.metadata.version(package)
-    except importlib.metadata.PackageNotFoundError:
-        return None
+def _reference(outcomes: Sequence[Outcome], scenario: str, phase: str) -> LoadResult | None:
+    for outcome in reversed(outcomes):
+        if outcome.scenario == scenario and outcome.phase == phase and outcome.result:
+            return outcome.result
+    return None
 
 
-def _git_commit() -> str | None:
-    try:
-        done = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, check=True
-        )
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    return done.stdout.strip()
+def _times(value: float, reference: LoadResult | None) -> str:
+    return f"{value / reference.rps:.2f}x" if reference and reference.rps else "-"
 
 
-def machine_facts(wrk_version: str | None) -> dict[str, object]:
-    """What the figures depend on: cores, CPU, Python, package versions, the commit."""
-    affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
-    return {
-        "cpu_count": os.cpu_count(),
-        "usable_cores": affinity,
-        "cpu_model": _cpu_model(),
-        "platform": platform.platform(),
-        "python": sys.version.split()[0],
-        "python_implementation": platform.python_implementation(),
-        "packages": {name: _version(name) for name in PACKAGES},
-        "wrk": wrk_version,
-        "git_commit": _git_commit(),
-    }
-
-
-def _ratio(result: LoadResult, baseline: LoadResult | None) -> str:
-    if baseline is None or baseline.rps == 0:
+def _tail_times(result: LoadResult, reference: LoadResult | None) -> str:
+    if reference is None or not reference.latency.p99_ms:
         return "-"
-    return f"{result.rps / baseline.rps:.2f}x"
+    return f"p99 {result.latency.p99_ms / reference.latency.p99_ms:.2f}x"
 
 
-def print_table(outcomes: list[Outcome], console: Console) -> None:
-    baseline = next((o.result for o in outcomes if o.scenario == BASELINE), None)
-    table = Table(title="hookline benchmarks", caption=f"ratio: req/s over {BASELINE}'s")
-    table.add_column("scenario", no_wrap=True)
-    for heading in ("req/s", "p50 ms", "p99 ms", "non-2xx", "errors", "ratio"):
-        table.add_column(heading, justify="right")
-    for outcome in outcomes:
-        r = outcome.result
-        if r is None:
-            table.add_row(outcome.scenario, "[red]failed[/red]", "", "", "", "", "")
+def _http_row(outcome: Outcome, outcomes: Sequence[Outcome]) -> list[str]:
+    r = outcome.result
+    head = [outcome.scenario, outcome.system, outcome.phase]
+    if r is None:
+        state = "skipped" if outcome.skipped else "FAILED"
+        return [*head, state, *[""] * (len(_HTTP_COLUMNS) - 4)]
+    quart = _reference(outcomes, BASELINE, outcome.phase)
+    asgi = _reference(outcomes, CEILING, outcome.phase)
+    failures = r.errors + r.unfinished
+    if r.mode == "open":
+        # At one offered rate every server that keeps up answers as many: compare tails.
+        ratios = [_tail_times(r, quart), _tail_times(r, asgi)]
+    else:
+        ratios = [_times(r.rps, quart), _times(r.rps, asgi)]
+    return [
+        *head,
+        f"{r.offered_rps:,.0f}" if r.offered_rps else "closed",
+        f"{r.rps:,.0f}",
+        f"{r.latency.p50_ms:.2f}",
+        f"{r.latency.p90_ms:.2f}",
+        f"{r.latency.p99_ms:.2f}",
+        f"{r.latency.p999_ms:.2f}",
+        str(r.non_2xx),
+        str(failures),
+        *ratios,
+    ]
+
+
+def _micro_table(outcomes: Sequence[Outcome]) -> Table | None:
+    rows = [o for o in outcomes if o.phase == "micro"]
+    if not rows:
+        return None
+    table = Table(title="in-process benchmarks (same run)")
+    for heading in ("benchmark", "subject /s", "baseline /s", "subject/baseline", "also"):
+        table.add_column(heading, justify="left" if heading == "benchmark" else "right")
+    for outcome in rows:
+        m = outcome.micro
+        if m is None:
+            table.add_row(outcome.scenario, "skipped" if outcome.skipped else "FAILED", "", "", "")
             continue
+        also = "; ".join(f"{label}: {rate:,.0f}/s" for label, rate in m.extra)
         table.add_row(
-            outcome.scenario,
-            f"{r.rps:,.0f}",
-            f"{r.p50_ms:.2f}",
-            f"{r.p99_ms:.2f}",
-            str(r.non_2xx),
-            str(r.errors),
-            _ratio(r, baseline),
+            f"{outcome.scenario}\n[dim]{m.subject}\nvs {m.baseline}[/dim]",
+            f"{m.subject_rate:,.0f}",
+            f"{m.baseline_rate:,.0f}",
+            f"{m.ratio:.3g}x",
+            also,
         )
-    console.print(table)
+    return table
+
+
+def _target_table(targets: Sequence[Target]) -> Table:
+    table = Table(title="targets (issue 7), measured in this run")
+    for heading in ("target", "measured", "goal", "met"):
+        table.add_column(heading, justify="left" if heading == "target" else "right")
+    for target in targets:
+        measured = "-" if target.measured is None else f"{target.measured:.3g}"
+        if target.detail:
+            measured += f"\n[dim]{target.detail}[/dim]"
+        goal = "-" if target.goal is None else ("<= " if target.at_most else ">= ")
+        goal += "" if target.goal is None else f"{target.goal:g}"
+        met = {True: "[green]yes[/green]", False: "[red]no[/red]", None: "-"}[target.met]
+        table.add_row(target.name, measured, goal, met)
+    return table
+
+
+def print_report(outcomes: Sequence[Outcome], console: Console) -> None:
+    """The HTTP table, the in-process table, the targets, then notes and failures."""
+    http = [o for o in outcomes if o.phase != "micro"]
+    if http:
+        table = Table(
+            title="HTTP benchmarks",
+            caption="max: closed loop, ratios of req/s; open@R: open loop at R req/s, latency "
+            "from the scheduled send time, ratios of p99; errors include unfinished",
+        )
+        for index in _TERMINAL:
+            heading = _HTTP_COLUMNS[index]
+            table.add_column(heading, justify="left" if index < 3 else "right")
+        for outcome in http:
+            row = _http_row(outcome, outcomes)
+            table.add_row(*(row[index] for index in _TERMINAL))
+        console.print(table)
+    micro = _micro_table(outcomes)
+    if micro is not None:
+        console.print(micro)
+    console.print(_target_table(evaluate(outcomes)))
+    notes = dict.fromkeys(f"note: {o.scenario}: {note}" for o in outcomes for note in o.notes)
+    for note in notes:
+        console.print(note, highlight=False, markup=False)
+    for outcome in outcomes:
+        if outcome.skipped:
+            console.print(
+                f"skipped: {outcome.scenario}: {outcome.skipped}", highlight=False, markup=False
+            )
     for outcome in outcomes:
         if outcome.error:
             console.print(f"{outcome.scenario} failed:", style="red", markup=False)
             console.print(outcome.error, markup=False, highlight=False)
 
 
+def _plain(value: Any) -> Any:
+    if attrs.has(type(value)):
+        return {k: _plain(v) for k, v in attrs.asdict(value, recurse=False).items()}
+    if isinstance(value, tuple | list):
+        return [_plain(v) for v in value]
+    if isinstance(value, float):
+        return round(value, 3)
+    return value
+
+
+def _outcome_json(outcome: Outcome) -> dict[str, Any]:
+    entry: dict[str, Any] = _plain(outcome)
+    if outcome.result is not None:
+        entry["result"]["requests_per_s"] = round(outcome.result.rps, 1)
+    if outcome.micro is not None:
+        m = outcome.micro
+        entry["micro"]["subject_per_s"] = round(m.subject_rate, 1)
+        entry["micro"]["baseline_per_s"] = round(m.baseline_rate, 1)
+        entry["micro"]["ratio"] = round(m.ratio, 5)
+    return entry
+
+
 def write_json(
-    folder: Path, outcomes: list[Outcome], facts: dict[str, object], settings: dict[str, object]
+    path: Path, outcomes: Sequence[Outcome], facts: dict[str, object], run: dict[str, object]
 ) -> Path:
-    """Write ``<folder>/<UTC timestamp>.json`` and return its path."""
-    now = datetime.datetime.now(datetime.UTC)
-    baseline = next((o.result for o in outcomes if o.scenario == BASELINE), None)
-    scenarios = []
-    for outcome in outcomes:
-        entry: dict[str, object] = {
-            "scenario": outcome.scenario,
-            "description": outcome.description,
-            "server_command": list(outcome.server_command),
-            "error": outcome.error,
-        }
-        if outcome.result is not None:
-            r = outcome.result
-            entry.update(
-                generator=r.generator,
-                requests=r.requests,
-                elapsed_s=round(r.elapsed, 3),
-                requests_per_s=round(r.rps, 1),
-                p50_ms=round(r.p50_ms, 3),
-                p99_ms=round(r.p99_ms, 3),
-                non_2xx=r.non_2xx,
-                errors=r.errors,
-                ratio_to_baseline=(
-                    round(r.rps / baseline.rps, 3) if baseline and baseline.rps else None
-                ),
-                load_command=r.command,
-                load_output=r.output,
-            )
-        scenarios.append(entry)
+    """Write the whole run (settings, machine, outcomes, targets) to ``path``."""
     document = {
-        "timestamp": now.isoformat(timespec="seconds"),
-        "baseline": BASELINE,
-        "settings": settings,
+        **run,
         "machine": facts,
-        "scenarios": scenarios,
+        "outcomes": [_outcome_json(o) for o in outcomes],
+        "targets": [{**_plain(t), "met": t.met} for t in evaluate(outcomes)],
     }
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{now:%Y%m%dT%H%M%SZ}.json"
-    path.write_text(json.dumps(document, indent=2) + "\n")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(document, indent=2, default=str) + "\n")
     return path
+
+
+def markdown(outcomes: Sequence[Outcome], facts: dict[str, object], run: dict[str, Any]) -> str:
+    """A Markdown summary: the HTTP table, in-process figures, targets, machine, command."""
+    lines = [
+        (
+            f"Run {run['timestamp']} on {facts['cpu_model']} ({facts['usable_cores']} cores), "
+            f"Python {facts['python']}, commit {str(facts['git_commit'])[:10]}"
+            f"{' (with local changes)' if facts.get('git_dirty') else ''}; "
+            f"load generator: {run['generator']}."
+        ),
+        "",
+        f"Command: `{run['command']}`",
+        "",
+        "| " + " | ".join(_HTTP_COLUMNS) + " |",
+        "|" + "---|" * len(_HTTP_COLUMNS),
+    ]
+    lines += [
+        "| " + " | ".join(_http_row(outcome, outcomes)) + " |"
+        for outcome in outcomes
+        if outcome.phase != "micro"
+    ]
+    lines += ["", "| in-process | subject /s | baseline /s | ratio |", "|---|---|---|---|"]
+    for outcome in outcomes:
+        if outcome.micro is not None:
+            m = outcome.micro
+            lines.append(
+                f"| {outcome.scenario}: {m.subject} vs {m.baseline} | {m.subject_rate:,.0f} | "
+                f"{m.baseline_rate:,.0f} | {m.ratio:.3g}x |"
+            )
+    lines += ["", "| target | measured | goal | met |", "|---|---|---|---|"]
+    for t in evaluate(outcomes):
+        measured = "-" if t.measured is None else f"{t.measured:.3g}"
+        goal = "-" if t.goal is None else f"{'<=' if t.at_most else '>='} {t.goal:g}"
+        met = {True: "yes", False: "no", None: "-"}[t.met]
+        lines.append(f"| {t.name} | {measured} | {goal} | {met} |")
+    notes = list(dict.fromkeys(f"- {o.scenario}: {n}" for o in outcomes for n in o.notes))
+    notes += [f"- {o.scenario}: skipped: {o.skipped}" for o in outcomes if o.skipped]
+    if notes:
+        lines += ["", *notes]
+    return "\n".join(lines) + "\n"

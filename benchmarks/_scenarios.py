@@ -1,7 +1,7 @@
-"""The scenario registry: which server to start, and which request to send it.
+"""The scenario registry, in the order ``make bench`` runs them.
 
-A scenario is a server command (given a free port and a scratch folder) and one
-request shape. Add one with :func:`register`; ``python -m benchmarks NAME`` runs it.
+Ratios in the report are over :data:`BASELINE` (a minimal quart-trio route) and
+:data:`CEILING` (a bare ASGI app), both on hypercorn-trio, measured in the same run.
 """
 
 from __future__ import annotations
@@ -10,52 +10,35 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-import attrs
+from ._embedded import run_embedded
+from ._hookline import SERVER_ENV, hookline_server
+from ._peers import node_red_server
+from ._spec import (
+    BENCH_SECRET,
+    PAYLOADS,
+    HttpScenario,
+    MicroScenario,
+    PlanScenario,
+    RequestSpec,
+    Scenario,
+)
+from ._store_bench import run_store
 
-__all__ = ["BASELINE", "SCENARIOS", "RequestSpec", "Scenario", "register"]
+__all__ = [
+    "ASYNC_INGEST",
+    "BASELINE",
+    "CEILING",
+    "DEFAULT",
+    "NODE_RED",
+    "SCENARIOS",
+    "TRIVIAL",
+    "register",
+]
 
-HERE = Path(__file__).resolve().parent
-REPO_ROOT = HERE.parent
-PUSH_PAYLOAD = HERE / "payloads" / "push.json"
-
-#: The scenario every ratio in the report is relative to.
 BASELINE = "baseline-quart"
-
-
-@attrs.frozen
-class RequestSpec:
-    """The request each connection sends back to back.
-
-    ``unique_header`` names a header that gets a fresh value per request (a delivery
-    id), so idempotency does not turn the load into replays.
-    """
-
-    path: str
-    method: str = "POST"
-    body_file: Path | None = PUSH_PAYLOAD
-    headers: tuple[tuple[str, str], ...] = (("Content-Type", "application/json"),)
-    unique_header: str | None = None
-
-    def body(self) -> bytes:
-        return self.body_file.read_bytes() if self.body_file is not None else b""
-
-
-@attrs.frozen
-class Scenario:
-    """A server to start and the request to load it with.
-
-    ``command(port, workdir)`` gives the server's argv (run from the repository root);
-    ``ready_path`` None means any HTTP answer shows the server is up, a path means it
-    must answer 2xx there. ``hint`` is shown when the server does not come up.
-    """
-
-    name: str
-    description: str
-    command: Callable[[int, Path], list[str]]
-    request: RequestSpec
-    ready_path: str | None = None
-    hint: str = ""
-
+CEILING = "baseline-asgi"
+NODE_RED = "node-red"
+ASYNC_INGEST = "hookline-async-ingest"
 
 SCENARIOS: dict[str, Scenario] = {}
 
@@ -68,59 +51,179 @@ def register(scenario: Scenario) -> Scenario:
     return scenario
 
 
-def _module_server(module: str) -> Callable[[int, Path], list[str]]:
-    def command(port: int, workdir: Path) -> list[str]:
+def _module_server(module: str) -> Callable[[int, Path, bool], list[str]]:
+    def command(port: int, folder: Path, quick: bool) -> list[str]:
         return [sys.executable, "-m", module, "--bind", f"127.0.0.1:{port}"]
 
     return command
 
 
-def _hookline_server(port: int, workdir: Path) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "hookline",
-        "serve",
-        "--config",
-        str(HERE / "hookline-bench.yaml"),
-        "--bind",
-        f"127.0.0.1:{port}",
-        "--db",
-        str(workdir / "bench.db"),
-    ]
+_HOOK = RequestSpec(path="/hook")
+_GITHUB = (("Content-Type", "application/json"), ("X-GitHub-Event", "push"))
+_HINT = "hookline runs as `python -m hookline serve` on the workflow named above"
 
+#: Not a scenario of its own: the generator check's target.
+TRIVIAL = HttpScenario(
+    name="trivial-server",
+    description="a fixed HTTP answer from an asyncio Protocol (the generator check's target)",
+    system="trivial",
+    request=_HOOK,
+    command=_module_server("benchmarks.servers.trivial"),
+)
 
 register(
-    Scenario(
-        name="baseline-asgi",
-        description="a bare ASGI app on hypercorn-trio answering 202 JSON",
+    HttpScenario(
+        name=CEILING,
+        description="the stack's ceiling: a bare ASGI app on hypercorn-trio answering 202",
+        system="asgi",
+        request=_HOOK,
         command=_module_server("benchmarks.servers.baseline_asgi"),
-        request=RequestSpec(path="/hook"),
+        in_sweep=True,
     )
 )
 register(
-    Scenario(
+    HttpScenario(
         name=BASELINE,
-        description="a minimal quart-trio route POST /hook answering 202 JSON",
+        description="a minimal quart-trio route on hypercorn-trio answering 202",
+        system="quart-trio",
+        request=_HOOK,
         command=_module_server("benchmarks.servers.baseline_quart"),
-        request=RequestSpec(path="/hook"),
+        in_sweep=True,
     )
 )
 register(
-    Scenario(
-        name="hookline-async-ingest",
-        description="hookline: async webhook, durable 202, one `set` node per event",
-        command=_hookline_server,
-        request=RequestSpec(
-            path="/api/webhooks/bench",
-            headers=(("Content-Type", "application/json"), ("X-GitHub-Event", "push")),
-            unique_header="X-GitHub-Delivery",
+    HttpScenario(
+        name=NODE_RED,
+        description="the peer: Node-RED 4 flow http in -> function -> http response (202)",
+        system="node-red",
+        request=_HOOK,
+        command=node_red_server,
+    )
+)
+register(
+    HttpScenario(
+        name=ASYNC_INGEST,
+        description=(
+            "hookline async ingest: signed GitHub push, idempotency key, 202 after commit "
+            "(workflow async-ingest)"
         ),
+        system="hookline",
+        request=RequestSpec(
+            path="/api/webhooks/bench/async",
+            headers=_GITHUB,
+            unique_header="X-GitHub-Delivery",
+            github_secret=BENCH_SECRET,
+        ),
+        command=hookline_server("async-ingest"),
+        env=SERVER_ENV,
         ready_path="/readyz",
-        hint=(
-            "this scenario runs `python -m hookline serve` with "
-            "benchmarks/hookline-bench.yaml; it needs hookline's server and the "
-            "`bench` workflow in benchmarks/workflows/ to load."
+        hint=_HINT,
+        unsigned_probe=True,
+        in_sweep=True,
+    )
+)
+register(
+    HttpScenario(
+        name="hookline-duplicates",
+        description=(
+            "hookline async ingest with half the deliveries repeating an earlier id "
+            "(replays; workflow async-ingest)"
+        ),
+        system="hookline",
+        request=RequestSpec(
+            path="/api/webhooks/bench/async",
+            headers=_GITHUB,
+            unique_header="X-GitHub-Delivery",
+            repeat=True,
+            github_secret=BENCH_SECRET,
+        ),
+        command=hookline_server("async-ingest"),
+        env=SERVER_ENV,
+        ready_path="/readyz",
+        hint=_HINT,
+    )
+)
+register(
+    HttpScenario(
+        name="hookline-sync",
+        description="hookline sync workflow of 3 nodes (set, condition, set), 200 with output",
+        system="hookline",
+        request=RequestSpec(path="/api/webhooks/bench/sync", headers=_GITHUB),
+        command=hookline_server("sync-3"),
+        env=SERVER_ENV,
+        ready_path="/readyz",
+        hint=_HINT,
+    )
+)
+register(
+    HttpScenario(
+        name="hookline-code",
+        description="hookline sync workflow with a JavaScript `code` node, then condition, set",
+        system="hookline",
+        request=RequestSpec(path="/api/webhooks/bench/code", headers=_GITHUB),
+        command=hookline_server("sync-code"),
+        env=SERVER_ENV,
+        ready_path="/readyz",
+        hint=_HINT,
+    )
+)
+register(
+    HttpScenario(
+        name="hookline-fanout",
+        description="hookline sync fan-out: a `loop` over 20 items, one `set` node each",
+        system="hookline",
+        request=RequestSpec(path="/api/webhooks/bench/fanout", body_file=PAYLOADS / "fanout.json"),
+        command=hookline_server("fanout"),
+        env=SERVER_ENV,
+        ready_path="/readyz",
+        hint=_HINT,
+    )
+)
+register(
+    PlanScenario(
+        name="latency-sweep",
+        description=(
+            "open loop at 25/50/75% of hookline-async-ingest's maximum rate against it and "
+            "the baselines; latency from scheduled send time"
         ),
     )
 )
+register(
+    PlanScenario(
+        name="generator-check",
+        description="the open-loop generator against a trivial server at 3x the top rate tested",
+    )
+)
+register(
+    MicroScenario(
+        name="embedded-engine",
+        description="executions/s of a 5-node workflow via open_engine + engine.run (SQLite), "
+        "vs the same steps as plain function calls",
+        system="hookline",
+        run=run_embedded,
+    )
+)
+register(
+    MicroScenario(
+        name="store-actor",
+        description="durable acks/s of the store actor (AcceptDelivery, many writers) vs raw "
+        "batched executemany of the same rows",
+        system="hookline",
+        run=run_store,
+    )
+)
+register(
+    PlanScenario(
+        name="soak",
+        description="RSS of hookline-async-ingest under open loop at 70% of its maximum rate "
+        "(use --duration 600 for the 10-minute target; not in the default run)",
+        by_default=False,
+    )
+)
+
+#: What ``python -m benchmarks`` with no scenario names runs.
+DEFAULT = [
+    name
+    for name, scenario in SCENARIOS.items()
+    if not isinstance(scenario, PlanScenario) or scenario.by_default
+]

@@ -1,8 +1,9 @@
-"""Start a scenario's server as a separate process and wait until it answers."""
+"""Start a scenario's server as a separate process, wait until it answers, probe it."""
 
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import socket
 import subprocess
@@ -13,9 +14,17 @@ from pathlib import Path
 import attrs
 import httpx
 
-from ._scenarios import REPO_ROOT, Scenario
+from ._spec import REPO_ROOT, HttpScenario, RequestSpec
 
-__all__ = ["RunningServer", "ServerError", "free_port", "running_server"]
+__all__ = [
+    "RunningServer",
+    "ServerError",
+    "free_port",
+    "probe",
+    "rss_bytes",
+    "running_server",
+    "signature_checked",
+]
 
 STARTUP_TIMEOUT = 30.0
 STOP_TIMEOUT = 10.0
@@ -31,13 +40,27 @@ class ServerError(Exception):
 
 @attrs.frozen
 class RunningServer:
+    """A server process the suite started (``pid``), on 127.0.0.1:``port``."""
+
     port: int
     command: tuple[str, ...]
     log: Path
+    pid: int = 0
 
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+
+def rss_bytes(pid: int) -> int | None:
+    """The resident set size of process ``pid`` (Linux), or None where unknown."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        return None
+    return None
 
 
 def free_port() -> int:
@@ -56,7 +79,7 @@ def _tail(log: Path, lines: int = 15) -> str:
     return "\n".join("    " + line for line in text.splitlines()[-lines:]) or "(no output)"
 
 
-def _failure(scenario: Scenario, server: RunningServer, what: str) -> ServerError:
+def _failure(scenario: HttpScenario, server: RunningServer, what: str) -> ServerError:
     message = (
         f"{scenario.name}: {what}\n  command: {' '.join(server.command)}\n"
         f"  last output:\n{_tail(server.log)}"
@@ -67,7 +90,7 @@ def _failure(scenario: Scenario, server: RunningServer, what: str) -> ServerErro
 
 
 def _wait_ready(
-    scenario: Scenario, server: RunningServer, process: subprocess.Popen[bytes]
+    scenario: HttpScenario, server: RunningServer, process: subprocess.Popen[bytes]
 ) -> None:
     deadline = time.monotonic() + STARTUP_TIMEOUT
     url = server.base_url + (scenario.ready_path or "/")
@@ -88,43 +111,64 @@ def _wait_ready(
     raise _failure(scenario, server, f"not ready after {STARTUP_TIMEOUT:.0f} s ({last})")
 
 
-def _probe(scenario: Scenario, server: RunningServer) -> None:
-    """Send one request of the benchmark's shape: a scenario that answers errors is no
-    benchmark, and saying so beats a table of fast 404s."""
-    spec = scenario.request
-    headers = dict(spec.headers)
+def _request(spec: RequestSpec, base_url: str, *, signed: bool = True) -> httpx.Response:
+    headers = dict(spec.all_headers() if signed else spec.headers)
     if spec.unique_header:
         headers[spec.unique_header] = f"probe-{time.time_ns()}"
+    return httpx.request(
+        spec.method, base_url.rstrip("/") + spec.path, headers=headers, content=spec.body()
+    )
+
+
+def probe(name: str, spec: RequestSpec, base_url: str) -> None:
+    """Send one request of the benchmark's shape: a scenario that answers errors is no
+    benchmark, and saying so beats a table of fast 404s. Raises ServerError."""
     try:
-        answer = httpx.request(
-            spec.method, server.base_url + spec.path, headers=headers, content=spec.body()
-        )
+        answer = _request(spec, base_url)
     except httpx.HTTPError as exc:
-        raise _failure(scenario, server, f"the probe request failed: {exc!r}") from exc
+        raise ServerError(f"{name}: the probe request failed: {exc!r}") from exc
     if not 200 <= answer.status_code < 300:
-        raise _failure(
-            scenario,
-            server,
-            f"{spec.method} {spec.path} answered {answer.status_code}: {answer.text[:300]}",
+        raise ServerError(
+            f"{name}: {spec.method} {spec.path} answered {answer.status_code}: {answer.text[:300]}"
         )
+
+
+def signature_checked(spec: RequestSpec, base_url: str) -> bool:
+    """Whether the server refuses the request without its signature (401 or 403)."""
+    try:
+        return _request(spec, base_url, signed=False).status_code in (401, 403)
+    except httpx.HTTPError:
+        return False
 
 
 @contextlib.contextmanager
-def running_server(scenario: Scenario, workdir: Path) -> Iterator[RunningServer]:
+def running_server(
+    scenario: HttpScenario, workdir: Path, *, quick: bool = False
+) -> Iterator[RunningServer]:
     """Run the scenario's server on a free port while the block runs; stop it after.
 
-    Raises :class:`ServerError` when it exits early, is not ready within 30 s, or
-    answers the probe request with anything but 2xx. Stopping sends SIGTERM, then
-    SIGKILL after 10 s.
+    Raises :class:`~benchmarks._spec.Skip` (from the scenario's command) when it
+    cannot run here, :class:`ServerError` when it exits early, is not ready within
+    30 s, or answers the probe request with anything but 2xx. Stopping sends SIGTERM,
+    then SIGKILL after 10 s.
     """
     port = free_port()
-    command = scenario.command(port, workdir)
-    server = RunningServer(port=port, command=tuple(command), log=workdir / f"{scenario.name}.log")
-    with server.log.open("wb") as log:
-        process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT)
+    folder = workdir / scenario.name
+    folder.mkdir(parents=True, exist_ok=True)
+    command = scenario.command(port, folder, quick)
+    log_path = folder / "server.log"
+    env = {**os.environ, **dict(scenario.env)}
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            command, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT, env=env
+        )
+        server = RunningServer(port, tuple(command), log_path, process.pid)
         try:
             _wait_ready(scenario, server, process)
-            _probe(scenario, server)
+            try:
+                probe(scenario.name, scenario.request, server.base_url)
+            except ServerError as exc:
+                raise _failure(scenario, server, str(exc)) from exc
             yield server
         finally:
             if process.poll() is None:

@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 
 import attrs
 
+from .errors import StoreError
 from .store._backend import StoreBackend
 from .store._collections import Filter, Record, Sort
 from .store._ops import (
@@ -123,8 +124,10 @@ class StoreTap:
         self._live: dict[str, _Live] = {}
 
     def subscribe(self, observer: Observer) -> None:
-        """Call ``observer`` with every event from now on (in the writer thread)."""
-        self._observers.append(observer)
+        """Call ``observer`` with every event from now on (in the writer thread); a
+        second subscription of the same observer changes nothing."""
+        if observer not in self._observers:
+            self._observers.append(observer)
 
     # -- the backend protocol ------------------------------------------------------------
 
@@ -222,7 +225,7 @@ class StoreTap:
             # Started before this process (resumed after a restart): ask the store once.
             try:
                 record = self.inner.get_execution(id)
-            except Exception:
+            except StoreError:
                 record = None
             if record is None:
                 live = _Live("", None, None)

@@ -2,28 +2,47 @@
 
 from __future__ import annotations
 
+import functools
 import logging
+import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import click
 import trio
 
+from ._cli_executions import deliveries, executions
+from ._cli_send import send_command
+from ._cli_workflows import workflows
 from ._config import ServerConfig, load_config
-from .engine._engine import open_engine
-from .engine._loader import load_workflows
+from ._logging import configure_logging
+from .engine._engine import Engine, open_engine
+from .engine._retention import RetentionPolicy
 from .errors import HooklineError
 from .http._serve import serve
 
 
 @click.group()
 @click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
-def cli(verbose: int) -> None:
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    envvar="HOOKLINE_LOG_FORMAT",
+    help="Log lines as text or JSON lines (or HOOKLINE_LOG_FORMAT).",
+)
+def cli(verbose: int, log_format: str) -> None:
     """hookline: webhook workflows on trio."""
     level = logging.WARNING - 10 * min(verbose, 2)
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(level, json_lines=log_format == "json")
+
+
+cli.add_command(send_command)
+cli.add_command(workflows)
+cli.add_command(executions)
+cli.add_command(deliveries)
 
 
 @cli.command("serve")
@@ -31,14 +50,74 @@ def cli(verbose: int) -> None:
 @click.option("--bind", help="HOST:PORT to listen on (overrides server.bind).")
 @click.option("--db", help="SQLite file (overrides store.url).")
 def serve_command(config_path: str | None, bind: str | None, db: str | None) -> None:
-    """Serve the workflows over HTTP until SIGTERM or Ctrl-C."""
+    """Serve the workflows over HTTP until SIGTERM or Ctrl-C.
+
+    On the first signal: refuse new deliveries (503), let running executions finish
+    until ``server.shutdown_timeout``, cancel the rest (they resume on next start),
+    flush the store, exit 0. A second signal stops waiting for running executions.
+
+    ``HOOKLINE_TEST_NODES=1`` in the environment registers the test node types
+    (``sleep``, ``fail``) of :mod:`hookline.testing`, for end-to-end tests only.
+    """
     config = load_config(config_path).with_overrides(bind=bind, db=db)
-    trio.run(run_server, config)
+    if os.environ.get("HOOKLINE_TEST_NODES") == "1":
+        from .testing._nodes import register_test_nodes
+
+        register_test_nodes()
+    try:
+        trio.run(run_server, config)
+    except BaseException as exc:
+        # Ctrl-C before the signal handler was installed: trio >= 0.25 may deliver it
+        # wrapped in exception groups. Nothing was accepted yet: just exit.
+        if not _only_interrupts(exc):
+            raise
+        raise click.exceptions.Exit(130) from None
+
+
+def _only_interrupts(exc: BaseException) -> bool:
+    if isinstance(exc, BaseExceptionGroup):
+        return all(_only_interrupts(inner) for inner in exc.exceptions)
+    return isinstance(exc, KeyboardInterrupt)
+
+
+# Once the engine has stopped, how long in-flight HTTP requests get to be written out
+# (their answers are ready by then).
+HTTP_CLOSE_GRACE = 0.5
+
+
+class _Shutdown:
+    """SIGTERM/SIGINT as the server sees them: the first asks for a graceful stop, a
+    later one makes the engine stop waiting for running executions."""
+
+    def __init__(self) -> None:
+        self.requested = trio.Event()
+        self.engine: Engine | None = None
+
+    async def watch(self, signals: AsyncIterator[int]) -> None:
+        async for signum in signals:
+            if not self.requested.is_set():
+                logging.getLogger("hookline").info("%s: shutting down", signal.Signals(signum).name)
+                self.requested.set()
+            elif self.engine is not None:
+                self.engine.hurry()
 
 
 async def run_server(config: ServerConfig) -> None:
     """Serve until SIGTERM/SIGINT, then stop intake, drain, flush and return."""
     logging.getLogger("hookline").setLevel(min(logging.INFO, logging.getLogger().level))
+    # Installed first and kept to the end: no KeyboardInterrupt can land mid-shutdown.
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        shutdown = _Shutdown()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(shutdown.watch, signals)
+            await _serve(config, shutdown)
+            nursery.cancel_scope.cancel()
+
+
+async def _serve(config: ServerConfig, shutdown: _Shutdown) -> None:
+    retention = RetentionPolicy(
+        executions=config.retention.executions, deliveries=config.retention.deliveries
+    )
     async with open_engine(
         config.workflows,
         store=config.store.url,
@@ -47,68 +126,36 @@ async def run_server(config: ServerConfig) -> None:
         shutdown_timeout=config.server.shutdown_timeout,
         http_allow_hosts=config.http_node.allow_hosts,
         smtp=config.smtp,
+        retention=retention,
     ) as engine:
-        stop = trio.Event()
+        shutdown.engine = engine
+        http_stop = trio.Event()
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(_wait_for_signal, stop)
             urls = await nursery.start(
-                lambda task_status: serve(
+                functools.partial(
+                    serve,
                     engine,
                     bind=config.server.bind,
                     certfile=_optional_path(config.server.certfile),
                     keyfile=_optional_path(config.server.keyfile),
                     admin_keys=config.admin.api_keys,
                     access_log=config.server.access_log,
-                    shutdown_trigger=stop.wait,
-                    task_status=task_status,
+                    shutdown_trigger=http_stop.wait,
                 )
             )
             click.echo(f"hookline serving {len(engine.workflows)} workflows on {', '.join(urls)}")
             for error in engine.load_errors:
                 click.echo(f"skipped: {error}", err=True)
-            await stop.wait()
-            nursery.cancel_scope.deadline = trio.current_time() + config.server.shutdown_timeout
+            await shutdown.requested.wait()
+            # HTTP stays up while the engine drains: new deliveries get 503, and sync
+            # requests in flight get their answers (or 202 when cut off).
+            await engine.aclose()
+            http_stop.set()
+            nursery.cancel_scope.deadline = trio.current_time() + HTTP_CLOSE_GRACE
 
 
 def _optional_path(path: Path | None) -> str | None:
     return None if path is None else str(path)
-
-
-async def _wait_for_signal(stop: trio.Event) -> None:
-    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-        async for _ in signals:
-            stop.set()
-            return
-
-
-@cli.group()
-def workflows() -> None:
-    """Inspect workflow definitions."""
-
-
-@workflows.command("validate")
-@click.argument("folder", type=click.Path(exists=True, file_okay=False))
-def validate_command(folder: str) -> None:
-    """Validate every definition in FOLDER; exit 1 if any is invalid."""
-    result = load_workflows(Path(folder))
-    for workflow in result.workflows:
-        click.echo(f"ok      {workflow.source}  ({workflow.key})")
-    for error in result.errors:
-        click.echo(f"invalid {error}", err=True)
-    if result.errors:
-        raise click.exceptions.Exit(1)
-
-
-@workflows.command("list")
-@click.argument("folder", type=click.Path(exists=True, file_okay=False))
-def list_command(folder: str) -> None:
-    """List the workflows defined in FOLDER."""
-    for workflow in load_workflows(Path(folder)).workflows:
-        trigger = workflow.trigger
-        state = "enabled" if workflow.enabled else "disabled"
-        methods = ",".join(trigger.methods)
-        route = f"{methods} /api/webhooks/{trigger.path}"
-        click.echo(f"{workflow.key}\t{state}\t{trigger.mode}\t{route}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -13,10 +13,12 @@
     │   ├── Unauthenticated          401: a credential, signature or signed header is missing
     │   ├── Forbidden                403: wrong signature or credential, stale timestamp, IP refused
     │   ├── PayloadTooLarge          413: the body exceeds the workflow's ``max_body``
+    │   ├── RequestTimeout           408: the body did not arrive within the body timeout
     │   ├── IdempotencyConflict      409: the same key is still being processed
     │   ├── IdempotencyMismatch      422: the same key came with a different body
     │   ├── QueueFull                429: this workflow's queue is full
-    │   └── Unavailable              503: workflow disabled, engine overloaded or stopping
+    │   ├── Unavailable              503: workflow disabled, engine overloaded or stopping
+    │   └── ExecutionConflict        409: an execution cannot be retried in its state
     ├── NotFound                     an admin lookup (execution, workflow) found nothing
     ├── NodeError                    a node failed its job (recorded, never a crash)
     ├── StoreError                   the store could not read or write
@@ -34,6 +36,7 @@ __all__ = [
     "ActorError",
     "ConfigError",
     "DefinitionError",
+    "ExecutionConflict",
     "Forbidden",
     "HooklineError",
     "IdempotencyConflict",
@@ -45,6 +48,7 @@ __all__ = [
     "PayloadTooLarge",
     "QueueFull",
     "Rejected",
+    "RequestTimeout",
     "RestartIntensityExceeded",
     "StoreClosed",
     "StoreError",
@@ -174,6 +178,14 @@ class PayloadTooLarge(Rejected):
     title = "Payload too large"
 
 
+class RequestTimeout(Rejected):
+    """The sender did not finish sending the body within the server's body timeout
+    (408). Not raised for a slow workflow: that is the sync timeout's 202."""
+
+    status = 408
+    title = "Request timeout"
+
+
 class IdempotencyConflict(Rejected):
     """A delivery with the same idempotency key is still being processed (409)."""
 
@@ -205,6 +217,16 @@ class Unavailable(Rejected):
     status = 503
     title = "Service unavailable"
     retry_after = 5.0
+
+
+class ExecutionConflict(Rejected):
+    """An operator asked for something an execution's state does not allow (409): a
+    retry of one that is queued, running or succeeded (only failed, timed out and
+    cancelled ones can be retried). Not raised for an execution that does not exist:
+    that is :class:`NotFound`."""
+
+    status = 409
+    title = "Conflict"
 
 
 class NotFound(HooklineError):

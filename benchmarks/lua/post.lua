@@ -1,8 +1,12 @@
--- wrk script for the benchmarks: sends BENCH_METHOD (default POST) with the body read
--- from BENCH_BODY_FILE; headers come from wrk's -H flags. When BENCH_UNIQUE_HEADER is
--- set, every request carries a fresh id in that header ("<BENCH_RUN_ID>-<thread>-<n>"),
--- so idempotency never turns the load into replays. done() prints one machine-readable
--- line starting with "BENCH-RESULT ".
+-- wrk script for the closed-loop runs: sends BENCH_METHOD (default POST) with the body
+-- read from BENCH_BODY_FILE; headers (the signature too: the body never changes, so
+-- one signature is valid for every request) come from wrk's -H flags.
+--
+-- With BENCH_UNIQUE_HEADER set, every request carries a delivery id in that header,
+-- "<BENCH_RUN_ID>-<thread>-<n>". With BENCH_REPEAT_LAG = L as well, every odd request
+-- past the first 2L repeats the id of request n - 2L - 1 (duplicate-heavy traffic;
+-- benchmarks/_spec.py delivery_number computes the same). done() prints one
+-- machine-readable line starting with "BENCH-RESULT ".
 
 wrk.method = os.getenv("BENCH_METHOD") or "POST"
 local body_file = os.getenv("BENCH_BODY_FILE")
@@ -14,6 +18,7 @@ end
 
 local unique = os.getenv("BENCH_UNIQUE_HEADER")
 local run_id = os.getenv("BENCH_RUN_ID") or tostring(os.time())
+local lag = tonumber(os.getenv("BENCH_REPEAT_LAG") or "0")
 local thread_count = 0
 
 function setup(thread)
@@ -25,11 +30,15 @@ if unique and unique ~= "" then
    local counter = 0
    request = function()
       counter = counter + 1
+      local number = counter
+      if lag > 0 and counter % 2 == 1 and counter > 2 * lag then
+         number = counter - 2 * lag - 1
+      end
       local headers = {}
       for name, value in pairs(wrk.headers) do
          headers[name] = value
       end
-      headers[unique] = string.format("%s-%d-%d", run_id, thread_id or 0, counter)
+      headers[unique] = string.format("%s-%d-%d", run_id, thread_id or 0, number)
       return wrk.format(nil, nil, headers, nil)
    end
 end
@@ -38,8 +47,9 @@ function done(summary, latency, requests)
    local e = summary.errors
    io.write(string.format(
       'BENCH-RESULT {"requests": %d, "duration_us": %d, "connect": %d, "read": %d, '
-         .. '"write": %d, "status": %d, "timeout": %d, "p50_us": %d, "p99_us": %d, '
-         .. '"max_us": %d}\n',
+         .. '"write": %d, "status": %d, "timeout": %d, "p50_us": %d, "p90_us": %d, '
+         .. '"p99_us": %d, "p999_us": %d, "max_us": %d}\n',
       summary.requests, summary.duration, e.connect, e.read, e.write, e.status,
-      e.timeout, latency:percentile(50), latency:percentile(99), latency.max))
+      e.timeout, latency:percentile(50), latency:percentile(90), latency:percentile(99),
+      latency:percentile(99.9), latency.max))
 end

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterator
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 
 from ..nodes._base import NodeSpec, Renderable
+
+if TYPE_CHECKING:
+    from ..http._verify import Verification
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -43,8 +46,23 @@ class Verifier:
     options: Any
 
 
+def _compile_verify(trigger: WebhookTrigger) -> Verification:
+    # Imported here: the HTTP front's verifiers read this module's Verifier.
+    from ..http._verify import compile_verifiers
+
+    return compile_verifiers(trigger.verify, source="", path="trigger.verify")
+
+
 @attrs.frozen
 class WebhookTrigger:
+    """How requests reach a workflow (DESIGN.md section 4).
+
+    ``verification`` is ``verify`` compiled into checks; the loader compiles it with
+    the file's name, so bad options are refused at load time naming the field. Built
+    by hand, it is compiled from ``verify`` (raising the same DefinitionError), so the
+    two never disagree.
+    """
+
     path: str
     methods: tuple[str, ...] = ("POST",)
     mode: Literal["async", "sync"] = "async"
@@ -54,6 +72,9 @@ class WebhookTrigger:
     ip_allow: tuple[IPNetwork, ...] = ()
     idempotency: Idempotency = attrs.field(factory=Idempotency)
     response: ResponseSpec | None = None
+    verification: Verification = attrs.field(
+        default=attrs.Factory(_compile_verify, takes_self=True), eq=False
+    )
 
 
 @attrs.frozen

@@ -46,7 +46,11 @@ class Delivery:
     """One webhook request, parsed and verified, on its way to a workflow.
 
     ``headers`` names are lower-case. ``data`` is the parsed body, ``text`` the body as
-    text, ``body`` the raw bytes exactly as received.
+    text, ``body`` the raw bytes exactly as received. ``remote_addr`` is the client
+    (behind trusted proxies, the address they forwarded for). ``jwt`` holds the claims
+    a ``jwt`` check decoded (``$context.jwt``), None without one. ``secret_headers``
+    names the workflow's own secret-bearing headers (its ``verify`` checks'), redacted
+    with the standard ones wherever the delivery is stored.
     """
 
     id: str
@@ -63,6 +67,8 @@ class Delivery:
     files: Mapping[str, Mapping[str, Any]] = attrs.field(factory=dict)
     remote_addr: str = ""
     extra: Mapping[str, Any] = attrs.field(factory=dict)
+    jwt: Mapping[str, Any] | None = None
+    secret_headers: frozenset[str] = frozenset()
 
     def context(self) -> dict[str, Any]:
         """The ``$context`` object of DESIGN.md section 4."""
@@ -79,13 +85,14 @@ class Delivery:
             "files": {name: dict(info) for name, info in self.files.items()},
             "delivery_id": self.id,
             "received_at": received.isoformat().replace("+00:00", "Z"),
+            **({"jwt": dict(self.jwt)} if self.jwt is not None else {}),
             **self.extra,
         }
 
     def stored_context(self) -> dict[str, Any]:
         """The context as persisted: secret headers redacted."""
         context = self.context()
-        context["headers"] = redact_headers(self.headers)
+        context["headers"] = redact_headers(self.headers, self.secret_headers)
         return context
 
     def body_hash(self) -> str:
@@ -108,7 +115,7 @@ class Delivery:
             received_at=self.received_at,
             method=self.method,
             path=self.path,
-            headers=redact_headers(self.headers),
+            headers=redact_headers(self.headers, self.secret_headers),
             query=dict(self.query),
             body=self.body,
             remote_addr=self.remote_addr,

@@ -1,10 +1,13 @@
 """The Engine: the root actor. Owns the store actor and one WorkflowSupervisor per
-enabled workflow; admits deliveries; shuts down within a deadline."""
+enabled workflow; admits deliveries; resumes what a previous run left unfinished;
+replays and retries executions for operators; prunes old records; shuts down within a
+deadline."""
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import time
 from collections.abc import AsyncIterator, Iterable, Mapping
@@ -19,6 +22,7 @@ import trio
 from .._ids import new_id
 from ..errors import (
     DefinitionError,
+    ExecutionConflict,
     NotFound,
     Rejected,
     StoreClosed,
@@ -29,17 +33,22 @@ from ..http._router import Router
 from ..nodes._base import NodeServices
 from ..store._collection_service import CollectionService
 from ..store._ops import RecordDelivery, SaveWorkflow
-from ..store._records import WorkflowRecord
+from ..store._records import ExecutionRecord, WorkflowRecord
 from ..store._store import Store, StoreStatistics, open_store
 from ._answers import ExecutionOutcome
 from ._definition import Workflow
 from ._delivery import Delivery
 from ._execution import ExecutionHandle
 from ._loader import load_workflows
+from ._recovery import plan_resume, stored_delivery
+from ._retention import Retention, RetentionPolicy, RetentionStatistics
 from ._supervisor import ChildSpec, Restart, Supervisor, SupervisorStatistics
 from ._workflow_supervisor import Admission, WorkflowStatistics, WorkflowSupervisor
 
 log = logging.getLogger("hookline.engine")
+
+# The statuses an operator may retry an execution from.
+RETRYABLE = frozenset({"failed", "timed_out", "cancelled"})
 
 
 @attrs.frozen
@@ -50,6 +59,8 @@ class EngineStatistics:
     store: StoreStatistics
     supervisor: SupervisorStatistics
     workflows: tuple[WorkflowStatistics, ...]
+    resumed: int = 0
+    retention: RetentionStatistics | None = None
 
 
 class Engine:
@@ -66,6 +77,7 @@ class Engine:
         folder: Path | None = None,
         http_allow_hosts: Iterable[str] = (),
         smtp: Any = None,
+        retention: RetentionPolicy | None = None,
     ) -> None:
         self.store = store
         self.env: Mapping[str, str] = dict(env or {})
@@ -91,6 +103,9 @@ class Engine:
         self._accepting = False
         self._stop = trio.Event()
         self._stopped = trio.Event()
+        self._drain_scope = trio.CancelScope()
+        self._resumed = 0
+        self.retention = Retention(store, retention) if retention is not None else None
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -103,7 +118,10 @@ class Engine:
                 async with trio.open_nursery() as inner:
                     await inner.start(self._root.run)
                     await self.apply(self._initial)
-                    self._accepting = True
+                    await self._resume()
+                    if self.retention is not None:
+                        await inner.start(self.retention.run)
+                    self._accepting = not self._stop.is_set()
                     task_status.started()
                     await self._stop.wait()
                     self._accepting = False
@@ -118,18 +136,48 @@ class Engine:
     async def aclose(self) -> None:
         """Graceful shutdown: refuse intake (503), let running executions finish until
         ``shutdown_timeout``, cancel the rest (their records stay resumable), flush the
-        store. Returns once the engine has stopped."""
-        self._accepting = False
+        store. Returns once the engine has stopped. Calling it again just waits."""
+        self.stop_intake()
         self._stop.set()
         await self._stopped.wait()
+
+    def stop_intake(self) -> None:
+        """Refuse new deliveries, replays and retries (503) from now on; what is running
+        goes on. The first step of :meth:`aclose`."""
+        self._accepting = False
+
+    def hurry(self) -> None:
+        """Stop waiting for running executions to finish (a second Ctrl-C): a shutdown
+        under way cancels them now; they resume on next start."""
+        self._drain_scope.cancel()
 
     async def _drain(self) -> None:
         for supervisor in self._live():
             supervisor.stop_intake()
-        with trio.move_on_after(self.shutdown_timeout):
+        with self._drain_scope, trio.move_on_after(self.shutdown_timeout):
             # Intake is stopped, so once one is idle it stays idle: wait for each in turn.
             for supervisor in self._live():
                 await supervisor.wait_idle()
+
+    async def _resume(self) -> None:
+        """Queue again, oldest first, the executions a previous run left queued or
+        running, for workflows that exist and are enabled; log the others."""
+        records = await self.store.unfinished_executions()
+        plan = plan_resume(records, lambda key: key in self._supervisors)
+        for record in plan.resume:
+            self._supervisors[record.workflow].resume(record, stored_delivery(record))
+        self._resumed += len(plan.resume)
+        if plan.resume:
+            log.info("resuming %d unfinished executions", len(plan.resume))
+        for record in plan.left:
+            state = "disabled" if record.workflow in self.workflows else "gone"
+            log.warning(
+                "execution %s stays %s: its workflow '%s' is %s",
+                record.id,
+                record.status,
+                record.workflow,
+                state,
+            )
 
     def _abandon_queued(self) -> None:
         for supervisor in self._live():
@@ -192,7 +240,31 @@ class Engine:
         return self.workflows[key], params
 
     def pending(self) -> int:
+        """Live executions (queued, parked, resuming or running) across workflows."""
         return sum(len(s.handles) for s in self._live())
+
+    def _intake(self, workflow: str) -> WorkflowSupervisor:
+        """The supervisor that takes new work for ``workflow``. Raises Unavailable
+        (stopping, overloaded, disabled) or WorkflowNotFound."""
+        if not self._accepting:
+            raise Unavailable("the engine is shutting down", retry_after=10.0)
+        supervisor = self._supervisors.get(workflow)
+        if supervisor is None:
+            if workflow in self.workflows:
+                raise Unavailable(f"workflow '{workflow}' is disabled", retry_after=60.0)
+            raise WorkflowNotFound(f"there is no workflow '{workflow}'")
+        pending = self.pending()
+        if pending >= self.pending_limit:
+            raise Unavailable("the engine is overloaded", retry_after=self._drain_time(pending))
+        return supervisor
+
+    def _drain_time(self, backlog: int) -> float:
+        """Seconds until ``backlog`` executions drain at the observed rate (1 to 60; 5
+        before anything finished)."""
+        rate = sum(s.drain_rate for s in self._live())
+        if rate <= 0:
+            return 5.0
+        return float(min(60, max(1, math.ceil(backlog / rate))))
 
     async def accept(self, delivery: Delivery) -> Admission:
         """Admit a delivery: store it with its execution (committed) and queue it.
@@ -200,16 +272,48 @@ class Engine:
         Raises Unavailable (503) when stopping, overloaded or the workflow is disabled,
         QueueFull (429) when its queue is full, and the idempotency rejections.
         """
-        if not self._accepting:
-            raise Unavailable("the engine is shutting down", retry_after=10.0)
-        supervisor = self._supervisors.get(delivery.workflow)
-        if supervisor is None:
-            if delivery.workflow in self.workflows:
-                raise Unavailable(f"workflow '{delivery.workflow}' is disabled", retry_after=60.0)
-            raise WorkflowNotFound(f"there is no workflow '{delivery.workflow}'")
-        if self.pending() >= self.pending_limit:
-            raise Unavailable("the engine is overloaded", retry_after=5.0)
-        return await supervisor.accept(delivery)
+        return await self._intake(delivery.workflow).accept(delivery)
+
+    async def _stored(self, execution_id: str) -> ExecutionRecord:
+        record = await self.store.get_execution(execution_id)
+        if record is None:
+            raise NotFound(f"no execution {execution_id}")
+        return record
+
+    async def replay(self, execution_id: str) -> Admission:
+        """Start a new execution of the same workflow from the delivery execution
+        ``execution_id`` started from (recorded as a new delivery whose reason names
+        the original execution; no idempotency key is claimed).
+
+        Raises NotFound for an unknown execution, WorkflowNotFound if its workflow is
+        gone, Unavailable (disabled, overloaded, stopping) and QueueFull like a
+        delivery would.
+        """
+        record = await self._stored(execution_id)
+        supervisor = self._intake(record.workflow)
+        body = None
+        if record.delivery_id is not None:
+            original = await self.store.get_delivery(record.delivery_id)
+            body = original.body if original is not None else None
+        delivery = attrs.evolve(stored_delivery(record, body), id=new_id(), received_at=time.time())
+        return await supervisor.replay(delivery, of=execution_id)
+
+    async def retry(self, execution_id: str) -> Admission:
+        """Run an execution that failed, timed out or was cancelled again, from its
+        first job that did not succeed (the jobs that succeeded keep their outputs).
+        Its record goes back to ``queued`` under the same id.
+
+        Raises NotFound for an unknown execution, ExecutionConflict (409) for one that
+        is queued, running or succeeded, and like :meth:`replay` otherwise.
+        """
+        record = await self._stored(execution_id)
+        if record.status not in RETRYABLE or self.handle(execution_id) is not None:
+            raise ExecutionConflict(
+                f"execution {execution_id} is {record.status}: only failed, timed out and "
+                "cancelled executions can be retried"
+            )
+        supervisor = self._intake(record.workflow)
+        return await supervisor.retry(record, stored_delivery(record))
 
     async def record_rejection(self, delivery: Delivery, rejection: Rejected) -> None:
         """Record a refused delivery with its reason (unless the store already has it).
@@ -304,6 +408,8 @@ class Engine:
             store=self.store.statistics(),
             supervisor=self._root.statistics(),
             workflows=tuple(s.statistics() for s in self._supervisors.values()),
+            resumed=self._resumed,
+            retention=self.retention.statistics() if self.retention is not None else None,
         )
 
 
@@ -337,6 +443,7 @@ async def open_engine(
     shutdown_timeout: float = 10.0,
     http_allow_hosts: Iterable[str] = (),
     smtp: Any = None,
+    retention: RetentionPolicy | None = None,
 ) -> AsyncIterator[Engine]:
     """Run an engine inside the caller's trio program.
 
@@ -344,8 +451,10 @@ async def open_engine(
     ``store`` a :class:`Store` or a store URL (``sqlite:///var/hookline.db``,
     ``memory://``). ``env`` holds the values ``{{$env.NAME}}`` may read,
     ``http_allow_hosts`` the private hosts http nodes may call, ``smtp`` the
-    :class:`~hookline._config.SmtpConfig` email nodes send through. Leaving the block
-    shuts the engine down gracefully.
+    :class:`~hookline._config.SmtpConfig` email nodes send through, ``retention``
+    how long finished executions and deliveries are kept (None: no pruning at all).
+    Executions a previous run left queued or running are resumed before the block is
+    entered. Leaving the block shuts the engine down gracefully.
 
     A bug that keeps crashing a workflow's actors escalates: past its restart
     intensity (3 restarts in 5 s) the workflow's supervisor is restarted by the
@@ -369,6 +478,7 @@ async def open_engine(
         folder=folder,
         http_allow_hosts=http_allow_hosts,
         smtp=smtp,
+        retention=retention,
     )
     if folder is not None:
         result = load_workflows(folder, env=os.environ)

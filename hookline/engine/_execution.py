@@ -1,19 +1,28 @@
-"""One execution: walks the workflow's node tree, sending each job to its NodeActor."""
+"""One execution: walks the workflow's node tree, sending each job to its NodeActor.
+
+Nodes that run node lists themselves (``loop``, ``parallel``) call back into the same
+execution through :meth:`Execution.run_nested`, so nested jobs go to the same actors,
+are recorded the same way and see the same answers and ``end``. A resumed execution
+(after a restart, or retried from its failed node) reuses the recorded output of every
+job that succeeded, and runs the others again as their next attempt.
+"""
 
 from __future__ import annotations
 
 import datetime
 import logging
+import random
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import attrs
 import trio
 
-from ..errors import StoreError
-from ..nodes._base import End, NodeResult, NodeServices, NodeSpec
+from ..errors import NodeError, StoreError
+from ..nodes._base import End, ExecutionEnded, NodeResult, NodeServices, NodeSpec
 from ..store._ops import SaveAnswer, SaveJob, UpdateExecution
-from ..store._records import Answer, ExecutionStatus
+from ..store._records import Answer, ExecutionStatus, JobRecord
 from ..store._store import Store
 from ._answers import ExecutionOutcome, finished_answer
 from ._definition import Workflow
@@ -26,9 +35,16 @@ log = logging.getLogger("hookline.engine")
 # How long a cancelled execution waits for its running job to acknowledge the cancel.
 CANCEL_GRACE = 1.0
 
+# A job's identity within its execution: (node key, scope).
+Identity = tuple[str, str]
+
 
 class ExecutionHandle:
-    """A live execution as its callers hold it: its answer, its outcome, its cancel."""
+    """A live execution as its callers hold it: its answer, its outcome, its cancel.
+
+    ``resumed`` marks an execution that ran before (found unfinished at start-up, or
+    retried from its failed node): it reuses the outputs of the jobs that succeeded.
+    """
 
     def __init__(
         self,
@@ -37,11 +53,13 @@ class ExecutionHandle:
         delivery: Delivery,
         *,
         idempotency_key: str | None = None,
+        resumed: bool = False,
     ) -> None:
         self.id = execution_id
         self.workflow = workflow
         self.delivery = delivery
         self.idempotency_key = idempotency_key
+        self.resumed = resumed
         self.answer: Answer | None = None
         self.outcome: ExecutionOutcome | None = None
         self.cancel_requested = False
@@ -87,12 +105,27 @@ class ExecutionHandle:
         return self.outcome
 
 
-class JobFailed(Exception):
-    """Internal: a job ended other than succeeded, so the execution fails."""
+class JobFailed(NodeError):
+    """A job ended other than succeeded (after its retries): the execution fails, or,
+    nested, the node that ran it sees this error."""
 
     def __init__(self, ticket: JobTicket) -> None:
         super().__init__(f"node '{ticket.node.key}' {ticket.status}: {ticket.error}")
         self.ticket = ticket
+
+
+@attrs.frozen
+class Frame:
+    """Where a node list runs: the scope its jobs are known by, and their variables
+    (``nodes`` is the live dict the list's results are written to)."""
+
+    scope: str
+    roots: Mapping[str, Any]
+
+    @property
+    def outputs(self) -> dict[str, Any]:
+        outputs: dict[str, Any] = self.roots["nodes"]
+        return outputs
 
 
 class Execution:
@@ -125,7 +158,13 @@ class Execution:
             "workflow": {"key": self.workflow.key, "title": self.workflow.title},
             "env": dict(services.env),
         }
-        self._last_output: Any = None
+        # From the store when resumed: jobs that succeeded, the last attempt number
+        # and the last checkpoint of each (node, scope).
+        self._succeeded: dict[Identity, JobRecord] = {}
+        self._attempts: dict[Identity, int] = {}
+        self._checkpoints: dict[Identity, Any] = {}
+        self._end: End | None = None
+        self._random = random.Random()
 
     async def run(self) -> ExecutionOutcome:
         """Run the execution; never raises except for cancellation from outside."""
@@ -137,7 +176,9 @@ class Execution:
             )
             await self.finish(outcome)
             return outcome
-        await self.store.post(UpdateExecution(handle.id, "running", started_at=time.time()))
+        # A resumed execution keeps the time it first started.
+        started_at = None if handle.resumed else time.time()
+        await self.store.post(UpdateExecution(handle.id, "running", started_at=started_at))
         status: ExecutionStatus = "succeeded"
         output: Any = None
         error: str | None = None
@@ -145,19 +186,15 @@ class Execution:
             handle.attach(cancel_scope)
             with trio.move_on_after(self.workflow.timeout) as timeout_scope:
                 try:
-                    end = await self.run_nodes(self.workflow.nodes)
+                    if handle.resumed:
+                        await self._load_jobs()
+                    output = await self.walk(self.workflow.nodes, Frame("", self.roots))
                 except JobFailed as failure:
                     status, error = "failed", str(failure)
-                else:
-                    if end is not None:
-                        status, output = end.status, end.output
-                        error = (
-                            "ended by an 'end' node with status failed"
-                            if (end.status == "failed")
-                            else None
-                        )
-                    else:
-                        output = self._last_output
+                except ExecutionEnded as ended:
+                    status, output = ended.end.status, ended.end.output
+                    if ended.end.status == "failed":
+                        error = "ended by an 'end' node with status failed"
         if timeout_scope.cancelled_caught:
             status, error = "timed_out", f"the workflow timeout ({self.workflow.timeout}s) passed"
         elif cancel_scope.cancelled_caught:
@@ -166,26 +203,126 @@ class Execution:
         await self.finish(outcome)
         return outcome
 
-    async def run_nodes(self, nodes: Sequence[NodeSpec]) -> End | None:
-        """Run a node list in order; branches run in place. Returns an ``end`` if one ran."""
+    async def _load_jobs(self) -> None:
+        # A store that cannot be read fails the resume like a crash: the record stays
+        # unfinished, to be resumed again.
+        for record in await self.store.list_jobs(self.handle.id):
+            identity = (record.node, record.scope)
+            self._attempts[identity] = max(self._attempts.get(identity, 0), record.attempt)
+            if record.status == "succeeded":
+                self._succeeded[identity] = record
+            elif record.output is not None:
+                # An unfinished job's output is the checkpoint it saved (a delay's due time).
+                self._checkpoints[identity] = record.output
+
+    async def walk(self, nodes: Sequence[NodeSpec], frame: Frame) -> Any:
+        """Run a node list in order; branches run in place. Returns the last result.
+
+        Raises JobFailed when a job fails, ExecutionEnded when an ``end`` node ran.
+        """
+        last: Any = None
         for node in nodes:
-            result = await self.run_job(node)
-            self.outputs[node.key] = result.output
-            self._last_output = result.output
+            result = await self.run_job(node, frame)
+            frame.outputs[node.key] = result.output
+            last = result.output
             if result.answer is not None:
                 await self._answer(result.answer)
             if result.end is not None:
-                return result.end
+                if self._end is None:
+                    self._end = result.end
+                raise ExecutionEnded(self._end)
             if result.branch:
-                end = await self.run_nodes(result.branch)
-                if end is not None:
-                    return end
-        return None
+                last = await self.walk(result.branch, frame)
+        return last
 
-    async def run_job(self, node: NodeSpec) -> NodeResult:
-        """Send one job to the node's actor and wait for it; record the job."""
-        roots = {**self.roots, "system": {"now": _now_iso()}}
-        ticket = JobTicket(RunningJob(self.handle.id, node, roots, services=self.services))
+    async def run_nested(
+        self,
+        job: RunningJob,
+        nodes: Sequence[NodeSpec],
+        scope: tuple[str, Mapping[str, Any]] | None,
+    ) -> Any:
+        """Run ``nodes`` for ``job`` (a loop iteration, a parallel branch): see
+        :meth:`hookline.nodes._base.Job.run_nodes`."""
+        parent = job.variables
+        if scope is None:
+            return await self.walk(nodes, Frame(job.scope, parent))
+        key, values = scope
+        label = f"{key}[{values.get('index', '')}]"
+        roots = {
+            **parent,
+            # Results inside an iteration are its own: iterations may run at once.
+            "nodes": dict(parent["nodes"]),
+            "scopes": {**parent["scopes"], key: dict(values)},
+        }
+        return await self.walk(nodes, Frame(f"{job.scope}/{label}" if job.scope else label, roots))
+
+    async def save_checkpoint(self, job: RunningJob) -> None:
+        """Commit ``job`` as ``running`` with its checkpoint as output (durable)."""
+        self._checkpoints[(job.node.key, job.scope)] = job.saved
+        await self.store.write(
+            SaveJob(job.record("running", started_at=time.time(), output=job.saved))
+        )
+
+    async def run_job(self, node: NodeSpec, frame: Frame) -> NodeResult:
+        """Run one node: reuse its recorded result if it succeeded before a resume,
+        else send it to its actor, retrying as its ``retry`` says. Every attempt is
+        recorded. Raises JobFailed once it has failed for good."""
+        identity = (node.key, frame.scope)
+        done = self._succeeded.get(identity)
+        if done is not None:
+            return self._replay(node, frame, done)
+        policy = node.retry
+        tries = 0
+        while True:
+            tries += 1
+            attempt = self._attempts.get(identity, 0) + 1
+            self._attempts[identity] = attempt
+            ticket = await self._send(node, frame, attempt)
+            if ticket.status == "succeeded" and ticket.result is not None:
+                return ticket.result
+            if self._end is not None and ticket.status == "cancelled":
+                raise ExecutionEnded(self._end)  # an `end` ran inside this node
+            if policy is None or tries >= policy.attempts or ticket.status not in policy.retry_on:
+                raise JobFailed(ticket)
+            wait = policy.delay(tries, self._random)
+            log.info(
+                "execution %s: node '%s' %s (attempt %d); retrying in %.2fs",
+                self.handle.id,
+                node.key,
+                ticket.status,
+                attempt,
+                wait,
+            )
+            await trio.sleep(wait)
+
+    def _replay(self, node: NodeSpec, frame: Frame, done: JobRecord) -> NodeResult:
+        """The result of a job that succeeded before this execution resumed."""
+        # Nodes nested in it without a scope of their own (parallel branches) wrote
+        # their results in this frame: later nodes may read them.
+        for nested in node.walk()[1:]:
+            earlier = self._succeeded.get((nested.key, frame.scope))
+            if earlier is not None:
+                frame.outputs[nested.key] = earlier.output
+        replay = getattr(node.config, "replay", None)
+        result: NodeResult = (
+            replay(done.output) if replay is not None else NodeResult(output=done.output)
+        )
+        return result
+
+    async def _send(self, node: NodeSpec, frame: Frame, attempt: int) -> JobTicket:
+        """Send one attempt to the node's actor, wait for it and record it."""
+        roots = {**frame.roots, "system": {"now": _now_iso()}}
+        job = RunningJob(
+            self.handle.id,
+            node,
+            roots,
+            attempt,
+            self.services,
+            scope=frame.scope,
+            host=self,
+            checkpointed=self._checkpoints.get((node.key, frame.scope)),
+        )
+        ticket = JobTicket(job)
         actor = self.actors[node.key]
         try:
             await actor.mailbox.send(ticket)
@@ -202,9 +339,7 @@ class Execution:
                 await self._record_job(ticket)
             raise
         await self._record_job(ticket)
-        if ticket.status != "succeeded" or ticket.result is None:
-            raise JobFailed(ticket)
-        return ticket.result
+        return ticket
 
     async def _record_job(self, ticket: JobTicket) -> None:
         # Queued, not awaited: the execution's final write commits after it, in order.

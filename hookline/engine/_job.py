@@ -3,17 +3,37 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
 
 import trio
 
+from ..errors import NodeError
 from ..nodes._base import NodeResult, NodeServices, NodeSpec, Renderable
 from ..store._records import JobRecord, JobStatus
 
 
+class JobHost(Protocol):
+    """What a running job asks of the execution that sent it (the Execution)."""
+
+    async def run_nested(
+        self,
+        job: RunningJob,
+        nodes: Sequence[NodeSpec],
+        scope: tuple[str, Mapping[str, Any]] | None,
+    ) -> Any: ...
+
+    async def save_checkpoint(self, job: RunningJob) -> None: ...
+
+
 class RunningJob:
-    """What a node sees while it runs (implements :class:`hookline.nodes._base.Job`)."""
+    """What a node sees while it runs (implements :class:`hookline.nodes._base.Job`).
+
+    ``scope`` names the loop iteration the job runs in (``""`` outside loops); ``host``
+    is the execution that runs nested nodes and commits checkpoints for it (without
+    one, :meth:`run_nodes` and :meth:`checkpoint` raise NodeError); ``checkpointed``
+    what an earlier unfinished attempt saved.
+    """
 
     def __init__(
         self,
@@ -22,13 +42,23 @@ class RunningJob:
         roots: Mapping[str, Any],
         attempt: int = 1,
         services: NodeServices | None = None,
+        *,
+        scope: str = "",
+        host: JobHost | None = None,
+        checkpointed: Any = None,
     ) -> None:
         self._services = services if services is not None else NodeServices()
         self._execution_id = execution_id
         self._node = node
         self._roots = roots
         self._attempt = attempt
+        self._scope = scope
+        self._host = host
+        self._checkpointed = checkpointed
         self.lines: list[str] = []
+        # The state this attempt saved with checkpoint(): kept on its record even when
+        # it ends unfinished, so that the next attempt finds it.
+        self.saved: Any = None
 
     @property
     def execution_id(self) -> str:
@@ -47,6 +77,14 @@ class RunningJob:
         return self._attempt
 
     @property
+    def scope(self) -> str:
+        return self._scope
+
+    @property
+    def checkpointed(self) -> Any:
+        return self._checkpointed
+
+    @property
     def variables(self) -> Mapping[str, Any]:
         return self._roots
 
@@ -55,6 +93,43 @@ class RunningJob:
 
     def log(self, message: str) -> None:
         self.lines.append(message)
+
+    async def checkpoint(self, state: Any) -> None:
+        if self._host is None:
+            raise NodeError("this job has no execution to save a checkpoint in")
+        self.saved = state
+        await self._host.save_checkpoint(self)
+
+    async def run_nodes(
+        self, nodes: Sequence[NodeSpec], *, scope: tuple[str, Mapping[str, Any]] | None = None
+    ) -> Any:
+        if self._host is None:
+            raise NodeError("this job has no execution to run nested nodes in")
+        return await self._host.run_nested(self, nodes, scope)
+
+    def record(
+        self,
+        status: JobStatus,
+        *,
+        started_at: float,
+        finished_at: float | None = None,
+        output: Any = None,
+        error: str | None = None,
+    ) -> JobRecord:
+        """This job's record with the given outcome."""
+        return JobRecord(
+            execution_id=self._execution_id,
+            node=self._node.key,
+            type=self._node.type,
+            status=status,
+            attempt=self._attempt,
+            started_at=started_at,
+            finished_at=finished_at,
+            output=output,
+            error=error,
+            log=tuple(self.lines),
+            scope=self._scope,
+        )
 
 
 class JobTicket:
@@ -121,15 +196,11 @@ class JobTicket:
         await self._done.wait()
 
     def record(self) -> JobRecord:
-        return JobRecord(
-            execution_id=self.job.execution_id,
-            node=self.node.key,
-            type=self.node.type,
-            status=self.status,
-            attempt=self.job.attempt,
+        """The job's record; unfinished, its output is the checkpoint it saved."""
+        return self.job.record(
+            self.status,
             started_at=self.started_at,
             finished_at=self.finished_at,
-            output=self.result.output if self.result is not None else None,
+            output=self.result.output if self.result is not None else self.job.saved,
             error=self.error,
-            log=tuple(self.job.lines),
         )

@@ -26,6 +26,7 @@ from typing import Any
 import attrs
 
 from ..errors import DefinitionError
+from ..http._verify import compile_verifiers
 from ..nodes._registry import NodeListParser
 from ._definition import (
     HTTP_METHODS,
@@ -179,13 +180,15 @@ def check_conflicts(workflow: Workflow, others: Iterable[Workflow]) -> None:
 def _trigger(fields: Fields, key: str) -> WebhookTrigger:
     fields.choice("type", ("webhook",), "webhook")
     has_response = fields.has("response")
+    verify = tuple(_verifier(fields, index, entry) for index, entry in _each(fields, "verify"))
     trigger = WebhookTrigger(
         path=_path(fields, key),
         methods=_methods(fields),
         mode="sync" if fields.choice("mode", ("async", "sync"), "async") == "sync" else "async",
         sync_timeout=fields.duration("sync_timeout", 10.0),
         max_body=fields.size("max_body", 1024 * 1024),
-        verify=tuple(_verifier(fields, index, entry) for index, entry in _each(fields, "verify")),
+        verify=verify,
+        verification=compile_verifiers(verify, source=fields.source, path=fields.at("verify")),
         ip_allow=tuple(
             _network(fields, index, entry) for index, entry in _each(fields, "ip_allow")
         ),
@@ -243,9 +246,15 @@ def _network(fields: Fields, index: int, entry: object) -> IPNetwork:
     if not isinstance(entry, str):
         fields.fail(f"ip_allow[{index}]", expected, entry)
     try:
-        return ipaddress.ip_network(entry.strip(), strict=False)
+        network = ipaddress.ip_network(entry.strip(), strict=False)
     except ValueError:
         fields.fail(f"ip_allow[{index}]", expected, entry)
+    mapped = network.network_address
+    if isinstance(mapped, ipaddress.IPv6Address) and mapped.ipv4_mapped and network.prefixlen >= 96:
+        # Clients are compared as IPv4 (a dual-stack socket's ::ffff:a.b.c.d included),
+        # so an entry written IPv4-mapped is one too.
+        return ipaddress.IPv4Network(f"{mapped.ipv4_mapped}/{network.prefixlen - 96}")
+    return network
 
 
 def _idempotency(fields: Fields) -> Idempotency:

@@ -9,7 +9,7 @@ import trio
 
 from .._units import format_duration
 from ..errors import NodeError
-from ..nodes._base import NodeSpec
+from ..nodes._base import ExecutionEnded, NodeSpec
 from ._actor import Actor
 from ._job import JobTicket
 
@@ -100,6 +100,9 @@ class NodeActor(Actor[JobTicket]):
                         result = await self.node.config.run(ticket.job)
                 except trio.TooSlowError:
                     ticket.finish("timed_out", error=f"timed out after {format_duration(timeout)}")
+                except ExecutionEnded as ended:
+                    # An `end` ran in the nodes this one ran: it stopped, it did not fail.
+                    ticket.finish("cancelled", error=str(ended))
                 except Exception as exc:
                     log.debug("job of %s failed", self.name, exc_info=True)
                     ticket.finish("failed", error=describe_failure(exc))

@@ -1,30 +1,39 @@
-"""The WorkflowSupervisor: one per enabled workflow; admits, queues and runs executions."""
+"""The WorkflowSupervisor: one per enabled workflow; admits, queues and runs executions.
+
+Executions wait in the workflow's bounded queue, then run under ``concurrency.max``.
+With ``concurrency.order_by``, executions sharing a key run one at a time in arrival
+order (:mod:`._lanes` decides, this module carries it out). Executions found unfinished
+at start-up, and retried ones, go first, ahead of new deliveries.
+"""
 
 from __future__ import annotations
 
-import math
 import time
-from collections.abc import Callable, Mapping
+from collections import deque
 from typing import Any
 
 import attrs
 import trio
 
 from .._ids import new_id
-from ..errors import QueueFull, Unavailable
+from ..errors import ExecutionConflict, QueueFull, Unavailable
 from ..nodes._base import NodeServices
-from ..store._ops import AcceptDelivery, IdempotencyClaim, RecordDelivery
+from ..store._ops import AcceptDelivery, IdempotencyClaim, RecordDelivery, RequeueExecution
 from ..store._records import Answer, ExecutionRecord, IdempotencyRecord
 from ..store._store import Store
 from ._actor import ActorStatistics
 from ._answers import ExecutionOutcome, accepted_answer
 from ._definition import Workflow
 from ._delivery import Delivery
+from ._drain import DrainRate
 from ._execution import Execution, ExecutionHandle
 from ._idempotency import idempotency_key, replay
-from ._mailbox import Mailbox, MailboxStatistics
+from ._lanes import Lanes
+from ._mailbox import Mailbox, MailboxStatistics, Reservation
 from ._node_actor import NodeActor
 from ._supervisor import ChildSpec, Restart, Supervisor, SupervisorStatistics
+
+__all__ = ["Admission", "DrainRate", "WorkflowStatistics", "WorkflowSupervisor"]
 
 # How long recording the executions a crash interrupted may take, at most.
 FAIL_TIMEOUT = 5.0
@@ -42,6 +51,10 @@ class Admission:
 
 @attrs.frozen
 class WorkflowStatistics:
+    """``queue`` is the mailbox of new executions; ``parked`` ones wait behind a running
+    execution with the same order key; ``resuming`` ones (found at start-up, retried)
+    wait to start ahead of the queue."""
+
     workflow: str
     queue: MailboxStatistics
     running: int
@@ -49,46 +62,8 @@ class WorkflowStatistics:
     failed: int
     supervisor: SupervisorStatistics
     nodes: tuple[ActorStatistics, ...]
-
-
-class DrainRate:
-    """Executions finished per second, smoothed, to tell a refused sender when to retry.
-
-    ``clock`` gives the time in seconds; the workflow supervisor passes
-    :func:`trio.current_time`, so a ``MockClock`` drives it in tests.
-    """
-
-    def __init__(
-        self, half_life: float = 5.0, *, clock: Callable[[], float] = time.monotonic
-    ) -> None:
-        self._half_life = half_life
-        self._clock = clock
-        self._rate = 0.0
-        self._last: float | None = None
-
-    def tick(self) -> None:
-        """One execution finished now."""
-        now = self._clock()
-        if self._last is None:
-            # No interval yet: the first finish only starts the measurement.
-            self._last = now
-            return
-        elapsed = max(now - self._last, 1e-6)
-        weight = 0.5 ** (elapsed / self._half_life)
-        self._rate = self._rate * weight + (1 - weight) / elapsed
-        self._last = now
-
-    @property
-    def rate(self) -> float:
-        """The smoothed rate, in executions per second (0 before two finishes)."""
-        return self._rate
-
-    def retry_after(self, backlog: int) -> float:
-        """Seconds until ``backlog`` executions have drained, between 1 and 60; 5 while
-        nothing has finished yet."""
-        if self._rate <= 0:
-            return 5.0
-        return float(min(60, max(1, math.ceil(backlog / self._rate))))
+    parked: int = 0
+    resuming: int = 0
 
 
 def _lone_error(exc: Exception) -> Exception:
@@ -107,6 +82,7 @@ class WorkflowSupervisor:
 
     ``accept`` reserves a queue slot before anything is stored, so a full queue is
     refused with :class:`QueueFull` (429) and an accepted delivery can always be queued.
+    Executions parked behind another of their order key count against the queue too.
     """
 
     def __init__(self, workflow: Workflow, store: Store, *, services: NodeServices) -> None:
@@ -136,6 +112,13 @@ class WorkflowSupervisor:
         self._idle.set()
         # Executions cut off from outside (shutdown or crash), to be settled by run().
         self._interrupted: list[ExecutionHandle] = []
+        # Ordering: the order key of each live execution that has one, and the lanes.
+        self._order_keys: dict[str, str] = {}
+        self._lanes: Lanes[ExecutionHandle] = Lanes()
+        # Resumed and retried executions: they start before anything in the queue.
+        self._ready: deque[ExecutionHandle] = deque()
+        self._wake: trio.CancelScope | None = None
+        self._nursery: trio.Nursery | None = None
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Start the NodeActors and the execution loop under this workflow's supervisor;
@@ -192,6 +175,28 @@ class WorkflowSupervisor:
             "env": dict(self.services.env),
         }
 
+    def order_key(self, delivery: Delivery) -> str | None:
+        """The delivery's ``concurrency.order_by`` key; None when the workflow has none
+        or it renders empty (then the execution is not ordered)."""
+        template = self.workflow.concurrency.order_by
+        if template is None:
+            return None
+        value = template.render(self.roots(delivery))
+        return None if value is None or value == "" else str(value)
+
+    @property
+    def backlog(self) -> int:
+        """Executions waiting to start: queued, being admitted, parked and resuming."""
+        queue = self.queue.statistics()
+        return queue.depth + queue.reserved + self._lanes.parked + len(self._ready)
+
+    @property
+    def drain_rate(self) -> float:
+        """Executions finished per second, smoothed."""
+        return self._drain.rate
+
+    # -- admission -------------------------------------------------------------------
+
     async def accept(self, delivery: Delivery) -> Admission:
         """Store the delivery and its new execution, then queue it.
 
@@ -200,13 +205,10 @@ class WorkflowSupervisor:
         finished duplicate. A rejection raised before the store write is recorded by the
         caller.
         """
-        workflow = self.workflow
-        if self._retiring:
-            raise Unavailable(f"workflow '{workflow.key}' is being replaced", retry_after=1.0)
-        key = idempotency_key(workflow, delivery, self.roots(delivery))
+        key = idempotency_key(self.workflow, delivery, self.roots(delivery))
         body_hash = delivery.body_hash()
         if key is not None:
-            earlier = await self.store.get_idempotency(workflow.key, key)
+            earlier = await self.store.get_idempotency(self.workflow.key, key)
             if earlier is not None:
                 admission = self._replay(delivery, earlier, body_hash)
                 await self.store.post(
@@ -219,14 +221,19 @@ class WorkflowSupervisor:
                     )
                 )
                 return admission
-        try:
-            reservation = self.queue.reserve_nowait()
-        except trio.WouldBlock:
-            backlog = self.queue.statistics().depth + len(self.running)
-            raise QueueFull(
-                f"the queue of workflow '{workflow.key}' is full",
-                retry_after=self._drain.retry_after(backlog),
-            ) from None
+        return await self._admit(delivery, key, body_hash)
+
+    async def replay(self, delivery: Delivery, of: str) -> Admission:
+        """Start a new execution from ``delivery`` (a copy of the one execution ``of``
+        started from), with no idempotency claim. Raises QueueFull or Unavailable as
+        :meth:`accept` does."""
+        return await self._admit(delivery, None, delivery.body_hash(), reason=f"replay of {of}")
+
+    async def _admit(
+        self, delivery: Delivery, key: str | None, body_hash: str, *, reason: str | None = None
+    ) -> Admission:
+        workflow = self.workflow
+        reservation = self._reserve()
         try:
             execution_id = new_id()
             now = time.time()
@@ -241,7 +248,9 @@ class WorkflowSupervisor:
                 "accepted",
                 status=answer.status if answer is not None else None,
                 execution_id=execution_id,
+                reason=reason,
             )
+            order_key = self.order_key(delivery)
             execution = ExecutionRecord(
                 id=execution_id,
                 workflow=workflow.key,
@@ -249,6 +258,7 @@ class WorkflowSupervisor:
                 status="queued",
                 created_at=now,
                 context=delivery.stored_context(),
+                order_key=order_key,
             )
             # Shielded: once the write is queued it commits, and a committed execution
             # must be queued here too, even if the caller has gone meanwhile.
@@ -259,12 +269,27 @@ class WorkflowSupervisor:
             handle = ExecutionHandle(execution_id, workflow, delivery, idempotency_key=key)
             if answer is not None:
                 handle.set_answer(answer)
-            self.handles[execution_id] = handle
+            self._track(handle, order_key)
             reservation.send(handle)
             return Admission(execution_id, handle, answer)
         finally:
             reservation.release()
             self._close_if_retiring()
+
+    def _reserve(self) -> Reservation[ExecutionHandle]:
+        if self._retiring:
+            raise Unavailable(f"workflow '{self.workflow.key}' is being replaced", retry_after=1.0)
+        full = QueueFull(
+            f"the queue of workflow '{self.workflow.key}' is full",
+            retry_after=self._drain.retry_after(self.backlog + len(self.running)),
+        )
+        # Parked and resuming executions hold no mailbox slot but count against the queue.
+        if self.backlog >= self.workflow.concurrency.queue:
+            raise full
+        try:
+            return self.queue.reserve_nowait()
+        except trio.WouldBlock:
+            raise full from None
 
     def _replay(
         self,
@@ -281,11 +306,78 @@ class WorkflowSupervisor:
             raise
         return Admission(earlier.execution_id, None, answer, replayed=True)
 
+    def _track(self, handle: ExecutionHandle, order_key: str | None) -> None:
+        self.handles[handle.id] = handle
+        if order_key is not None:
+            self._order_keys[handle.id] = order_key
+
+    def resume(self, record: ExecutionRecord, delivery: Delivery) -> ExecutionHandle:
+        """Queue a stored execution found unfinished at start-up, ahead of the queue
+        and regardless of its limits (it was accepted before). Its jobs that succeeded
+        are not run again."""
+        handle = self._resumed(record, delivery)
+        self._make_ready(handle)
+        return handle
+
+    async def retry(self, record: ExecutionRecord, delivery: Delivery) -> Admission:
+        """Set an ended execution back to ``queued`` and run it again from its first
+        job that did not succeed.
+
+        Raises ExecutionConflict unless it ended failed, timed out or cancelled (checked
+        again in the store, so of two retries one wins), QueueFull or Unavailable as
+        :meth:`accept` does.
+        """
+        reservation = self._reserve()
+        try:
+            with trio.CancelScope(shield=True):
+                requeued = await self.store.write(RequeueExecution(record.id))
+            if not requeued:
+                raise ExecutionConflict(
+                    f"execution {record.id} is {record.status}: only failed, timed out "
+                    "and cancelled executions can be retried"
+                )
+            handle = self._resumed(record, delivery)
+            reservation.send(handle)
+            return Admission(record.id, handle, None)
+        finally:
+            reservation.release()
+            self._close_if_retiring()
+
+    def _resumed(self, record: ExecutionRecord, delivery: Delivery) -> ExecutionHandle:
+        # The key is found again from the rebuilt delivery (key headers are not secret),
+        # so a sync execution still records its answer for later duplicates.
+        key = idempotency_key(self.workflow, delivery, self.roots(delivery))
+        handle = ExecutionHandle(
+            record.id, self.workflow, delivery, idempotency_key=key, resumed=True
+        )
+        self._track(handle, record.order_key)
+        return handle
+
+    def _make_ready(self, handle: ExecutionHandle) -> None:
+        self._ready.append(handle)
+        if self._wake is not None:
+            self._wake.cancel()
+
+    # -- running ---------------------------------------------------------------------
+
+    async def _next(self) -> ExecutionHandle:
+        """The next execution to consider: resuming ones first, then the queue."""
+        while True:
+            if self._ready:
+                return self._ready.popleft()
+            with trio.CancelScope() as self._wake:
+                return await self.queue.receive()
+            # Woken by _make_ready: an execution is ready.
+
     async def _run_executions(
         self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
     ) -> None:
         limiter = trio.CapacityLimiter(self.workflow.concurrency.max)
+        # Restarted after a crash: what was parked or waiting goes first, by age.
+        waiting = [*self._ready, *self._lanes.reset()]
+        self._ready = deque(sorted(waiting, key=lambda handle: handle.id))
         async with trio.open_nursery() as nursery:
+            self._nursery = nursery
             task_status.started()
             with trio.CancelScope() as self._intake:
                 if self._intake_stopped:
@@ -296,17 +388,24 @@ class WorkflowSupervisor:
                     slot = _Slot()
                     await limiter.acquire_on_behalf_of(slot)
                     try:
-                        handle = await self.queue.receive()
+                        handle = await self._next()
                     except trio.EndOfChannel:
                         break  # retired, and the queue is drained
                     if handle.id not in self.handles:
                         limiter.release_on_behalf_of(slot)  # cancelled while queued
                         continue
-                    if not self.running:
-                        self._idle = trio.Event()
-                    self.running[handle.id] = handle
-                    nursery.start_soon(self._execute, handle, limiter, slot)
+                    if not self._lanes.admit(self._order_keys.get(handle.id), handle):
+                        limiter.release_on_behalf_of(slot)  # parked behind its key
+                        continue
+                    self._start(handle, limiter, slot)
         self._retired.set()
+
+    def _start(self, handle: ExecutionHandle, limiter: trio.CapacityLimiter, slot: _Slot) -> None:
+        assert self._nursery is not None
+        if not self.running:
+            self._idle = trio.Event()
+        self.running[handle.id] = handle
+        self._nursery.start_soon(self._execute, handle, limiter, slot)
 
     def stop_intake(self) -> None:
         """Start no more queued executions (shutdown); running ones go on. Those left
@@ -328,6 +427,7 @@ class WorkflowSupervisor:
         handle.cancel()
         if execution_id not in self.running:
             del self.handles[execution_id]
+            self._lanes.remove(self._order_keys.pop(execution_id, None), handle)
             await self._execution(handle).run()
             self._completed += 1
             self._failed += 1  # as a cancelled running one counts
@@ -347,13 +447,30 @@ class WorkflowSupervisor:
         finally:
             del self.running[handle.id]
             del self.handles[handle.id]
-            if not self.running:
-                self._idle.set()
-            limiter.release_on_behalf_of(slot)
+            order_key = self._order_keys.pop(handle.id, None)
             self._drain.tick()
             if not handle.finished:
                 # Interrupted from outside: shutdown or a crash; run() decides which.
                 self._interrupted.append(handle)
+                limiter.release_on_behalf_of(slot)
+            else:
+                self._hand_over(order_key, limiter, slot)
+            if not self.running:
+                self._idle.set()
+
+    def _hand_over(self, order_key: str | None, limiter: trio.CapacityLimiter, slot: _Slot) -> None:
+        """An execution ended: the next one of its lane takes its slot at once."""
+        successor = self._lanes.release(order_key)
+        assert self._nursery is not None
+        stopping = self._intake_stopped or self._nursery.cancel_scope.cancel_called
+        if successor is None or stopping:
+            limiter.release_on_behalf_of(slot)
+            if successor is not None:
+                # Left for the next start (shutdown) or for the restarted loop (crash).
+                # (The restarted loop frees every lane before it reads this.)
+                self._ready.appendleft(successor)
+            return
+        self._start(successor, limiter, slot)
 
     async def _fail_interrupted(self, exc: Exception) -> None:
         interrupted, self._interrupted = self._interrupted, []
@@ -385,4 +502,6 @@ class WorkflowSupervisor:
             failed=self._failed,
             supervisor=self.supervisor.statistics(),
             nodes=tuple(actor.statistics() for actor in self.actors.values()),
+            parked=self._lanes.parked,
+            resuming=len(self._ready),
         )

@@ -2,90 +2,105 @@
 
 from __future__ import annotations
 
-import hmac
-import ipaddress
 import logging
+import secrets
 from collections.abc import Sequence
 
-import attrs
-from quart import Response, request
+import trio
+from quart import Quart, Response, request
+from quart.sessions import SecureCookieSession, SecureCookieSessionInterface
+from quart.wrappers import BaseRequestWebsocket
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
+from .._logging import log_store_event
+from .._tap import tap_store
 from ..engine._engine import Engine
+from ..errors import StoreError
+from ._access import AdminRefusal, admin_refusal, is_loopback
+from ._collections_api import collections_api
 from ._executions import executions
 from ._ingress import webhooks
+from ._metrics import engine_metrics, metrics
+from ._openapi import openapi
 from ._responses import json_response, problem_response
+from ._ui import UI_PREFIX, ui, ui_refusal
+from ._workflows_api import workflows_api
+
+__all__ = [
+    "HARD_BODY_LIMIT",
+    "AdminRefusal",
+    "admin_refusal",
+    "create_app",
+    "is_admin_path",
+    "is_loopback",
+]
 
 log = logging.getLogger("hookline.http")
 
 # Bodies above this are cut off by Quart itself, whatever a workflow allows.
 HARD_BODY_LIMIT = 64 * 1024 * 1024
+READY_TIMEOUT = 2.0
 
 
-def is_loopback(address: str) -> bool:
-    """Whether ``address`` (a client IP as text) is a loopback address, IPv4-mapped
-    IPv6 (``::ffff:127.0.0.1``) included. Anything that is not an IP is not."""
-    try:
-        ip = ipaddress.ip_address(address.split("%", 1)[0])
-    except ValueError:
-        return False
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        return ip.ipv4_mapped.is_loopback
-    return ip.is_loopback
+def is_admin_path(path: str) -> bool:
+    """Whether ``path`` is an operator's route (admin API, metrics, web UI pages),
+    guarded by the admin keys; webhooks, health checks and UI assets are not."""
+    if path.startswith("/api/"):
+        return not path.startswith("/api/webhooks/")
+    return path == "/metrics" or path.startswith(UI_PREFIX)
 
 
-@attrs.frozen
-class AdminRefusal:
-    """Why an admin request is refused: its status, title and detail."""
+class _OperatorSessions(SecureCookieSessionInterface):
+    """Signed-cookie sessions for the web UI only: webhook requests never pay for
+    opening one."""
 
-    status: int
-    title: str
-    detail: str
-
-
-def admin_refusal(
-    remote_addr: str, authorization: str, keys: Sequence[bytes]
-) -> AdminRefusal | None:
-    """Decide whether an admin request may proceed (None) or is refused.
-
-    With ``keys``: no Bearer token is 401, a token matching none of them 403 (compared
-    in constant time). Without keys: loopback clients only, others 403.
-    """
-    if not keys:
-        if is_loopback(remote_addr):
+    async def open_session(
+        self, app: Quart, request: BaseRequestWebsocket
+    ) -> SecureCookieSession | None:
+        if not request.path.startswith(UI_PREFIX):
             return None
-        return AdminRefusal(
-            403, "Forbidden", "the admin API answers loopback clients only (no keys set)"
-        )
-    scheme, _, token = authorization.strip().partition(" ")
-    token = token.strip()
-    if scheme.lower() != "bearer" or not token:
-        return AdminRefusal(401, "Unauthorized", "send an admin key as a Bearer token")
-    # Every key is compared, so the time taken does not tell which one came close.
-    matches = [hmac.compare_digest(token.encode(), key) for key in keys]
-    if not any(matches):
-        return AdminRefusal(403, "Forbidden", "the admin key is not valid")
-    return None
+        return await super().open_session(app, request)
 
 
-def create_app(engine: Engine, *, admin_keys: Sequence[str] = ()) -> QuartTrio:
-    """The ASGI app serving ``engine``. Admin routes need one of ``admin_keys`` as a
-    Bearer token; with no key configured they answer loopback clients only."""
-    app = QuartTrio("hookline")
+def create_app(
+    engine: Engine, *, admin_keys: Sequence[str] = (), secret_key: bytes | None = None
+) -> QuartTrio:
+    """The ASGI app serving ``engine``.
+
+    Admin routes (the admin API, ``/metrics``, the web UI) need one of ``admin_keys``
+    as a Bearer token (the UI: a session opened by signing in with a key); with no key
+    configured they answer loopback clients only. ``secret_key`` signs UI session
+    cookies (default: random, so sessions end with the process).
+    """
+    app = QuartTrio("hookline", static_folder=None)
     app.config["HOOKLINE_ENGINE"] = engine
     app.config["MAX_CONTENT_LENGTH"] = HARD_BODY_LIMIT
+    app.secret_key = secret_key or secrets.token_bytes(32)
+    app.session_interface = _OperatorSessions()
+    app.config["SESSION_COOKIE_PATH"] = UI_PREFIX
+    app.config["SESSION_COOKIE_SAMESITE"] = "Strict"
+    app.config["SESSION_COOKIE_NAME"] = "hookline_session"
     app.register_blueprint(webhooks)
     app.register_blueprint(executions)
+    app.register_blueprint(workflows_api)
+    app.register_blueprint(collections_api)
+    app.register_blueprint(openapi)
+    app.register_blueprint(metrics)
+    app.register_blueprint(ui)
     keys = tuple(key.encode() for key in admin_keys)
+    app.config["HOOKLINE_ADMIN_KEYS"] = keys
+    engine_metrics(engine)
+    tap_store(engine.store).subscribe(log_store_event)
 
     @app.before_request
     async def protect_admin() -> Response | None:
-        if not request.path.startswith("/api/") or request.path.startswith("/api/webhooks/"):
+        if not is_admin_path(request.path):
             return None
-        refusal = admin_refusal(
-            request.remote_addr or "", request.headers.get("authorization", ""), keys
-        )
+        remote = request.remote_addr or ""
+        if request.path.startswith(UI_PREFIX):
+            return ui_refusal(remote, request.headers.get("authorization", ""), keys)
+        refusal = admin_refusal(remote, request.headers.get("authorization", ""), keys)
         if refusal is None:
             return None
         headers = {"www-authenticate": "Bearer"} if refusal.status == 401 else {}
@@ -99,9 +114,13 @@ def create_app(engine: Engine, *, admin_keys: Sequence[str] = ()) -> QuartTrio:
 
     @app.get("/readyz")
     async def readyz() -> Response:
-        stats = engine.statistics()
-        if not stats.accepting:
+        if not engine.statistics().accepting:
             return problem_response(503, "Not ready", "the engine is not accepting", retry_after=5)
+        try:
+            with trio.fail_after(READY_TIMEOUT):
+                await engine.store.list_workflows()
+        except (StoreError, trio.TooSlowError):
+            return problem_response(503, "Not ready", "the store is not reachable", retry_after=5)
         return json_response({"status": "ready", "workflows": len(engine.workflows)})
 
     @app.errorhandler(HTTPException)

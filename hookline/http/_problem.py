@@ -11,7 +11,7 @@ import json
 import math
 from collections.abc import Sequence
 
-from ..errors import MethodNotAllowed, Rejected
+from ..errors import MethodNotAllowed, Rejected, Unauthenticated
 
 __all__ = ["PROBLEM_CONTENT_TYPE", "problem_body", "problem_headers", "rejection_problem"]
 
@@ -35,14 +35,18 @@ def problem_body(
 
 
 def problem_headers(
-    *, retry_after: float | None = None, allow: Sequence[str] = ()
+    *,
+    retry_after: float | None = None,
+    allow: Sequence[str] = (),
+    www_authenticate: str | None = None,
 ) -> list[tuple[str, str]]:
     """The headers of a problem answer.
 
     Always ``content-type: application/problem+json``; ``retry-after`` as a whole
     number of seconds (rounded up, at least 1, because ``Retry-After: 0`` invites an
     immediate retry storm) when ``retry_after`` is given; ``allow`` as a
-    comma-separated list when methods are given. Raises :class:`ValueError` for a
+    comma-separated list when methods are given; ``www-authenticate`` (the challenge
+    of a 401) when given. Raises :class:`ValueError` for a
     ``retry_after`` that is not a finite number.
     """
     headers = [("content-type", PROBLEM_CONTENT_TYPE)]
@@ -52,6 +56,8 @@ def problem_headers(
         headers.append(("retry-after", str(max(1, math.ceil(retry_after)))))
     if allow:
         headers.append(("allow", ", ".join(allow)))
+    if www_authenticate:
+        headers.append(("www-authenticate", www_authenticate))
     return headers
 
 
@@ -59,10 +65,12 @@ def rejection_problem(exc: Rejected, **extra: object) -> tuple[int, list[tuple[s
     """The complete answer to a refused delivery: ``(status, headers, body)``.
 
     Uses the rejection's ``status``, ``title``, ``detail``, ``type`` and
-    ``retry_after``; a :class:`~hookline.errors.MethodNotAllowed` adds ``Allow``.
+    ``retry_after``; a :class:`~hookline.errors.MethodNotAllowed` adds ``Allow``, an
+    :class:`~hookline.errors.Unauthenticated` with a challenge ``WWW-Authenticate``.
     ``extra`` becomes extension members of the body.
     """
     allow = exc.allow if isinstance(exc, MethodNotAllowed) else ()
-    headers = problem_headers(retry_after=exc.retry_after, allow=allow)
+    challenge = exc.challenge if isinstance(exc, Unauthenticated) else None
+    headers = problem_headers(retry_after=exc.retry_after, allow=allow, www_authenticate=challenge)
     body = problem_body(exc.status, exc.title, exc.detail, type=exc.type, **extra)
     return exc.status, headers, body

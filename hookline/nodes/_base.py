@@ -5,11 +5,25 @@ A node type is a frozen attrs class (its config, validated at load time) with an
 log lines and (for loops and parallel branches) run nested nodes; it returns a
 :class:`NodeResult`. Raising :class:`hookline.errors.NodeError` (or any exception) fails
 the job; it never crashes the actor that runs it.
+
+A config class may also declare, as class attributes or methods (all optional):
+
+- ``replay(output) -> NodeResult``: what a job that succeeded before a restart yields
+  when its execution resumes (default ``NodeResult(output)``); branching nodes return
+  the branch their recorded output names;
+- ``handles_retry = True``: the type reads its own ``retry`` field (``http``), so the
+  common per-node retry is not parsed for it;
+- ``handles_concurrency = True``: the type reads its own ``concurrency`` field
+  (``loop``), so the node actor's limit is not parsed for it;
+- ``default_timeout``: the ``timeout`` used when the node sets none (30 s otherwise;
+  ``math.inf`` for nodes that run others or wait, bounded by the workflow's timeout).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import random
+import time
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal, Protocol
 
 import attrs
@@ -23,6 +37,16 @@ class End:
 
     status: Literal["succeeded", "failed"]
     output: Any = None
+
+
+class ExecutionEnded(Exception):
+    """Raised by :meth:`Job.run_nodes` when an ``end`` node ran inside the nested list:
+    the whole execution stops with ``end``. A node running nested lists lets it through
+    (never counts it as a branch failing); its own job is recorded ``cancelled``."""
+
+    def __init__(self, end: End) -> None:
+        super().__init__(f"the execution ended ({end.status}) inside this node")
+        self.end = end
 
 
 @attrs.frozen
@@ -40,6 +64,10 @@ class NodeResult:
     answer: Answer | None = None
 
 
+def _wall_clock() -> float:
+    return time.time()
+
+
 @attrs.frozen
 class NodeServices:
     """What the engine lends its nodes: shared clients and settings.
@@ -55,6 +83,9 @@ class NodeServices:
     collections: Any = None  # collection records in the store
     workflows: Any = None  # runs other workflows (the workflow node)
     env: Mapping[str, str] = attrs.field(factory=dict)
+    # The wall clock (unix seconds) of durable timers (``delay``); tests pass one that
+    # follows trio's MockClock. The default looks time.time up at each call.
+    clock: Callable[[], float] = attrs.field(default=_wall_clock)
 
 
 class Job(Protocol):
@@ -71,6 +102,39 @@ class Job(Protocol):
 
     @property
     def attempt(self) -> int: ...
+
+    @property
+    def scope(self) -> str:
+        """Which run of the node this is inside loops: ``""`` outside any loop,
+        ``each[3]`` in iteration 3 of loop ``each``, ``each[3]/inner[0]`` nested.
+        A job is known by (execution, node, scope, attempt)."""
+        ...
+
+    @property
+    def checkpointed(self) -> Any:
+        """What an earlier, unfinished attempt of this node (same scope) saved with
+        :meth:`checkpoint`, for instance before a restart; None if nothing was."""
+        ...
+
+    async def checkpoint(self, state: Any) -> None:
+        """Commit this job's record as ``running`` with ``state`` as its output, and
+        return once it is durable. A later attempt reads it as :attr:`checkpointed`."""
+        ...
+
+    async def run_nodes(
+        self, nodes: Sequence[NodeSpec], *, scope: tuple[str, Mapping[str, Any]] | None = None
+    ) -> Any:
+        """Run ``nodes`` in order through the same execution (node actors, job records,
+        answers, ``end``) and return the last result.
+
+        ``scope`` (``(loop_key, {"item", "index", "length"})``) makes the run one
+        iteration: its values are ``$scopes.<loop_key>`` inside, its ``index`` names its
+        jobs' scope, and the results of its nodes stay inside it. Without a scope the
+        nodes run as if in place (their results are visible after). Raises
+        :class:`~hookline.errors.NodeError` when a node fails, :class:`ExecutionEnded`
+        when an ``end`` node ran.
+        """
+        ...
 
     @property
     def variables(self) -> Mapping[str, Any]:
@@ -103,6 +167,27 @@ class NodeConfig(Protocol):
 
 
 @attrs.frozen
+class RetryPolicy:
+    """The common ``retry`` field: run a job again when it ends in a status of
+    ``retry_on``, up to ``attempts`` runs in all, waiting ``backoff`` doubled after
+    each attempt and capped at ``max_backoff``; with ``jitter`` a random part of
+    that wait (full jitter), so that many failing executions do not retry in step."""
+
+    attempts: int = 3
+    backoff: float = 1.0
+    max_backoff: float = 30.0
+    jitter: bool = True
+    retry_on: frozenset[str] = frozenset({"failed", "timed_out"})
+
+    def delay(self, attempt: int, rng: random.Random | None = None) -> float:
+        """Seconds to wait after attempt number ``attempt`` (1-based) failed."""
+        ceiling = min(self.max_backoff, self.backoff * 2.0 ** (attempt - 1))
+        if not self.jitter:
+            return ceiling
+        return random.uniform(0, ceiling) if rng is None else rng.uniform(0, ceiling)
+
+
+@attrs.frozen
 class NodeSpec:
     """One node of a workflow: the fields every node has, and its type's config."""
 
@@ -112,6 +197,7 @@ class NodeSpec:
     timeout: float = 30.0
     concurrency: int | None = None
     title: str | None = None
+    retry: RetryPolicy | None = None
 
     def walk(self) -> Sequence[NodeSpec]:
         """This node and every node nested under it, depth first."""

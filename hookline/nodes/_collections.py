@@ -77,6 +77,7 @@ def _job_record(job: Job) -> JobRecord:
         status="succeeded",
         attempt=job.attempt,
         started_at=time.time(),
+        scope=job.scope,
     )
 
 

@@ -31,6 +31,10 @@ class ConditionNode:
             return NodeResult(output="then", branch=self.then)
         return NodeResult(output="else", branch=self.otherwise)
 
+    def replay(self, output: object) -> NodeResult:
+        """The branch a recorded result names (a resumed execution takes it again)."""
+        return NodeResult(output=output, branch=self.then if output == "then" else self.otherwise)
+
 
 @register("condition")
 def parse(fields: Fields, nodes: NodeListParser) -> ConditionNode:

@@ -132,25 +132,53 @@ async def send_message(
 
 
 class _Connection:
-    """The worker thread's SMTP client, so that the trio side can abort it."""
+    """The worker thread's socket, so that the trio side can abort it at any time."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._client: smtplib.SMTP | None = None
-        self.aborted = False
+        self._socket: socket.socket | None = None
+        self._aborted = False
 
-    def attach(self, client: smtplib.SMTP | None) -> None:
+    def adopt(self, sock: socket.socket) -> None:
+        """Called as soon as the socket exists; shuts it down if already aborted."""
         with self._lock:
-            self._client = client
+            # A duplicate shares the connection, so it still reaches it after TLS
+            # wraps (and detaches) the original.
+            self._socket = sock.dup()
+            aborted = self._aborted
+        if aborted:
+            self.abort()
 
     def abort(self) -> None:
+        """Shut the connection down: a recv() blocked in the worker thread returns at
+        once (closing a descriptor would not wake it)."""
         with self._lock:
-            self.aborted = True
-            sock = getattr(self._client, "sock", None)
+            self._aborted = True
+            sock, self._socket = self._socket, None
         if sock is not None:
-            # Unblocks a recv() in the worker thread; closing the fd alone would not.
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+
+
+class _Client(smtplib.SMTP):
+    """smtplib's client, handing its socket to a :class:`_Connection` the moment it is
+    connected (before the greeting, before TLS), with implicit TLS when ``tls`` is set."""
+
+    def __init__(
+        self, connection: _Connection, host: str, timeout: float, tls: ssl.SSLContext | None
+    ) -> None:
+        super().__init__(timeout=timeout)
+        self._host = host  # TLS, implicit or STARTTLS, checks the certificate against it
+        self._connection = connection
+        self._tls = tls
+
+    def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
+        sock = socket.create_connection((host, port), timeout, self.source_address)
+        self._connection.adopt(sock)
+        if self._tls is not None:
+            return self._tls.wrap_socket(sock, server_hostname=self._host)
+        return sock
 
 
 def _send_blocking(
@@ -164,16 +192,9 @@ def _send_blocking(
 ) -> dict[str, tuple[int, bytes]]:
     where = f"{config.host}:{config.port}"
     context = ssl.create_default_context()
-    client: smtplib.SMTP = (
-        smtplib.SMTP_SSL(timeout=timeout, context=context)
-        if config.ssl
-        else smtplib.SMTP(timeout=timeout)
-    )
-    connection.attach(client)
+    client = _Client(connection, config.host, timeout, context if config.ssl else None)
     try:
         client.connect(config.host, config.port)
-        if connection.aborted:
-            raise NodeError("cancelled")
         client.ehlo_or_helo_if_needed()
         if config.starttls:
             client.starttls(context=context)
@@ -195,13 +216,13 @@ def _send_blocking(
         raise NodeError(f"{where} refused the login: {_reply(exc)}") from None
     except smtplib.SMTPResponseException as exc:
         raise NodeError(f"{where} answered {_reply(exc)}") from None
-    except (smtplib.SMTPException, OSError) as exc:  # ssl.SSLError is an OSError
+    except (smtplib.SMTPException, OSError, ValueError) as exc:  # ssl errors are OSErrors
         raise NodeError(
             f"sending mail through {where} failed: {exc or type(exc).__name__}"
         ) from None
     finally:
-        connection.attach(None)
         client.close()
+        connection.abort()  # closes the duplicate socket
 
 
 def _reply(exc: smtplib.SMTPResponseException) -> str:

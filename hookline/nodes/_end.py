@@ -27,6 +27,10 @@ class EndNode:
         output = None if self.output is None else job.render(self.output)
         return NodeResult(output=output, end=End(self.status, output))
 
+    def replay(self, output: object) -> NodeResult:
+        """A resumed execution that reached this node before ends here again."""
+        return NodeResult(output=output, end=End(self.status, output))
+
 
 @register("end")
 def parse(fields: Fields, nodes: NodeListParser) -> EndNode:

@@ -6,10 +6,12 @@ A node type is one module in :mod:`hookline.nodes` that registers a parser::
     def parse(fields: Fields, nodes: NodeListParser) -> SetNode:
         return SetNode(values=fields.templates("values"))
 
-The parser reads only its own fields (``key``, ``type``, ``title``, ``timeout`` and
-``concurrency`` are read by :func:`parse_node`), parses nested node lists with ``nodes``
-(``nodes(fields, "then")``), and returns a frozen config implementing
-:class:`~hookline.nodes._base.NodeConfig`. Unknown fields are refused after it returns.
+The parser reads only its own fields (``key``, ``type``, ``title``, ``timeout``,
+``concurrency`` and ``retry`` are read by :func:`parse_node`, unless the config class
+says it handles ``concurrency`` or ``retry`` itself: see :mod:`hookline.nodes._base`),
+parses nested node lists with ``nodes`` (``nodes(fields, "then")``), and returns a
+frozen config implementing :class:`~hookline.nodes._base.NodeConfig`. Unknown fields are
+refused after it returns.
 Every module of the package except this one and ``_base`` is imported here, so adding a
 node type is adding one module.
 """
@@ -23,14 +25,18 @@ from pathlib import Path
 from typing import TypeVar
 
 from ..engine._fields import Fields
-from ._base import NodeConfig, NodeSpec
+from ._base import NodeConfig, NodeSpec, RetryPolicy
 
-__all__ = ["NODE_TYPES", "NodeListParser", "NodeParser", "parse_node", "register"]
+__all__ = ["NODE_TYPES", "NodeListParser", "NodeParser", "parse_node", "parse_retry", "register"]
 
 NodeParser = Callable[[Fields, "NodeListParser"], NodeConfig]
 P = TypeVar("P", bound=NodeParser)
 
 KEY_PATTERN = r"[A-Za-z_][A-Za-z0-9_-]*"
+
+DEFAULT_TIMEOUT = 30.0
+MAX_ATTEMPTS = 100
+RETRY_STATUSES = ("failed", "timed_out")
 
 _PARSERS: dict[str, NodeParser] = {}
 
@@ -97,13 +103,51 @@ def parse_node(fields: Fields, nodes: NodeListParser | None = None) -> NodeSpec:
     if parser is None:
         fields.fail("type", known, kind)
     title = fields.string("title", None)
-    timeout = fields.duration("timeout", 30.0)
-    concurrency = fields.integer("concurrency", None, low=1)
     config = parser(fields, nodes)
+    # Read after the type's own fields: a type may own `concurrency` or `retry`, or
+    # set another default `timeout` (see hookline.nodes._base).
+    timeout = fields.duration("timeout", getattr(config, "default_timeout", DEFAULT_TIMEOUT))
+    concurrency = (
+        None
+        if getattr(config, "handles_concurrency", False)
+        else fields.integer("concurrency", None, low=1)
+    )
+    retry = None if getattr(config, "handles_retry", False) else parse_retry(fields)
     fields.done()
     return NodeSpec(
-        key=key, type=kind, config=config, timeout=timeout, concurrency=concurrency, title=title
+        key=key,
+        type=kind,
+        config=config,
+        timeout=timeout,
+        concurrency=concurrency,
+        title=title,
+        retry=retry,
     )
+
+
+def parse_retry(fields: Fields) -> RetryPolicy | None:
+    """The common ``retry`` field: ``{attempts, backoff, max_backoff, jitter, retry_on}``,
+    or a bare number of attempts; absent: None (no retry)."""
+    if not fields.has("retry"):
+        fields.value("retry", None)
+        return None
+    if isinstance(fields.value("retry"), int):
+        return RetryPolicy(attempts=fields.integer("retry", low=1, high=MAX_ATTEMPTS))
+    sub = fields.sub("retry")
+    default = RetryPolicy()
+    retry_on = sub.strings("retry_on", sorted(default.retry_on))
+    for index, status in enumerate(retry_on):
+        if status not in RETRY_STATUSES:
+            sub.fail(f"retry_on[{index}]", "one of " + ", ".join(RETRY_STATUSES), status)
+    policy = RetryPolicy(
+        attempts=sub.integer("attempts", default.attempts, low=1, high=MAX_ATTEMPTS),
+        backoff=sub.duration("backoff", default.backoff, positive=False),
+        max_backoff=sub.duration("max_backoff", default.max_backoff, positive=False),
+        jitter=sub.boolean("jitter", default.jitter),
+        retry_on=frozenset(retry_on),
+    )
+    sub.done()
+    return policy
 
 
 def _import_node_modules() -> None:

@@ -37,7 +37,11 @@ from ._encoding import pack, unpack
 from ._ops import (
     AcceptDelivery,
     CollectionWrite,
+    PruneDeliveries,
+    PruneExecutions,
+    PruneIdempotency,
     RecordDelivery,
+    RequeueExecution,
     SaveAnswer,
     SaveJob,
     SaveWorkflow,
@@ -80,7 +84,7 @@ class MemoryBackend:
         self._deliveries: dict[str, DeliveryRecord] = {}
         self._executions: dict[str, ExecutionRecord] = {}
         self._jobs: dict[str, list[JobRecord]] = {}
-        self._job_index: dict[tuple[str, str, int], int] = {}
+        self._job_index: dict[tuple[str, str, str, int], int] = {}
         self._collections: dict[str, dict[str, Record]] = {}
         self._fields: dict[str, dict[str, str]] = {}  # per collection: lower -> name
         self._idempotency: dict[tuple[str, str], IdempotencyRecord] = {}
@@ -128,12 +132,50 @@ class MemoryBackend:
         if isinstance(op, SaveWorkflow):
             self._workflows[op.workflow.key] = op.workflow
             return None
+        if isinstance(op, RequeueExecution):
+            return self._requeue(op)
+        if isinstance(op, (PruneExecutions, PruneDeliveries, PruneIdempotency)):
+            return self._prune(op)
         raise StoreError(f"unknown write operation {type(op).__name__}")
+
+    def _requeue(self, op: RequeueExecution) -> bool:
+        current = self._executions.get(op.id)
+        if current is None or current.status not in op.statuses:
+            return False
+        self._executions[op.id] = attrs.evolve(
+            current, status="queued", finished_at=None, output=None, error=None
+        )
+        return True
+
+    def _prune(self, op: PruneExecutions | PruneDeliveries | PruneIdempotency) -> int:
+        if isinstance(op, PruneIdempotency):
+            expired = [k for k, r in self._idempotency.items() if r.expires_at <= op.now]
+            for key in expired[: op.limit]:
+                del self._idempotency[key]
+            return min(len(expired), op.limit)
+        if isinstance(op, PruneDeliveries):
+            doomed = sorted(id for id in self._deliveries if id < op.before_id)[: op.limit]
+            for id in doomed:
+                del self._deliveries[id]
+            return len(doomed)
+        finished = sorted(
+            id
+            for id, e in self._executions.items()
+            if id < op.before_id and e.status not in _UNFINISHED
+        )[: op.limit]
+        gone = set(finished)
+        for id in finished:
+            del self._executions[id]
+            self._jobs.pop(id, None)
+        # The index key starts with the execution id, whatever else identifies a job.
+        for identity in [k for k in self._job_index if k[0] in gone]:
+            del self._job_index[identity]
+        return len(finished)
 
     def _save_job(self, job: JobRecord) -> None:
         stored = attrs.evolve(job, output=_copy(job.output), log=tuple(_copy(job.log)))
         jobs = self._jobs.setdefault(job.execution_id, [])
-        identity = (job.execution_id, job.node, job.attempt)
+        identity = (job.execution_id, job.node, job.scope, job.attempt)
         position = self._job_index.get(identity)
         if position is None:
             self._job_index[identity] = len(jobs)
@@ -147,7 +189,7 @@ class MemoryBackend:
         jobs[position] = stored
 
     def _succeeded_job(self, job: JobRecord) -> JobRecord | None:
-        position = self._job_index.get((job.execution_id, job.node, job.attempt))
+        position = self._job_index.get((job.execution_id, job.node, job.scope, job.attempt))
         if position is None:
             return None
         saved = self._jobs[job.execution_id][position]

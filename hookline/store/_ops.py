@@ -79,8 +79,8 @@ class UpdateExecution:
 class SaveJob:
     """Save a job record (one attempt of one node). Result: None.
 
-    A job is known by (execution_id, node, attempt): saving one again completes the row
-    saved before, in place. A row already saved as succeeded keeps its status, output
+    A job is known by (execution_id, node, scope, attempt): saving one again completes
+    the row saved before, in place. A row already saved as succeeded keeps its status, output
     and error (a :class:`CollectionWrite` committed them with its write); only its
     times and log change.
     """
@@ -111,14 +111,53 @@ class CollectionWrite:
     """Apply ``action`` to a collection and save ``job`` as succeeded with the action's
     result as its output, in one transaction: both take effect or neither does.
 
-    Result: the action's result (see each action). If ``job`` (execution, node, attempt)
-    was already saved as succeeded, nothing is applied again and the result is that
+    Result: the action's result (see each action). If ``job`` (execution, node, scope,
+    attempt) was already saved as succeeded, nothing is applied again and the result is that
     job's output: a write is done once even when its node runs again. A failed action
     (a field name clashing with another in case only) stores nothing.
     """
 
     job: JobRecord
     action: CollectionAction
+
+
+@attrs.frozen
+class RequeueExecution:
+    """Set an execution that ended in one of ``statuses`` back to ``queued`` (a retry),
+    clearing its end time, output and error; its jobs stay. Result: True if it was set
+    back, False if it does not exist or its status is not one of ``statuses`` (checked
+    inside the transaction, so two retries cannot both win)."""
+
+    id: str
+    statuses: tuple[ExecutionStatus, ...] = ("failed", "timed_out", "cancelled")
+
+
+@attrs.frozen
+class PruneExecutions:
+    """Delete up to ``limit`` finished executions whose id sorts before ``before_id``
+    (ids sort by creation time), oldest first, with their jobs. Executions still queued
+    or running are never deleted. Result: how many executions were deleted."""
+
+    before_id: str
+    limit: int = 500
+
+
+@attrs.frozen
+class PruneDeliveries:
+    """Delete up to ``limit`` deliveries whose id sorts before ``before_id``, oldest
+    first. Result: how many were deleted."""
+
+    before_id: str
+    limit: int = 500
+
+
+@attrs.frozen
+class PruneIdempotency:
+    """Delete up to ``limit`` idempotency records expired at ``now`` (wall time).
+    Result: how many were deleted."""
+
+    now: float
+    limit: int = 500
 
 
 WriteOp = (
@@ -129,6 +168,10 @@ WriteOp = (
     | SaveAnswer
     | SaveWorkflow
     | CollectionWrite
+    | RequeueExecution
+    | PruneExecutions
+    | PruneDeliveries
+    | PruneIdempotency
 )
 
 __all__ = [
@@ -136,7 +179,11 @@ __all__ = [
     "CollectionWrite",
     "IdempotencyClaim",
     "IdempotencyRecord",
+    "PruneDeliveries",
+    "PruneExecutions",
+    "PruneIdempotency",
     "RecordDelivery",
+    "RequeueExecution",
     "SaveAnswer",
     "SaveJob",
     "SaveWorkflow",

@@ -51,7 +51,12 @@ class DeliveryRecord:
 
 @attrs.frozen
 class ExecutionRecord:
-    """One run of a workflow. ``context`` is the ``$context`` object it started from."""
+    """One run of a workflow. ``context`` is the ``$context`` object it started from.
+
+    ``order_key`` is the rendered ``concurrency.order_by`` of its workflow (None: not
+    ordered); executions with the same key run one at a time, in creation order, also
+    after a restart.
+    """
 
     id: str
     workflow: str
@@ -63,11 +68,17 @@ class ExecutionRecord:
     finished_at: float | None = None
     output: Any = None
     error: str | None = None
+    order_key: str | None = None
 
 
 @attrs.frozen
 class JobRecord:
-    """One run (attempt) of one node within an execution."""
+    """One run (attempt) of one node within an execution.
+
+    A job is known by (execution_id, node, scope, attempt). ``scope`` tells the runs of
+    a node inside loops apart: ``""`` outside any loop, ``each[3]`` in iteration 3 of
+    loop ``each``, ``each[3]/inner[0]`` nested.
+    """
 
     execution_id: str
     node: str
@@ -79,6 +90,7 @@ class JobRecord:
     output: Any = None
     error: str | None = None
     log: tuple[str, ...] = ()
+    scope: str = ""
 
 
 @attrs.frozen

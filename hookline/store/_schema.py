@@ -125,10 +125,26 @@ def _unique_jobs(db: sqlite_utils.Database) -> None:
     )
 
 
+def _order_keys(db: sqlite_utils.Database) -> None:
+    # concurrency.order_by, kept so that ordering holds across a restart.
+    db.table("executions").add_column("order_key", str)
+
+
+def _job_scopes(db: sqlite_utils.Database) -> None:
+    # Nodes inside loops run once per iteration: a job is known by its scope too.
+    db.table("jobs").add_column("scope", str, not_null_default="")
+    db.execute("DROP INDEX jobs_by_identity")
+    db.table("jobs").create_index(
+        ["execution_id", "node", "scope", "attempt"], "jobs_by_scoped_identity", unique=True
+    )
+
+
 #: Every migration, in order; a database at version N has applied the first N.
 MIGRATIONS: tuple[tuple[str, Migration], ...] = (
     ("initial", _initial),
     ("unique jobs", _unique_jobs),
+    ("execution order keys", _order_keys),
+    ("job scopes", _job_scopes),
 )
 
 

@@ -10,6 +10,7 @@ their own read-only connections, so a list page never waits for a commit.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -27,7 +28,11 @@ from ._encoding import pack, unpack
 from ._ops import (
     AcceptDelivery,
     CollectionWrite,
+    PruneDeliveries,
+    PruneExecutions,
+    PruneIdempotency,
     RecordDelivery,
+    RequeueExecution,
     SaveAnswer,
     SaveJob,
     SaveWorkflow,
@@ -63,21 +68,22 @@ _INSERT_DELIVERY = (
 )
 _INSERT_EXECUTION = (
     "INSERT INTO executions (id, workflow, delivery_id, status, created_at, started_at, "
-    "finished_at, context, output, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "finished_at, context, output, error, order_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 # A job saved again completes its row in place; a row saved as succeeded (by a
 # collection write, with its write) keeps its outcome.
 _UPSERT_JOB = (
     "INSERT INTO jobs (execution_id, node, type, status, attempt, started_at, finished_at, "
-    "output, error, log) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-    "ON CONFLICT (execution_id, node, attempt) DO UPDATE SET type = excluded.type, "
+    "output, error, log, scope) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (execution_id, node, scope, attempt) DO UPDATE SET type = excluded.type, "
     "started_at = excluded.started_at, finished_at = excluded.finished_at, log = excluded.log, "
     "status = CASE WHEN jobs.status = 'succeeded' THEN jobs.status ELSE excluded.status END, "
     "output = CASE WHEN jobs.status = 'succeeded' THEN jobs.output ELSE excluded.output END, "
     "error = CASE WHEN jobs.status = 'succeeded' THEN jobs.error ELSE excluded.error END"
 )
 _SELECT_JOB_OUTCOME = (
-    "SELECT status, output FROM jobs WHERE execution_id = ? AND node = ? AND attempt = ?"
+    "SELECT status, output FROM jobs "
+    "WHERE execution_id = ? AND node = ? AND scope = ? AND attempt = ?"
 )
 _REPLACE_IDEMPOTENCY = (
     "INSERT OR REPLACE INTO idempotency (workflow, key, body_hash, execution_id, created_at, "
@@ -93,11 +99,11 @@ _SELECT_DELIVERIES = (
 )
 _SELECT_EXECUTIONS = (
     "SELECT id, workflow, delivery_id, status, created_at, started_at, finished_at, "
-    "context, output, error FROM executions"
+    "context, output, error, order_key FROM executions"
 )
 _SELECT_JOBS = (
     "SELECT execution_id, node, type, status, attempt, started_at, finished_at, output, "
-    "error, log FROM jobs WHERE execution_id = ? ORDER BY seq"
+    "error, log, scope FROM jobs WHERE execution_id = ? ORDER BY seq"
 )
 _SELECT_WORKFLOWS = (
     "SELECT key, title, enabled, source, digest, updated_at FROM workflows ORDER BY key"
@@ -114,6 +120,27 @@ _UPDATE_DELIVERY_STATUS = "UPDATE deliveries SET status = ? WHERE id = ?"
 _UPDATE_IDEMPOTENCY_ANSWER = (
     "UPDATE idempotency SET answer = ? WHERE workflow = ? AND key = ? "
     "AND execution_id = (SELECT execution_id FROM deliveries WHERE id = ?)"
+)
+# A retry: only from an ended status, checked in the same statement.
+_REQUEUE_EXECUTION = (
+    "UPDATE executions SET status = 'queued', finished_at = NULL, output = NULL, "
+    "error = NULL WHERE id = ? AND status IN (SELECT value FROM json_each(?))"
+)
+# Retention: small batches, oldest first, by id (ids sort by creation time), so each
+# batch is a range scan of the primary key and never holds the writer for long.
+_PRUNE_EXECUTIONS = (
+    "SELECT id FROM executions WHERE id < ? AND status NOT IN ('queued', 'running') "
+    "ORDER BY id LIMIT ?"
+)
+_DELETE_EXECUTION_JOBS = "DELETE FROM jobs WHERE execution_id = ?"
+_DELETE_EXECUTION = "DELETE FROM executions WHERE id = ?"
+_PRUNE_DELIVERIES = (
+    "DELETE FROM deliveries WHERE id IN "
+    "(SELECT id FROM deliveries WHERE id < ? ORDER BY id LIMIT ?)"
+)
+_PRUNE_IDEMPOTENCY = (
+    "DELETE FROM idempotency WHERE rowid IN "
+    "(SELECT rowid FROM idempotency WHERE expires_at <= ? ORDER BY expires_at LIMIT ?)"
 )
 _REPLACE_WORKFLOW = (
     "INSERT OR REPLACE INTO workflows (key, title, enabled, source, digest, updated_at) "
@@ -360,6 +387,19 @@ def _apply_one(conn: sqlite3.Connection, op: WriteOp) -> object:
             _REPLACE_WORKFLOW, (w.key, w.title, int(w.enabled), w.source, w.digest, w.updated_at)
         )
         return None
+    if isinstance(op, RequeueExecution):
+        statuses = json.dumps(list(op.statuses))
+        return conn.execute(_REQUEUE_EXECUTION, (op.id, statuses)).rowcount == 1
+    if isinstance(op, PruneExecutions):
+        ids = [row[0] for row in conn.execute(_PRUNE_EXECUTIONS, (op.before_id, op.limit))]
+        for id in ids:
+            conn.execute(_DELETE_EXECUTION_JOBS, (id,))
+            conn.execute(_DELETE_EXECUTION, (id,))
+        return len(ids)
+    if isinstance(op, PruneDeliveries):
+        return conn.execute(_PRUNE_DELIVERIES, (op.before_id, op.limit)).rowcount
+    if isinstance(op, PruneIdempotency):
+        return conn.execute(_PRUNE_IDEMPOTENCY, (op.now, op.limit)).rowcount
     raise StoreError(f"unknown write operation {type(op).__name__}")
 
 
@@ -396,7 +436,8 @@ def _accept(conn: sqlite3.Connection, op: AcceptDelivery) -> IdempotencyRecord |
 
 def _collection_write(conn: sqlite3.Connection, op: CollectionWrite) -> object:
     job = op.job
-    row = conn.execute(_SELECT_JOB_OUTCOME, (job.execution_id, job.node, job.attempt)).fetchone()
+    identity = (job.execution_id, job.node, job.scope, job.attempt)
+    row = conn.execute(_SELECT_JOB_OUTCOME, identity).fetchone()
     if row is not None and row[0] == "succeeded":
         return unpack(row[1])
     result = apply_action(conn, op.action)
@@ -476,6 +517,7 @@ def _execution_row(e: ExecutionRecord) -> tuple[Any, ...]:
         pack(e.context),
         pack(e.output),
         e.error,
+        e.order_key,
     )
 
 
@@ -491,6 +533,7 @@ def _execution(row: Any) -> ExecutionRecord:
         context=unpack(row[7]),
         output=unpack(row[8]),
         error=row[9],
+        order_key=row[10],
     )
 
 
@@ -506,6 +549,7 @@ def _job_row(j: JobRecord) -> tuple[Any, ...]:
         pack(j.output),
         j.error,
         pack(j.log),
+        j.scope,
     )
 
 
@@ -521,6 +565,7 @@ def _job(row: Any) -> JobRecord:
         output=unpack(row[7]),
         error=row[8],
         log=tuple(unpack(row[9])),
+        scope=row[10],
     )
 
 

@@ -28,7 +28,11 @@ from ._memory import MemoryBackend
 from ._ops import (
     AcceptDelivery,
     CollectionWrite,
+    PruneDeliveries,
+    PruneExecutions,
+    PruneIdempotency,
     RecordDelivery,
+    RequeueExecution,
     SaveAnswer,
     SaveJob,
     SaveWorkflow,
@@ -272,6 +276,10 @@ class Store:
     ) -> None: ...
     @overload
     async def write(self, op: CollectionWrite) -> Any: ...
+    @overload
+    async def write(self, op: RequeueExecution) -> bool: ...
+    @overload
+    async def write(self, op: PruneExecutions | PruneDeliveries | PruneIdempotency) -> int: ...
     @overload
     async def write(self, op: WriteOp) -> object: ...
     async def write(self, op: WriteOp) -> object:

@@ -10,7 +10,8 @@ server never registers them):
   ``exception: RuntimeError`` it raises that instead (a node's bug, still a failed job).
 
 :class:`FakeJob` implements the :class:`~hookline.nodes._base.Job` protocol over fixed
-variables, for calling a node config's ``run`` without an engine.
+variables, for calling a node config's ``run`` without an engine (it runs no nested
+nodes; :meth:`FakeJob.checkpoint` only collects what is saved in ``checkpoints``).
 """
 
 from __future__ import annotations
@@ -102,6 +103,9 @@ class FakeJob:
     attempt: int = 1
     lines: list[str] = attrs.Factory(list)
     services: NodeServices = attrs.Factory(NodeServices)
+    scope: str = ""
+    checkpointed: Any = None
+    checkpoints: list[Any] = attrs.Factory(list)
 
     @property
     def node(self) -> NodeSpec:
@@ -114,6 +118,17 @@ class FakeJob:
 
     def log(self, message: str) -> None:
         self.lines.append(message)
+
+    async def checkpoint(self, state: Any) -> None:
+        """Keep ``state`` in ``checkpoints`` (nothing is stored)."""
+        await trio.lowlevel.checkpoint()
+        self.checkpoints.append(state)
+
+    async def run_nodes(
+        self, nodes: Sequence[NodeSpec], *, scope: tuple[str, Mapping[str, Any]] | None = None
+    ) -> Any:
+        """Raises NodeError: a FakeJob has no execution to run nested nodes in."""
+        raise NodeError("a FakeJob cannot run nested nodes; run the workflow in an engine")
 
 
 if TYPE_CHECKING:

@@ -330,7 +330,7 @@ BAD_DEFINITIONS = [
     pytest.param(
         _nodes("- {key: a, type: end, timout: 5s}"),
         "nodes[0].timout: expected a known field "
-        "(one of: concurrency, key, output, status, timeout, title, type)",
+        "(one of: concurrency, key, output, retry, status, timeout, title, type)",
         id="node-unknown-field",
     ),
     pytest.param(

@@ -1,0 +1,141 @@
+"""What a run measured: load results, micro-benchmark results and each step's outcome.
+
+Every figure the report prints, charts or writes to JSON is a field of one of these
+frozen records; nothing downstream recomputes a measurement.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import attrs
+
+__all__ = ["Latency", "LoadResult", "MicroResult", "Outcome", "percentiles"]
+
+Mode = Literal["closed", "open"]
+
+
+@attrs.frozen
+class Latency:
+    """Latency percentiles in milliseconds (zeros when nothing was answered)."""
+
+    p50_ms: float = 0.0
+    p90_ms: float = 0.0
+    p99_ms: float = 0.0
+    p999_ms: float = 0.0
+    max_ms: float = 0.0
+
+
+def percentiles(seconds: Sequence[float]) -> Latency:
+    """The nearest-rank percentiles of ``seconds`` (unsorted), in milliseconds."""
+    ordered = sorted(seconds)
+    if not ordered:
+        return Latency()
+
+    def rank(q: float) -> float:
+        index = max(0, math.ceil(q * len(ordered)) - 1)
+        return ordered[index] * 1000
+
+    return Latency(rank(0.50), rank(0.90), rank(0.99), rank(0.999), ordered[-1] * 1000)
+
+
+@attrs.frozen
+class LoadResult:
+    """One HTTP load measurement.
+
+    ``closed``: ``connections`` each send a request as soon as the previous answer
+    arrived, for maximum throughput; latency is per request (it hides queueing).
+    ``open``: requests are scheduled at ``offered_rps`` regardless of answers, and
+    latency runs from each request's *scheduled* send time, so a stalled server shows
+    in the tail (coordinated omission corrected); ``achieved_rps`` counts answers that
+    arrived within the window. ``unfinished`` counts scheduled
+    requests with no answer when the run (plus its drain period) ended; ``send_lag``
+    is how late the generator itself put requests on the wire (its own health).
+    ``non_2xx`` counts answers outside 2xx (wrk: only >= 400).
+    """
+
+    mode: Mode
+    generator: str
+    duration_s: float
+    connections: int
+    completed: int
+    latency: Latency
+    non_2xx: int = 0
+    errors: int = 0
+    offered_rps: float | None = None
+    achieved_rps: float | None = None
+    scheduled: int | None = None
+    unfinished: int = 0
+    send_lag: Latency | None = None
+    statuses: tuple[tuple[int, int], ...] = ()
+    command: str = ""
+
+    @property
+    def rps(self) -> float:
+        """Answered requests per second over the measured window (open loop: answers
+        that arrived within it; the drain period is not counted)."""
+        if self.achieved_rps is not None:
+            return self.achieved_rps
+        return self.completed / self.duration_s if self.duration_s > 0 else 0.0
+
+
+@attrs.frozen
+class MicroResult:
+    """An in-process benchmark: ``subject`` against ``baseline`` in the same run.
+
+    Rates are operations per second; ``ratio`` is subject over baseline throughput
+    (so ``1 / ratio`` is the subject's cost in units of the baseline's). ``extra`` holds
+    further labelled rates measured alongside, ``facts`` what the figures depend on.
+    """
+
+    unit: str
+    subject: str
+    subject_ops: int
+    subject_s: float
+    baseline: str
+    baseline_ops: int
+    baseline_s: float
+    extra: tuple[tuple[str, float], ...] = ()
+    facts: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def subject_rate(self) -> float:
+        return self.subject_ops / self.subject_s if self.subject_s > 0 else 0.0
+
+    @property
+    def baseline_rate(self) -> float:
+        return self.baseline_ops / self.baseline_s if self.baseline_s > 0 else 0.0
+
+    @property
+    def ratio(self) -> float:
+        return self.subject_rate / self.baseline_rate if self.baseline_rate > 0 else 0.0
+
+
+@attrs.frozen
+class Outcome:
+    """One step of a run: a scenario measured one way, or why it was not.
+
+    ``system`` names what was measured (``hookline``, ``quart-trio``, ``node-red``...);
+    ``phase`` how (``max`` for closed-loop, ``open@800`` for an open-loop rate, ``micro``).
+    Exactly one of ``result``, ``micro``, ``skipped`` and ``error`` is set. ``rss``
+    holds (seconds, bytes) samples of the server's memory (the soak).
+    """
+
+    scenario: str
+    system: str
+    phase: str
+    description: str
+    result: LoadResult | None = None
+    micro: MicroResult | None = None
+    skipped: str | None = None
+    error: str | None = None
+    server_command: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+    reproduce: str = ""
+    rss: tuple[tuple[float, int], ...] = ()
+
+    @property
+    def failed(self) -> bool:
+        return self.error is not None

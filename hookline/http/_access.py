@@ -1,0 +1,57 @@
+"""Who may use the operator's routes: admin keys as Bearer tokens, or loopback only."""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+from collections.abc import Sequence
+
+import attrs
+
+__all__ = ["AdminRefusal", "admin_refusal", "is_loopback"]
+
+
+def is_loopback(address: str) -> bool:
+    """Whether ``address`` (a client IP as text) is a loopback address, IPv4-mapped
+    IPv6 (``::ffff:127.0.0.1``) included. Anything that is not an IP is not."""
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped.is_loopback
+    return ip.is_loopback
+
+
+@attrs.frozen
+class AdminRefusal:
+    """Why an admin request is refused: its status, title and detail."""
+
+    status: int
+    title: str
+    detail: str
+
+
+def admin_refusal(
+    remote_addr: str, authorization: str, keys: Sequence[bytes]
+) -> AdminRefusal | None:
+    """Decide whether an admin request may proceed (None) or is refused.
+
+    With ``keys``: no Bearer token is 401, a token matching none of them 403 (compared
+    in constant time). Without keys: loopback clients only, others 403.
+    """
+    if not keys:
+        if is_loopback(remote_addr):
+            return None
+        return AdminRefusal(
+            403, "Forbidden", "the admin API answers loopback clients only (no keys set)"
+        )
+    scheme, _, token = authorization.strip().partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        return AdminRefusal(401, "Unauthorized", "send an admin key as a Bearer token")
+    # Every key is compared, so the time taken does not tell which one came close.
+    matches = [hmac.compare_digest(token.encode(), key) for key in keys]
+    if not any(matches):
+        return AdminRefusal(403, "Forbidden", "the admin key is not valid")
+    return None

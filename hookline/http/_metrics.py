@@ -1,0 +1,200 @@
+"""``GET /metrics``: the engine in Prometheus text format, through prometheus_client.
+
+Two sources. Counters and histograms of what happened (deliveries by workflow and
+verdict, executions ended by status, job and execution durations, store batch sizes and
+commit latency) are kept by :class:`Metrics`, fed by the store tap
+(:mod:`hookline._tap`) with every committed batch, so they count what is durably
+recorded, not what was attempted. Gauges of the present (queue depths, executions in
+flight, pending deliveries) and actor restarts are read from ``engine.statistics()`` at
+each scrape by :class:`EngineCollector`.
+
+Counting starts when :func:`engine_metrics` first sees an engine (when its app is
+created): a delivery submitted in-process before that is not counted.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.registry import Collector
+from quart import Blueprint, Response, current_app
+
+from .._tap import BatchCommitted, DeliveryRecorded, ExecutionEnded, JobEnded, StoreEvent, tap_store
+from ..engine._engine import Engine
+
+__all__ = ["EngineCollector", "Metrics", "engine_metrics", "metrics"]
+
+metrics = Blueprint("metrics", __name__)
+
+DURATION_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
+COMMIT_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
+BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
+
+
+class Metrics:
+    """The counters of one engine, in their own registry (several engines in one
+    process, as in tests, never share a series)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.registry = CollectorRegistry()
+        registry = self.registry
+        self.deliveries = Counter(
+            "hookline_deliveries",
+            "Requests recorded as deliveries, by workflow ('' when none matched) and verdict.",
+            ["workflow", "verdict"],
+            registry=registry,
+        )
+        self.executions = Counter(
+            "hookline_executions_finished",
+            "Executions that reached a finished status.",
+            ["workflow", "status"],
+            registry=registry,
+        )
+        self.execution_seconds = Histogram(
+            "hookline_execution_duration_seconds",
+            "Time from an execution's start to its end (executions that ran).",
+            ["workflow", "status"],
+            buckets=DURATION_BUCKETS,
+            registry=registry,
+        )
+        self.job_seconds = Histogram(
+            "hookline_job_duration_seconds",
+            "Time each job attempt ran, by workflow, node type and status.",
+            ["workflow", "type", "status"],
+            buckets=DURATION_BUCKETS,
+            registry=registry,
+        )
+        self.batch_size = Histogram(
+            "hookline_store_batch_size",
+            "Write operations committed per store transaction.",
+            buckets=BATCH_BUCKETS,
+            registry=registry,
+        )
+        self.commit_seconds = Histogram(
+            "hookline_store_commit_seconds",
+            "Time to apply and commit one store transaction.",
+            buckets=COMMIT_BUCKETS,
+            registry=registry,
+        )
+        registry.register(EngineCollector(engine))
+
+    def observe(self, event: StoreEvent) -> None:
+        """Count one committed event (called from the store's writer thread)."""
+        if isinstance(event, DeliveryRecorded):
+            self.deliveries.labels(event.delivery.workflow or "", event.verdict).inc()
+        elif isinstance(event, ExecutionEnded):
+            self.executions.labels(event.workflow, event.status).inc()
+            if event.started_at is not None and event.finished_at is not None:
+                elapsed = max(0.0, event.finished_at - event.started_at)
+                self.execution_seconds.labels(event.workflow, event.status).observe(elapsed)
+        elif isinstance(event, JobEnded):
+            job = event.job
+            if job.finished_at is not None:
+                elapsed = max(0.0, job.finished_at - job.started_at)
+                self.job_seconds.labels(event.workflow, job.type, job.status).observe(elapsed)
+        elif isinstance(event, BatchCommitted):
+            self.batch_size.observe(event.size)
+            self.commit_seconds.observe(event.seconds)
+
+    def render(self) -> bytes:
+        """The Prometheus text exposition of every series."""
+        return generate_latest(self.registry)
+
+
+class EngineCollector(Collector):
+    """Reads ``engine.statistics()`` at scrape time: the gauges of the present and the
+    restart counts the supervisors keep."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def collect(self) -> Iterator[Metric]:
+        stats = self._engine.statistics()
+        yield _gauge("hookline_accepting", "1 while the engine takes deliveries.", stats.accepting)
+        yield _gauge(
+            "hookline_pending", "Executions queued or running, all workflows.", stats.pending
+        )
+        yield _gauge(
+            "hookline_pending_limit", "Pending executions before 503.", stats.pending_limit
+        )
+        yield _gauge("hookline_workflows", "Workflows loaded.", len(self._engine.workflows))
+        yield _gauge(
+            "hookline_workflow_load_errors",
+            "Workflow files that did not load.",
+            len(self._engine.load_errors),
+        )
+        queue = GaugeMetricFamily(
+            "hookline_workflow_queue_depth", "Executions waiting to start.", labels=["workflow"]
+        )
+        capacity = GaugeMetricFamily(
+            "hookline_workflow_queue_capacity", "Queue size before 429.", labels=["workflow"]
+        )
+        running = GaugeMetricFamily(
+            "hookline_executions_running", "Executions in flight.", labels=["workflow"]
+        )
+        node_queue = GaugeMetricFamily(
+            "hookline_node_queue_depth",
+            "Jobs waiting for a node actor.",
+            labels=["workflow", "node"],
+        )
+        node_busy = GaugeMetricFamily(
+            "hookline_node_in_flight", "Jobs a node actor is running.", labels=["workflow", "node"]
+        )
+        restarts = CounterMetricFamily(
+            "hookline_actor_restarts",
+            "Times a supervisor restarted a child actor after it crashed.",
+            labels=["supervisor", "actor"],
+        )
+        for child in stats.supervisor.children:
+            restarts.add_metric([stats.supervisor.name, child.name], child.restarts)
+        for workflow in stats.workflows:
+            key = workflow.workflow
+            queue.add_metric([key], workflow.queue.depth)
+            capacity.add_metric([key], workflow.queue.capacity)
+            running.add_metric([key], workflow.running)
+            for node in workflow.nodes:
+                # A node actor is named "<workflow>/<node>".
+                name = node.name.rsplit("/", 1)[-1]
+                node_queue.add_metric([key, name], node.mailbox.depth)
+                node_busy.add_metric([key, name], node.in_flight)
+            for child in workflow.supervisor.children:
+                restarts.add_metric([workflow.supervisor.name, child.name], child.restarts)
+        yield from (queue, capacity, running, node_queue, node_busy, restarts)
+        store = stats.store
+        yield _gauge("hookline_store_queue_depth", "Writes waiting for a batch.", store.queue_depth)
+        yield _counter("hookline_store_ops", "Write operations applied.", store.ops)
+        yield _counter(
+            "hookline_store_failed_batches", "Batches that failed.", store.failed_batches
+        )
+        yield _counter("hookline_store_failed_ops", "Posted writes that failed.", store.failed_ops)
+
+
+def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:
+    return GaugeMetricFamily(name, documentation, value=float(value))
+
+
+def _counter(name: str, documentation: str, value: float) -> CounterMetricFamily:
+    return CounterMetricFamily(name, documentation, value=float(value))
+
+
+_BY_ENGINE: weakref.WeakKeyDictionary[Engine, Metrics] = weakref.WeakKeyDictionary()
+
+
+def engine_metrics(engine: Engine) -> Metrics:
+    """The :class:`Metrics` of ``engine``, made and subscribed to its store's tap on
+    first call; later calls (another app over the same engine) return the same one."""
+    found = _BY_ENGINE.get(engine)
+    if found is None:
+        found = _BY_ENGINE[engine] = Metrics(engine)
+        tap_store(engine.store).subscribe(found.observe)
+    return found
+
+
+@metrics.get("/metrics")
+async def scrape() -> Response:
+    engine: Engine = current_app.config["HOOKLINE_ENGINE"]
+    return Response(engine_metrics(engine).render(), content_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,315 @@
+"""The operator's web pages at ``/ui/``: server-rendered Jinja templates, no build step.
+
+Pages: workflows (enabled state, recent success rate, enable/disable), executions
+(filters, live refresh), one execution (its node tree as SVG coloured by job status;
+each node opens its jobs: definition, output, error, log, attempts; replay, retry,
+cancel), deliveries and one delivery (the request as received, secrets redacted).
+
+Access is the admin API's: with admin keys, a Bearer header or a session opened by
+signing in with a key at ``/ui/login``; with none, loopback clients only. Every form
+posts a CSRF token kept in the session, and session cookies are ``SameSite=Strict``.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import secrets
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import yaml
+from quart import (
+    Blueprint,
+    Response,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+
+from ..engine._definition import Workflow
+from ..engine._engine import Engine
+from ..errors import HooklineError, NotFound
+from ._access import admin_refusal
+from ._executions import (
+    EXECUTION_STATUSES,
+    VERDICTS,
+    BadQuery,
+    current_engine,
+    delivery_json,
+    list_delivery_page,
+    list_execution_page,
+    restart_execution,
+)
+from ._ui_tree import BOX_WIDTH, node_rows, svg_size
+from ._workflows_api import workflow_editor
+
+__all__ = ["UI_PREFIX", "ui", "ui_refusal"]
+
+UI_PREFIX = "/ui/"
+RECENT = 50  # executions a workflow's success rate is computed over
+
+ui = Blueprint(
+    "ui",
+    __name__,
+    template_folder="templates",
+    static_folder="static",
+    static_url_path="/ui/static",
+)
+
+_OPEN = (f"{UI_PREFIX}static/", f"{UI_PREFIX}login")
+
+
+def ui_refusal(remote_addr: str, authorization: str, keys: Sequence[bytes]) -> Response | None:
+    """None when a UI request may proceed; otherwise the login page (a browser without
+    a session, keys set) or a 403 page (not loopback, no keys set)."""
+    if request.path.startswith(_OPEN):
+        return None
+    if keys and session.get("admin") is True:
+        return None
+    if admin_refusal(remote_addr, authorization, keys) is None:
+        return None
+    if not keys:
+        return Response("the web UI answers loopback clients only (no admin keys set)", 403)
+    if request.method == "GET":
+        return redirect(url_for("ui.login", next=request.full_path))  # type: ignore[return-value]
+    return Response("sign in first", 403)
+
+
+def csrf_token() -> str:
+    """The session's CSRF token (made on first use) for the page's forms."""
+    token = session.get("csrf")
+    if not isinstance(token, str):
+        token = session["csrf"] = secrets.token_urlsafe(32)
+    return token
+
+
+async def _csrf_ok() -> bool:
+    form = await request.form
+    expected = session.get("csrf")
+    sent = form.get("csrf", "")
+    return isinstance(expected, str) and hmac.compare_digest(sent.encode(), expected.encode())
+
+
+@ui.app_context_processor
+def _globals() -> dict[str, Any]:
+    return {"csrf_token": csrf_token, "signed_in": session.get("admin") is True}
+
+
+@ui.app_template_filter("when")
+def _when(at: float | None) -> str:
+    if at is None:
+        return "—"
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(at)) + f".{int(at * 1000) % 1000:03d}"
+
+
+@ui.app_template_filter("took")
+def _took(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    return f"{seconds * 1000:.0f} ms" if seconds < 10 else f"{seconds:.1f} s"
+
+
+@ui.app_template_filter("pretty")
+def _pretty(value: object) -> str:
+    return json.dumps(value, indent=2, ensure_ascii=False, default=str)
+
+
+# -- sign in ---------------------------------------------------------------------------
+
+
+@ui.route("/ui/login", methods=["GET", "POST"])
+async def login() -> Response | str:
+    keys: Sequence[bytes] = current_app.config["HOOKLINE_ADMIN_KEYS"]
+    error = None
+    target = request.args.get("next", "")
+    if not target.startswith(UI_PREFIX):
+        target = UI_PREFIX
+    if request.method == "POST":
+        form = await request.form
+        key = form.get("key", "").strip()
+        if keys and key and admin_refusal("", f"Bearer {key}", keys) is None:
+            session.clear()
+            session["admin"] = True
+            csrf_token()
+            return redirect(target)  # type: ignore[return-value]
+        error = "that key is not one of the admin keys"
+    return await render_template("login.html", error=error, keys=bool(keys), target=target)
+
+
+@ui.post("/ui/logout")
+async def logout() -> Response:
+    if await _csrf_ok():
+        session.clear()
+    return redirect(url_for("ui.login"))  # type: ignore[return-value]
+
+
+# -- pages -----------------------------------------------------------------------------
+
+
+async def _success_rate(engine: Engine, key: str) -> tuple[float | None, int]:
+    page = await engine.store.list_executions(workflow=key, limit=RECENT)
+    finished = [r for r in page.items if r.status not in ("queued", "running")]
+    if not finished:
+        return None, 0
+    return sum(r.status == "succeeded" for r in finished) / len(finished), len(finished)
+
+
+@ui.get("/ui/")
+async def workflows_page() -> str:
+    engine = current_engine()
+    stats = {s.workflow: s for s in engine.statistics().workflows}
+    rows = []
+    for workflow in sorted(engine.workflows.values(), key=lambda w: w.key):
+        rate, count = await _success_rate(engine, workflow.key)
+        rows.append(
+            {"workflow": workflow, "stats": stats.get(workflow.key), "rate": rate, "count": count}
+        )
+    return await render_template("workflows.html", rows=rows, errors=engine.load_errors)
+
+
+@ui.get("/ui/executions")
+async def executions_page() -> str | Response:
+    engine = current_engine()
+    try:
+        page = await list_execution_page(engine)
+    except BadQuery as exc:
+        return Response(str(exc), 400)
+    return await render_template(
+        "executions.html",
+        page=page,
+        statuses=EXECUTION_STATUSES,
+        workflows=sorted(engine.workflows),
+        query=request.args,
+    )
+
+
+def _definitions(workflow: Workflow | None) -> dict[str, str]:
+    """Each node's definition as written (YAML), by key: what the node was given."""
+    if workflow is None or not workflow.text:
+        return {}
+    try:
+        data = yaml.safe_load(workflow.text)
+    except yaml.YAMLError:
+        return {}
+    found: dict[str, str] = {}
+
+    def visit(value: object) -> None:
+        if isinstance(value, dict):
+            if isinstance(value.get("key"), str) and isinstance(value.get("type"), str):
+                shown = {
+                    k: v
+                    for k, v in value.items()
+                    if not isinstance(v, list) or k in ("values", "to")
+                }
+                found.setdefault(
+                    value["key"], yaml.safe_dump(shown, sort_keys=False, allow_unicode=True)
+                )
+            for item in value.values():
+                visit(item)
+        elif isinstance(value, list):
+            for item in value:
+                visit(item)
+
+    visit(data.get("nodes") if isinstance(data, dict) else None)
+    return found
+
+
+@ui.get("/ui/executions/<execution_id>")
+async def execution_page(execution_id: str) -> str | Response:
+    engine = current_engine()
+    record = await engine.store.get_execution(execution_id)
+    if record is None:
+        return Response(f"there is no execution {execution_id}", 404)
+    jobs = await engine.store.list_jobs(execution_id)
+    workflow = engine.workflows.get(record.workflow)
+    rows = node_rows(workflow, jobs)
+    width, height = svg_size(rows)
+    by_node: dict[str, list[Any]] = {}
+    for job in jobs:
+        by_node.setdefault(job.node, []).append(job)
+    return await render_template(
+        "execution.html",
+        record=record,
+        jobs=jobs,
+        by_node=by_node,
+        rows=rows,
+        width=width,
+        height=height,
+        box_width=BOX_WIDTH,
+        definitions=_definitions(workflow),
+        live=record.status in ("queued", "running"),
+    )
+
+
+@ui.get("/ui/deliveries")
+async def deliveries_page() -> str | Response:
+    engine = current_engine()
+    try:
+        page = await list_delivery_page(engine)
+    except BadQuery as exc:
+        return Response(str(exc), 400)
+    return await render_template(
+        "deliveries.html",
+        page=page,
+        verdicts=VERDICTS,
+        workflows=sorted(engine.workflows),
+        query=request.args,
+    )
+
+
+@ui.get("/ui/deliveries/<delivery_id>")
+async def delivery_page(delivery_id: str) -> str | Response:
+    record = await current_engine().store.get_delivery(delivery_id)
+    if record is None:
+        return Response(f"there is no delivery {delivery_id}", 404)
+    return await render_template("delivery.html", delivery=delivery_json(record))
+
+
+# -- actions ---------------------------------------------------------------------------
+
+
+def _back(default: str) -> Response:
+    return redirect(default, 303)  # type: ignore[return-value]
+
+
+@ui.post("/ui/executions/<execution_id>/<action>")
+async def execution_action(execution_id: str, action: str) -> Response:
+    here = url_for("ui.execution_page", execution_id=execution_id)
+    if action not in ("replay", "retry", "cancel"):
+        return Response("no such action", 404)
+    if not await _csrf_ok():
+        return Response("the form expired (CSRF token missing or wrong): reload the page", 403)
+    if action == "cancel":
+        try:
+            cancelled = await current_engine().cancel(execution_id)
+        except NotFound:
+            return Response(f"there is no execution {execution_id}", 404)
+        await flash("cancel requested" if cancelled else "the execution is not running")
+        return _back(here)
+    outcome = await restart_execution(execution_id, action)
+    if isinstance(outcome, Response):
+        problem = json.loads(await outcome.get_data(as_text=True))
+        await flash(f"{action} refused: {problem.get('detail', problem.get('title'))}")
+        return _back(here)
+    return _back(url_for("ui.execution_page", execution_id=outcome.execution_id))
+
+
+@ui.post("/ui/workflows/<key>/<action>")
+async def workflow_action(key: str, action: str) -> Response:
+    if action not in ("enable", "disable"):
+        return Response("no such action", 404)
+    if not await _csrf_ok():
+        return Response("the form expired (CSRF token missing or wrong): reload the page", 403)
+    try:
+        await workflow_editor(current_engine()).set_enabled(key, enabled=action == "enable")
+    except HooklineError as exc:
+        await flash(f"{action} failed: {exc}")
+    else:
+        await flash(f"{key} {action}d")
+    return _back(url_for("ui.workflows_page"))

@@ -1,0 +1,226 @@
+"""The code node: JavaScript with context and nodes, its log, its errors and its limits.
+
+Scripts run in real V8 isolates in worker threads, so these tests use the real clock
+(a MockClock would jump while a thread runs) with limits of a fraction of a second.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+import trio
+
+from hookline.engine._fields import Fields
+from hookline.engine._job import JobTicket, RunningJob
+from hookline.engine._node_actor import NodeActor
+from hookline.errors import DefinitionError, NodeError
+from hookline.nodes._base import NodeResult, NodeSpec
+from hookline.nodes._js import _limiter
+from hookline.nodes._registry import parse_node
+
+
+def parse(code: str, **fields: Any) -> NodeSpec:
+    return parse_node(
+        Fields({"key": "js", "type": "code", "code": code, **fields}, source="w.yaml")
+    )
+
+
+def job(spec: NodeSpec, roots: dict[str, Any] | None = None) -> RunningJob:
+    return RunningJob("ex-1", spec, roots or {})
+
+
+async def run(code: str, roots: dict[str, Any] | None = None, **fields: Any) -> NodeResult:
+    spec = parse(code, **fields)
+    return await spec.config.run(job(spec, roots))
+
+
+async def test_the_brief_example_runs_unchanged_with_context_and_nodes() -> None:
+    code = """
+      const branch = context.data.ref.replace('refs/heads/', '');
+      return { branch, by: nodes.who.name, item: scopes.each.item, n: context.data.n * 2 };
+    """
+    roots = {
+        "context": {"data": {"ref": "refs/heads/main", "n": 21}},
+        "nodes": {"who": {"name": "ann"}},
+        "scopes": {"each": {"item": "x", "index": 0, "length": 1}},
+    }
+    result = await run(code, roots)
+    assert result.output == {"branch": "main", "by": "ann", "item": "x", "n": 42}
+
+
+async def test_await_works_and_undefined_gives_null() -> None:
+    assert (await run("return await Promise.resolve([1, 2]);")).output == [1, 2]
+    assert (await run("const x = 1;")).output is None
+
+
+async def test_console_lines_go_to_the_job_log() -> None:
+    spec = parse("console.log('hello', {a: 1}, [2]); console.error('bad', 3); return 1;")
+    running = job(spec)
+    await spec.config.run(running)
+    assert running.lines == ['hello {"a":1} [2]', "error: bad 3"]
+
+
+@pytest.mark.parametrize(
+    ("code", "message"),
+    [
+        ("\nthrow new TypeError('boom');", "TypeError: boom (line 2)"),
+        ("return null.x;", "TypeError: Cannot read properties of null (reading 'x') (line 1)"),
+        ("throw 'plain';", "Uncaught plain"),
+        ("return {a: 1", "SyntaxError"),
+        ("return 10n;", "the result cannot be turned into JSON"),
+    ],
+)
+async def test_errors_fail_the_job_with_the_javascript_message(code: str, message: str) -> None:
+    with pytest.raises(NodeError) as caught:
+        await run(code)
+    assert str(caught.value).startswith(message)
+
+
+async def test_log_lines_before_an_error_are_kept() -> None:
+    spec = parse("console.log('step 1'); throw new Error('step 2 failed');")
+    running = job(spec)
+    with pytest.raises(NodeError, match="Error: step 2 failed"):
+        await spec.config.run(running)
+    assert running.lines == ["step 1"]
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "require('fs')",
+        "return fetch('http://example.com')",
+        "return new XMLHttpRequest()",
+        "return WebAssembly.Module",
+        "return process.env",
+        "return await import('fs')",
+    ],
+)
+async def test_there_is_no_file_system_or_network(code: str) -> None:
+    with pytest.raises(NodeError):
+        await run(code)
+
+
+async def test_nothing_is_shared_between_runs() -> None:
+    roots = {"context": {"data": {"n": 1}}}
+    first = await run("globalThis.kept = 1; context.data.n = 99; return context.data.n;", roots)
+    assert first.output == 99
+    assert roots == {"context": {"data": {"n": 1}}}  # the caller's data is untouched
+    second = await run("return [typeof kept, context.data.n];", roots)
+    assert second.output == ["undefined", 1]
+
+
+async def test_an_infinite_loop_fails_at_its_time_limit() -> None:
+    started = time.monotonic()
+    with pytest.raises(NodeError, match="time limit of 300ms"):
+        await run("while (true) {}", timeout="300ms")
+    assert time.monotonic() - started < 1.5
+
+
+async def test_catastrophic_regex_backtracking_is_stopped_too() -> None:
+    started = time.monotonic()
+    with pytest.raises(NodeError, match="time limit"):
+        await run("return /(a+)+$/.test('a'.repeat(40) + 'b');", timeout="300ms")
+    assert time.monotonic() - started < 1.5
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "const a = []; while (true) a.push(new Array(100000).fill(1));",
+        "const a = []; while (true) a.push(new ArrayBuffer(1e8));",
+        "let s = 'x'; while (true) s = s + s;",
+    ],
+)
+async def test_a_memory_bomb_fails(code: str) -> None:
+    with pytest.raises(NodeError, match=r"memory|allocation|Invalid string length"):
+        await run(code, memory="16MiB", timeout="3s")
+
+
+# -- in the NodeActor: timeouts, cancellation, concurrency ------------------------------
+
+
+async def send(actor: NodeActor, spec: NodeSpec) -> JobTicket:
+    ticket = JobTicket(job(spec))
+    await actor.mailbox.send(ticket)
+    return ticket
+
+
+async def test_a_looping_job_is_recorded_as_failed_within_its_limit_while_others_finish() -> None:
+    looping = NodeActor("wf", parse("while (true) {}", timeout="800ms"))
+    quick = NodeActor("wf", parse("return 1 + 1;"))
+    gaps: list[float] = []
+
+    async def tick() -> None:
+        last = time.monotonic()
+        while True:
+            await trio.sleep(0.01)
+            now = time.monotonic()
+            gaps.append(now - last)
+            last = now
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(looping.run)
+        await nursery.start(quick.run)
+        nursery.start_soon(tick)
+        started = time.monotonic()
+        stuck = await send(looping, looping.node)
+        done = await send(quick, quick.node)
+        await done.wait()
+        assert done.status == "succeeded"
+        assert done.result is not None
+        assert done.result.output == 2
+        assert not stuck.done  # still looping while the other job finished
+        await stuck.wait()
+        elapsed = time.monotonic() - started
+        nursery.cancel_scope.cancel()
+    assert stuck.status in {"timed_out", "failed"}
+    assert "800ms" in (stuck.error or "")
+    assert elapsed < 2.0
+    assert max(gaps) < 0.25  # the trio loop kept running
+
+
+async def test_cancelling_a_running_script_stops_it_at_once() -> None:
+    actor = NodeActor("wf", parse("while (true) {}", timeout="20s"))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(actor.run)
+        ticket = await send(actor, actor.node)
+        await trio.sleep(0.2)
+        assert _limiter().borrowed_tokens == 1
+        cancelled = time.monotonic()
+        ticket.cancel()
+        await ticket.wait()
+        assert time.monotonic() - cancelled < 0.1
+        with trio.fail_after(2):  # the worker thread ends too, long before 20s
+            while _limiter().borrowed_tokens:
+                await trio.sleep(0.01)
+        nursery.cancel_scope.cancel()
+    assert ticket.status == "cancelled"
+
+
+# -- load-time validation -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fields", "path", "expected"),
+    [
+        ({"code": None}, "code", "the field is missing"),
+        ({"code": "   "}, "code", "JavaScript code"),
+        ({"code": 5}, "code", "JavaScript code"),
+        ({"code": "return 1", "memory": "1KiB"}, "memory", "from 4MiB to 1GiB"),
+        ({"code": "return 1", "memory": "lots"}, "memory", "a size"),
+        ({"code": "return 1", "timeout": "soon"}, "timeout", "a duration"),
+        ({"code": "return 1", "language": "python"}, "language", "a known field"),
+    ],
+)
+def test_bad_config_is_refused_at_load(fields: dict[str, Any], path: str, expected: str) -> None:
+    with pytest.raises(DefinitionError) as caught:
+        parse_node(Fields({"key": "js", "type": "code", **fields}, source="w.yaml"))
+    assert caught.value.path == path
+    assert expected in caught.value.expected
+
+
+def test_the_time_limit_defaults_to_five_seconds_or_follows_the_timeout() -> None:
+    assert parse("return 1").config.time_limit == 5.0  # type: ignore[attr-defined]
+    assert parse("return 1", timeout="2s").config.time_limit == 2.0  # type: ignore[attr-defined]

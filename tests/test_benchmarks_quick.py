@@ -1,0 +1,55 @@
+"""Smoke test of the benchmarks suite: ``python -m benchmarks --quick`` on two cheap
+scenarios (the bare ASGI baseline over HTTP, the store actor in process) runs, prints
+its report and writes results a reader can use. No figure is asserted: speed is not
+a test's business."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_quick_run_measures_and_reports(tmp_path: Path) -> None:
+    # Without wrk the closed-loop run falls back to the built-in generator.
+    generator = "wrk" if shutil.which("wrk") else "builtin"
+    argv = [sys.executable, "-m", "benchmarks", "baseline-asgi", "store-actor", "--quick"]
+    argv += ["--duration", "1", "--generator", generator, "--results", str(tmp_path)]
+    argv.append("--no-charts")
+    done = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=60, check=False)
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "HTTP benchmarks" in done.stdout
+    assert "targets (issue 7)" in done.stdout
+    (document_path,) = tmp_path.glob("*.json")
+    document = json.loads(document_path.read_text())
+    assert document["machine"]["cpu_count"] >= 1
+    outcomes = {o["scenario"]: o for o in document["outcomes"]}
+    assert set(outcomes) == {"baseline-asgi", "store-actor"}
+
+    http = outcomes["baseline-asgi"]
+    assert http["error"] is None
+    assert http["skipped"] is None
+    assert http["result"]["completed"] > 0
+    assert http["result"]["errors"] == 0
+    assert http["result"]["mode"] == "closed"
+    assert http["reproduce"].startswith("python -m benchmarks baseline-asgi")
+
+    store = outcomes["store-actor"]["micro"]
+    assert store["subject_ops"] > 0
+    assert store["baseline_ops"] > 0
+    assert (tmp_path / document_path.name.replace(".json", ".md")).exists()
+
+
+def test_unknown_scenario_is_refused_with_the_known_names(tmp_path: Path) -> None:
+    argv = [sys.executable, "-m", "benchmarks", "no-such-thing", "--results", str(tmp_path)]
+    done = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=30, check=False)
+
+    assert done.returncode == 2
+    assert "no-such-thing" in done.stdout
+    assert "baseline-asgi" in done.stdout
+    assert not list(tmp_path.iterdir())

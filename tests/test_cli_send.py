@@ -1,0 +1,163 @@
+"""``hookline send``: signs as each provider does, against a real hookline server.
+
+The command runs in a worker thread (it is synchronous) while the server runs in the
+test's trio loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+import trio
+
+from hookline.cli import main
+from tests.http.test_verification_http import deliveries, hook, serving
+
+SECRET = "cli-send-secret"
+WHSEC = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+HOOKS = [
+    hook("github", f"github: {{secret: {SECRET}}}"),
+    hook("stripe", f"stripe: {{secret: {SECRET}}}"),
+    hook("slack", f"slack: {{secret: {SECRET}}}"),
+    hook("standard-webhooks", f"standard_webhooks: {{secret: {WHSEC}}}"),
+    hook("shopify", f"shopify: {{secret: {SECRET}}}"),
+    hook("twilio", f"twilio: {{secret: {SECRET}}}"),
+    hook("hmac", f"hmac: {{secret: {SECRET}, header: X-Sig, prefix: 'v1='}}"),
+    hook("basic", f"basic: {{username: ops, password: {SECRET}}}"),
+    hook("header", f"header: {{name: X-Token, secret: {SECRET}}}"),
+]
+
+
+async def send(*argv: str) -> int:
+    return await trio.to_thread.run_sync(main, ["send", *argv])
+
+
+@pytest.mark.parametrize(
+    ("scheme", "path", "extra"),
+    [
+        ("github", "github", ()),
+        ("stripe", "stripe", ()),
+        ("slack", "slack", ()),
+        ("shopify", "shopify", ()),
+        ("twilio", "twilio", ()),
+        ("twilio", "twilio?tenant=7", ("--content-type", "application/x-www-form-urlencoded")),
+        ("hmac", "hmac", ("--option", "header=X-Sig", "--option", "prefix=v1=")),
+        ("basic", "basic", ("--option", "username=ops")),
+        ("header", "header", ("--option", "name=X-Token")),
+    ],
+)
+async def test_send_signs_as_the_provider_does(
+    scheme: str,
+    path: str,
+    extra: Sequence[str],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    payload = tmp_path / "event.json"
+    is_form = "application/x-www-form-urlencoded" in extra
+    payload.write_bytes(b"From=%2B1555&Body=hi+there" if is_form else b'{"event": "push"}')
+    async with serving(HOOKS) as server:
+        url = f"{server.url}/api/webhooks/{path}"
+        good = await send(
+            url, "--scheme", scheme, "--secret", SECRET, "--data", f"@{payload}", *extra
+        )
+        accepted = capsys.readouterr().out
+        bad = await send(
+            url, "--scheme", scheme, "--secret", "wrong", "--data", f"@{payload}", *extra
+        )
+        refused = capsys.readouterr().out
+        key = path.split("?")[0]
+        records = await deliveries(server, key)
+
+    assert good == 0
+    assert accepted.startswith("202 Accepted\n")
+    assert '"status":"queued"' in accepted
+    assert bad == 1
+    assert refused.startswith("403 Forbidden\n")
+    assert "application/problem+json" not in refused  # the body is printed, not headers
+    assert '"status":403' in refused
+    assert [d.verdict for d in records] == ["accepted", "rejected"]
+    assert records[0].body == payload.read_bytes()
+
+
+async def test_send_standard_webhooks_with_inline_data_and_extra_headers(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    async with serving(HOOKS) as server:
+        url = f"{server.url}/api/webhooks/standard-webhooks"
+        status = await send(
+            url,
+            "--scheme",
+            "standard_webhooks",
+            "--secret",
+            WHSEC,
+            "--data",
+            '{"type": "invoice.paid"}',
+            "--header",
+            "X-Trace: abc-123",
+            "--method",
+            "post",
+        )
+        (record,) = await deliveries(server, "standard-webhooks")
+    assert status == 0
+    assert record.headers["x-trace"] == "abc-123"
+    assert record.headers["webhook-id"].startswith("msg_")
+    assert record.headers["webhook-signature"] == "[redacted]"
+    assert capsys.readouterr().out.startswith("202 ")
+
+
+async def test_a_header_can_override_the_signature(capsys: pytest.CaptureFixture[str]) -> None:
+    async with serving(HOOKS) as server:
+        url = f"{server.url}/api/webhooks/github"
+        status = await send(
+            url,
+            "--scheme",
+            "github",
+            "--secret",
+            SECRET,
+            "--data",
+            "{}",
+            "--header",
+            "X-Hub-Signature-256: sha256=00",
+        )
+    assert status == 1
+    assert capsys.readouterr().out.startswith("403 ")
+
+
+async def test_no_answer_exits_1(capsys: pytest.CaptureFixture[str]) -> None:
+    with trio.socket.socket() as sock:
+        await sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # bound, never listening: connections are refused
+        status = await send(
+            f"http://127.0.0.1:{port}/api/webhooks/x", "--scheme", "github", "--secret", "s"
+        )
+    assert status == 1
+    assert "no answer from" in capsys.readouterr().err
+
+
+def test_a_missing_scheme_option_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    status = main(["send", "http://127.0.0.1:9/x", "--scheme", "hmac", "--secret", "s"])
+    assert status == 2
+    assert "header" in capsys.readouterr().err
+
+
+def test_an_unreadable_data_file_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "nope.json"
+    status = main(
+        [
+            "send",
+            "http://127.0.0.1:9/x",
+            "--scheme",
+            "github",
+            "--secret",
+            "s",
+            "--data",
+            f"@{missing}",
+        ]
+    )
+    assert status == 2
+    assert "cannot read" in capsys.readouterr().err
