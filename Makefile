@@ -18,6 +18,16 @@ $(VENV)/.installed-test: $(BIN)/python pyproject.toml
 	$(BIN)/pip install -q -e '.[test]'
 	touch $@ $(VENV)/.installed
 
+# Local stand-ins for the examples' secrets and endpoints; set your own to override.
+export GITHUB_WEBHOOK_SECRET ?= dev-github-secret
+export GITLAB_WEBHOOK_TOKEN ?= dev-gitlab-token
+export SLACK_SIGNING_SECRET ?= dev-slack-secret
+export CRM_WEBHOOK_TOKEN ?= dev-crm-token
+export IOT_DEVICE_TOKEN ?= dev-iot-token
+export DEPLOY_URL ?= http://127.0.0.1:9000/deploy
+export CHAT_WEBHOOK_URL ?= http://127.0.0.1:9000/chat
+export ALERT_URL ?= http://127.0.0.1:9000/alert
+
 serve: $(VENV)/.installed
 	mkdir -p var
 	$(BIN)/hookline serve --config examples/hookline.yaml --bind $(HOST) --db var/hookline.db
@@ -30,6 +40,7 @@ typecheck: $(VENV)/.installed-test
 	$(BIN)/mypy
 
 test: $(VENV)/.installed-test lint typecheck
+	test -x /usr/bin/chromium || sh scripts/install-chromium.sh
 	$(BIN)/pytest
 
 $(VENV)/.installed-bench: $(BIN)/python pyproject.toml

@@ -38,12 +38,19 @@ class RunProgress:
     def console(self) -> Console:
         return self.progress.console
 
+    @property
+    def live(self) -> bool:
+        """Bars are drawn on a terminal only; in a CI log each step prints one line."""
+        return self.progress.console.is_terminal
+
     def __enter__(self) -> RunProgress:
-        self.progress.start()
+        if self.live:
+            self.progress.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.progress.stop()
+        if self.live:
+            self.progress.stop()
 
     def _update_overall(self) -> None:
         self.progress.update(
@@ -57,6 +64,9 @@ class RunProgress:
     @contextlib.contextmanager
     def timed(self, label: str, seconds: float) -> Iterator[None]:
         """A bar filling over ``seconds`` while the block runs (removed after)."""
+        if not self.live:
+            yield
+            return
         total = max(seconds, 0.1)
         task: TaskID = self.progress.add_task(label, total=total, unit=f"0/{seconds:.0f} s")
         stop = threading.Event()

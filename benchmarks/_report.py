@@ -215,13 +215,18 @@ def markdown(outcomes: Sequence[Outcome], facts: dict[str, object], run: dict[st
         for outcome in outcomes
         if outcome.phase != "micro"
     ]
-    lines += ["", "| in-process | subject /s | baseline /s | ratio |", "|---|---|---|---|"]
+    lines += [
+        "",
+        "| in-process | subject /s | baseline /s | ratio | also |",
+        "|---|---|---|---|---|",
+    ]
     for outcome in outcomes:
         if outcome.micro is not None:
             m = outcome.micro
+            also = "; ".join(f"{label}: {rate:,.0f}/s" for label, rate in m.extra)
             lines.append(
                 f"| {outcome.scenario}: {m.subject} vs {m.baseline} | {m.subject_rate:,.0f} | "
-                f"{m.baseline_rate:,.0f} | {m.ratio:.3g}x |"
+                f"{m.baseline_rate:,.0f} | {m.ratio:.3g}x | {also} |"
             )
     lines += ["", "| target | measured | goal | met |", "|---|---|---|---|"]
     for t in evaluate(outcomes):

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -112,15 +111,21 @@ def admin_options(command: F) -> F:
     (an :class:`AdminClient`) and ``as_json`` instead of the first two. Apply it
     below the command decorator and above the command's own options."""
 
-    @functools.wraps(command)
-    def wrapper(url: str, key: str | None, **kwargs: Any) -> Any:
-        return command(client=AdminClient(url, key), **kwargs)
+    def wrapper(url: str, admin_key: str | None, **kwargs: Any) -> Any:
+        return command(client=AdminClient(url, admin_key), **kwargs)
 
     decorated: Any = wrapper
+    decorated.__name__ = command.__name__
+    decorated.__doc__ = command.__doc__
+    # The command's own arguments and options, declared below this decorator.
+    decorated.__click_params__ = list(getattr(command, "__click_params__", []))
     for option in (
         click.option("--json", "as_json", is_flag=True, help="Print the API's JSON, for scripts."),
         click.option(
-            "--key", envvar="HOOKLINE_ADMIN_KEY", help="Admin key (or HOOKLINE_ADMIN_KEY)."
+            "--key",
+            "admin_key",
+            envvar="HOOKLINE_ADMIN_KEY",
+            help="Admin key (or HOOKLINE_ADMIN_KEY).",
         ),
         click.option(
             "--url",

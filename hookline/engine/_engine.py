@@ -31,6 +31,7 @@ from ..errors import (
 )
 from ..http._router import Router
 from ..nodes._base import NodeServices
+from ..nodes._ssrf import new_http_client
 from ..store._collection_service import CollectionService
 from ..store._ops import RecordDelivery, SaveWorkflow
 from ..store._records import ExecutionRecord, WorkflowRecord
@@ -112,7 +113,7 @@ class Engine:
     async def main(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """The engine's root task: run until :meth:`aclose`, then shut down in order."""
         try:
-            async with trio.open_nursery() as outer, _http_client() as client:
+            async with trio.open_nursery() as outer, _http_client(self.services) as client:
                 self.services = attrs.evolve(self.services, http=client)
                 await outer.start(self.store.run)
                 async with trio.open_nursery() as inner:
@@ -426,11 +427,12 @@ def _workflow_record(workflow: Workflow) -> WorkflowRecord:
     )
 
 
-def _http_client() -> httpx.AsyncClient:
+def _http_client(services: NodeServices) -> httpx.AsyncClient:
     """The engine's one outbound client, shared by every http node: connection limits
-    hold across all executions. Redirects are followed by the node, hop by hop."""
+    hold across all executions, and every connection goes to an address the SSRF guard
+    checked (no DNS rebinding between the check and the connect)."""
     limits = httpx.Limits(max_connections=100, max_keepalive_connections=20)
-    return httpx.AsyncClient(limits=limits, follow_redirects=False, timeout=30.0)
+    return new_http_client(services.http_allow_hosts, limits=limits)
 
 
 @asynccontextmanager

@@ -347,10 +347,16 @@ class Execution:
 
     async def _answer(self, answer: Answer) -> None:
         handle = self.handle
-        if handle.set_answer(answer) and handle.workflow.trigger.mode == "sync":
-            await self.store.post(
+        if handle.answer is not None:
+            return
+        if handle.workflow.trigger.mode == "sync" and handle.idempotency_key is not None:
+            # Committed before the sender sees it: a retry right after gets it replayed.
+            await self.store.write(
                 SaveAnswer(handle.delivery.id, answer, self.workflow.key, handle.idempotency_key)
             )
+        elif handle.workflow.trigger.mode == "sync":
+            await self.store.post(SaveAnswer(handle.delivery.id, answer))
+        handle.set_answer(answer)
 
     async def finish(self, outcome: ExecutionOutcome) -> None:
         """Record how the execution ended, answer a sync sender, wake its waiters.

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import base64
 import re
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from quart import Blueprint, Response, current_app, request
 
@@ -20,7 +20,7 @@ from .._ids import id_time
 from ..engine._delivery import REDACTED, redact_headers
 from ..engine._engine import Engine
 from ..engine._workflow_supervisor import Admission
-from ..errors import HooklineError, NotFound, Rejected
+from ..errors import NotFound, Rejected
 from ..store._records import FINISHED_STATUSES, DeliveryRecord, ExecutionRecord, JobRecord, Page
 from ._responses import json_response, problem_response, rejection_response
 from ._ui_tree import TreeRow, node_rows
@@ -272,25 +272,20 @@ def admission_response(admission: Admission) -> Response:
     return response
 
 
-async def restart_execution(execution_id: str, how: str) -> Admission | Response:
-    """Call ``engine.replay`` or ``engine.retry`` (``how``); the Admission, or the
-    problem answer for an unknown execution (404), a refusal (the rejection's own
-    status: 503 for a disabled workflow, 429 for a full queue) or an execution that
-    cannot be restarted that way (409)."""
+async def restart_execution(
+    execution_id: str, how: Literal["replay", "retry"]
+) -> Admission | Response:
+    """``engine.replay`` or ``engine.retry`` (``how``): the Admission, or the problem
+    answer for an unknown execution (404), one whose state does not allow it (409), or
+    a refusal (503 for a disabled workflow, 429 for a full queue)."""
     engine = current_engine()
-    if await engine.store.get_execution(execution_id) is None:
-        return problem_response(404, "Not found", f"there is no execution {execution_id}")
-    method: Callable[[str], Awaitable[Admission]] | None = getattr(engine, how, None)
-    if method is None:
-        return problem_response(501, "Not implemented", f"this engine cannot {how} executions")
+    restart = engine.replay if how == "replay" else engine.retry
     try:
-        return await method(execution_id)
+        return await restart(execution_id)
     except NotFound as exc:
         return problem_response(404, "Not found", str(exc))
     except Rejected as exc:
         return rejection_response(exc)
-    except HooklineError as exc:
-        return problem_response(409, f"Cannot {how}", str(exc))
 
 
 @executions.post("/api/executions/<execution_id>/replay")

@@ -65,7 +65,6 @@ def _problems(*statuses: int) -> dict[str, Any]:
         422: "The definition or change does not validate",
         429: "The workflow's queue is full (see Retry-After)",
         500: "The execution failed (sync webhooks)",
-        501: "Not supported by this engine",
         503: "Unavailable (see Retry-After)",
     }
     return {
@@ -149,6 +148,12 @@ def _schemas() -> dict[str, Schema]:
                 "output": any_value,
                 "error": _nullable({"type": "string"}),
                 "jobs": {"type": "array", "items": _ref("Job")},
+                "tree": {
+                    "type": "array",
+                    "description": "the node tree, one row per node or branch label, "
+                    "nested by depth, with each node's last job status",
+                    "items": {"type": "object"},
+                },
             },
             required=("id", "workflow", "status", "created_at"),
         ),
@@ -203,7 +208,7 @@ def _paths() -> dict[str, Any]:
     execution = _path("id", "The execution id")
     restart = {
         "202": _json("A new execution was queued (see Location)", _ref("Accepted")),
-        **_problems(*ADMIN, 404, 409, 429, 501, 503),
+        **_problems(*ADMIN, 404, 409, 429, 503),
     }
     webhook = {
         "summary": "Deliver a webhook to the workflow listening on this path",

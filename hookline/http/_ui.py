@@ -281,8 +281,6 @@ def _back(default: str) -> Response:
 @ui.post("/ui/executions/<execution_id>/<action>")
 async def execution_action(execution_id: str, action: str) -> Response:
     here = url_for("ui.execution_page", execution_id=execution_id)
-    if action not in ("replay", "retry", "cancel"):
-        return Response("no such action", 404)
     if not await _csrf_ok():
         return Response("the form expired (CSRF token missing or wrong): reload the page", 403)
     if action == "cancel":
@@ -292,7 +290,9 @@ async def execution_action(execution_id: str, action: str) -> Response:
             return Response(f"there is no execution {execution_id}", 404)
         await flash("cancel requested" if cancelled else "the execution is not running")
         return _back(here)
-    outcome = await restart_execution(execution_id, action)
+    if action not in ("replay", "retry"):
+        return Response("no such action", 404)
+    outcome = await restart_execution(execution_id, "replay" if action == "replay" else "retry")
     if isinstance(outcome, Response):
         problem = json.loads(await outcome.get_data(as_text=True))
         await flash(f"{action} refused: {problem.get('detail', problem.get('title'))}")

@@ -28,7 +28,7 @@ import re
 import time
 from collections.abc import Sequence
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, ClassVar
 
 import attrs
 import httpx
@@ -83,6 +83,8 @@ class HttpNode:
     follow_redirects: bool = True
     ignore_fail: bool = False
     only_data: bool = False
+    # `retry` is this node's own (statuses, Retry-After): not the common per-node retry.
+    handles_retry: ClassVar[bool] = True
 
     def branches(self) -> Sequence[Sequence[NodeSpec]]:
         return ()

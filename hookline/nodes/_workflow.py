@@ -8,8 +8,10 @@ or its timeout passing, stops the waiting, not the child.
 
 Workflows calling each other in a loop are stopped: each child is started with the
 header ``x-hookline-depth`` one more than its parent's, and a node that would start a
-child past :data:`MAX_DEPTH` fails. On resume after a crash a ``workflow`` node that
-was mid-run starts its child again (at least once).
+child past :data:`MAX_DEPTH` fails. A waiting parent holds one of its workflow's
+``concurrency.max`` slots, so a workflow that waits on children of its own kind needs
+room for them. On resume after a crash a ``workflow`` node that was mid-run starts its
+child again (at least once).
 """
 
 from __future__ import annotations

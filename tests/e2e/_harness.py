@@ -84,7 +84,13 @@ class Server:
         raise RuntimeError(f"the server did not start:\n{self.log()}")
 
     def log(self) -> str:
+        """The output of the current (or last) run."""
         return self.log_path.read_text(errors="replace")
+
+    def logs(self) -> list[str]:
+        """The output of every run so far, first to last."""
+        paths = (self.db.parent / f"server-{n}.log" for n in range(1, self.starts + 1))
+        return [path.read_text(errors="replace") for path in paths]
 
     @property
     def pid(self) -> int:
@@ -141,6 +147,8 @@ class StoredJob:
     status: str
     attempt: int
     output: Any
+    started_at: float
+    finished_at: float | None
 
 
 @attrs.frozen
@@ -164,10 +172,11 @@ def read_db(db: Path) -> Stored:
         }
         jobs: dict[str, list[StoredJob]] = {}
         for row in conn.execute(
-            "SELECT execution_id, node, status, attempt, output FROM jobs ORDER BY seq"
+            "SELECT execution_id, node, status, attempt, output, started_at, finished_at "
+            "FROM jobs ORDER BY seq"
         ):
             jobs.setdefault(row[0], []).append(
-                StoredJob(row[0], row[1], row[2], row[3], unpack(row[4]))
+                StoredJob(row[0], row[1], row[2], row[3], unpack(row[4]), row[5], row[6])
             )
         deliveries = list(conn.execute("SELECT id, verdict, execution_id FROM deliveries"))
     return Stored(executions, jobs, deliveries)

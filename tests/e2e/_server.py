@@ -6,6 +6,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -15,7 +16,8 @@ ROOT = Path(__file__).parent.parent.parent
 class ServerProcess:
     """``hookline serve`` in a child process on a free port of 127.0.0.1."""
 
-    def __init__(self, config: Path, db: Path) -> None:
+    def __init__(self, config: Path, db: Path, env: dict[str, str] | None = None) -> None:
+        self.output: list[str] = []
         self.process = subprocess.Popen(
             [
                 sys.executable,
@@ -33,9 +35,16 @@ class ServerProcess:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
         )
         self.url = self._wait_for_url()
+        # Keep reading the output: a full pipe would block the server's logging.
+        threading.Thread(target=self._drain, daemon=True).start()
+
+    def _drain(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.output.append(line)
 
     def _wait_for_url(self, timeout: float = 30.0) -> str:
         assert self.process.stdout is not None

@@ -30,8 +30,11 @@ def test_every_api_route_is_described() -> None:
         for rule in app.url_map.iter_rules()
         if not rule.rule.startswith("/ui/")
     }
+
     # Parameter names differ in places (<execution_id> is {id}); compare shapes.
-    shape = lambda path: re.sub(r"\{[a-z_]+\}", "{}", path)  # noqa: E731
+    def shape(path: str) -> str:
+        return re.sub(r"\{[a-z_]+\}", "{}", path)
+
     assert {shape(r) for r in routes} == {shape(p) for p in described}
 
 
@@ -61,7 +64,7 @@ async def test_schemathesis_finds_no_server_error(tmp_path: Path) -> None:
             "--exclude-path-regex",
             "webhooks",
             "--max-examples",
-            "8",
+            "5",
             "--phases",
             "examples,fuzzing",
             "--seed",
@@ -77,5 +80,4 @@ async def test_schemathesis_finds_no_server_error(tmp_path: Path) -> None:
                 command, capture_stdout=True, capture_stderr=True, check=False, cwd=tmp_path
             )
     output = result.stdout.decode(errors="replace") + result.stderr.decode(errors="replace")
-    print(output[-3000:])
     assert result.returncode == 0, output[-6000:]
