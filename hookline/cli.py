@@ -120,7 +120,7 @@ async def _serve(config: ServerConfig, shutdown: _Shutdown) -> None:
     )
     async with open_engine(
         config.workflows,
-        store=config.store.url,
+        store=_store_url(config),
         env=config.env_values,
         pending_limit=config.engine.pending,
         shutdown_timeout=config.server.shutdown_timeout,
@@ -152,6 +152,14 @@ async def _serve(config: ServerConfig, shutdown: _Shutdown) -> None:
             await engine.aclose()
             http_stop.set()
             nursery.cancel_scope.deadline = trio.current_time() + HTTP_CLOSE_GRACE
+
+
+def _store_url(config: ServerConfig) -> str:
+    """``store.url`` with ``store.synchronous`` applied (an option in the URL wins)."""
+    url = config.store.url
+    if not url.startswith("sqlite:") or "synchronous=" in url:
+        return url
+    return f"{url}{'&' if '?' in url else '?'}synchronous={config.store.synchronous}"
 
 
 def _optional_path(path: Path | None) -> str | None:

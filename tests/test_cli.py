@@ -6,10 +6,16 @@ import pytest
 
 from hookline.cli import main
 
+from .e2e._server import EXAMPLE_ENV
+
 EXAMPLES = Path(__file__).parent.parent / "examples" / "workflows"
 
 
-def test_validate_examples_passes(capsys: pytest.CaptureFixture[str]) -> None:
+def test_validate_examples_passes(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in EXAMPLE_ENV.items():
+        monkeypatch.setenv(name, value)
     assert main(["workflows", "validate", str(EXAMPLES)]) == 0
     out = capsys.readouterr().out
     assert "hello" in out

@@ -1,9 +1,10 @@
 """Serving the app with hypercorn's trio worker inside the caller's nursery.
 
 Transport limits live here: TLS (``certfile``/``keyfile``), the size of a request's
-headers (``max_header_size``: larger ones get 431 before any route sees them), how long a sender may take to send its body (``body_timeout``: then 408), and
-how long an idle connection may take to start its next request (``keep_alive_timeout``,
-which also bounds a request head sent slowly).
+headers (``max_header_size``: larger ones get 431 before any route sees them), how
+long a sender may take to send its body (``body_timeout``: then 408), and how long an
+idle connection may take to start its next request (``keep_alive_timeout``, which also
+bounds a request head sent slowly).
 """
 
 from __future__ import annotations
@@ -24,33 +25,76 @@ from ._problem import problem_body, problem_headers
 
 DEFAULT_MAX_HEADER_SIZE = 16 * 1024
 DEFAULT_KEEP_ALIVE_TIMEOUT = 5.0
+_CLOSE = (b"connection", b"close")
 
 
-class HeaderLimit:
-    """ASGI middleware answering 431 to a request whose headers, counted as sent
-    (``name: value\r\n``), exceed ``limit`` bytes.
+def _has_body(headers: Sequence[tuple[bytes, bytes]]) -> bool:
+    for name, value in headers:
+        lowered = name.lower()
+        if lowered == b"transfer-encoding" or (lowered == b"content-length" and value != b"0"):
+            return True
+    return False
 
-    hypercorn's own limit (``h11_max_incomplete_size``) only bounds a head that is still
-    incomplete, so a large head arriving in one read would pass it.
+
+class TransportGuard:
+    """ASGI middleware around the app, for what hypercorn leaves to it.
+
+    - A request whose headers, counted as sent (``name: value\r\n``), exceed
+      ``max_header_size`` bytes is answered 431. hypercorn's own limit
+      (``h11_max_incomplete_size``) only bounds a head still incomplete, so a large
+      head arriving in one read would pass it.
+    - An answer sent before the request body was received in full (413 on the declared
+      length, 403 for an address, 404, 405) carries ``Connection: close``, and its
+      last part is sent shielded so hypercorn gets to close the connection. Otherwise
+      the unread rest of the body sits in front of the next request on that
+      connection, which hypercorn 0.18 then never answers.
     """
 
-    def __init__(self, app: Any, limit: int) -> None:
+    def __init__(self, app: Any, max_header_size: int) -> None:
         self.app = app
-        self.limit = limit
+        self.max_header_size = max_header_size
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "http":
-            size = sum(len(name) + len(value) + 4 for name, value in scope["headers"])
-            if size > self.limit:
-                await self._refuse(send, size)
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = scope["headers"]
+        size = sum(len(name) + len(value) + 4 for name, value in headers)
+        if size > self.max_header_size:
+            await self._refuse(send, size)
+            return
+        if not _has_body(headers):
+            await self.app(scope, receive, send)
+            return
+        received = False
+
+        async def tracked_receive() -> Any:
+            nonlocal received
+            message = await receive()
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                received = True
+            return message
+
+        async def closing_send(message: Any) -> None:
+            if message["type"] == "http.response.start" and not received:
+                message = {**message, "headers": [*message.get("headers", ()), _CLOSE]}
+            elif message["type"] == "http.response.body" and not message.get("more_body"):
+                # From inside this call hypercorn tells the app the request is over,
+                # quart-trio cancels the request's tasks, and the cancellation would
+                # land before hypercorn closes or recycles the connection.
+                with trio.CancelScope(shield=True):
+                    await send(message)
                 return
-        await self.app(scope, receive, send)
+            await send(message)
+
+        await self.app(scope, tracked_receive, closing_send)
 
     async def _refuse(self, send: Any, size: int) -> None:
-        detail = f"the request headers are {size} bytes; at most {self.limit} are accepted"
+        limit = self.max_header_size
+        detail = f"the request headers are {size} bytes; at most {limit} are accepted"
         body = problem_body(431, "Request header fields too large", detail)
         headers = [(n.encode(), v.encode()) for n, v in problem_headers()]
-        headers += [(b"content-length", str(len(body)).encode()), (b"connection", b"close")]
+        headers += [(b"content-length", str(len(body)).encode()), _CLOSE]
         await send({"type": "http.response.start", "status": 431, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
@@ -92,7 +136,7 @@ async def serve(
     app = create_app(engine, admin_keys=admin_keys)
     configure_ingress(app, trusted_proxies=trusted_proxies, body_timeout=body_timeout)
     await hypercorn_serve(
-        HeaderLimit(app, max_header_size),
+        TransportGuard(app, max_header_size),
         config,
         shutdown_trigger=shutdown_trigger,
         task_status=task_status,

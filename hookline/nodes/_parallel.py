@@ -45,17 +45,19 @@ async def gather(calls: Sequence[Callable[[], Awaitable[Any]]], *, limit: float)
         async def one(index: int) -> None:
             nonlocal failure
             try:
-                if limiter is None:
-                    results[index] = await calls[index]()
-                else:
-                    async with limiter:
-                        results[index] = await calls[index]()
+                results[index] = await calls[index]()
             except Exception as exc:  # noqa: BLE001 (re-raised below)
                 if failure is None:
                     failure = exc
                 nursery.cancel_scope.cancel()
+            finally:
+                if limiter is not None:
+                    limiter.release_on_behalf_of(index)
 
         for index in range(len(calls)):
+            # Taking the slot here, not in the task, starts calls in their order.
+            if limiter is not None:
+                await limiter.acquire_on_behalf_of(index)
             nursery.start_soon(one, index)
     if failure is not None:
         raise failure

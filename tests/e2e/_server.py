@@ -12,6 +12,18 @@ from pathlib import Path
 
 ROOT = Path(__file__).parent.parent.parent
 
+# What examples/hookline.yaml and the example workflows read from the environment.
+EXAMPLE_ENV = {
+    "GITHUB_WEBHOOK_SECRET": "gh-secret",
+    "GITLAB_WEBHOOK_TOKEN": "gl-token",
+    "SLACK_SIGNING_SECRET": "slack-secret",
+    "CRM_WEBHOOK_TOKEN": "crm-token",
+    "IOT_DEVICE_TOKEN": "iot-token",
+    "DEPLOY_URL": "http://127.0.0.1:9/deploy",
+    "CHAT_WEBHOOK_URL": "http://127.0.0.1:9/chat",
+    "ALERT_URL": "http://127.0.0.1:9/alert",
+}
+
 
 class ServerProcess:
     """``hookline serve`` in a child process on a free port of 127.0.0.1."""
@@ -35,7 +47,7 @@ class ServerProcess:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **EXAMPLE_ENV, **(env or {})},
         )
         self.url = self._wait_for_url()
         # Keep reading the output: a full pipe would block the server's logging.

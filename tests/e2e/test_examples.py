@@ -21,15 +21,9 @@ from aiosmtpd.controller import Controller
 
 from hookline._signing import sign
 
-from ._server import ROOT, ServerProcess
+from ._server import EXAMPLE_ENV, ROOT, ServerProcess
 
-SECRETS = {
-    "GITHUB_WEBHOOK_SECRET": "gh-secret",
-    "GITLAB_WEBHOOK_TOKEN": "gl-token",
-    "SLACK_SIGNING_SECRET": "slack-secret",
-    "CRM_WEBHOOK_TOKEN": "crm-token",
-    "IOT_DEVICE_TOKEN": "iot-token",
-}
+SECRETS = EXAMPLE_ENV
 
 # A test-only workflow that seeds the owners collection through the same server.
 SEED = """
@@ -119,7 +113,6 @@ def examples(tmp_path: Path) -> Iterator[Examples]:
     config = config.replace("port: 2525", f"port: {smtp_port}")
     (folder / "hookline.yaml").write_text(config)
     env = {
-        **SECRETS,
         "DEPLOY_URL": f"{receiver.url}/deploy",
         "CHAT_WEBHOOK_URL": f"{receiver.url}/chat",
         "ALERT_URL": f"{receiver.url}/alert",

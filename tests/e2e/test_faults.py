@@ -7,6 +7,7 @@ is answered 2xx. Meanwhile the server is killed at random moments and restarted.
 
 from __future__ import annotations
 
+import itertools
 import random
 import signal
 from collections import defaultdict
@@ -175,10 +176,9 @@ async def test_order_per_key_holds_across_a_sigkill(server: Server) -> None:
         assert all(run.order_key == device for run in runs)
         # The successful run of each one's node, in arrival order, never overlapping.
         naps = [
-            next(job for job in stored.jobs[run.id] if job.status == "succeeded")
-            for run in runs
+            next(job for job in stored.jobs[run.id] if job.status == "succeeded") for run in runs
         ]
-        for earlier, later in zip(naps, naps[1:], strict=False):
+        for earlier, later in itertools.pairwise(naps):
             assert earlier.finished_at is not None
             assert later.started_at >= earlier.finished_at, f"{device} ran out of order"
 

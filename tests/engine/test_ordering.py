@@ -3,6 +3,7 @@ restart; different keys in parallel up to ``concurrency.max``."""
 
 from __future__ import annotations
 
+import itertools
 import textwrap
 from collections import defaultdict
 
@@ -126,7 +127,7 @@ def assert_one_at_a_time_in_order(
         end = finished[handle.id]
         by_key[device].append((end - seconds, end))
     for device, spans in by_key.items():
-        for (_, earlier_end), (later_start, _) in zip(spans, spans[1:], strict=False):
+        for (_, earlier_end), (later_start, _) in itertools.pairwise(spans):
             assert later_start >= earlier_end - 1e-9, f"{device} overlapped or reordered"
 
 
@@ -207,7 +208,7 @@ async def test_order_holds_across_a_restart(autojump_clock: trio.testing.MockClo
     devices = [f"d{n}" for n in range(20)]
     sent: list[tuple[str, str]] = []
     async with open_engine([ordered(max_=8)], store=store, shutdown_timeout=0.2) as engine:
-        for n in range(3):
+        for _n in range(3):
             for device in devices:
                 admission = await engine.submit("devices", data={"device": device})
                 sent.append((device, admission.execution_id))
@@ -228,7 +229,7 @@ async def test_order_holds_across_a_restart(autojump_clock: trio.testing.MockClo
     for device in devices:
         ends = [finished[id] for d, id in sent if d == device]
         assert ends == sorted(ends)
-        assert all(later - earlier >= 1 - 1e-9 for earlier, later in zip(ends, ends[1:]))
+        assert all(later - earlier >= 1 - 1e-9 for earlier, later in itertools.pairwise(ends))
 
 
 async def test_executions_without_an_order_key_are_not_ordered(

@@ -63,7 +63,7 @@ class CountingStore(MemoryStore):
         super().__init__()
         self.written: list[WriteOp] = []
 
-    async def write(self, op: WriteOp) -> Any:  # type: ignore[override]
+    async def write(self, op: WriteOp) -> Any:
         self.written.append(op)
         return await super().write(op)
 
@@ -115,7 +115,8 @@ async def test_a_sweep_prunes_what_is_older_than_the_policy_in_batches(
     assert still is not None  # running: never pruned, however old
     assert still.status == "running"
     limits = [getattr(op, "limit", None) for op in store.written]
-    assert limits and set(limits) == {3}
+    assert limits
+    assert set(limits) == {3}
     stats = retention.statistics()
     assert (stats.sweeps, stats.executions, stats.deliveries, stats.idempotency) == (2, 7, 8, 7)
 

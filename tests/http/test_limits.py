@@ -181,3 +181,31 @@ async def test_a_body_arriving_in_pieces_within_the_timeout_is_accepted(
         await stream.aclose()
 
     assert answer.status == 202, answer.body
+
+
+async def test_an_answer_before_the_body_closes_the_connection() -> None:
+    async with serving([LIMITED, SIGNED]) as server:
+        stream = await open_raw(server.url)
+        # Answered 404 from the path alone; the 50 promised bytes never come.
+        await stream.send_all(head("/api/webhooks/nowhere", "Content-Length: 50"))
+        with trio.fail_after(5):
+            early = await read_answer(stream)
+            rest = await stream.receive_some(1024)
+        await stream.aclose()
+
+        stream = await open_raw(server.url)
+        # Read in full, then refused (401): the connection stays usable.
+        await stream.send_all(head("/api/webhooks/signed", "Content-Length: 2") + b"{}")
+        with trio.fail_after(5):
+            first = await read_answer(stream)
+        await stream.send_all(head("/api/webhooks/limited", "Content-Length: 2") + b"ok")
+        with trio.fail_after(5):
+            second = await read_answer(stream)
+        await stream.aclose()
+
+    assert early.status == 404
+    assert early.headers["connection"] == "close"
+    assert rest == b""  # closed by the server, not left waiting for the rest
+    assert first.status == 401
+    assert "connection" not in first.headers
+    assert second.status == 202
