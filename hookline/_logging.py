@@ -56,10 +56,17 @@ def configure_logging(
 ) -> None:
     """Log to ``stream`` (stderr) as text or JSON lines, at ``level``.
 
+    The per-delivery and per-execution lines are on with JSON lines (made for log
+    shippers) or at INFO and below (``-v``); otherwise off, since writing a line per
+    event costs the store's writer thread time at high rates.
+
     Like :func:`logging.basicConfig`, it leaves a root logger that someone else set up
     (a test runner, an embedding program) alone; a handler it installed itself is
     replaced, so calling it again switches the format.
     """
+    events = logging.INFO if json_lines or level <= logging.INFO else logging.WARNING
+    delivery_log.setLevel(events)
+    execution_log.setLevel(events)
     root = logging.getLogger()
     ours = [h for h in root.handlers if getattr(h, "hookline", False)]
     if len(ours) != len(root.handlers):

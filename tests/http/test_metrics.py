@@ -165,7 +165,8 @@ async def test_metrics_are_guarded_like_the_admin_api() -> None:
 async def test_one_log_line_per_delivery_and_per_execution_end(
     server: Server, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="hookline")
+    for name in ("hookline.delivery", "hookline.execution"):
+        caplog.set_level(logging.INFO, logger=name)
     answer = await server.client.post(
         "/api/webhooks/fails", json={"n": 1}, headers={"authorization": "Bearer s3cret"}
     )
@@ -188,7 +189,8 @@ async def test_one_log_line_per_delivery_and_per_execution_end(
 async def test_json_lines_carry_the_linking_ids(
     server: Server, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="hookline")
+    for name in ("hookline.delivery", "hookline.execution"):
+        caplog.set_level(logging.INFO, logger=name)
     await server.client.post("/api/webhooks/steps", json={"n": 1})
     await server.engine.store.flush()
 
