@@ -30,7 +30,10 @@ SEED = """
 key: seed-owner
 trigger: {type: webhook, path: test/owners, mode: sync}
 nodes:
-  - {key: owner, type: create, collection: owners, values: {name: "{{$context.data.name}}", assigned: 0}}
+  - key: owner
+    type: create
+    collection: owners
+    values: {name: "{{$context.data.name}}", assigned: 0}
 """
 
 
@@ -75,7 +78,9 @@ class Mailbox:
     def __init__(self) -> None:
         self.messages: list[Any] = []
 
-    async def handle_DATA(self, server: object, session: object, envelope: Any) -> str:
+    async def handle_DATA(  # noqa: N802 (aiosmtpd's hook name)
+        self, server: object, session: object, envelope: Any
+    ) -> str:
         self.messages.append(envelope)
         return "250 OK"
 
