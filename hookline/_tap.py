@@ -219,7 +219,7 @@ class StoreTap:
         if len(self._live) > MAX_TRACKED:
             del self._live[next(iter(self._live))]
 
-    def _lookup(self, id: str) -> _Live:
+    def _lookup(self, id: str, *, track: bool = True) -> _Live:
         live = self._live.get(id)
         if live is None:
             # Started before this process (resumed after a restart): ask the store once.
@@ -232,7 +232,8 @@ class StoreTap:
             else:
                 live = _Live(record.workflow, record.delivery_id, record.created_at)
                 live.started_at = record.started_at
-            self._track(id, live)
+            if track:
+                self._track(id, live)
         return live
 
     def _execution_update(self, op: UpdateExecution) -> list[StoreEvent]:
@@ -258,7 +259,9 @@ class StoreTap:
     def _job(self, job: JobRecord) -> list[StoreEvent]:
         if job.status == "running":
             return []
-        live = self._lookup(job.execution_id)
+        # A job saved after its execution ended is not tracked again: nothing would
+        # ever forget it.
+        live = self._lookup(job.execution_id, track=False)
         # A collection write saves its job, and the execution saves it again after.
         identity = (job.node, job.attempt)
         if identity in live.jobs_seen:

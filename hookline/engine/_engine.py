@@ -54,6 +54,10 @@ RETRYABLE = frozenset({"failed", "timed_out", "cancelled"})
 
 @attrs.frozen
 class EngineStatistics:
+    """A snapshot of the engine. ``pending`` counts live executions against
+    ``pending_limit``; ``resumed`` the executions resumed at start-up; ``retention``
+    is None when the engine prunes nothing."""
+
     accepting: bool
     pending: int
     pending_limit: int
