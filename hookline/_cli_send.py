@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import ssl
 import sys
-from http import HTTPStatus
 from collections.abc import Mapping, Sequence
+from http import HTTPStatus
 from pathlib import Path
 
 import click

@@ -140,6 +140,7 @@ async def _serve(config: ServerConfig, shutdown: _Shutdown) -> None:
                     keyfile=_optional_path(config.server.keyfile),
                     admin_keys=config.admin.api_keys,
                     access_log=config.server.access_log,
+                    trusted_proxies=config.server.trusted_proxies,
                     shutdown_trigger=http_stop.wait,
                 )
             )

@@ -68,7 +68,7 @@ async def test_send_signs_as_the_provider_does(
             url, "--scheme", scheme, "--secret", "wrong", "--data", f"@{payload}", *extra
         )
         refused = capsys.readouterr().out
-        key = path.split("?")[0]
+        key = path.split("?", maxsplit=1)[0]
         records = await deliveries(server, key)
 
     assert good == 0

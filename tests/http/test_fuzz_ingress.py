@@ -58,7 +58,11 @@ nodes:
 """,
     """
 key: echo
-trigger: {type: webhook, path: "echo/{name}", methods: [GET, POST, PUT, PATCH, DELETE, HEAD], mode: sync}
+trigger:
+  type: webhook
+  path: "echo/{name}"
+  methods: [GET, POST, PUT, PATCH, DELETE, HEAD]
+  mode: sync
 nodes:
   - {key: out, type: end, output: "{{$context}}"}
 """,
@@ -182,13 +186,14 @@ def fuzz(base_url: str) -> int:
     ) -> None:
         nonlocal ran
         ran += 1
-        all_headers: dict[str, str | bytes] = dict(sent_headers)
+        all_headers: dict[bytes, bytes] = {k.encode(): v for k, v in sent_headers.items()}
         if content_type.isprintable() and content_type.isascii():
-            all_headers["content-type"] = content_type.strip() or "text/plain"
+            all_headers[b"content-type"] = (content_type.strip() or "text/plain").encode()
         if signed:
             # Half the cases get past verification, so parsing and admission are fuzzed too.
-            all_headers.update(sign("github", secret=SECRET, body=body).headers)
-            all_headers.update(sign("jwt", secret=JWT_KEY, body=body).headers)
+            for scheme, key in (("github", SECRET), ("jwt", JWT_KEY)):
+                signed_headers = sign(scheme, secret=key, body=body).headers
+                all_headers.update({k.encode(): v.encode() for k, v in signed_headers.items()})
         answer = client.request(
             method,
             f"/api/webhooks/{path}",

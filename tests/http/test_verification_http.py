@@ -14,6 +14,7 @@ import socket
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -22,6 +23,7 @@ import trio
 
 from hookline._signing import sign
 from hookline.engine._engine import open_engine
+from hookline.engine._loader import load_workflows
 from hookline.http._client_ip import IPNetwork
 from hookline.http._serve import serve
 from hookline.store._records import DeliveryRecord
@@ -144,8 +146,9 @@ SCHEMES = [
     ),
     Scheme(
         "hmac",
-        "hmac: {secret: %s, header: X-Signature, algorithm: sha512, encoding: base64, "
-        "prefix: 'sha512=', signed: '{timestamp}.{body}', timestamp_header: X-Timestamp}" % SECRET,
+        "hmac: {secret: " + SECRET + ", header: X-Signature, algorithm: sha512, "
+        "encoding: base64, prefix: 'sha512=', signed: '{timestamp}.{body}', "
+        "timestamp_header: X-Timestamp}",
         options=HMAC_OPTIONS,
     ),
     Scheme(
@@ -246,7 +249,9 @@ trigger:
   verify:
     - jwt: {{secret: "{key}", algorithms: [HS256], audience: hookline}}
 nodes:
-  - {{key: out, type: end, output: {{sub: "{{{{$context.jwt.sub}}}}", aud: "{{{{$context.jwt.aud}}}}"}}}}
+  - key: out
+    type: end
+    output: {{sub: "{{{{$context.jwt.sub}}}}", aud: "{{{{$context.jwt.aud}}}}"}}
 """
     async with serving([text]) as server:
         body = b'{"hello": "world"}'
@@ -442,3 +447,19 @@ async def test_ip_is_checked_before_the_signature() -> None:
         unsigned = await server.client.post("/api/webhooks/both", json={})
     # A 401 would tell an outsider which credential to bring.
     assert_problem(unsigned, 403)
+
+
+def test_bad_verify_options_are_refused_at_load_naming_the_field(tmp_path: Path) -> None:
+    (tmp_path / "a-good.yaml").write_text(hook("good", f"github: {{secret: {SECRET}}}"))
+    (tmp_path / "b-bad.yaml").write_text(hook("bad", "github: {secret: 42}"))
+    (tmp_path / "c-unset.yaml").write_text(hook("unset", "stripe: {secret: env:NO_SUCH_VAR_X}"))
+
+    result = load_workflows(tmp_path, env={})
+
+    assert [w.key for w in result.workflows] == ["good"]
+    assert len(result.workflows[0].trigger.verification.checks) == 1
+    bad, unset = result.errors
+    assert bad.source.endswith("b-bad.yaml")
+    assert bad.path == "trigger.verify[0].github.secret"
+    assert unset.path.startswith("trigger.verify[0].stripe")
+    assert "NO_SUCH_VAR_X" in str(unset)

@@ -1,0 +1,148 @@
+"""The PostgreSQL schema, as an ordered list of migrations.
+
+A database records the migrations it has applied in ``schema_migrations`` (version,
+name, time). :func:`migrate` applies the missing ones in order in one transaction,
+holding an advisory lock, so several processes opening the same new database migrate
+it once. Tables go into the connection's current schema (the first of its
+``search_path``), so one database can hold several hookline stores side by side.
+
+Ids and other keys that lists sort by are ``text COLLATE "C"``: byte order, the order
+SQLite and Python give them, whatever the database's own locale. Payloads are msgpack
+in ``bytea``; times are seconds since the epoch in ``double precision``, as in SQLite.
+Later changes add an entry to :data:`MIGRATIONS`; never edit an applied one.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import psycopg
+
+from ..errors import StoreError
+
+__all__ = ["MIGRATIONS", "migrate"]
+
+# Any constant will do, as long as it stays the same: every hookline process migrating
+# a database takes this lock first.
+_MIGRATION_LOCK = 0x686F6F6B6C696E65  # "hookline"
+
+_INITIAL = (
+    """CREATE TABLE workflows (
+        key text COLLATE "C" PRIMARY KEY,
+        title text NOT NULL,
+        enabled boolean NOT NULL,
+        source text NOT NULL,
+        digest text NOT NULL,
+        updated_at double precision NOT NULL)""",
+    """CREATE TABLE deliveries (
+        id text COLLATE "C" PRIMARY KEY,
+        workflow text,
+        received_at double precision NOT NULL,
+        method text NOT NULL,
+        path text NOT NULL,
+        headers bytea,
+        query bytea,
+        body bytea,
+        remote_addr text,
+        verdict text NOT NULL,
+        reason text,
+        status integer,
+        execution_id text)""",
+    # Lists are newest first (id desc) with optional filters: each filter leads an index
+    # whose second column is the id, so a page is an index range scan.
+    "CREATE INDEX deliveries_by_workflow ON deliveries (workflow, id)",
+    "CREATE INDEX deliveries_by_verdict ON deliveries (verdict, id)",
+    """CREATE TABLE executions (
+        id text COLLATE "C" PRIMARY KEY,
+        workflow text NOT NULL,
+        delivery_id text,
+        status text NOT NULL,
+        created_at double precision NOT NULL,
+        started_at double precision,
+        finished_at double precision,
+        context bytea,
+        output bytea,
+        error text,
+        order_key text)""",
+    "CREATE INDEX executions_by_workflow ON executions (workflow, id)",
+    "CREATE INDEX executions_by_status ON executions (status, id)",
+    "CREATE INDEX executions_by_delivery ON executions (delivery_id)",
+    # seq keeps the order jobs were first saved in; a job saved again keeps its seq.
+    """CREATE TABLE jobs (
+        seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        execution_id text NOT NULL,
+        node text NOT NULL,
+        scope text NOT NULL DEFAULT '',
+        attempt integer NOT NULL,
+        type text NOT NULL,
+        status text NOT NULL,
+        started_at double precision NOT NULL,
+        finished_at double precision,
+        output bytea,
+        error text,
+        log bytea,
+        CONSTRAINT jobs_identity UNIQUE (execution_id, node, scope, attempt))""",
+    "CREATE INDEX jobs_by_execution ON jobs (execution_id, seq)",
+    # The claim of a key is the insert: the primary key makes two claims collide.
+    """CREATE TABLE idempotency (
+        workflow text NOT NULL,
+        key text NOT NULL,
+        body_hash text NOT NULL,
+        execution_id text NOT NULL,
+        created_at double precision NOT NULL,
+        expires_at double precision NOT NULL,
+        answer bytea,
+        PRIMARY KEY (workflow, key))""",
+    "CREATE INDEX idempotency_by_expiry ON idempotency (expires_at)",
+    # Collection tables are made by their first write; this names them (a collection
+    # name may be longer than PostgreSQL's 63-byte identifiers allow with a prefix).
+    """CREATE TABLE collections (
+        name text COLLATE "C" PRIMARY KEY,
+        table_name text NOT NULL UNIQUE,
+        created_at double precision NOT NULL)""",
+)
+
+#: Every migration, in order: a name and its statements. A database at version N has
+#: applied the first N.
+MIGRATIONS: tuple[tuple[str, tuple[str, ...]], ...] = (("initial", _INITIAL),)
+
+
+def migrate(conn: psycopg.Connection[Any]) -> list[str]:
+    """Bring the database on ``conn`` up to date; returns the names of the migrations
+    applied now (empty when it already was).
+
+    ``conn`` must be in autocommit mode with no transaction open. Raises StoreError if
+    the database was written by a newer hookline (it has migrations this one does not
+    know) or cannot be migrated.
+    """
+    applied_now: list[str] = []
+    try:
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, "
+                "name text NOT NULL, applied_at double precision NOT NULL)"
+            )
+            rows = conn.execute("SELECT version FROM schema_migrations").fetchall()
+            versions = {int(row[0]) for row in rows}
+            newest = max(versions, default=0)
+            if newest > len(MIGRATIONS):
+                raise StoreError(
+                    f"the database is at schema version {newest}, newer than this "
+                    f"hookline knows ({len(MIGRATIONS)}); upgrade hookline"
+                )
+            for version, (name, statements) in enumerate(MIGRATIONS, start=1):
+                if version in versions:
+                    continue
+                for statement in statements:
+                    conn.execute(statement)
+                conn.execute(
+                    "INSERT INTO schema_migrations (version, name, applied_at) "
+                    "VALUES (%s, %s, %s)",
+                    (version, name, time.time()),
+                )
+                applied_now.append(name)
+    except psycopg.Error as exc:
+        raise StoreError(f"could not migrate the database: {exc}") from exc
+    return applied_now
