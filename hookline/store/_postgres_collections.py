@@ -129,15 +129,11 @@ def _select(
         if clause is not None:
             clauses.append(clause[0])
             args.extend(clause[1])
-    order: list[sql.Composable] = [
-        _order(sort) for sort in order_by if sort.field in columns and sort.field != "id"
-    ]
+    order = [_order(sort) for sort in order_by if sort.field in columns]
     query = sql.SQL("SELECT * FROM {}").format(sql.Identifier(table_name(collection)))
     if clauses:
         query += sql.SQL(" WHERE ") + sql.SQL(" AND ").join(clauses)
-    id_order = next((s for s in order_by if s.field == "id"), Sort("id"))
-    order.append(sql.SQL("id DESC" if id_order.descending else "id ASC"))
-    query += sql.SQL(" ORDER BY ") + sql.SQL(", ").join(order)
+    query += sql.SQL(" ORDER BY ") + sql.SQL(", ").join([*order, sql.SQL("id ASC")])
     # Columns come and go with writes: never reuse a prepared plan of SELECT *.
     cursor = conn.execute(query, args, prepare=False)
     names = [column.name for column in cursor.description or ()]
