@@ -74,6 +74,9 @@ class ServerSection:
     trusted_proxies: tuple[IPNetwork, ...] = ()
     shutdown_timeout: float = 10.0
     access_log: bool = False
+    body_timeout: float = 30.0  # a body that takes longer to arrive: 408
+    max_header_size: int = 16 * 1024  # request line and headers larger: 431
+    keep_alive_timeout: float = 5.0
 
     @property
     def host(self) -> str:
@@ -233,6 +236,9 @@ def _server(fields: Fields, base: Path) -> ServerSection:
         trusted_proxies=tuple(proxies),
         shutdown_timeout=fields.duration("shutdown_timeout", 10.0),
         access_log=fields.boolean("access_log", default=False),
+        body_timeout=fields.duration("body_timeout", 30.0),
+        max_header_size=fields.size("max_header_size", 16 * 1024),
+        keep_alive_timeout=fields.duration("keep_alive_timeout", 5.0),
     )
     fields.done()
     return section

@@ -132,8 +132,9 @@ def test_a_bad_bind_override_is_refused() -> None:
         (
             "server: {bnd: 'h:1'}",
             (
-                "server.bnd: expected a known field (one of: access_log, bind, certfile, keyfile, "
-                "shutdown_timeout, trusted_proxies)"
+                "server.bnd: expected a known field (one of: access_log, bind, body_timeout, "
+                "certfile, keep_alive_timeout, keyfile, max_header_size, shutdown_timeout, "
+                "trusted_proxies)"
             ),
         ),
         (
@@ -214,3 +215,21 @@ def test_parse_bind(bind: str, parsed: tuple[str, int]) -> None:
 def test_parse_bind_refuses(bind: str) -> None:
     with pytest.raises(ValueError):  # noqa: PT011
         parse_bind(bind)
+
+
+def test_server_limits_are_configurable(tmp_path: Path) -> None:
+    path = tmp_path / "hookline.yaml"
+    path.write_text("server: {body_timeout: 2s, max_header_size: 8KiB, keep_alive_timeout: 1s}\n")
+    server = load_config(path).server
+    assert (server.body_timeout, server.max_header_size, server.keep_alive_timeout) == (
+        2.0,
+        8192,
+        1.0,
+    )
+
+
+def test_a_bad_server_limit_names_its_field(tmp_path: Path) -> None:
+    path = tmp_path / "hookline.yaml"
+    path.write_text("server: {body_timeout: soon}\n")
+    with pytest.raises(ConfigError, match=r"server\.body_timeout: expected a duration"):
+        load_config(path)

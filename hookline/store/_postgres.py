@@ -220,8 +220,9 @@ class PostgresBackend:
         conn = self._writer
         if conn is None:
             raise StoreClosed(f"the store on {_redacted(self.url)} is closed")
-        if conn.closed:
+        if _gone(conn):
             # The server went away since the last batch: try a fresh connection.
+            conn.close()
             conn = self._writer = self._connect()
         return conn
 
@@ -234,7 +235,7 @@ class PostgresBackend:
                 with conn.transaction():
                     results: list[object] = [_apply_one(conn, op) for op in ops]
             except _OP_ERRORS:
-                if conn.closed:
+                if _gone(conn):
                     raise
                 with conn.transaction():
                     results = [_apply_alone(conn, op) for op in ops]
@@ -260,7 +261,7 @@ class PostgresBackend:
             finally:
                 if conn is not None:
                     with self._lock:
-                        keep = self._writer is not None and not conn.closed
+                        keep = self._writer is not None and not _gone(conn)
                         if keep:
                             self._idle.append(conn)
                     if not keep:
@@ -351,7 +352,7 @@ def _apply_alone(conn: Connection, op: WriteOp) -> object:
             return _apply_one(conn, op)
     except _OP_ERRORS as exc:
         # A lost connection is no op's fault: the batch fails as a whole.
-        if conn.closed:
+        if _gone(conn):
             raise
         return _op_error(op, exc)
 
@@ -458,6 +459,11 @@ def _filters(*pairs: tuple[str, str | None]) -> tuple[str, list[Any]]:
             clauses.append(clause)
             args.append(value)
     return (" WHERE " + " AND ".join(clauses) if clauses else ""), args
+
+
+def _gone(conn: Connection) -> bool:
+    """Whether ``conn`` is closed or lost its server."""
+    return conn.closed or conn.broken
 
 
 def _record_id(record: ExecutionRecord | DeliveryRecord) -> str:
