@@ -4,6 +4,7 @@ import hookline
 import hookline.engine
 import hookline.nodes
 import hookline.store
+import hookline.testing
 
 TOP_LEVEL = {
     "Admission",
@@ -39,7 +40,7 @@ def test_top_level_names_are_pinned() -> None:
 
 
 def test_subpackages_export_only_from_private_modules() -> None:
-    for package in (hookline.engine, hookline.store, hookline.nodes):
+    for package in (hookline.engine, hookline.store, hookline.nodes, hookline.testing):
         for name in public(package):
             value = getattr(package, name)
             if isinstance(value, type(hookline)):
@@ -51,3 +52,13 @@ def test_subpackages_export_only_from_private_modules() -> None:
 def test_every_error_descends_from_the_root() -> None:
     for name in hookline.errors.__all__:
         assert issubclass(getattr(hookline.errors, name), hookline.HooklineError)
+
+
+def test_testing_helpers_are_pinned() -> None:
+    assert public(hookline.testing) == {
+        "FailNode",
+        "FakeJob",
+        "MemoryStore",
+        "SleepNode",
+        "register_test_nodes",
+    }

@@ -13,7 +13,7 @@ from hookline.engine._job import JobTicket, RunningJob
 from hookline.engine._node_actor import NodeActor
 from hookline.nodes._base import NodeSpec
 from hookline.nodes._registry import parse_node
-from hookline.testing._nodes import register_test_nodes
+from hookline.testing import register_test_nodes
 
 register_test_nodes()
 

@@ -20,7 +20,7 @@ from hookline.engine._lanes import Lanes
 from hookline.engine._loader import load_workflow_text
 from hookline.errors import QueueFull
 from hookline.store._store import MemoryStore, Store
-from hookline.testing._nodes import register_test_nodes
+from hookline.testing import register_test_nodes
 
 register_test_nodes()
 

@@ -32,7 +32,7 @@ from hookline.store._memory import MemoryBackend
 from hookline.store._ops import AcceptDelivery
 from hookline.store._records import ExecutionRecord, JobRecord
 from hookline.store._store import MemoryStore, Store
-from hookline.testing._nodes import register_test_nodes
+from hookline.testing import register_test_nodes
 
 register_test_nodes()
 

@@ -18,7 +18,7 @@ from hookline.engine._loader import load_workflow_text
 from hookline.engine._retention import Retention, RetentionPolicy, id_floor
 from hookline.store._ops import WriteOp
 from hookline.store._store import MemoryStore, Store, open_store
-from hookline.testing._nodes import register_test_nodes
+from hookline.testing import register_test_nodes
 
 register_test_nodes()
 

@@ -21,7 +21,7 @@ from hookline.errors import DefinitionError, NodeError
 from hookline.nodes._base import Job, NodeResult, NodeSpec, RetryPolicy
 from hookline.nodes._registry import NodeListParser, register
 from hookline.store._store import MemoryStore
-from hookline.testing._nodes import register_test_nodes
+from hookline.testing import register_test_nodes
 
 register_test_nodes()
 

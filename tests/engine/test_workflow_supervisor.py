@@ -17,7 +17,7 @@ from hookline.engine._node_actor import NodeActor
 from hookline.engine._workflow_supervisor import DrainRate
 from hookline.errors import QueueFull
 from hookline.store._store import MemoryStore
-from hookline.testing._nodes import register_test_nodes
+from hookline.testing import register_test_nodes
 
 register_test_nodes()
 

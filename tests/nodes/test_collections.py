@@ -19,7 +19,7 @@ from hookline.store._collection_service import CollectionService
 from hookline.store._memory import MemoryBackend
 from hookline.store._sqlite import SQLiteBackend
 from hookline.store._store import Store
-from hookline.testing._nodes import FakeJob
+from hookline.testing import FakeJob
 
 
 @attrs.define

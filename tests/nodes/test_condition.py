@@ -10,7 +10,7 @@ from hookline.engine._fields import Fields
 from hookline.errors import DefinitionError
 from hookline.nodes._base import NodeSpec
 from hookline.nodes._registry import parse_node
-from hookline.testing._nodes import FakeJob
+from hookline.testing import FakeJob
 
 
 def parse(data: dict[str, Any]) -> NodeSpec:

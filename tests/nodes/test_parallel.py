@@ -14,7 +14,7 @@ from hookline.engine._engine import open_engine
 from hookline.engine._loader import load_workflow_text
 from hookline.errors import DefinitionError
 from hookline.store._store import MemoryStore
-from hookline.testing._nodes import register_test_nodes
+from hookline.testing import register_test_nodes
 
 register_test_nodes()
 

@@ -12,7 +12,7 @@ from hookline.errors import DefinitionError, NodeError
 from hookline.nodes._base import NodeSpec
 from hookline.nodes._registry import parse_node
 from hookline.store._records import Answer
-from hookline.testing._nodes import FakeJob
+from hookline.testing import FakeJob
 
 
 def parse(data: dict[str, Any]) -> NodeSpec:

@@ -15,7 +15,7 @@ from hookline.engine._loader import load_workflow_text
 from hookline.errors import DefinitionError
 from hookline.nodes._workflow import MAX_DEPTH
 from hookline.store._store import MemoryStore
-from hookline.testing._nodes import register_test_nodes
+from hookline.testing import register_test_nodes
 
 register_test_nodes()
 

@@ -1,17 +1,28 @@
-"""Fixtures for the store tests: both backends, a running store, record factories."""
+"""Fixtures for the store tests: every backend, a running store, record factories.
+
+The PostgreSQL backend runs against ``HOOKLINE_TEST_POSTGRES_URL`` when it is set;
+otherwise a throwaway cluster is started for the session with scripts/postgres.sh
+(which installs Debian's postgresql package if it is missing and it can). With neither,
+the PostgreSQL cases are skipped, saying why. Each test gets a schema of its own.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+import subprocess
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 import trio
 
 from hookline._ids import new_id
 from hookline.store._backend import StoreBackend
 from hookline.store._memory import MemoryBackend
+from hookline.store._postgres import PostgresBackend
 from hookline.store._records import DeliveryRecord, ExecutionRecord, JobRecord
 from hookline.store._sqlite import SQLiteBackend
 from hookline.store._store import Store
@@ -19,13 +30,65 @@ from hookline.store._store import Store
 BackendFactory = Callable[[], StoreBackend]
 
 
-@pytest.fixture(params=["sqlite", "memory"])
+SCRIPT = Path(__file__).parents[2] / "scripts" / "postgres.sh"
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """The URL of a PostgreSQL database the tests may fill; skips when there is none."""
+    url = os.environ.get("HOOKLINE_TEST_POSTGRES_URL")
+    if url:
+        yield url
+        return
+    started = subprocess.run(
+        ["sh", str(SCRIPT), "start"], capture_output=True, text=True, timeout=900, check=False
+    )
+    exports = dict(
+        line.removeprefix("export ").split("=", 1)
+        for line in started.stdout.splitlines()
+        if line.startswith("export ")
+    )
+    if started.returncode != 0 or "HOOKLINE_TEST_POSTGRES_URL" not in exports:
+        why = (started.stderr.strip().splitlines() or ["no reason given"])[-1]
+        pytest.skip(
+            "no PostgreSQL server: set HOOKLINE_TEST_POSTGRES_URL or install PostgreSQL "
+            f"(scripts/postgres.sh start: {why})"
+        )
+    try:
+        yield exports["HOOKLINE_TEST_POSTGRES_URL"]
+    finally:
+        subprocess.run(
+            ["sh", str(SCRIPT), "stop", exports["HOOKLINE_POSTGRES_DIR"]], check=False, timeout=60
+        )
+
+
+def postgres_schema_url(request: pytest.FixtureRequest) -> str:
+    """The PostgreSQL URL with a fresh schema of this test's own first on its search path;
+    the schema is dropped when the test ends."""
+    url: str = request.getfixturevalue("postgres_url")
+    schema = f"test_{uuid.uuid4().hex[:16]}"
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")  # type: ignore[arg-type]
+
+    def drop() -> None:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA {schema} CASCADE")  # type: ignore[arg-type]
+
+    request.addfinalizer(drop)
+    return f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3D{schema}"
+
+
+@pytest.fixture(params=["sqlite", "memory", "postgres"])
 def make_backend(request: pytest.FixtureRequest, tmp_path: Path) -> BackendFactory:
-    """Makes a backend over the same storage each time: the same file, or the same
-    in-memory backend (which keeps its data across close and open)."""
+    """Makes a backend over the same storage each time: the same file, the same
+    PostgreSQL schema, or the same in-memory backend (which keeps its data across close
+    and open)."""
     if request.param == "sqlite":
         path = tmp_path / "hookline.db"
         return lambda: SQLiteBackend(path)
+    if request.param == "postgres":
+        url = postgres_schema_url(request)
+        return lambda: PostgresBackend(url)
     memory = MemoryBackend()
     return lambda: memory
 
