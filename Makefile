@@ -39,9 +39,11 @@ lint: $(VENV)/.installed-test
 typecheck: $(VENV)/.installed-test
 	$(BIN)/mypy
 
+# PostgreSQL: a throwaway cluster for the run (installed from Debian's packages when
+# missing); where none can be had, its tests are skipped with the reason.
 test: $(VENV)/.installed-test lint typecheck
 	test -x /usr/bin/chromium || sh scripts/install-chromium.sh
-	$(BIN)/pytest
+	sh scripts/postgres.sh run $(BIN)/pytest
 
 $(VENV)/.installed-bench: $(BIN)/python pyproject.toml
 	$(BIN)/pip install -q -e '.[test,bench]'

@@ -40,6 +40,7 @@ from .store._records import (
     JobRecord,
     Page,
     WorkflowRecord,
+    WorkflowVersionRecord,
 )
 from .store._store import Store
 
@@ -183,6 +184,14 @@ class StoreTap:
 
     def list_workflows(self) -> list[WorkflowRecord]:
         return self.inner.list_workflows()
+
+    def list_workflow_versions(
+        self, workflow: str, limit: int, cursor: int | None
+    ) -> Page[WorkflowVersionRecord]:
+        return self.inner.list_workflow_versions(workflow, limit, cursor)
+
+    def get_workflow_version(self, workflow: str, version: int) -> WorkflowVersionRecord | None:
+        return self.inner.get_workflow_version(workflow, version)
 
     def query_records(
         self, collection: str, where: Sequence[Filter], order_by: Sequence[Sort], limit: int | None

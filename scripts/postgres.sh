@@ -9,8 +9,8 @@
 #
 # Debian's postgresql package is installed when no server binaries are found and
 # apt-get can be used (as root). `run` with no PostgreSQL to be had says so and runs
-# CMD anyway: the PostgreSQL tests then skip. With HOOKLINE_TEST_POSTGRES_URL already
-# set, `run` uses that server and starts nothing.
+# CMD anyway with HOOKLINE_TEST_POSTGRES_SKIP set: the PostgreSQL tests then skip. With
+# HOOKLINE_TEST_POSTGRES_URL already set, `run` uses that server and starts nothing.
 set -eu
 
 say() { echo "postgres.sh: $*" >&2; }
@@ -116,6 +116,9 @@ run() {
     fi
     if ! started=$(start); then
         say "running without PostgreSQL: its tests will be skipped"
+        # Tells the test fixtures not to try again.
+        HOOKLINE_TEST_POSTGRES_SKIP="scripts/postgres.sh could not start PostgreSQL"
+        export HOOKLINE_TEST_POSTGRES_SKIP
         "$@"
         return
     fi

@@ -212,16 +212,20 @@ class Engine:
                 self._retiring.append(supervisor)
                 del self._supervisors[key]
         for key, workflow in wanted.items():
+            version = None
+            if self.workflows.get(key) is not workflow:
+                # Saved before its supervisor starts: its executions record the version.
+                version = await self.store.write(SaveWorkflow(_workflow_record(workflow)))
             if workflow.enabled and key not in self._supervisors:
-                supervisor = WorkflowSupervisor(workflow, self.store, services=self.services)
+                supervisor = WorkflowSupervisor(
+                    workflow, self.store, services=self.services, version=version
+                )
                 self._generation += 1
                 spec = ChildSpec(
                     f"workflow:{key}#{self._generation}", supervisor.run, Restart.TRANSIENT
                 )
                 await self._root.start_child(spec)
                 self._supervisors[key] = supervisor
-            if self.workflows.get(key) is not workflow:
-                await self.store.post(SaveWorkflow(_workflow_record(workflow)))
         self.workflows = wanted
         self._router = Router((w.trigger.path, w.trigger.methods, w.key) for w in wanted.values())
 

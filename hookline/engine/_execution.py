@@ -44,6 +44,7 @@ class ExecutionHandle:
 
     ``resumed`` marks an execution that ran before (found unfinished at start-up, or
     retried from its failed node): it reuses the outputs of the jobs that succeeded.
+    ``context`` is the delivery's ``$context`` when admission built it already.
     """
 
     def __init__(
@@ -54,12 +55,14 @@ class ExecutionHandle:
         *,
         idempotency_key: str | None = None,
         resumed: bool = False,
+        context: dict[str, Any] | None = None,
     ) -> None:
         self.id = execution_id
         self.workflow = workflow
         self.delivery = delivery
         self.idempotency_key = idempotency_key
         self.resumed = resumed
+        self.context = context
         self.answer: Answer | None = None
         self.outcome: ExecutionOutcome | None = None
         self.cancel_requested = False
@@ -151,7 +154,7 @@ class Execution:
         self.services = services
         self.outputs: dict[str, Any] = {}
         self.roots: dict[str, Any] = {
-            "context": handle.delivery.context(),
+            "context": handle.context if handle.context is not None else handle.delivery.context(),
             "nodes": self.outputs,
             "scopes": {},
             "execution": {"id": handle.id},
@@ -164,7 +167,7 @@ class Execution:
         self._attempts: dict[Identity, int] = {}
         self._checkpoints: dict[Identity, Any] = {}
         self._end: End | None = None
-        self._random = random.Random()
+        self._random: random.Random | None = None
 
     async def run(self) -> ExecutionOutcome:
         """Run the execution; never raises except for cancellation from outside."""
@@ -182,23 +185,26 @@ class Execution:
         status: ExecutionStatus = "succeeded"
         output: Any = None
         error: str | None = None
-        with trio.CancelScope() as cancel_scope:
-            handle.attach(cancel_scope)
-            with trio.move_on_after(self.workflow.timeout) as timeout_scope:
-                try:
-                    if handle.resumed:
-                        await self._load_jobs()
-                    output = await self.walk(self.workflow.nodes, Frame("", self.roots))
-                except JobFailed as failure:
-                    status, error = "failed", str(failure)
-                except ExecutionEnded as ended:
-                    status, output = ended.end.status, ended.end.output
-                    if ended.end.status == "failed":
-                        error = "ended by an 'end' node with status failed"
-        if timeout_scope.cancelled_caught:
-            status, error = "timed_out", f"the workflow timeout ({self.workflow.timeout}s) passed"
-        elif cancel_scope.cancelled_caught:
-            status, error = "cancelled", "cancelled on request"
+        # One scope for both the workflow timeout and a cancel on request (the handle
+        # says which): entering a cancel scope is a large part of a short execution.
+        with trio.CancelScope(deadline=trio.current_time() + self.workflow.timeout) as scope:
+            handle.attach(scope)
+            try:
+                if handle.resumed:
+                    await self._load_jobs()
+                output = await self.walk(self.workflow.nodes, Frame("", self.roots))
+            except JobFailed as failure:
+                status, error = "failed", str(failure)
+            except ExecutionEnded as ended:
+                status, output = ended.end.status, ended.end.output
+                if ended.end.status == "failed":
+                    error = "ended by an 'end' node with status failed"
+        if scope.cancelled_caught:
+            if handle.cancel_requested:
+                status, error = "cancelled", "cancelled on request"
+            else:
+                status = "timed_out"
+                error = f"the workflow timeout ({self.workflow.timeout}s) passed"
         outcome = ExecutionOutcome(handle.id, self.workflow.key, status, output, error)
         await self.finish(outcome)
         return outcome
@@ -284,6 +290,9 @@ class Execution:
                 raise ExecutionEnded(self._end)  # an `end` ran inside this node
             if policy is None or tries >= policy.attempts or ticket.status not in policy.retry_on:
                 raise JobFailed(ticket)
+            if self._random is None:
+                # Seeded from the OS on first use: most executions never retry.
+                self._random = random.Random()
             wait = policy.delay(tries, self._random)
             log.info(
                 "execution %s: node '%s' %s (attempt %d); retrying in %.2fs",
@@ -378,6 +387,17 @@ class Execution:
         self.handle.set_outcome(outcome)
 
 
+_last_iso: tuple[int, str] = (-1, "")
+
+
 def _now_iso() -> str:
-    now = datetime.datetime.now(tz=datetime.UTC)
-    return now.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """The wall time as ISO 8601 UTC to the millisecond (``$system.now``); formatted
+    once per millisecond, however many jobs start in it."""
+    global _last_iso
+    millis = time.time_ns() // 1_000_000
+    if _last_iso[0] != millis:
+        seconds, rest = divmod(millis, 1000)
+        now = datetime.datetime.fromtimestamp(seconds, tz=datetime.UTC)
+        now = now.replace(microsecond=rest * 1000)
+        _last_iso = (millis, now.isoformat(timespec="milliseconds").replace("+00:00", "Z"))
+    return _last_iso[1]

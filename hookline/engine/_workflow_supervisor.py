@@ -83,10 +83,20 @@ class WorkflowSupervisor:
     ``accept`` reserves a queue slot before anything is stored, so a full queue is
     refused with :class:`QueueFull` (429) and an accepted delivery can always be queued.
     Executions parked behind another of their order key count against the queue too.
+    ``version`` is the stored version number of ``workflow``'s definition, recorded on
+    each execution it accepts (None: not known).
     """
 
-    def __init__(self, workflow: Workflow, store: Store, *, services: NodeServices) -> None:
+    def __init__(
+        self,
+        workflow: Workflow,
+        store: Store,
+        *,
+        services: NodeServices,
+        version: int | None = None,
+    ) -> None:
         self.workflow = workflow
+        self.version = version
         self.store = store
         self.services = services
         key = workflow.key
@@ -163,10 +173,17 @@ class WorkflowSupervisor:
         if self._retiring and self.queue.statistics().reserved == 0:
             self.queue.close()
 
-    def roots(self, delivery: Delivery, execution_id: str | None = None) -> dict[str, Any]:
-        """Template roots for what is rendered at intake (idempotency key, response)."""
+    def roots(
+        self,
+        delivery: Delivery,
+        execution_id: str | None = None,
+        *,
+        context: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Template roots for what is rendered at intake (idempotency key, response);
+        ``context`` is the delivery's ``$context`` when the caller built it already."""
         return {
-            "context": delivery.context(),
+            "context": delivery.context() if context is None else context,
             "nodes": {},
             "scopes": {},
             "execution": {"id": execution_id},
@@ -175,13 +192,13 @@ class WorkflowSupervisor:
             "env": dict(self.services.env),
         }
 
-    def order_key(self, delivery: Delivery) -> str | None:
+    def order_key(self, delivery: Delivery, roots: dict[str, Any] | None = None) -> str | None:
         """The delivery's ``concurrency.order_by`` key; None when the workflow has none
         or it renders empty (then the execution is not ordered)."""
         template = self.workflow.concurrency.order_by
         if template is None:
             return None
-        value = template.render(self.roots(delivery))
+        value = template.render(self.roots(delivery) if roots is None else roots)
         return None if value is None or value == "" else str(value)
 
     @property
@@ -205,7 +222,11 @@ class WorkflowSupervisor:
         finished duplicate. A rejection raised before the store write is recorded by the
         caller.
         """
-        key = idempotency_key(self.workflow, delivery, self.roots(delivery))
+        # The $context is built once per delivery: the intake templates, the stored
+        # record and the execution all read the same one.
+        context = delivery.context()
+        roots = self.roots(delivery, context=context)
+        key = idempotency_key(self.workflow, delivery, roots)
         body_hash = delivery.body_hash()
         if key is not None:
             earlier = await self.store.get_idempotency(self.workflow.key, key)
@@ -221,25 +242,46 @@ class WorkflowSupervisor:
                     )
                 )
                 return admission
-        return await self._admit(delivery, key, body_hash)
+        reservation = self._reserve()
+        return await self._admit(
+            delivery, key, body_hash, reservation, context=context, roots=roots
+        )
 
     async def replay(self, delivery: Delivery, of: str) -> Admission:
         """Start a new execution from ``delivery`` (a copy of the one execution ``of``
         started from), with no idempotency claim. Raises QueueFull or Unavailable as
         :meth:`accept` does."""
-        return await self._admit(delivery, None, delivery.body_hash(), reason=f"replay of {of}")
+        context = delivery.context()
+        return await self._admit(
+            delivery,
+            None,
+            delivery.body_hash(),
+            self._reserve(),
+            context=context,
+            roots=self.roots(delivery, context=context),
+            reason=f"replay of {of}",
+        )
 
     async def _admit(
-        self, delivery: Delivery, key: str | None, body_hash: str, *, reason: str | None = None
+        self,
+        delivery: Delivery,
+        key: str | None,
+        body_hash: str,
+        reservation: Reservation[ExecutionHandle],
+        *,
+        context: dict[str, Any],
+        roots: dict[str, Any],
+        reason: str | None = None,
     ) -> Admission:
         workflow = self.workflow
-        reservation = self._reserve()
         try:
             execution_id = new_id()
             now = time.time()
             answer = None
+            order_key = self.order_key(delivery, roots)
             if workflow.trigger.mode == "async":
-                answer = accepted_answer(workflow, execution_id, self.roots(delivery, execution_id))
+                roots["execution"] = {"id": execution_id}
+                answer = accepted_answer(workflow, execution_id, roots)
             claim = None
             if key is not None:
                 expires = now + workflow.trigger.idempotency.ttl
@@ -250,15 +292,15 @@ class WorkflowSupervisor:
                 execution_id=execution_id,
                 reason=reason,
             )
-            order_key = self.order_key(delivery)
             execution = ExecutionRecord(
                 id=execution_id,
                 workflow=workflow.key,
                 delivery_id=delivery.id,
                 status="queued",
                 created_at=now,
-                context=delivery.stored_context(),
+                context={**context, "headers": record.headers},
                 order_key=order_key,
+                workflow_version=self.version,
             )
             # Shielded: once the write is queued it commits, and a committed execution
             # must be queued here too, even if the caller has gone meanwhile.
@@ -266,7 +308,9 @@ class WorkflowSupervisor:
                 result = await self.store.write(AcceptDelivery(record, execution, claim, answer))
             if isinstance(result, IdempotencyRecord):
                 return self._replay(delivery, result, body_hash, recorded=True)
-            handle = ExecutionHandle(execution_id, workflow, delivery, idempotency_key=key)
+            handle = ExecutionHandle(
+                execution_id, workflow, delivery, idempotency_key=key, context=context
+            )
             if answer is not None:
                 handle.set_answer(answer)
             self._track(handle, order_key)

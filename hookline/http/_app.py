@@ -20,7 +20,7 @@ from ..errors import StoreError
 from ._access import AdminRefusal, admin_refusal, is_loopback
 from ._collections_api import collections_api
 from ._executions import executions
-from ._ingress import webhooks
+from ._ingress import HARD_BODY_LIMIT, WebhookIngress, webhooks
 from ._metrics import engine_metrics, metrics
 from ._openapi import openapi
 from ._responses import json_response, problem_response
@@ -38,8 +38,6 @@ __all__ = [
 
 log = logging.getLogger("hookline.http")
 
-# Bodies above this are cut off by Quart itself, whatever a workflow allows.
-HARD_BODY_LIMIT = 64 * 1024 * 1024
 READY_TIMEOUT = 2.0
 
 
@@ -82,6 +80,8 @@ def create_app(
     app.config["SESSION_COOKIE_SAMESITE"] = "Strict"
     app.config["SESSION_COOKIE_NAME"] = "hookline_session"
     app.register_blueprint(webhooks)
+    # Webhooks skip Quart's request handling (the route's hot path); the rest is Quart.
+    app.asgi_app = WebhookIngress(app, app.asgi_app)  # type: ignore[method-assign]
     app.register_blueprint(executions)
     app.register_blueprint(workflows_api)
     app.register_blueprint(collections_api)

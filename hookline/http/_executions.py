@@ -9,18 +9,25 @@ from the same delivery) or retried (continued from its failed node).
 from __future__ import annotations
 
 import base64
+import functools
+import hashlib
+import json
+import os
 import re
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
 
+import attrs
 from quart import Blueprint, Response, current_app, request
 
 from .._ids import id_time
+from ..engine._definition import Workflow
 from ..engine._delivery import REDACTED, redact_headers
 from ..engine._engine import Engine
+from ..engine._loader import load_workflow_text
 from ..engine._workflow_supervisor import Admission
-from ..errors import NotFound, Rejected
+from ..errors import DefinitionError, NotFound, Rejected
 from ..store._records import FINISHED_STATUSES, DeliveryRecord, ExecutionRecord, JobRecord, Page
 from ._responses import json_response, problem_response, rejection_response
 from ._ui_tree import TreeRow, node_rows
@@ -28,12 +35,16 @@ from ._ui_tree import TreeRow, node_rows
 __all__ = [
     "EXECUTION_STATUSES",
     "VERDICTS",
+    "RanWith",
     "current_engine",
+    "definition_digest",
+    "definition_format",
     "delivery_json",
     "execution_json",
     "executions",
     "job_json",
     "parse_time",
+    "ran_with",
 ]
 
 executions = Blueprint("executions", __name__)
@@ -89,6 +100,7 @@ def execution_json(
         "context": record.context,
         "output": record.output,
         "error": record.error,
+        "workflow_version": record.workflow_version,
     }
     if jobs is not None:
         document["jobs"] = [job_json(job) for job in jobs]
@@ -119,6 +131,68 @@ def delivery_json(record: DeliveryRecord) -> dict[str, Any]:
         "status": record.status,
         "execution_id": record.execution_id,
     }
+
+
+def definition_digest(text: str) -> str:
+    """The digest a definition text is stored under (as the engine saves it)."""
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def definition_format(text: str) -> Literal["json", "yaml"]:
+    """``json`` for a definition written as a JSON object, else ``yaml``."""
+    if text.lstrip().startswith("{"):
+        try:
+            return "json" if isinstance(json.loads(text), dict) else "yaml"
+        except ValueError:
+            pass
+    return "yaml"
+
+
+@functools.lru_cache(maxsize=64)
+def _load_version(key: str, version: int, text: str) -> Workflow | None:
+    # Cached: a live execution page reloads every second. Stored text never changes
+    # under a (key, version), and the text is part of the cache key anyway.
+    suffix = definition_format(text)
+    try:
+        return load_workflow_text(text, source=f"{key}@{version}.{suffix}", env=os.environ)
+    except DefinitionError:
+        # Secrets it named may be gone, or node types unregistered since.
+        return None
+
+
+@attrs.frozen
+class RanWith:
+    """The definition an execution's node tree is drawn from.
+
+    ``version`` is the stored version the execution ran with (None: not recorded, as
+    for executions from before versions were kept). ``changed``: the workflow's current
+    definition is another one. ``fallback``: that version could not be used (not
+    stored, or it no longer loads), so ``workflow`` is the current definition.
+    ``workflow`` is None when the workflow is gone and nothing else could be used.
+    """
+
+    workflow: Workflow | None
+    version: int | None = None
+    changed: bool = False
+    fallback: bool = False
+
+
+async def ran_with(engine: Engine, record: ExecutionRecord) -> RanWith:
+    """The definition ``record`` ran with: its stored version when that still loads,
+    else the workflow's current definition. Never raises for a bad stored version."""
+    current = engine.workflows.get(record.workflow)
+    version = record.workflow_version
+    if version is None:
+        return RanWith(current)
+    stored = await engine.store.get_workflow_version(record.workflow, version)
+    if stored is None:
+        return RanWith(current, version, fallback=True)
+    if current is not None and definition_digest(current.text) == stored.digest:
+        return RanWith(current, version)
+    loaded = _load_version(record.workflow, version, stored.source)
+    if loaded is None:
+        return RanWith(current, version, changed=True, fallback=True)
+    return RanWith(loaded, version, changed=True)
 
 
 def parse_time(raw: str, name: str) -> float:
@@ -232,10 +306,8 @@ async def show_execution(execution_id: str) -> Response:
         return problem_response(404, "Not found", f"there is no execution {execution_id}")
     jobs = await store.list_jobs(execution_id)
     document = execution_json(record, jobs)
-    document["tree"] = [
-        tree_row_json(row)
-        for row in node_rows(current_engine().workflows.get(record.workflow), jobs)
-    ]
+    drawn = await ran_with(current_engine(), record)
+    document["tree"] = [tree_row_json(row) for row in node_rows(drawn.workflow, jobs)]
     return json_response(document)
 
 

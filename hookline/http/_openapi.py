@@ -15,6 +15,7 @@ from ..engine._definition import HTTP_METHODS
 from ..store._collections import COLLECTION_PATTERN
 from ._executions import EXECUTION_STATUSES, MAX_LIMIT, VERDICTS
 from ._responses import json_response
+from ._workflows_api import MAX_VERSION
 
 __all__ = ["openapi", "openapi_document"]
 
@@ -147,6 +148,13 @@ def _schemas() -> dict[str, Schema]:
                 "context": {"type": "object"},
                 "output": any_value,
                 "error": _nullable({"type": "string"}),
+                "workflow_version": _nullable(
+                    {
+                        "type": "integer",
+                        "description": "the version of the workflow's definition it runs "
+                        "with (see /api/workflows/{key}/versions); null: not recorded",
+                    }
+                ),
                 "jobs": {"type": "array", "items": _ref("Job")},
                 "tree": {
                     "type": "array",
@@ -195,6 +203,21 @@ def _schemas() -> dict[str, Schema]:
                 "definition": {"type": "string", "description": "the source text"},
             },
             required=("key", "enabled", "trigger"),
+        ),
+        "WorkflowVersion": _object(
+            {
+                "workflow": {"type": "string"},
+                "version": {"type": "integer", "minimum": 1},
+                "digest": {"type": "string", "description": "SHA-256 of the text, in hex"},
+                "created_at": timestamp,
+                "current": {
+                    "type": "boolean",
+                    "description": "the workflow's definition in force now",
+                },
+                "format": {"type": "string", "enum": ["yaml", "json"]},
+                "definition": {"type": "string", "description": "the source text"},
+            },
+            required=("workflow", "version", "digest", "created_at", "current", "format"),
         ),
         "Accepted": _object(
             {"execution_id": {"type": "string"}, "status": {"type": "string"}},
@@ -277,6 +300,43 @@ def _paths() -> dict[str, Any]:
                 "responses": {
                     "200": _json("The workflow", _ref("Workflow")),
                     **_problems(*ADMIN, 404, 422),
+                },
+            },
+        },
+        "/api/workflows/{key}/versions": {
+            "parameters": [key],
+            "get": {
+                "summary": "Every distinct definition the workflow has had, newest first",
+                "parameters": [
+                    PAGE_PARAMETERS[0],
+                    _query(
+                        "cursor",
+                        "The cursor of the previous page (a version number)",
+                        {"type": "integer", "minimum": 1, "maximum": MAX_VERSION},
+                    ),
+                ],
+                "responses": {
+                    "200": _json("A page", _page("WorkflowVersion", "versions")),
+                    **_problems(400, *ADMIN, 404),
+                },
+            },
+        },
+        "/api/workflows/{key}/versions/{version}": {
+            "parameters": [
+                key,
+                {
+                    "name": "version",
+                    "in": "path",
+                    "required": True,
+                    "description": "The version number",
+                    "schema": {"type": "integer", "minimum": 1},
+                },
+            ],
+            "get": {
+                "summary": "One version of the workflow's definition, with its text",
+                "responses": {
+                    "200": _json("The version", _ref("WorkflowVersion")),
+                    **_problems(*ADMIN, 404),
                 },
             },
         },

@@ -44,6 +44,7 @@ from ._executions import (
     delivery_json,
     list_delivery_page,
     list_execution_page,
+    ran_with,
     restart_execution,
 )
 from ._ui_tree import BOX_WIDTH, node_rows, svg_size
@@ -227,7 +228,9 @@ async def execution_page(execution_id: str) -> str | Response:
     if record is None:
         return Response(f"there is no execution {execution_id}", 404)
     jobs = await engine.store.list_jobs(execution_id)
-    workflow = engine.workflows.get(record.workflow)
+    # Drawn as it ran: the definition version the execution recorded, if it loads.
+    drawn = await ran_with(engine, record)
+    workflow = drawn.workflow
     rows = node_rows(workflow, jobs)
     width, height = svg_size(rows)
     by_node: dict[str, list[Any]] = {}
@@ -243,6 +246,7 @@ async def execution_page(execution_id: str) -> str | Response:
         height=height,
         box_width=BOX_WIDTH,
         definitions=_definitions(workflow),
+        drawn=drawn,
         live=record.status in ("queued", "running"),
     )
 

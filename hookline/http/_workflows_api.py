@@ -4,6 +4,9 @@
 ``GET /api/workflows/<key>`` shows one with its definition text, ``PUT`` replaces or
 creates one from YAML or JSON (``?dry_run=true`` only validates), ``DELETE`` removes
 one and ``PATCH`` with ``{"enabled": false}`` disables one (requests then get 503).
+``GET /api/workflows/<key>/versions`` lists every distinct definition the workflow has
+had, newest first (kept after it is deleted: its executions still name them), and
+``.../versions/<n>`` gives one with its text.
 
 A definition that does not validate is answered 422 (problem+json) with ``field`` (the
 field path, as in ``nodes[1].then[0].timeout``), ``expected`` and ``source``. When the
@@ -30,14 +33,25 @@ from ..engine._engine import Engine
 from ..engine._loader import check_conflicts, load_workflow_text
 from ..engine._workflow_supervisor import WorkflowStatistics
 from ..errors import DefinitionError, NotFound
-from ._executions import current_engine
+from ..store._records import WorkflowVersionRecord
+from ._executions import MAX_LIMIT, current_engine, definition_digest, definition_format
 from ._responses import json_response, problem_response
 
-__all__ = ["WorkflowEditor", "workflow_editor", "workflow_json", "workflows_api"]
+__all__ = [
+    "MAX_VERSION",
+    "WorkflowEditor",
+    "version_json",
+    "workflow_editor",
+    "workflow_json",
+    "workflows_api",
+]
 
 workflows_api = Blueprint("workflows_api", __name__)
 
 MAX_DEFINITION = 1024 * 1024
+#: The largest version number asked about: past it none exists (and SQLite's integers
+#: end not far beyond).
+MAX_VERSION = 2**31 - 1
 JSON_TYPES = ("application/json",)
 _ENABLED_LINE = re.compile(r"^enabled[ \t]*:.*$", re.MULTILINE)
 _KEY_LINE = re.compile(r"^key[ \t]*:.*$", re.MULTILINE)
@@ -293,3 +307,60 @@ async def patch_workflow(key: str) -> Response:
     except NotFound as exc:
         return problem_response(404, "Not found", str(exc))
     return json_response(workflow_json(workflow, _stats(current_engine()).get(key)))
+
+
+def version_json(
+    version: WorkflowVersionRecord, current: Workflow | None, *, definition: bool = False
+) -> dict[str, Any]:
+    """A stored definition as the admin API shows it; ``current`` (the loaded workflow,
+    if any) tells whether it is the one in force; ``definition`` adds its text."""
+    document: dict[str, Any] = {
+        "workflow": version.workflow,
+        "version": version.version,
+        "digest": version.digest,
+        "created_at": version.created_at,
+        "current": current is not None and definition_digest(current.text) == version.digest,
+        "format": definition_format(version.source),
+    }
+    if definition:
+        document["definition"] = version.source
+    return document
+
+
+def _positive(name: str, raw: str | None, *, upto: int | None = None) -> int | None:
+    """Query parameter ``name`` as a whole number from 1 (to ``upto``); None if absent.
+    Raises ValueError with the message a 400 answer gives."""
+    if raw is None or raw == "":
+        return None
+    if not raw.isdigit() or int(raw) < 1 or (upto is not None and int(raw) > upto):
+        bound = f" to {upto}" if upto is not None else ""
+        raise ValueError(f"{name} must be a whole number from 1{bound}, got {raw!r}")
+    return int(raw)
+
+
+@workflows_api.get("/api/workflows/<key>/versions")
+async def list_versions(key: str) -> Response:
+    engine = current_engine()
+    try:
+        limit = _positive("limit", request.args.get("limit"), upto=MAX_LIMIT) or 50
+        cursor = _positive("cursor", request.args.get("cursor"), upto=MAX_VERSION)
+    except ValueError as exc:
+        return problem_response(400, "Bad query", str(exc))
+    page = await engine.store.list_workflow_versions(key, limit=limit, cursor=cursor)
+    current = engine.workflows.get(key)
+    if not page.items and current is None and cursor is None:
+        return problem_response(404, "Not found", f"there is no workflow '{key}'")
+    return json_response(
+        {"versions": [version_json(v, current) for v in page.items], "cursor": page.cursor}
+    )
+
+
+@workflows_api.get("/api/workflows/<key>/versions/<int:number>")
+async def show_version(key: str, number: int) -> Response:
+    engine = current_engine()
+    version = None
+    if number <= MAX_VERSION:
+        version = await engine.store.get_workflow_version(key, number)
+    if version is None:
+        return problem_response(404, "Not found", f"workflow '{key}' has no version {number}")
+    return json_response(version_json(version, engine.workflows.get(key), definition=True))

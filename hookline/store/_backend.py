@@ -20,6 +20,7 @@ from ._records import (
     JobRecord,
     Page,
     WorkflowRecord,
+    WorkflowVersionRecord,
 )
 
 __all__ = ["StoreBackend", "make_page"]
@@ -93,6 +94,17 @@ class StoreBackend(Protocol):
 
     def list_workflows(self) -> list[WorkflowRecord]:
         """Every stored workflow record, by key."""
+        ...
+
+    def list_workflow_versions(
+        self, workflow: str, limit: int, cursor: int | None
+    ) -> Page[WorkflowVersionRecord]:
+        """The versions of ``workflow`` newest first, below version ``cursor`` when
+        given; the page's cursor is its last version number, as text."""
+        ...
+
+    def get_workflow_version(self, workflow: str, version: int) -> WorkflowVersionRecord | None:
+        """Version ``version`` of ``workflow``, or None."""
         ...
 
     def query_records(

@@ -55,6 +55,7 @@ from ._records import (
     JobRecord,
     Page,
     WorkflowRecord,
+    WorkflowVersionRecord,
 )
 
 __all__ = ["MemoryBackend"]
@@ -81,6 +82,7 @@ class MemoryBackend:
     def __init__(self) -> None:
         self._open = False
         self._workflows: dict[str, WorkflowRecord] = {}
+        self._versions: dict[str, list[WorkflowVersionRecord]] = {}  # oldest first
         self._deliveries: dict[str, DeliveryRecord] = {}
         self._executions: dict[str, ExecutionRecord] = {}
         self._jobs: dict[str, list[JobRecord]] = {}
@@ -131,12 +133,29 @@ class MemoryBackend:
             return None
         if isinstance(op, SaveWorkflow):
             self._workflows[op.workflow.key] = op.workflow
-            return None
+            return self._save_version(op.workflow)
         if isinstance(op, RequeueExecution):
             return self._requeue(op)
         if isinstance(op, (PruneExecutions, PruneDeliveries, PruneIdempotency)):
             return self._prune(op)
         raise StoreError(f"unknown write operation {type(op).__name__}")
+
+    def _save_version(self, workflow: WorkflowRecord) -> int:
+        versions = self._versions.setdefault(workflow.key, [])
+        for version in versions:
+            if version.digest == workflow.digest:
+                return version.version
+        number = len(versions) + 1
+        versions.append(
+            WorkflowVersionRecord(
+                workflow=workflow.key,
+                version=number,
+                digest=workflow.digest,
+                source=workflow.source,
+                created_at=workflow.updated_at,
+            )
+        )
+        return number
 
     def _requeue(self, op: RequeueExecution) -> bool:
         current = self._executions.get(op.id)
@@ -377,6 +396,19 @@ class MemoryBackend:
     def list_workflows(self) -> list[WorkflowRecord]:
         self._check_open()
         return [self._workflows[key] for key in sorted(self._workflows)]
+
+    def list_workflow_versions(
+        self, workflow: str, limit: int, cursor: int | None
+    ) -> Page[WorkflowVersionRecord]:
+        self._check_open()
+        versions = self._versions.get(workflow, [])
+        chosen = [v for v in reversed(versions) if cursor is None or v.version < cursor]
+        return make_page(chosen[: limit + 1], limit, lambda v: str(v.version))
+
+    def get_workflow_version(self, workflow: str, version: int) -> WorkflowVersionRecord | None:
+        self._check_open()
+        versions = self._versions.get(workflow, [])
+        return versions[version - 1] if 1 <= version <= len(versions) else None
 
     def query_records(
         self,

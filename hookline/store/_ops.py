@@ -101,7 +101,13 @@ class SaveAnswer:
 
 @attrs.frozen
 class SaveWorkflow:
-    """Insert or replace a workflow's record. Result: None."""
+    """Insert or replace a workflow's record, and keep its source as a version.
+
+    A source whose digest the workflow never had before becomes a new
+    :class:`~hookline.store._records.WorkflowVersionRecord`, numbered one past the
+    workflow's newest (from 1); a digest seen before adds nothing. Result: the version
+    number of this source (int), to record on the executions it runs.
+    """
 
     workflow: WorkflowRecord
 

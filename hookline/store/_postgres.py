@@ -15,9 +15,9 @@ reasons, errors, order and idempotency keys) is stored with U+FFFD in its place.
 
 from __future__ import annotations
 
+import re
 import threading
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
@@ -48,6 +48,7 @@ from ._postgres_rows import (
     SELECT_DELIVERIES,
     SELECT_EXECUTIONS,
     SELECT_IDEMPOTENCY,
+    SELECT_VERSIONS,
     clean,
     delivery,
     delivery_row,
@@ -58,6 +59,7 @@ from ._postgres_rows import (
     job_row,
     pack_answer,
     workflow,
+    workflow_version,
 )
 from ._postgres_schema import migrate
 from ._records import (
@@ -67,9 +69,10 @@ from ._records import (
     JobRecord,
     Page,
     WorkflowRecord,
+    WorkflowVersionRecord,
 )
 
-__all__ = ["PostgresBackend"]
+__all__ = ["PostgresBackend", "redact_url"]
 
 T = TypeVar("T")
 Connection = psycopg.Connection[Any]
@@ -83,8 +86,8 @@ _INSERT_DELIVERY = (
 )
 _INSERT_EXECUTION = (
     "INSERT INTO executions (id, workflow, delivery_id, status, created_at, started_at, "
-    "finished_at, context, output, error, order_key) "
-    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+    "finished_at, context, output, error, order_key, workflow_version) "
+    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
 )
 # A job saved again completes its row in place; a row saved as succeeded (by a
 # collection write, with its write) keeps its outcome.
@@ -151,6 +154,16 @@ _PRUNE_IDEMPOTENCY = (
     "DELETE FROM idempotency WHERE (workflow, key) IN (SELECT workflow, key "
     "FROM idempotency WHERE expires_at <= %s ORDER BY expires_at LIMIT %s)"
 )
+# The first key of the two-key advisory lock that numbers a workflow's versions ("wv").
+_VERSION_LOCK = 0x7776
+_SELECT_VERSION_OF_DIGEST = (
+    "SELECT version FROM workflow_versions WHERE workflow = %s AND digest = %s"
+)
+_INSERT_VERSION = (
+    "INSERT INTO workflow_versions (workflow, version, digest, source, created_at) "
+    "SELECT %s, COALESCE(MAX(version), 0) + 1, %s, %s, %s FROM workflow_versions "
+    "WHERE workflow = %s RETURNING version"
+)
 _UPSERT_WORKFLOW = (
     "INSERT INTO workflows (key, title, enabled, source, digest, updated_at) "
     "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (key) DO UPDATE SET title = excluded.title, "
@@ -183,16 +196,19 @@ class PostgresBackend:
         self._reader_slots = threading.BoundedSemaphore(readers)
 
     def __repr__(self) -> str:
-        return f"PostgresBackend({_redacted(self.url)!r})"
+        return f"PostgresBackend({redact_url(self.url)!r})"
 
     def _connect(self) -> Connection:
         try:
-            params = conninfo.conninfo_to_dict(self.url)
-            params.setdefault("connect_timeout", _CONNECT_TIMEOUT)
-            params.setdefault("application_name", "hookline")
-            return psycopg.connect(conninfo.make_conninfo(**params), autocommit=True)
+            given = conninfo.conninfo_to_dict(self.url)
+            defaults: dict[str, str | int] = {
+                "connect_timeout": _CONNECT_TIMEOUT,
+                "application_name": "hookline",
+            }
+            extra = {key: value for key, value in defaults.items() if key not in given}
+            return psycopg.connect(conninfo.make_conninfo(self.url, **extra), autocommit=True)
         except psycopg.Error as exc:
-            raise StoreError(f"could not connect to {_redacted(self.url)}: {exc}") from exc
+            raise StoreError(f"could not connect to {redact_url(self.url)}: {exc}") from exc
 
     def open(self) -> None:
         if self._writer is not None:
@@ -219,7 +235,7 @@ class PostgresBackend:
     def _write_connection(self) -> Connection:
         conn = self._writer
         if conn is None:
-            raise StoreClosed(f"the store on {_redacted(self.url)} is closed")
+            raise StoreClosed(f"the store on {redact_url(self.url)} is closed")
         if _gone(conn):
             # The server went away since the last batch: try a fresh connection.
             conn.close()
@@ -240,41 +256,47 @@ class PostgresBackend:
                 with conn.transaction():
                     results = [_apply_alone(conn, op) for op in ops]
         except psycopg.Error as exc:
-            raise StoreError(f"could not commit to {_redacted(self.url)}: {exc}") from exc
+            raise StoreError(f"could not commit to {redact_url(self.url)}: {exc}") from exc
         return results
 
     # -- reads -------------------------------------------------------------------------
 
-    @contextmanager
-    def _reader(self) -> Iterator[Connection]:
+    def _read(self, fn: Callable[[Connection], T]) -> T:
+        """``fn`` on a read connection. A pooled connection found broken (the server
+        restarted) is dropped and the read tried once more on a new one."""
         with self._reader_slots:
-            with self._lock:
-                if self._writer is None:
-                    raise StoreClosed(f"the store on {_redacted(self.url)} is closed")
-                conn = self._idle.pop() if self._idle else None
-            try:
-                if conn is None:
-                    conn = self._connect()
-                yield conn
-            except psycopg.Error as exc:
-                raise StoreError(f"could not read {_redacted(self.url)}: {exc}") from exc
-            finally:
-                if conn is not None:
-                    with self._lock:
-                        keep = self._writer is not None and not _gone(conn)
-                        if keep:
-                            self._idle.append(conn)
-                    if not keep:
-                        conn.close()
+            for attempt in (1, 2):
+                with self._lock:
+                    if self._writer is None:
+                        raise StoreClosed(f"the store on {redact_url(self.url)} is closed")
+                    conn = self._idle.pop() if self._idle else None
+                pooled = conn is not None
+                try:
+                    if conn is None:
+                        conn = self._connect()
+                    return fn(conn)
+                except psycopg.Error as exc:
+                    if not (pooled and attempt == 1 and conn is not None and _gone(conn)):
+                        raise StoreError(f"could not read {redact_url(self.url)}: {exc}") from exc
+                finally:
+                    if conn is not None:
+                        self._release(conn)
+        raise AssertionError("unreachable: the second attempt returns or raises")
+
+    def _release(self, conn: Connection) -> None:
+        with self._lock:
+            keep = self._writer is not None and not _gone(conn)
+            if keep:
+                self._idle.append(conn)
+        if not keep:
+            conn.close()
 
     def _one(self, sql: str, args: tuple[Any, ...], row_to: Callable[[Any], T]) -> T | None:
-        with self._reader() as conn:
-            row = conn.execute(sql, args).fetchone()
+        row = self._read(lambda conn: conn.execute(sql, args).fetchone())
         return None if row is None else row_to(row)
 
     def _all(self, sql: str, args: Sequence[Any], row_to: Callable[[Any], T]) -> list[T]:
-        with self._reader() as conn:
-            rows = conn.execute(sql, args).fetchall()
+        rows = self._read(lambda conn: conn.execute(sql, args).fetchall())
         return [row_to(row) for row in rows]
 
     def get_execution(self, id: str) -> ExecutionRecord | None:
@@ -316,6 +338,19 @@ class PostgresBackend:
     def list_workflows(self) -> list[WorkflowRecord]:
         return self._all(_SELECT_WORKFLOWS, (), workflow)
 
+    def list_workflow_versions(
+        self, workflow: str, limit: int, cursor: int | None
+    ) -> Page[WorkflowVersionRecord]:
+        where = "" if cursor is None else " AND version < %s"
+        args = (workflow,) if cursor is None else (workflow, cursor)
+        sql = SELECT_VERSIONS + where + " ORDER BY version DESC LIMIT %s"
+        rows = self._all(sql, [*args, limit + 1], workflow_version)
+        return make_page(rows, limit, lambda v: str(v.version))
+
+    def get_workflow_version(self, workflow: str, version: int) -> WorkflowVersionRecord | None:
+        sql = SELECT_VERSIONS + " AND version = %s"
+        return self._one(sql, (workflow, version), workflow_version)
+
     def query_records(
         self,
         collection: str,
@@ -324,24 +359,22 @@ class PostgresBackend:
         limit: int | None,
     ) -> list[Record]:
         check_collection(collection)
-        with self._reader() as conn:
-            return query_records(conn, collection, where, order_by, limit)
+        return self._read(lambda conn: query_records(conn, collection, where, order_by, limit))
 
     def list_records(self, collection: str, limit: int, cursor: str | None) -> Page[Record]:
         check_collection(collection)
-        with self._reader() as conn:
-            rows = list_records(conn, collection, limit + 1, cursor)
+        rows = self._read(lambda conn: list_records(conn, collection, limit + 1, cursor))
         return make_page(rows, limit, lambda record: str(record["id"]))
 
     def list_collections(self) -> list[str]:
-        with self._reader() as conn:
-            return list_collections(conn)
+        return self._read(list_collections)
 
 
 # -- the write path --------------------------------------------------------------------
 
 
-_OP_ERRORS = (psycopg.Error, StoreError, OverflowError)
+# A string psycopg cannot encode (a lone surrogate) fails its op, not the batch.
+_OP_ERRORS = (psycopg.Error, StoreError, OverflowError, UnicodeError)
 
 
 def _apply_alone(conn: Connection, op: WriteOp) -> object:
@@ -386,9 +419,9 @@ def _apply_one(conn: Connection, op: WriteOp) -> object:
         return None
     if isinstance(op, SaveWorkflow):
         w = op.workflow
-        args = (w.key, clean(w.title), w.enabled, clean(w.source), w.digest, w.updated_at)
-        conn.execute(_UPSERT_WORKFLOW, args)
-        return None
+        row = (w.key, clean(w.title), w.enabled, clean(w.source), w.digest, w.updated_at)
+        conn.execute(_UPSERT_WORKFLOW, row)
+        return _save_version(conn, w)
     if isinstance(op, RequeueExecution):
         return conn.execute(_REQUEUE_EXECUTION, (op.id, list(op.statuses))).rowcount == 1
     if isinstance(op, PruneExecutions):
@@ -431,6 +464,18 @@ def _accept(conn: Connection, op: AcceptDelivery) -> IdempotencyRecord | None:
     return None
 
 
+def _save_version(conn: Connection, w: WorkflowRecord) -> int:
+    # Processes saving the same workflow at once must not both take the next number.
+    conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (_VERSION_LOCK, w.key))
+    row = conn.execute(_SELECT_VERSION_OF_DIGEST, (w.key, w.digest)).fetchone()
+    if row is None:
+        args = (w.key, w.digest, clean(w.source), w.updated_at, w.key)
+        row = conn.execute(_INSERT_VERSION, args).fetchone()
+    if row is None:  # cannot happen: INSERT ... SELECT of an aggregate is one row
+        raise StoreError(f"no version was numbered for workflow {w.key}")
+    return int(row[0])
+
+
 def _collection_write(conn: Connection, op: CollectionWrite) -> object:
     job = op.job
     identity = (job.execution_id, job.node, job.scope, job.attempt)
@@ -470,11 +515,14 @@ def _record_id(record: ExecutionRecord | DeliveryRecord) -> str:
     return record.id
 
 
-def _redacted(url: str) -> str:
-    """``url`` without its password, for messages and logs."""
+def redact_url(url: str) -> str:
+    """``url`` with its password (if it has one) made ``***``, for messages and logs;
+    ``url`` may also be a ``key=value`` connection string."""
+    if "://" not in url:
+        return re.sub(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", r"\1***", url)
     parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)[-1]
-    user = parts.username or ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
+    query = re.sub(r"(^|&)(password=)[^&]*", r"\1\2***", parts.query)
+    netloc = parts.netloc
+    if parts.password is not None:
+        netloc = f"{parts.username or ''}:***@{netloc.rsplit('@', 1)[-1]}"
+    return urlunsplit(parts._replace(netloc=netloc, query=query))

@@ -3,9 +3,12 @@
 A table has ``id`` (primary key), ``created_at``, ``updated_at``, ``_types`` and one
 column per field, added (``ADD COLUMN IF NOT EXISTS``) when a record first brings it.
 A ``jsonb`` column holds any JSON scalar, so a field keeps each value's type as given
-(``"5"`` stays text, ``5`` a number), as SQLite's untyped columns do. Objects and lists
-are stored as their JSON text (a ``jsonb`` string), and floats whose number PostgreSQL
-would print as an integer (``1e+16``) keep their type through ``_types``, so that every
+(``"5"`` stays text, ``5`` a number), as SQLite's untyped columns do. A float is stored
+as its exact decimal value, so numbers compare exactly as Python compares them; objects
+and lists are stored as their JSON text (a ``jsonb`` string). Neither ``text`` nor
+``jsonb`` can hold U+0000: text holding U+0000 or U+0001 is stored escaped by an
+order-keeping code (:func:`_escape`). ``_types`` names the fields of a row that hold
+JSON, escaped text or an integral float (which would read back as an integer). So every
 value decodes back exactly, and sorts exactly as :func:`~._collections.sort_key` says:
 null first, then numbers and booleans, then text (objects and lists as their JSON), by
 code point.
@@ -17,8 +20,7 @@ identifiers; values are always bound.
 
 Every write to a collection first takes a transaction-level advisory lock on it, so
 writers in several processes never interleave a read-then-write (an upsert, a column
-added as a field appears). A string holding a NUL character cannot be stored (neither
-``text`` nor ``jsonb`` holds one): such a write fails with StoreError.
+added as a field appears).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from decimal import Decimal
@@ -60,9 +63,6 @@ Connection = psycopg.Connection[Any]
 
 # The first key of the two-key advisory locks on collections ("hl").
 _LOCK_CLASS = 0x686C
-# Past this magnitude an integer need not be a float: numeric comparisons keep such
-# numbers for the Python test rather than risk a rounding difference.
-_EXACT = 1 << 53
 _COMPARISONS = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
 
 
@@ -102,7 +102,13 @@ def _decode(names: Sequence[str], row: Sequence[Any]) -> Record:
         elif value is not None:
             record[name] = value
     for name, kind in types.items():
-        record[name] = float(record[name]) if kind == "float" else json.loads(record[name])
+        value = record[name]
+        if kind == "float":
+            record[name] = float(value)
+        elif kind == "text":
+            record[name] = _unescape(value)
+        else:
+            record[name] = json.loads(value)
     return record
 
 
@@ -163,16 +169,16 @@ def _narrowing(condition: Filter) -> tuple[sql.Composable, list[Any]] | None:
     Python's operators take ``"5"`` as equal to ``5``: a clause on a number also keeps
     every string, and one on a string also keeps every number.
     """
-    column, operand = sql.Identifier(condition.field), condition.operand
-    operator = condition.operator
+    column_name, operand = condition.field, condition.operand
+    column, operator = sql.Identifier(column_name), condition.operator
     if condition.field in SYSTEM_FIELDS:
         return None
     if operator == "exists":
         return (sql.SQL("{} IS NOT NULL" if operand else "{} IS NULL").format(column), [])
     if operator == "equal":
-        return _equal(column, operand)
+        return _equal(column_name, operand)
     if operator == "in" and isinstance(operand, list):
-        parts = [_equal(column, item) for item in operand]
+        parts = [_equal(column_name, item) for item in operand]
         if not parts:
             return (sql.SQL("false"), [])
         if any(part is None for part in parts):
@@ -190,11 +196,12 @@ def _narrowing(condition: Filter) -> tuple[sql.Composable, list[Any]] | None:
         if not isinstance(operand, str):
             return (sql.SQL("false"), [])
         clause = "(jsonb_typeof({c}) = 'string' AND starts_with({c} #>> '{{}}', %s))"
-        return (sql.SQL(clause).format(c=column), [operand])
+        return (sql.SQL(clause).format(c=column), [_escape(operand)])
     return None
 
 
-def _equal(column: sql.Identifier, operand: Any) -> tuple[sql.Composable, list[Any]] | None:
+def _equal(column_name: str, operand: Any) -> tuple[sql.Composable, list[Any]] | None:
+    column = sql.Identifier(column_name)
     if operand is None:
         return (sql.SQL("{} IS NULL").format(column), [])
     if isinstance(operand, bool):
@@ -208,7 +215,7 @@ def _equal(column: sql.Identifier, operand: Any) -> tuple[sql.Composable, list[A
             "CASE jsonb_typeof({c}) WHEN 'string' THEN ({c} #>> '{{}}') = %s "
             "WHEN 'number' THEN true ELSE false END"
         )
-        return (sql.SQL(clause).format(c=column), [operand])
+        return (sql.SQL(clause).format(c=column), [_escape(operand)])
     return None
 
 
@@ -217,23 +224,18 @@ def _numeric(
 ) -> tuple[sql.Composable, list[Any]]:
     clause = (
         "CASE jsonb_typeof({c}) WHEN 'number' THEN ({c})::numeric " + sign + " %s "
-        "OR abs(({c})::numeric) > %s WHEN 'string' THEN true ELSE false END"
+        "WHEN 'string' THEN true ELSE false END"
     )
-    return (sql.SQL(clause).format(c=column), [number, _EXACT])
+    return (sql.SQL(clause).format(c=column), [number])
 
 
 def _number(value: object) -> int | Decimal | None:
-    """``value`` as a number PostgreSQL compares exactly as Python would, or None.
-
-    A float is passed as its shortest decimal (its ``repr``), which is what a stored
-    float holds: distinct floats keep their order, and no integer within 2**53 falls
-    between a float and its ``repr``.
-    """
+    """``value`` as an exact number (a float as its exact decimal), or None."""
     if isinstance(value, bool):
         return None
     if isinstance(value, float):
-        return Decimal(repr(value)) if math.isfinite(value) else None
-    if isinstance(value, int) and -_EXACT <= value <= _EXACT:
+        return Decimal(value) if math.isfinite(value) else None
+    if isinstance(value, int):
         return value
     return None
 
@@ -263,7 +265,9 @@ def list_records(conn: Connection, collection: str, limit: int, cursor: str | No
     if cursor is not None:
         query += sql.SQL(" WHERE id < %s")
         args.append(cursor)
-    rows = conn.execute(query + sql.SQL(" ORDER BY id DESC LIMIT %s"), [*args, limit], prepare=False)
+    rows = conn.execute(
+        query + sql.SQL(" ORDER BY id DESC LIMIT %s"), [*args, limit], prepare=False
+    )
     names = [column.name for column in rows.description or ()]
     return [_decode(names, row) for row in rows]
 
@@ -378,12 +382,39 @@ def _encode(record: Record) -> tuple[list[str], list[Any]]:
         elif isinstance(value, dict | list):
             types[name] = "json"
             stored = Jsonb(encode_json(value))
+        elif isinstance(value, str) and _escape(value) != value:
+            types[name] = "text"
+            stored = Jsonb(_escape(value))
+        elif isinstance(value, float):
+            if value.is_integer():
+                types[name] = "float"  # its exact decimal has no fraction: an integer
+            stored = Jsonb(value, dumps=_exact)
         else:
-            # A float PostgreSQL prints without a fraction would read back an integer.
-            if isinstance(value, float) and "e" in repr(value):
-                types[name] = "float"
             stored = Jsonb(value)
         names.append(name)
         values.append(stored)
     values[0] = json.dumps(types) if types else None
     return names, values
+
+
+def _exact(value: float) -> str:
+    """The exact decimal value of ``value``, as a JSON number."""
+    return format(Decimal(value), "f")
+
+
+# Each of U+0000 and U+0001 becomes U+0001 and one more character that keeps their order:
+# the code is prefix-free and keeps the order of code points, so escaped text sorts,
+# compares and starts with escaped text exactly as the text itself does.
+_ESCAPES = {"\x00": "\x01\x01", "\x01": "\x01\x02"}
+_UNESCAPES = {"\x01": "\x00", "\x02": "\x01"}
+
+
+def _escape(text: str) -> str:
+    """``text`` with no NUL character, in the same order among other escaped text."""
+    if "\x00" not in text and "\x01" not in text:
+        return text
+    return re.sub("[\x00\x01]", lambda m: _ESCAPES[m[0]], text)
+
+
+def _unescape(text: str) -> str:
+    return re.sub("\x01([\x01\x02])", lambda m: _UNESCAPES[m[1]], text)

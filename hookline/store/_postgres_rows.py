@@ -17,12 +17,14 @@ from ._records import (
     IdempotencyRecord,
     JobRecord,
     WorkflowRecord,
+    WorkflowVersionRecord,
 )
 
 __all__ = [
     "SELECT_DELIVERIES",
     "SELECT_EXECUTIONS",
     "SELECT_IDEMPOTENCY",
+    "SELECT_VERSIONS",
     "clean",
     "delivery",
     "delivery_row",
@@ -33,6 +35,7 @@ __all__ = [
     "job_row",
     "pack_answer",
     "workflow",
+    "workflow_version",
 ]
 
 SELECT_DELIVERIES = (
@@ -41,7 +44,11 @@ SELECT_DELIVERIES = (
 )
 SELECT_EXECUTIONS = (
     "SELECT id, workflow, delivery_id, status, created_at, started_at, finished_at, "
-    "context, output, error, order_key FROM executions"
+    "context, output, error, order_key, workflow_version FROM executions"
+)
+SELECT_VERSIONS = (
+    "SELECT workflow, version, digest, source, created_at FROM workflow_versions "
+    "WHERE workflow = %s"
 )
 SELECT_IDEMPOTENCY = (
     "SELECT workflow, key, body_hash, execution_id, created_at, expires_at, answer "
@@ -109,6 +116,7 @@ def execution_row(e: ExecutionRecord) -> tuple[Any, ...]:
         pack(e.output),
         _clean(e.error),
         _clean(e.order_key),
+        e.workflow_version,
     )
 
 
@@ -125,6 +133,7 @@ def execution(row: Any) -> ExecutionRecord:
         output=unpack(row[8]),
         error=row[9],
         order_key=row[10],
+        workflow_version=row[11],
     )
 
 
@@ -188,4 +197,10 @@ def workflow(row: Any) -> WorkflowRecord:
         source=row[3],
         digest=row[4],
         updated_at=row[5],
+    )
+
+
+def workflow_version(row: Any) -> WorkflowVersionRecord:
+    return WorkflowVersionRecord(
+        workflow=row[0], version=row[1], digest=row[2], source=row[3], created_at=row[4]
     )

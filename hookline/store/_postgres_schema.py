@@ -103,9 +103,26 @@ _INITIAL = (
         created_at double precision NOT NULL)""",
 )
 
+# Every distinct definition a workflow has had, so an execution can show the one it ran
+# with; the same text saved again (same digest) is the same version.
+_WORKFLOW_VERSIONS = (
+    """CREATE TABLE workflow_versions (
+        workflow text NOT NULL,
+        version integer NOT NULL,
+        digest text NOT NULL,
+        source text NOT NULL,
+        created_at double precision NOT NULL,
+        PRIMARY KEY (workflow, version),
+        CONSTRAINT workflow_versions_by_digest UNIQUE (workflow, digest))""",
+    "ALTER TABLE executions ADD COLUMN workflow_version integer",
+)
+
 #: Every migration, in order: a name and its statements. A database at version N has
 #: applied the first N.
-MIGRATIONS: tuple[tuple[str, tuple[str, ...]], ...] = (("initial", _INITIAL),)
+MIGRATIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("initial", _INITIAL),
+    ("workflow versions", _WORKFLOW_VERSIONS),
+)
 
 
 def migrate(conn: psycopg.Connection[Any]) -> list[str]:
@@ -138,8 +155,7 @@ def migrate(conn: psycopg.Connection[Any]) -> list[str]:
                 for statement in statements:
                     conn.execute(statement)
                 conn.execute(
-                    "INSERT INTO schema_migrations (version, name, applied_at) "
-                    "VALUES (%s, %s, %s)",
+                    "INSERT INTO schema_migrations (version, name, applied_at) VALUES (%s, %s, %s)",
                     (version, name, time.time()),
                 )
                 applied_now.append(name)

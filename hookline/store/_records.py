@@ -69,6 +69,9 @@ class ExecutionRecord:
     output: Any = None
     error: str | None = None
     order_key: str | None = None
+    #: The :class:`WorkflowVersionRecord` number of the definition it runs with (None:
+    #: not known, as for executions stored before versions were kept).
+    workflow_version: int | None = None
 
 
 @attrs.frozen
@@ -119,6 +122,18 @@ class WorkflowRecord:
     source: str
     digest: str
     updated_at: float
+
+
+@attrs.frozen
+class WorkflowVersionRecord:
+    """One distinct definition a workflow has had, numbered 1, 2, ... per workflow in
+    the order they were first saved. The same text saved again is the same version."""
+
+    workflow: str
+    version: int
+    digest: str
+    source: str
+    created_at: float
 
 
 @attrs.frozen

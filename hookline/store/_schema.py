@@ -139,12 +139,33 @@ def _job_scopes(db: sqlite_utils.Database) -> None:
     )
 
 
+def _workflow_versions(db: sqlite_utils.Database) -> None:
+    # Every distinct definition a workflow has had, so an execution can show the one it
+    # ran with; the same text saved again (same digest) is the same version.
+    db.table("workflow_versions").create(
+        {
+            "workflow": str,
+            "version": int,
+            "digest": str,
+            "source": str,
+            "created_at": float,
+        },
+        pk=("workflow", "version"),
+        not_null={"digest", "source", "created_at"},
+    )
+    db.table("workflow_versions").create_index(
+        ["workflow", "digest"], "workflow_versions_by_digest", unique=True
+    )
+    db.table("executions").add_column("workflow_version", int)
+
+
 #: Every migration, in order; a database at version N has applied the first N.
 MIGRATIONS: tuple[tuple[str, Migration], ...] = (
     ("initial", _initial),
     ("unique jobs", _unique_jobs),
     ("execution order keys", _order_keys),
     ("job scopes", _job_scopes),
+    ("workflow versions", _workflow_versions),
 )
 
 

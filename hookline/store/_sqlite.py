@@ -47,6 +47,7 @@ from ._records import (
     JobRecord,
     Page,
     WorkflowRecord,
+    WorkflowVersionRecord,
 )
 from ._schema import migrate
 
@@ -68,7 +69,8 @@ _INSERT_DELIVERY = (
 )
 _INSERT_EXECUTION = (
     "INSERT INTO executions (id, workflow, delivery_id, status, created_at, started_at, "
-    "finished_at, context, output, error, order_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "finished_at, context, output, error, order_key, workflow_version) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 # A job saved again completes its row in place; a row saved as succeeded (by a
 # collection write, with its write) keeps its outcome.
@@ -99,7 +101,7 @@ _SELECT_DELIVERIES = (
 )
 _SELECT_EXECUTIONS = (
     "SELECT id, workflow, delivery_id, status, created_at, started_at, finished_at, "
-    "context, output, error, order_key FROM executions"
+    "context, output, error, order_key, workflow_version FROM executions"
 )
 _SELECT_JOBS = (
     "SELECT execution_id, node, type, status, attempt, started_at, finished_at, output, "
@@ -145,6 +147,17 @@ _PRUNE_IDEMPOTENCY = (
 _REPLACE_WORKFLOW = (
     "INSERT OR REPLACE INTO workflows (key, title, enabled, source, digest, updated_at) "
     "VALUES (?, ?, ?, ?, ?, ?)"
+)
+_SELECT_VERSION_OF_DIGEST = (
+    "SELECT version FROM workflow_versions WHERE workflow = ? AND digest = ?"
+)
+_INSERT_VERSION = (
+    "INSERT INTO workflow_versions (workflow, version, digest, source, created_at) "
+    "SELECT ?, COALESCE(MAX(version), 0) + 1, ?, ?, ? FROM workflow_versions WHERE workflow = ? "
+    "RETURNING version"
+)
+_SELECT_VERSIONS = (
+    "SELECT workflow, version, digest, source, created_at FROM workflow_versions WHERE workflow = ?"
 )
 
 
@@ -311,6 +324,18 @@ class SQLiteBackend:
     def list_workflows(self) -> list[WorkflowRecord]:
         return self._all(_SELECT_WORKFLOWS, (), _workflow)
 
+    def list_workflow_versions(
+        self, workflow: str, limit: int, cursor: int | None
+    ) -> Page[WorkflowVersionRecord]:
+        where = "" if cursor is None else " AND version < ?"
+        args = (workflow,) if cursor is None else (workflow, cursor)
+        sql = _SELECT_VERSIONS + where + " ORDER BY version DESC LIMIT ?"
+        rows = self._all(sql, [*args, limit + 1], _version)
+        return make_page(rows, limit, lambda v: str(v.version))
+
+    def get_workflow_version(self, workflow: str, version: int) -> WorkflowVersionRecord | None:
+        return self._one(_SELECT_VERSIONS + " AND version = ?", (workflow, version), _version)
+
     def query_records(
         self,
         collection: str,
@@ -386,7 +411,7 @@ def _apply_one(conn: sqlite3.Connection, op: WriteOp) -> object:
         conn.execute(
             _REPLACE_WORKFLOW, (w.key, w.title, int(w.enabled), w.source, w.digest, w.updated_at)
         )
-        return None
+        return _save_version(conn, w)
     if isinstance(op, RequeueExecution):
         statuses = json.dumps(list(op.statuses))
         return conn.execute(_REQUEUE_EXECUTION, (op.id, statuses)).rowcount == 1
@@ -432,6 +457,15 @@ def _accept(conn: sqlite3.Connection, op: AcceptDelivery) -> IdempotencyRecord |
             ),
         )
     return None
+
+
+def _save_version(conn: sqlite3.Connection, w: WorkflowRecord) -> int:
+    row = conn.execute(_SELECT_VERSION_OF_DIGEST, (w.key, w.digest)).fetchone()
+    if row is None:
+        row = conn.execute(
+            _INSERT_VERSION, (w.key, w.digest, w.source, w.updated_at, w.key)
+        ).fetchone()
+    return int(row[0])
 
 
 def _collection_write(conn: sqlite3.Connection, op: CollectionWrite) -> object:
@@ -518,6 +552,7 @@ def _execution_row(e: ExecutionRecord) -> tuple[Any, ...]:
         pack(e.output),
         e.error,
         e.order_key,
+        e.workflow_version,
     )
 
 
@@ -534,6 +569,7 @@ def _execution(row: Any) -> ExecutionRecord:
         output=unpack(row[8]),
         error=row[9],
         order_key=row[10],
+        workflow_version=row[11],
     )
 
 
@@ -597,6 +633,12 @@ def _workflow(row: Any) -> WorkflowRecord:
         source=row[3],
         digest=row[4],
         updated_at=row[5],
+    )
+
+
+def _version(row: Any) -> WorkflowVersionRecord:
+    return WorkflowVersionRecord(
+        workflow=row[0], version=row[1], digest=row[2], source=row[3], created_at=row[4]
     )
 
 

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar, overload
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import attrs
 import trio
@@ -46,6 +46,7 @@ from ._records import (
     JobRecord,
     Page,
     WorkflowRecord,
+    WorkflowVersionRecord,
 )
 from ._sqlite import SQLiteBackend
 
@@ -271,9 +272,9 @@ class Store:
     @overload
     async def write(self, op: AcceptDelivery) -> IdempotencyRecord | None: ...
     @overload
-    async def write(
-        self, op: RecordDelivery | UpdateExecution | SaveJob | SaveAnswer | SaveWorkflow
-    ) -> None: ...
+    async def write(self, op: RecordDelivery | UpdateExecution | SaveJob | SaveAnswer) -> None: ...
+    @overload
+    async def write(self, op: SaveWorkflow) -> int: ...
     @overload
     async def write(self, op: CollectionWrite) -> Any: ...
     @overload
@@ -407,6 +408,23 @@ class Store:
         """Every stored workflow record, by key."""
         return await self._read(self._backend.list_workflows)
 
+    async def list_workflow_versions(
+        self, workflow: str, *, limit: int = 50, cursor: int | None = None
+    ) -> Page[WorkflowVersionRecord]:
+        """A page of the definitions ``workflow`` has had, newest first; pass the
+        page's cursor back (as an int) for older ones. Raises ValueError if
+        ``limit < 1``."""
+        _check_limit(limit)
+        fn = functools.partial(self._backend.list_workflow_versions, workflow, limit, cursor)
+        return await self._read(fn)
+
+    async def get_workflow_version(
+        self, workflow: str, version: int
+    ) -> WorkflowVersionRecord | None:
+        """Version ``version`` of ``workflow``'s definition, or None."""
+        fn = functools.partial(self._backend.get_workflow_version, workflow, version)
+        return await self._read(fn)
+
     async def query_records(
         self,
         collection: str,
@@ -471,12 +489,16 @@ class MemoryStore(Store):
         )
 
 
-_URL_EXAMPLE = "a URL such as 'sqlite:///var/hookline.db' or 'memory://'"
+_URL_EXAMPLE = (
+    "a URL such as 'sqlite:///var/hookline.db', 'postgresql://user@host/hookline' or 'memory://'"
+)
 
 
 def open_store(url: str) -> Store:
     """A store for ``url``: ``sqlite:///relative.db``, ``sqlite:////absolute.db``
-    (options: ``?synchronous=NORMAL&readers=8``) or ``memory://``.
+    (options: ``?synchronous=NORMAL&readers=8``), ``postgresql://user:secret@host/db``
+    (options: ``?readers=8`` and any libpq option, such as ``sslmode=require``) or
+    ``memory://``.
 
     Nothing is opened until the store runs. Raises ConfigError (``store.url``) for a URL
     of another scheme, without a path, or with a bad option.
@@ -486,6 +508,8 @@ def open_store(url: str) -> Store:
     parts = urlsplit(url)
     if parts.scheme == "memory" and not parts.netloc.strip("/") and not parts.path.strip("/"):
         return MemoryStore()
+    if parts.scheme == "postgresql":
+        return Store(_postgres_backend(url))
     if parts.scheme != "sqlite" or parts.netloc or len(parts.path) < 2:
         raise ConfigError("store.url", "", _URL_EXAMPLE, url)
     options = dict(parse_qsl(parts.query))
@@ -501,3 +525,24 @@ def open_store(url: str) -> Store:
     except ValueError as exc:
         raise ConfigError("store.url", "", f"valid options ({exc})", url) from exc
     return Store(backend)
+
+
+def _postgres_backend(url: str) -> StoreBackend:
+    # Imported here: psycopg is loaded only by those who use PostgreSQL.
+    import psycopg
+
+    from ._postgres import PostgresBackend, redact_url
+
+    parts = urlsplit(url)
+    options = parse_qsl(parts.query, keep_blank_values=True)
+    readers = [value for name, value in options if name == "readers"]
+    rest = urlunsplit(parts._replace(query=urlencode([o for o in options if o[0] != "readers"])))
+    try:
+        psycopg.conninfo.conninfo_to_dict(rest)
+    except psycopg.Error:
+        # Not the parser's message: it may quote the URL, password included.
+        raise ConfigError("store.url", "", "a valid PostgreSQL URL", redact_url(url)) from None
+    try:
+        return PostgresBackend(rest, readers=int(readers[-1]) if readers else 4)
+    except ValueError as exc:
+        raise ConfigError("store.url", "", f"valid options ({exc})", redact_url(url)) from exc

@@ -2,8 +2,9 @@
 
 The PostgreSQL backend runs against ``HOOKLINE_TEST_POSTGRES_URL`` when it is set;
 otherwise a throwaway cluster is started for the session with scripts/postgres.sh
-(which installs Debian's postgresql package if it is missing and it can). With neither,
-the PostgreSQL cases are skipped, saying why. Each test gets a schema of its own.
+(which installs Debian's postgresql package if it is missing and it can). With neither
+(or ``HOOKLINE_TEST_POSTGRES_SKIP`` set to the reason), the PostgreSQL cases are
+skipped, saying why. Each test gets a schema of its own.
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ def postgres_url() -> Iterator[str]:
     if url:
         yield url
         return
+    if os.environ.get("HOOKLINE_TEST_POSTGRES_SKIP"):
+        pytest.skip(f"no PostgreSQL server: {os.environ['HOOKLINE_TEST_POSTGRES_SKIP']}")
     started = subprocess.run(
         ["sh", str(SCRIPT), "start"], capture_output=True, text=True, timeout=900, check=False
     )
