@@ -1,5 +1,6 @@
 """Workflow definition versions: every distinct text a workflow had is kept, numbered,
-and executions record the one they run with. On SQLite and memory."""
+and executions record the one they run with. On every backend (conftest's
+``make_backend``); the migration test is SQLite's."""
 
 from __future__ import annotations
 
@@ -11,22 +12,12 @@ import trio
 
 from hookline.store import _schema
 from hookline.store._encoding import pack
-from hookline.store._memory import MemoryBackend
 from hookline.store._ops import AcceptDelivery, SaveWorkflow
 from hookline.store._records import WorkflowRecord
 from hookline.store._sqlite import SQLiteBackend
 from hookline.store._store import Store
 
 from .conftest import BackendFactory, delivery, execution
-
-
-@pytest.fixture(params=["sqlite", "memory"])
-def make_backend(request: pytest.FixtureRequest, tmp_path: Path) -> BackendFactory:
-    """The conftest's factory, on the backends that keep versions so far."""
-    if request.param == "sqlite":
-        return lambda: SQLiteBackend(tmp_path / "hookline.db")
-    memory = MemoryBackend()
-    return lambda: memory
 
 
 def definition(key: str, text: str, at: float = 1_000.0) -> WorkflowRecord:
