@@ -250,7 +250,13 @@ class Engine:
 
     def pending(self) -> int:
         """Live executions (queued, parked, resuming or running) across workflows."""
-        return sum(len(s.handles) for s in self._live())
+        # Asked at every delivery: no list is built (a retired supervisor holds none).
+        total = 0
+        for supervisor in self._supervisors.values():
+            total += len(supervisor.handles)
+        for supervisor in self._retiring:
+            total += len(supervisor.handles)
+        return total
 
     def _intake(self, workflow: str) -> WorkflowSupervisor:
         """The supervisor that takes new work for ``workflow``. Raises Unavailable

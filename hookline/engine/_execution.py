@@ -69,6 +69,8 @@ class ExecutionHandle:
         self._scope: trio.CancelScope | None = None
         self._answered = trio.Event()
         self._finished = trio.Event()
+        # Set by whichever comes first: what a sync sender waits for.
+        self._settled = trio.Event()
 
     @property
     def finished(self) -> bool:
@@ -91,16 +93,22 @@ class ExecutionHandle:
             return False
         self.answer = answer
         self._answered.set()
+        self._settled.set()
         return True
 
     def set_outcome(self, outcome: ExecutionOutcome) -> None:
         self.outcome = outcome
         self._finished.set()
+        self._settled.set()
 
     async def wait_answer(self) -> Answer:
         await self._answered.wait()
         assert self.answer is not None
         return self.answer
+
+    async def wait_answered_or_finished(self) -> None:
+        """Return once the execution answered or ended, whichever comes first."""
+        await self._settled.wait()
 
     async def wait_finished(self) -> ExecutionOutcome:
         await self._finished.wait()
@@ -381,7 +389,8 @@ class Execution:
                         error=outcome.error,
                     )
                 )
-                await self._answer(finished_answer(outcome))
+                if self.handle.answer is None:
+                    await self._answer(finished_answer(outcome))
             except StoreError:
                 log.exception("could not record the end of execution %s", outcome.execution_id)
         self.handle.set_outcome(outcome)

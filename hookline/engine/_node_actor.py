@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
 
 import trio
 
@@ -41,8 +40,10 @@ class NodeActor(Actor[JobTicket]):
     def __init__(self, workflow: str, node: NodeSpec, *, capacity: int = 256) -> None:
         super().__init__(f"{workflow}/{node.key}", capacity=capacity)
         self.node = node
-        limit = node.concurrency if node.concurrency is not None else math.inf
-        self._limiter = trio.CapacityLimiter(limit)
+        # No limiter at all without a limit: it would count every job for nothing.
+        self._limiter = (
+            trio.CapacityLimiter(node.concurrency) if node.concurrency is not None else None
+        )
         self._nursery: trio.Nursery | None = None
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -77,14 +78,21 @@ class NodeActor(Actor[JobTicket]):
 
     async def dispatch(self, ticket: JobTicket) -> None:
         """Start the job in its own task once the node's concurrency allows."""
+        limiter = self._limiter
         if not ticket.cancel_requested:
-            await self._limiter.acquire_on_behalf_of(ticket)
+            if limiter is not None:
+                try:
+                    # Taken at once when free: receiving the ticket was the checkpoint.
+                    limiter.acquire_on_behalf_of_nowait(ticket)
+                except trio.WouldBlock:
+                    await limiter.acquire_on_behalf_of(ticket)
             if not ticket.cancel_requested:
                 assert self._nursery is not None
                 self.jobs_started()
                 self._nursery.start_soon(self._run_job, ticket)
                 return
-            self._limiter.release_on_behalf_of(ticket)
+            if limiter is not None:
+                limiter.release_on_behalf_of(ticket)
         ticket.finish("cancelled", error="cancelled before it started")
 
     async def _run_job(self, ticket: JobTicket) -> None:
@@ -116,5 +124,6 @@ class NodeActor(Actor[JobTicket]):
                     ticket.finish("timed_out", error=f"timed out after {format_duration(timeout)}")
         finally:
             ticket.finish("cancelled", error="node actor stopped")
-            self._limiter.release_on_behalf_of(ticket)
+            if self._limiter is not None:
+                self._limiter.release_on_behalf_of(ticket)
             self.jobs_finished(failed=ticket.status != "succeeded")

@@ -323,17 +323,17 @@ class WorkflowSupervisor:
     def _reserve(self) -> Reservation[ExecutionHandle]:
         if self._retiring:
             raise Unavailable(f"workflow '{self.workflow.key}' is being replaced", retry_after=1.0)
-        full = QueueFull(
-            f"the queue of workflow '{self.workflow.key}' is full",
-            retry_after=self._drain.retry_after(self.backlog + len(self.running)),
-        )
         # Parked and resuming executions hold no mailbox slot but count against the queue.
-        if self.backlog >= self.workflow.concurrency.queue:
-            raise full
-        try:
-            return self.queue.reserve_nowait()
-        except trio.WouldBlock:
-            raise full from None
+        backlog = self.backlog
+        if backlog < self.workflow.concurrency.queue:
+            try:
+                return self.queue.reserve_nowait()
+            except trio.WouldBlock:
+                pass
+        raise QueueFull(
+            f"the queue of workflow '{self.workflow.key}' is full",
+            retry_after=self._drain.retry_after(backlog + len(self.running)),
+        )
 
     def _replay(
         self,
@@ -409,6 +409,11 @@ class WorkflowSupervisor:
         while True:
             if self._ready:
                 return self._ready.popleft()
+            try:
+                # Without a scope when one is waiting: taking the slot was the checkpoint.
+                return self.queue.receive_nowait()
+            except trio.WouldBlock:
+                pass
             with trio.CancelScope() as self._wake:
                 return await self.queue.receive()
             # Woken by _make_ready: an execution is ready.

@@ -20,11 +20,12 @@ from ..errors import StoreError
 from ._access import AdminRefusal, admin_refusal, is_loopback
 from ._collections_api import collections_api
 from ._executions import executions
-from ._ingress import HARD_BODY_LIMIT, WebhookIngress, webhooks
+from ._ingress import HARD_BODY_LIMIT, webhooks
 from ._metrics import engine_metrics, metrics
 from ._openapi import openapi
 from ._responses import json_response, problem_response
 from ._ui import UI_PREFIX, ui, ui_refusal
+from ._webhook_asgi import WebhookIngress
 from ._workflows_api import workflows_api
 
 __all__ = [

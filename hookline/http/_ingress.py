@@ -11,12 +11,10 @@ their execution; refused ones (404, 405, 403, 401, 408, 413, 400, 409, 422, 429,
 and the unexpected 500) are recorded here with their verdict, reason and status, their
 secret and signature headers redacted.
 
-The route is served by :class:`WebhookIngress`, an ASGI middleware in front of the
-Quart app: it reads the ASGI scope and ``receive`` directly and answers with two
-``send`` calls, so a webhook pays for no Quart request, response or context objects
-(they cost more than the rest of an async ingest). Requests it does not take (other
-paths, methods no workflow may declare) go to the Quart app, whose blueprint route
-answers them with the same :func:`handle_webhook`.
+:func:`handle_webhook` works on the ASGI scope and the body as it arrives, with no
+Quart request: :class:`~hookline.http._webhook_asgi.WebhookIngress` serves it in front
+of the Quart app (Quart's request handling costs more than the rest of an async
+ingest), and the blueprint route here serves it through Quart.
 """
 
 from __future__ import annotations
@@ -24,7 +22,7 @@ from __future__ import annotations
 import logging
 import time
 import urllib.parse
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 import trio
@@ -57,17 +55,15 @@ DEFAULT_BODY_TIMEOUT = 30.0
 # Bodies above this are cut off whatever a workflow allows.
 HARD_BODY_LIMIT = 64 * 1024 * 1024
 _FORM = "application/x-www-form-urlencoded"
-# The methods the fast path serves: those a workflow may declare, and OPTIONS.
-_FAST_METHODS = frozenset({*HTTP_METHODS, "OPTIONS"})
-# What Quart gives an answer that names no content type.
-_DEFAULT_CONTENT_TYPE = b"text/html; charset=utf-8"
+# The methods the route takes: those a workflow may declare, and OPTIONS.
+METHODS = (*HTTP_METHODS, "OPTIONS")
 
 Scope = Mapping[str, Any]
-Chunks = Callable[[], AsyncIterator[bytes]]
 
 
-class _Disconnected(Exception):
-    """The sender went away before its body arrived: nobody is left to answer."""
+class SenderGone(Exception):
+    """Raised by a body reader when the sender went away before its body arrived:
+    nobody is left to answer. Not raised for a slow sender (that is a 408)."""
 
 
 def configure_ingress(
@@ -185,20 +181,13 @@ def _form(body: bytes, content_type: str | None) -> tuple[tuple[str, str], ...] 
     return tuple(urllib.parse.parse_qsl(text, keep_blank_values=True))
 
 
-async def _cancel_when(wait: Callable[[], Awaitable[object]], scope: trio.CancelScope) -> None:
-    await wait()
-    scope.cancel()
-
-
 async def wait_answer(handle: ExecutionHandle, timeout: float) -> Answer:
     """The answer of a sync execution: what it answered (a ``response`` node, or its
     end), or 202 + Location when none came within ``timeout`` or it stopped without
     answering (engine shutdown: its record stays resumable and it goes on later)."""
     if handle.answer is None:
         with trio.move_on_after(timeout):
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(_cancel_when, handle.wait_answer, nursery.cancel_scope)
-                nursery.start_soon(_cancel_when, handle.wait_finished, nursery.cancel_scope)
+            await handle.wait_answered_or_finished()
     return handle.answer if handle.answer is not None else still_running_answer(handle.id)
 
 
@@ -235,52 +224,88 @@ def _verify(workflow: Workflow, signed: SignedRequest) -> Mapping[str, Any] | No
     return workflow.trigger.verification.verify(signed, time.time()).claims
 
 
+class _Received:
+    """What is known of a request so far; the Delivery is made from it once, when the
+    request is admitted or refused (making it at every step costs more than routing)."""
+
+    __slots__ = (
+        "body",
+        "headers",
+        "id",
+        "method",
+        "params",
+        "path",
+        "query",
+        "received_at",
+        "remote_addr",
+        "secret_headers",
+        "workflow",
+    )
+
+    def __init__(self, scope: Scope, headers: dict[str, str], remote_addr: str) -> None:
+        self.id = new_id()
+        self.received_at = time.time()
+        self.method: str = scope["method"]
+        self.path: str = scope["path"]
+        self.headers = headers
+        self.query = _query(scope)
+        self.remote_addr = remote_addr
+        self.workflow = ""
+        self.params: Mapping[str, str] = {}
+        self.secret_headers: frozenset[str] = frozenset()
+        self.body = b""
+
+    def delivery(
+        self,
+        data: Any = None,
+        text: str = "",
+        files: Mapping[str, Mapping[str, Any]] | None = None,
+        jwt: Mapping[str, Any] | None = None,
+    ) -> Delivery:
+        return Delivery(
+            id=self.id,
+            workflow=self.workflow,
+            received_at=self.received_at,
+            method=self.method,
+            path=self.path,
+            headers=self.headers,
+            query=self.query,
+            params=self.params,
+            body=self.body,
+            data=data,
+            text=text,
+            files=files if files is not None else {},
+            remote_addr=self.remote_addr,
+            jwt=jwt,
+            secret_headers=self.secret_headers,
+        )
+
+
 async def handle_webhook(app: Quart, scope: Scope, chunks: AsyncIterator[bytes]) -> Answer:
     """The answer to one webhook request (``scope`` is its ASGI scope, ``chunks`` its
     body as it arrives). Never raises for what a sender did: every refusal is an
-    answer, and an unexpected error is logged and answered 500. Raises _Disconnected
+    answer, and an unexpected error is logged and answered 500. Raises SenderGone
     when the sender left before its body arrived."""
     engine: Engine = app.config["HOOKLINE_ENGINE"]
     proxies: Sequence[IPNetwork] = app.config.get(TRUSTED_PROXIES, ())
-    method: str = scope["method"]
     headers = _headers(scope)
     origin = _origin(scope, headers, proxies)
-    delivery = Delivery(
-        id=new_id(),
-        workflow="",
-        received_at=time.time(),
-        method=method,
-        path=scope["path"],
-        headers=headers,
-        query=_query(scope),
-        remote_addr=origin.client_ip,
-    )
+    received = _Received(scope, headers, origin.client_ip)
+    method = received.method
     admitted = False
     try:
         raw_path = _raw_path(scope)
         webhook_path = raw_path[len(PREFIX) :] if raw_path.startswith(PREFIX) else raw_path
-        workflow, params = engine.route(webhook_path.lstrip("/"), method)
+        workflow, received.params = engine.route(webhook_path.lstrip("/"), method)
         trigger = workflow.trigger
-        secret_headers = trigger.verification.secret_headers
-        delivery = Delivery(
-            id=delivery.id,
-            workflow=workflow.key,
-            received_at=delivery.received_at,
-            method=method,
-            path=delivery.path,
-            headers=headers,
-            query=delivery.query,
-            params=params,
-            remote_addr=origin.client_ip,
-            secret_headers=secret_headers,
-        )
+        received.workflow = workflow.key
+        received.secret_headers = trigger.verification.secret_headers
         check_ip_allowed(origin.client_ip, trigger.ip_allow)
         timeout: float = app.config.get(BODY_TIMEOUT, DEFAULT_BODY_TIMEOUT)
         limit = min(trigger.max_body, HARD_BODY_LIMIT)
-        raw = await read_body(chunks, _content_length(scope), limit, timeout)
+        raw = received.body = await read_body(chunks, _content_length(scope), limit, timeout)
         content_type = _first_header(scope, b"content-type")
         claims = None
-        delivery = _with(delivery, body=raw)
         if trigger.verification.checks:
             signed = SignedRequest(
                 method=method,
@@ -292,14 +317,7 @@ async def handle_webhook(app: Quart, scope: Scope, chunks: AsyncIterator[bytes])
             )
             claims = _verify(workflow, signed)
         parsed = parse_body(raw, content_type)
-        delivery = _with(
-            delivery,
-            body=raw,
-            data=parsed.data,
-            text=parsed.text,
-            files=parsed.files,
-            jwt=claims,
-        )
+        delivery = received.delivery(parsed.data, parsed.text, parsed.files, claims)
         admission = await engine.accept(delivery)
         admitted = True
         handle = admission.handle
@@ -308,104 +326,28 @@ async def handle_webhook(app: Quart, scope: Scope, chunks: AsyncIterator[bytes])
             return admission.answer
         return await wait_answer(handle, trigger.sync_timeout)
     except Rejected as rejection:
-        return await _refuse(engine, delivery, rejection)
-    except _Disconnected:
+        return await _refuse(engine, received.delivery(), rejection)
+    except SenderGone:
         raise
     except StoreError:
         if admitted:
-            log.exception("the store failed answering delivery %s", delivery.id)
+            log.exception("the store failed answering delivery %s", received.id)
             return _internal_error()
-        log.exception("the store failed while admitting delivery %s", delivery.id)
+        log.exception("the store failed while admitting delivery %s", received.id)
         unavailable = Unavailable("deliveries cannot be recorded right now", retry_after=5.0)
-        return await _refuse(engine, delivery, unavailable)
+        return await _refuse(engine, received.delivery(), unavailable)
     except Exception:
         log.exception("unexpected error answering %s %s", method, scope["path"])
         if not admitted:
             # Recorded so the delivery log has every request, this one too.
-            await _record_failure(engine, delivery)
+            await _record_failure(engine, received.delivery())
         return _internal_error()
 
 
-def _with(
-    delivery: Delivery,
-    *,
-    body: bytes,
-    data: Any = None,
-    text: str = "",
-    files: Mapping[str, Mapping[str, Any]] | None = None,
-    jwt: Mapping[str, Any] | None = None,
-) -> Delivery:
-    """``delivery`` with its body (and what was parsed from it)."""
-    return Delivery(
-        id=delivery.id,
-        workflow=delivery.workflow,
-        received_at=delivery.received_at,
-        method=delivery.method,
-        path=delivery.path,
-        headers=delivery.headers,
-        query=delivery.query,
-        params=delivery.params,
-        body=body,
-        data=data,
-        text=text,
-        files=files if files is not None else {},
-        remote_addr=delivery.remote_addr,
-        jwt=jwt,
-        secret_headers=delivery.secret_headers,
-    )
-
-
-class WebhookIngress:
-    """ASGI middleware serving ``/api/webhooks/*`` without Quart's request handling.
-
-    Wrap the app's ``asgi_app`` (``app.asgi_app = WebhookIngress(app, app.asgi_app)``);
-    everything else goes to ``inner``. It behaves as the Quart route does, answer for
-    answer: a sender cannot tell which one served it.
-    """
-
-    def __init__(self, app: Quart, inner: Callable[..., Awaitable[None]]) -> None:
-        self.app = app
-        self.inner = inner
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if (
-            scope["type"] != "http"
-            or not scope["path"].startswith(PREFIX)
-            or len(scope["path"]) == len(PREFIX)
-            or scope["method"] not in _FAST_METHODS
-        ):
-            await self.inner(scope, receive, send)
-            return
-
-        async def chunks() -> AsyncIterator[bytes]:
-            while True:
-                message = await receive()
-                if message["type"] == "http.disconnect":
-                    raise _Disconnected
-                yield message.get("body", b"")
-                if not message.get("more_body", False):
-                    return
-
-        try:
-            answer = await handle_webhook(self.app, scope, chunks())
-        except _Disconnected:
-            return
-        await _send_answer(send, answer)
-
-
-async def _send_answer(send: Any, answer: Answer) -> None:
-    headers = [(name.lower().encode(), value.encode()) for name, value in answer.headers]
-    if not any(name == b"content-type" for name, _ in headers):
-        headers.append((b"content-type", _DEFAULT_CONTENT_TYPE))
-    headers.append((b"content-length", str(len(answer.body)).encode()))
-    await send({"type": "http.response.start", "status": answer.status, "headers": headers})
-    await send({"type": "http.response.body", "body": answer.body})
-
-
-@webhooks.route(
-    "/api/webhooks/<path:path>", methods=[*HTTP_METHODS, "OPTIONS"], strict_slashes=False
-)
+@webhooks.route("/api/webhooks/<path:path>", methods=list(METHODS), strict_slashes=False)
 async def webhook(path: str) -> Response:
-    """The same route through Quart, for an app served without :class:`WebhookIngress`."""
+    """The route as Quart knows it: it answers other methods 405 with ``Allow``. Its
+    requests are served by :class:`~hookline.http._webhook_asgi.WebhookIngress` in
+    front of the app; this body runs only for an app served without it."""
     app: Quart = current_app._get_current_object()  # type: ignore[attr-defined]
     return answer_response(await handle_webhook(app, request.scope, aiter(request.body)))

@@ -23,6 +23,7 @@ import trio
 from ..engine._mailbox import Mailbox
 from ..errors import ConfigError, StoreClosed, StoreError
 from ._backend import StoreBackend
+from ._coalesce import coalesce
 from ._collections import Filter, Record, Sort
 from ._memory import MemoryBackend
 from ._ops import (
@@ -95,6 +96,42 @@ class _Waiter:
         self.done.set()
 
 
+class _Lookup:
+    """One idempotency lookup in a batched read, and its outcome."""
+
+    __slots__ = ("done", "error", "key", "now", "result", "workflow")
+
+    def __init__(self, workflow: str, key: str, now: float) -> None:
+        self.workflow = workflow
+        self.key = key
+        self.now = now
+        self.done = False
+        self.result: IdempotencyRecord | None = None
+        self.error: StoreError | None = None
+
+    def run(self, backend: StoreBackend) -> None:
+        try:
+            self.result = backend.get_idempotency(self.workflow, self.key, self.now)
+        except StoreError as exc:
+            self.error = exc
+        self.done = True
+
+    def fail(self, error: StoreError) -> None:
+        if not self.done:
+            self.error = error
+            self.done = True
+
+    def outcome(self) -> IdempotencyRecord | None:
+        if self.error is not None:
+            raise self.error
+        return self.result
+
+
+def _lookup_all(batch: list[_Lookup], backend: StoreBackend) -> None:
+    for lookup in batch:
+        lookup.run(backend)
+
+
 class _Item:
     __slots__ = ("op", "waiter")
 
@@ -139,6 +176,10 @@ class Store:
         self._failed_ops = 0
         self._commit_seconds = 0.0
         self._unreported: StoreError | None = None
+        # Idempotency lookups waiting for the next batched read, and whether one runs.
+        self._lookups: list[_Lookup] = []
+        self._lookup_running = False
+        self._lookup_done = trio.Event()
 
     @property
     def backend(self) -> StoreBackend:
@@ -196,10 +237,12 @@ class Store:
         results: list[object] = []
         if ops:
             started = time.perf_counter()
+            applied, targets = coalesce(ops)
             try:
-                results = await self._call(
-                    functools.partial(self._backend.apply, ops), self._write_limiter
+                outcomes = await self._call(
+                    functools.partial(self._backend.apply, applied), self._write_limiter
                 )
+                results = [outcomes[target] for target in targets]
             except StoreError as exc:
                 logger.error("a batch of %d writes failed: %s", len(ops), exc)
                 results = self._batch_failed(exc, len(ops))
@@ -264,8 +307,15 @@ class Store:
     # -- writes ------------------------------------------------------------------------
 
     async def _enqueue(self, item: _Item) -> None:
+        # With room in the mailbox the item goes in without a schedule point (a write
+        # then waits for its commit anyway; a post is followed by the caller's own
+        # next wait), but a cancelled caller still sends nothing.
+        await trio.lowlevel.checkpoint_if_cancelled()
         try:
-            await self._mailbox.send(item)
+            try:
+                self._mailbox.send_nowait(item)
+            except trio.WouldBlock:
+                await self._mailbox.send(item)
         except trio.ClosedResourceError as exc:
             raise StoreClosed("the store has stopped") from exc
 
@@ -396,9 +446,43 @@ class Store:
         return await self._read(functools.partial(self._backend.get_delivery, id))
 
     async def get_idempotency(self, workflow: str, key: str) -> IdempotencyRecord | None:
-        """The live idempotency record for ``key`` in ``workflow`` (expiry by wall time)."""
-        fn = functools.partial(self._backend.get_idempotency, workflow, key, time.time())
-        return await self._read(fn)
+        """The live idempotency record for ``key`` in ``workflow`` (expiry by wall time).
+
+        Every webhook with a key asks this, so on a threaded backend the lookups that
+        arrive while one read runs share the next one: one worker-thread round trip
+        for many deliveries.
+        """
+        lookup = _Lookup(workflow, key, time.time())
+        if not self._backend.threaded:
+            await trio.lowlevel.checkpoint()
+            lookup.run(self._backend)
+            return lookup.outcome()
+        self._lookups.append(lookup)
+        while not lookup.done:
+            if self._lookup_running:
+                await self._lookup_done.wait()
+                continue
+            await self._run_lookups()
+        return lookup.outcome()
+
+    async def _run_lookups(self) -> None:
+        batch, self._lookups = self._lookups, []
+        self._lookup_running = True
+        backend = self._backend
+        try:
+            # Shielded: the callers of the others in the batch wait for this read.
+            with trio.CancelScope(shield=True):
+                await trio.to_thread.run_sync(
+                    _lookup_all, batch, backend, limiter=self._read_limiter
+                )
+        except BaseException as exc:
+            for lookup in batch:
+                lookup.fail(StoreError(f"the idempotency lookup failed: {exc!r}"))
+            raise
+        finally:
+            self._lookup_running = False
+            done, self._lookup_done = self._lookup_done, trio.Event()
+            done.set()
 
     async def unfinished_executions(self) -> list[ExecutionRecord]:
         """Executions still queued or running, oldest first (to resume on start)."""
