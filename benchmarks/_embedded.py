@@ -109,7 +109,7 @@ def _durable_plain_rate(
     execution row and five job rows written with raw ``executemany``, one commit per
     batch of ``concurrency`` executions (hookline's schema and row encoding)."""
     from hookline._ids import new_id
-    from hookline.store import _sqlite
+    from hookline.store import _rows, _sqlite_writes
     from hookline.store._records import ExecutionRecord, JobRecord
     from hookline.store._schema import migrate
 
@@ -126,7 +126,7 @@ def _durable_plain_rate(
                 now, execution_id = time.time(), new_id()
                 nodes = _all_steps(data)
                 executions.append(
-                    _sqlite._execution_row(
+                    _rows.execution_row(
                         ExecutionRecord(
                             id=execution_id,
                             workflow=WORKFLOW_KEY,
@@ -141,14 +141,14 @@ def _durable_plain_rate(
                     )
                 )
                 jobs += [
-                    _sqlite._job_row(
+                    _rows.job_row(
                         JobRecord(execution_id, key, "set", "succeeded", 1, now, now, output)
                     )
                     for key, output in nodes.items()
                 ]
             conn.execute("BEGIN IMMEDIATE")
-            conn.executemany(_sqlite._INSERT_EXECUTION, executions)
-            conn.executemany(_sqlite._UPSERT_JOB, jobs)
+            conn.executemany(_sqlite_writes._INSERT_EXECUTION, executions)
+            conn.executemany(_sqlite_writes._UPSERT_JOB, jobs)
             conn.execute("COMMIT")
             count += settings.concurrency
         elapsed = time.perf_counter() - start

@@ -100,7 +100,7 @@ async def _store_rate(
 
 
 def _raw_rate(path: Path, make: Callable[[], Any], settings: MicroSettings) -> tuple[int, float]:
-    from hookline.store import _sqlite
+    from hookline.store import _rows, _sqlite_writes
     from hookline.store._schema import migrate
 
     conn = sqlite3.connect(path, isolation_level=None)
@@ -114,9 +114,9 @@ def _raw_rate(path: Path, make: Callable[[], Any], settings: MicroSettings) -> t
         while time.perf_counter() < deadline:
             ops = [make() for _ in range(settings.concurrency)]
             deliveries = [
-                _sqlite._delivery_row(op.delivery, execution_id=op.execution.id) for op in ops
+                _rows.delivery_row(op.delivery, execution_id=op.execution.id) for op in ops
             ]
-            executions = [_sqlite._execution_row(op.execution) for op in ops]
+            executions = [_rows.execution_row(op.execution) for op in ops]
             claims = [
                 (
                     op.execution.workflow,
@@ -125,14 +125,14 @@ def _raw_rate(path: Path, make: Callable[[], Any], settings: MicroSettings) -> t
                     op.execution.id,
                     op.delivery.received_at,
                     op.claim.expires_at,
-                    _sqlite._pack_answer(op.answer),
+                    _rows.pack_answer(op.answer),
                 )
                 for op in ops
             ]
             conn.execute("BEGIN IMMEDIATE")
-            conn.executemany(_sqlite._INSERT_DELIVERY, deliveries)
-            conn.executemany(_sqlite._INSERT_EXECUTION, executions)
-            conn.executemany(_sqlite._REPLACE_IDEMPOTENCY, claims)
+            conn.executemany(_sqlite_writes._INSERT_DELIVERY, deliveries)
+            conn.executemany(_sqlite_writes._INSERT_EXECUTION, executions)
+            conn.executemany(_sqlite_writes._REPLACE_IDEMPOTENCY, claims)
             conn.execute("COMMIT")
             rows += len(ops)
         elapsed = time.perf_counter() - start

@@ -57,6 +57,11 @@ def list_executions(client: AdminClient, as_json: bool, **query: Any) -> None:
         for item in page["executions"]
     ]
     table(["execution", "workflow", "status", "created", "took", "error"], rows)
+    _print_more(page)
+
+
+def _print_more(page: dict[str, Any]) -> None:
+    """Say how to ask for the next page, when there is one."""
     if page["cursor"]:
         click.echo(f"more: --cursor {page['cursor']}")
 
@@ -175,8 +180,7 @@ def list_deliveries(client: AdminClient, as_json: bool, **query: Any) -> None:
     ]
     columns = ["delivery", "received", "request", "workflow", "verdict", "answer", "execution"]
     table([*columns, "reason"], rows)
-    if page["cursor"]:
-        click.echo(f"more: --cursor {page['cursor']}")
+    _print_more(page)
 
 
 @deliveries.command("show")

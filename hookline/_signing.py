@@ -13,7 +13,7 @@ import base64
 import hashlib
 import hmac
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from urllib.parse import parse_qsl, urlsplit
 
 import attrs
@@ -23,20 +23,6 @@ from ._ids import new_id
 
 __all__ = ["SCHEMES", "Signed", "sign"]
 
-SCHEMES = (
-    "github",
-    "gitlab",
-    "stripe",
-    "slack",
-    "standard_webhooks",
-    "shopify",
-    "twilio",
-    "hmac",
-    "basic",
-    "bearer",
-    "header",
-    "jwt",
-)
 _FORM = "application/x-www-form-urlencoded"
 
 
@@ -46,6 +32,26 @@ class Signed:
 
     url: str
     headers: Mapping[str, str]
+
+
+@attrs.frozen
+class _Message:
+    """What one scheme signs, with the defaults of :func:`sign` filled in."""
+
+    secret: str
+    body: bytes
+    url: str
+    content_type: str | None
+    stamp: int
+    ident: str
+    options: Mapping[str, str]
+
+    @property
+    def key(self) -> bytes:
+        return self.secret.encode()
+
+    def signed(self, headers: Mapping[str, str]) -> Signed:
+        return Signed(self.url, headers)
 
 
 def _mac(key: bytes, content: bytes, digest: str = "sha256") -> bytes:
@@ -79,94 +85,135 @@ def sign(
 
     Raises :class:`ValueError` for an unknown scheme or a missing option.
     """
-    options = options or {}
-    stamp = int(time.time()) if timestamp is None else timestamp
-    ident = message_id or f"msg_{new_id()}"
-    key = secret.encode()
-    if scheme == "github":
-        return Signed(url, {"X-Hub-Signature-256": "sha256=" + _mac(key, body).hex()})
-    if scheme == "gitlab":
-        return Signed(url, {"X-Gitlab-Token": secret})
-    if scheme == "stripe":
-        digest = _mac(key, f"{stamp}.".encode() + body).hex()
-        return Signed(url, {"Stripe-Signature": f"t={stamp},v1={digest}"})
-    if scheme == "slack":
-        digest = _mac(key, f"v0:{stamp}:".encode() + body).hex()
-        return Signed(
-            url, {"X-Slack-Signature": f"v0={digest}", "X-Slack-Request-Timestamp": str(stamp)}
-        )
-    if scheme == "shopify":
-        return Signed(url, {"X-Shopify-Hmac-Sha256": _b64(_mac(key, body))})
-    if scheme == "standard_webhooks":
-        text = secret.removeprefix("whsec_")
-        raw_key = base64.b64decode(text + "=" * (-len(text) % 4))
-        digest = _b64(_mac(raw_key, f"{ident}.{stamp}.".encode() + body))
-        return Signed(
-            url,
-            {
-                "webhook-id": ident,
-                "webhook-timestamp": str(stamp),
-                "webhook-signature": f"v1,{digest}",
-            },
-        )
-    if scheme == "twilio":
-        return _twilio(key, url, body, content_type)
-    if scheme == "hmac":
-        return Signed(url, _generic(key, body, stamp, ident, options))
-    if scheme == "basic":
-        pair = f"{_option(options, 'username')}:{secret}".encode()
-        return Signed(url, {"Authorization": f"Basic {_b64(pair)}"})
-    if scheme == "bearer":
-        return Signed(url, {"Authorization": f"Bearer {secret}"})
-    if scheme == "header":
-        return Signed(url, {_option(options, "name"): secret})
-    if scheme == "jwt":
-        claims: dict[str, object] = {
-            "iat": stamp,
-            "exp": stamp + int(options.get("expires_in", "300")),
-            "jti": ident,
+    signer = _SIGNERS.get(scheme)
+    if signer is None:
+        raise ValueError(f"unknown scheme {scheme!r}; one of {', '.join(SCHEMES)}")
+    message = _Message(
+        secret=secret,
+        body=body,
+        url=url,
+        content_type=content_type,
+        stamp=int(time.time()) if timestamp is None else timestamp,
+        ident=message_id or f"msg_{new_id()}",
+        options=options or {},
+    )
+    return signer(message)
+
+
+def _github(m: _Message) -> Signed:
+    return m.signed({"X-Hub-Signature-256": "sha256=" + _mac(m.key, m.body).hex()})
+
+
+def _gitlab(m: _Message) -> Signed:
+    return m.signed({"X-Gitlab-Token": m.secret})
+
+
+def _stripe(m: _Message) -> Signed:
+    digest = _mac(m.key, f"{m.stamp}.".encode() + m.body).hex()
+    return m.signed({"Stripe-Signature": f"t={m.stamp},v1={digest}"})
+
+
+def _slack(m: _Message) -> Signed:
+    digest = _mac(m.key, f"v0:{m.stamp}:".encode() + m.body).hex()
+    return m.signed(
+        {"X-Slack-Signature": f"v0={digest}", "X-Slack-Request-Timestamp": str(m.stamp)}
+    )
+
+
+def _standard_webhooks(m: _Message) -> Signed:
+    text = m.secret.removeprefix("whsec_")
+    raw_key = base64.b64decode(text + "=" * (-len(text) % 4))
+    digest = _b64(_mac(raw_key, f"{m.ident}.{m.stamp}.".encode() + m.body))
+    return m.signed(
+        {
+            "webhook-id": m.ident,
+            "webhook-timestamp": str(m.stamp),
+            "webhook-signature": f"v1,{digest}",
         }
-        for name, claim in (("audience", "aud"), ("issuer", "iss"), ("subject", "sub")):
-            if name in options:
-                claims[claim] = options[name]
-        token = jwt.encode(claims, secret, algorithm=options.get("algorithm", "HS256"))
-        return Signed(url, {"Authorization": f"Bearer {token}"})
-    raise ValueError(f"unknown scheme {scheme!r}; one of {', '.join(SCHEMES)}")
+    )
+
+
+def _shopify(m: _Message) -> Signed:
+    return m.signed({"X-Shopify-Hmac-Sha256": _b64(_mac(m.key, m.body))})
+
+
+def _twilio(m: _Message) -> Signed:
+    url = m.url
+    params: list[tuple[str, str]] = []
+    if m.content_type is not None and m.content_type.split(";")[0].strip().lower() == _FORM:
+        params = parse_qsl(m.body.decode(), keep_blank_values=True)
+    elif m.body or m.content_type is not None:
+        separator = "&" if urlsplit(url).query else "?"
+        url = f"{url}{separator}bodySHA256={hashlib.sha256(m.body).hexdigest()}"
+    text = url + "".join(name + value for name, value in sorted(set(params)))
+    digest = hmac.new(m.key, text.encode(), hashlib.sha1).digest()
+    return Signed(url, {"X-Twilio-Signature": _b64(digest)})
+
+
+def _generic_hmac(m: _Message) -> Signed:
+    options = m.options
+    header = _option(options, "header")
+    template = options.get("signed", "{body}").encode()
+    content = (
+        template.replace(b"{timestamp}", str(m.stamp).encode())
+        .replace(b"{id}", m.ident.encode())
+        .replace(b"{body}", m.body)
+    )
+    raw = _mac(m.key, content, options.get("algorithm", "sha256"))
+    encoded = raw.hex() if options.get("encoding", "hex") == "hex" else _b64(raw)
+    headers = {header: options.get("prefix", "") + encoded}
+    if "timestamp_header" in options:
+        headers[options["timestamp_header"]] = str(m.stamp)
+    if "id_header" in options:
+        headers[options["id_header"]] = m.ident
+    return m.signed(headers)
+
+
+def _basic(m: _Message) -> Signed:
+    pair = f"{_option(m.options, 'username')}:{m.secret}".encode()
+    return m.signed({"Authorization": f"Basic {_b64(pair)}"})
+
+
+def _bearer(m: _Message) -> Signed:
+    return m.signed({"Authorization": f"Bearer {m.secret}"})
+
+
+def _header(m: _Message) -> Signed:
+    return m.signed({_option(m.options, "name"): m.secret})
+
+
+def _jwt(m: _Message) -> Signed:
+    claims: dict[str, object] = {
+        "iat": m.stamp,
+        "exp": m.stamp + int(m.options.get("expires_in", "300")),
+        "jti": m.ident,
+    }
+    for name, claim in (("audience", "aud"), ("issuer", "iss"), ("subject", "sub")):
+        if name in m.options:
+            claims[claim] = m.options[name]
+    token = jwt.encode(claims, m.secret, algorithm=m.options.get("algorithm", "HS256"))
+    return m.signed({"Authorization": f"Bearer {token}"})
+
+
+_SIGNERS: Mapping[str, Callable[[_Message], Signed]] = {
+    "github": _github,
+    "gitlab": _gitlab,
+    "stripe": _stripe,
+    "slack": _slack,
+    "standard_webhooks": _standard_webhooks,
+    "shopify": _shopify,
+    "twilio": _twilio,
+    "hmac": _generic_hmac,
+    "basic": _basic,
+    "bearer": _bearer,
+    "header": _header,
+    "jwt": _jwt,
+}
+SCHEMES: tuple[str, ...] = tuple(_SIGNERS)
+"""The schemes :func:`sign` knows, in the order ``verify`` lists them."""
 
 
 def _option(options: Mapping[str, str], name: str) -> str:
     if name not in options:
         raise ValueError(f"this scheme needs the option {name!r}")
     return options[name]
-
-
-def _twilio(key: bytes, url: str, body: bytes, content_type: str | None) -> Signed:
-    params: list[tuple[str, str]] = []
-    if content_type is not None and content_type.split(";")[0].strip().lower() == _FORM:
-        params = parse_qsl(body.decode(), keep_blank_values=True)
-    elif body or content_type is not None:
-        separator = "&" if urlsplit(url).query else "?"
-        url = f"{url}{separator}bodySHA256={hashlib.sha256(body).hexdigest()}"
-    text = url + "".join(name + value for name, value in sorted(set(params)))
-    digest = hmac.new(key, text.encode(), hashlib.sha1).digest()
-    return Signed(url, {"X-Twilio-Signature": _b64(digest)})
-
-
-def _generic(
-    key: bytes, body: bytes, stamp: int, ident: str, options: Mapping[str, str]
-) -> dict[str, str]:
-    header = _option(options, "header")
-    template = options.get("signed", "{body}").encode()
-    content = (
-        template.replace(b"{timestamp}", str(stamp).encode())
-        .replace(b"{id}", ident.encode())
-        .replace(b"{body}", body)
-    )
-    raw = _mac(key, content, options.get("algorithm", "sha256"))
-    encoded = raw.hex() if options.get("encoding", "hex") == "hex" else _b64(raw)
-    headers = {header: options.get("prefix", "") + encoded}
-    if "timestamp_header" in options:
-        headers[options["timestamp_header"]] = str(stamp)
-    if "id_header" in options:
-        headers[options["id_header"]] = ident
-    return headers

@@ -2,28 +2,28 @@
 
 Everything an operator counts (deliveries and their verdicts, executions ending, jobs
 and their durations, batch sizes and commit latency) passes through the store actor as
-write operations. :class:`StoreTap` wraps a store's backend: it forwards every call,
-and after each committed batch turns the operations into a few frozen events that its
-observers receive. Events describe what committed, never what was merely attempted: a
-batch that fails to commit produces none, and an operation that failed inside a
-committed batch is skipped.
+write operations. :class:`StoreTap` observes a store's committed batches
+(:meth:`~hookline.store._store.Store.observe`) and turns their operations into a few
+frozen events that its subscribers receive. Events describe what committed, never what
+was merely attempted: a batch that fails to commit produces none, and an operation that
+failed inside a committed batch is skipped.
 
-Observers run in the store's writer thread (for SQLite) right after COMMIT, so they
-must be quick and thread-safe (prometheus_client and :mod:`logging` are). An observer
-that raises is logged and ignored: counting must never fail a write.
+Subscribers run where the store's observers run: in its writer thread (for SQLite and
+PostgreSQL) right after COMMIT, so they must be quick and thread-safe (prometheus_client
+and :mod:`logging` are). A subscriber that raises is logged and ignored: counting must
+never fail a write.
 """
 
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable, Sequence
+import weakref
+from collections.abc import Callable
 
 import attrs
 
 from .errors import StoreError
-from .store._backend import StoreBackend
-from .store._collections import Filter, Record, Sort
+from .store._observe import CommittedBatch
 from .store._ops import (
     AcceptDelivery,
     CollectionWrite,
@@ -35,12 +35,8 @@ from .store._ops import (
 from .store._records import (
     FINISHED_STATUSES,
     DeliveryRecord,
-    ExecutionRecord,
     IdempotencyRecord,
     JobRecord,
-    Page,
-    WorkflowRecord,
-    WorkflowVersionRecord,
 )
 from .store._store import Store
 
@@ -103,6 +99,9 @@ class BatchCommitted:
 StoreEvent = DeliveryRecorded | ExecutionEnded | JobEnded | BatchCommitted
 Observer = Callable[[StoreEvent], None]
 
+# One tap per store, forgotten with its store.
+_taps: weakref.WeakKeyDictionary[Store, StoreTap] = weakref.WeakKeyDictionary()
+
 
 @attrs.define
 class _Live:
@@ -114,95 +113,32 @@ class _Live:
 
 
 class StoreTap:
-    """A :class:`~hookline.store._backend.StoreBackend` that forwards every call to
-    ``inner`` and reports committed batches to its observers (see the module)."""
+    """An observer of a store's committed batches (see
+    :meth:`~hookline.store._store.Store.observe`) that turns them into events for its
+    subscribers (see the module)."""
 
-    def __init__(self, inner: StoreBackend) -> None:
-        self.inner = inner
-        self.threaded = inner.threaded
-        self.readers = inner.readers
-        self._observers: list[Observer] = []
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._subscribers: list[Observer] = []
         self._live: dict[str, _Live] = {}
 
     def subscribe(self, observer: Observer) -> None:
         """Call ``observer`` with every event from now on (in the writer thread); a
         second subscription of the same observer changes nothing."""
-        if observer not in self._observers:
-            self._observers.append(observer)
+        if observer not in self._subscribers:
+            self._subscribers.append(observer)
 
-    # -- the backend protocol ------------------------------------------------------------
-
-    def open(self) -> None:
-        self.inner.open()
-
-    def close(self) -> None:
-        self.inner.close()
-
-    def apply(self, ops: Sequence[WriteOp]) -> list[object]:
-        started = time.perf_counter()
-        results = self.inner.apply(ops)
-        events: list[StoreEvent] = [BatchCommitted(len(ops), time.perf_counter() - started)]
-        for op, result in zip(ops, results, strict=True):
+    def __call__(self, batch: CommittedBatch) -> None:
+        events: list[StoreEvent] = [BatchCommitted(len(batch.ops), batch.seconds)]
+        for op, result in zip(batch.ops, batch.results, strict=True):
             if not isinstance(result, Exception):
                 events.extend(self._events(op, result))
         for event in events:
-            for observer in self._observers:
+            for observer in self._subscribers:
                 try:
                     observer(event)
                 except Exception:
                     logger.exception("a store observer failed on %s", type(event).__name__)
-        return results
-
-    def get_execution(self, id: str) -> ExecutionRecord | None:
-        return self.inner.get_execution(id)
-
-    def list_jobs(self, execution_id: str) -> list[JobRecord]:
-        return self.inner.list_jobs(execution_id)
-
-    def list_executions(
-        self, *, workflow: str | None, status: str | None, limit: int, cursor: str | None
-    ) -> Page[ExecutionRecord]:
-        return self.inner.list_executions(
-            workflow=workflow, status=status, limit=limit, cursor=cursor
-        )
-
-    def list_deliveries(
-        self, *, workflow: str | None, verdict: str | None, limit: int, cursor: str | None
-    ) -> Page[DeliveryRecord]:
-        return self.inner.list_deliveries(
-            workflow=workflow, verdict=verdict, limit=limit, cursor=cursor
-        )
-
-    def get_delivery(self, id: str) -> DeliveryRecord | None:
-        return self.inner.get_delivery(id)
-
-    def get_idempotency(self, workflow: str, key: str, now: float) -> IdempotencyRecord | None:
-        return self.inner.get_idempotency(workflow, key, now)
-
-    def unfinished_executions(self) -> list[ExecutionRecord]:
-        return self.inner.unfinished_executions()
-
-    def list_workflows(self) -> list[WorkflowRecord]:
-        return self.inner.list_workflows()
-
-    def list_workflow_versions(
-        self, workflow: str, limit: int, cursor: int | None
-    ) -> Page[WorkflowVersionRecord]:
-        return self.inner.list_workflow_versions(workflow, limit, cursor)
-
-    def get_workflow_version(self, workflow: str, version: int) -> WorkflowVersionRecord | None:
-        return self.inner.get_workflow_version(workflow, version)
-
-    def query_records(
-        self, collection: str, where: Sequence[Filter], order_by: Sequence[Sort], limit: int | None
-    ) -> list[Record]:
-        return self.inner.query_records(collection, where, order_by, limit)
-
-    def list_records(self, collection: str, limit: int, cursor: str | None) -> Page[Record]:
-        return self.inner.list_records(collection, limit, cursor)
-
-    def list_collections(self) -> list[str]:
-        return self.inner.list_collections()
 
     # -- what the ops meant --------------------------------------------------------------
 
@@ -233,7 +169,7 @@ class StoreTap:
         if live is None:
             # Started before this process (resumed after a restart): ask the store once.
             try:
-                record = self.inner.get_execution(id)
+                record = self._store.backend.get_execution(id)
             except StoreError:
                 record = None
             if record is None:
@@ -280,13 +216,10 @@ class StoreTap:
 
 
 def tap_store(store: Store) -> StoreTap:
-    """The tap on ``store``'s backend, installed on first call (later calls return the
-    same tap). Safe before or while the store runs: the store looks its backend up at
-    every call, so the next batch goes through the tap."""
-    backend = store.backend
-    if isinstance(backend, StoreTap):
-        return backend
-    tap = StoreTap(backend)
-    # Store has no observer hook; the tap stands in for its backend (see the module).
-    store._backend = tap
+    """The tap on ``store``, made and registered as its observer on first call (later
+    calls return the same tap). Safe before or while the store runs."""
+    tap = _taps.get(store)
+    if tap is None:
+        tap = _taps[store] = StoreTap(store)
+        store.observe(tap)
     return tap

@@ -2,6 +2,7 @@
 
 from ._actor import Actor as Actor
 from ._actor import ActorStatistics as ActorStatistics
+from ._admission import Admission as Admission
 from ._answers import ExecutionOutcome as ExecutionOutcome
 from ._definition import Concurrency as Concurrency
 from ._definition import Idempotency as Idempotency
@@ -13,7 +14,7 @@ from ._delivery import Delivery as Delivery
 from ._engine import Engine as Engine
 from ._engine import EngineStatistics as EngineStatistics
 from ._engine import open_engine as open_engine
-from ._execution import ExecutionHandle as ExecutionHandle
+from ._handle import ExecutionHandle as ExecutionHandle
 from ._loader import LoadResult as LoadResult
 from ._loader import load_workflow_data as load_workflow_data
 from ._loader import load_workflow_text as load_workflow_text
@@ -28,5 +29,4 @@ from ._supervisor import Supervisor as Supervisor
 from ._supervisor import SupervisorStatistics as SupervisorStatistics
 from ._templates import Compiled as Compiled
 from ._templates import compile_value as compile_value
-from ._workflow_supervisor import Admission as Admission
 from ._workflow_supervisor import WorkflowStatistics as WorkflowStatistics

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import datetime
 import hashlib
+import json
+import time
 from collections.abc import Mapping
 from typing import Any
 
 import attrs
 
+from .._ids import new_id
 from ..store._records import DeliveryRecord, Verdict
 
 # Headers whose values are credentials or signatures: never stored, never logged.
@@ -124,3 +127,32 @@ class Delivery:
             status=status,
             execution_id=execution_id,
         )
+
+
+def embedded_delivery(
+    workflow: str,
+    path: str,
+    *,
+    data: Any = None,
+    headers: Mapping[str, str] | None = None,
+    query: Mapping[str, Any] | None = None,
+    body: bytes | None = None,
+    method: str = "POST",
+) -> Delivery:
+    """A delivery made in-process (no HTTP) for ``workflow`` listening on ``path``;
+    without ``body``, the body is ``data`` as compact JSON."""
+    if body is None:
+        body = b"" if data is None else json.dumps(data, separators=(",", ":")).encode()
+    return Delivery(
+        id=new_id(),
+        workflow=workflow,
+        received_at=time.time(),
+        method=method.upper(),
+        path=path,
+        headers={k.lower(): v for k, v in (headers or {}).items()},
+        query=dict(query or {}),
+        body=body,
+        data=data,
+        text=body.decode("utf-8", "replace"),
+        remote_addr="embedded",
+    )

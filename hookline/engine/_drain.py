@@ -42,6 +42,12 @@ class DrainRate:
     def retry_after(self, backlog: int) -> float:
         """Seconds until ``backlog`` executions have drained, between 1 and 60; 5 while
         nothing has finished yet."""
-        if self._rate <= 0:
-            return 5.0
-        return float(min(60, max(1, math.ceil(backlog / self._rate))))
+        return drain_seconds(backlog, self._rate)
+
+
+def drain_seconds(backlog: int, rate: float) -> float:
+    """Seconds until ``backlog`` executions have drained at ``rate`` per second, between
+    1 and 60; 5 while nothing has finished yet (``rate`` 0)."""
+    if rate <= 0:
+        return 5.0
+    return float(min(60, max(1, math.ceil(backlog / rate))))

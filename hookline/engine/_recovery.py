@@ -14,8 +14,12 @@ from typing import Any
 
 import attrs
 
-from ..store._records import ExecutionRecord
+from ..errors import ExecutionConflict
+from ..store._records import ExecutionRecord, ExecutionStatus
 from ._delivery import Delivery
+
+# The statuses an operator may retry an execution from.
+RETRYABLE: tuple[ExecutionStatus, ...] = ("failed", "timed_out", "cancelled")
 
 # The keys Delivery.context() builds itself; any other key of a stored context came
 # from Delivery.extra and goes back there.
@@ -98,3 +102,11 @@ def plan_resume(records: Iterable[ExecutionRecord], runnable: Callable[[str], bo
     for record in sorted(records, key=lambda r: (r.id, r.created_at)):
         (resume if runnable(record.workflow) else left).append(record)
     return ResumePlan(tuple(resume), tuple(left))
+
+
+def not_retryable(record: ExecutionRecord) -> ExecutionConflict:
+    """The error for a retry of ``record`` while it is not in a RETRYABLE status."""
+    return ExecutionConflict(
+        f"execution {record.id} is {record.status}: only failed, timed out and "
+        "cancelled executions can be retried"
+    )

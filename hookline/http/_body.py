@@ -38,7 +38,7 @@ from werkzeug.sansio.multipart import (
 
 from ..errors import MalformedBody
 
-__all__ = ["ParsedBody", "parse_body"]
+__all__ = ["ParsedBody", "collect_fields", "parse_body"]
 
 
 @attrs.frozen
@@ -71,7 +71,7 @@ def parse_body(raw: bytes, content_type: str | None) -> ParsedBody:
     if _is_json(media_type):
         data = _parse_json(raw, params.get("charset"))
     elif media_type == "application/x-www-form-urlencoded":
-        data = _collect(urllib.parse.parse_qsl(text, keep_blank_values=True))
+        data = collect_fields(urllib.parse.parse_qsl(text, keep_blank_values=True))
     elif media_type == "multipart/form-data":
         data, files = _parse_multipart(raw, params.get("boundary"))
     elif media_type.startswith("text/"):
@@ -125,7 +125,7 @@ def _parse_json(raw: bytes, charset: str | None) -> object:
         raise MalformedBody("The body is not valid JSON: a value is out of range.") from exc
 
 
-def _collect(pairs: Iterable[tuple[str, str]]) -> dict[str, str | list[str]]:
+def collect_fields(pairs: Iterable[tuple[str, str]]) -> dict[str, str | list[str]]:
     """Form fields: a name given once maps to its value, a repeated name to a list."""
     fields: dict[str, str | list[str]] = {}
     for name, value in pairs:
@@ -194,4 +194,4 @@ def _decode_parts(
                 else:
                     fields.append((part.name, b"".join(chunks).decode("utf-8", "replace")))
                 part = None
-    return _collect(fields), files
+    return collect_fields(fields), files

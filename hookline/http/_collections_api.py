@@ -14,7 +14,8 @@ from quart import Blueprint, Response
 from ..engine._engine import Engine
 from ..store._collections import Record
 from ..store._records import Page
-from ._executions import BadQuery, current_engine, page_args
+from ._executions import current_engine
+from ._list_query import BadQuery, page_args
 from ._responses import json_response, problem_response
 
 __all__ = ["collections_api", "list_records"]

@@ -15,7 +15,7 @@ import attrs
 
 from ..engine._fields import Fields
 from ..errors import Forbidden, Unauthenticated
-from ._signed import SignedRequest, decode_base64, matches_any, read_secrets, require_header
+from ._signed import SignedRequest, decode_base64, matches_any, read_keys, require_header
 
 __all__ = ["Basic", "Bearer", "SharedHeader", "authorization", "gitlab"]
 
@@ -23,10 +23,6 @@ WRONG = "the request credentials are not valid"
 BASIC_CHALLENGE = 'Basic realm="hookline", charset="UTF-8"'
 BEARER_CHALLENGE = 'Bearer realm="hookline"'
 _HEADER_NAME = r"[A-Za-z0-9!#$%&'*+.^_`|~-]+"
-
-
-def _tokens(fields: Fields, what: str) -> tuple[bytes, ...]:
-    return tuple(secret.encode() for secret in read_secrets(fields, what=what))
 
 
 def authorization(request: SignedRequest, scheme: str, challenge: str) -> str:
@@ -63,7 +59,7 @@ class SharedHeader:
         name = fields.string(
             "name", pattern=_HEADER_NAME, expected="a header name such as 'X-Webhook-Token'"
         )
-        return cls(name=name, tokens=_tokens(fields, "the header value"))
+        return cls(name=name, tokens=read_keys(fields, what="the header value"))
 
     def check(self, request: SignedRequest, now: float) -> Mapping[str, Any] | None:
         given = require_header(request, self.name).encode()
@@ -74,7 +70,9 @@ class SharedHeader:
 
 def gitlab(fields: Fields) -> SharedHeader:
     """``X-Gitlab-Token: <secret>``: GitLab's plain shared token."""
-    return SharedHeader(name="X-Gitlab-Token", tokens=_tokens(fields, "the X-Gitlab-Token value"))
+    return SharedHeader(
+        name="X-Gitlab-Token", tokens=read_keys(fields, what="the X-Gitlab-Token value")
+    )
 
 
 @attrs.frozen
@@ -86,7 +84,7 @@ class Bearer:
 
     @classmethod
     def compile(cls, fields: Fields) -> Bearer:
-        return cls(tokens=_tokens(fields, "a token"))
+        return cls(tokens=read_keys(fields, what="a token"))
 
     def check(self, request: SignedRequest, now: float) -> Mapping[str, Any] | None:
         given = authorization(request, "Bearer", BEARER_CHALLENGE).encode()

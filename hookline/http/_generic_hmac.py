@@ -10,7 +10,6 @@ time, since anyone could change it.
 
 from __future__ import annotations
 
-import hmac
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -20,14 +19,16 @@ import attrs
 from ..engine._fields import Fields
 from ..errors import Forbidden
 from ._signed import (
+    MALFORMED,
     MISMATCH,
     SignedRequest,
     check_window,
     decode_base64,
     decode_hex,
+    hmac_digests,
     matches_any,
     parse_timestamp,
-    read_secrets,
+    read_keys,
     require_header,
     tolerance,
 )
@@ -75,7 +76,7 @@ class GenericHmac:
 
     @classmethod
     def compile(cls, fields: Fields) -> GenericHmac:
-        keys = tuple(secret.encode() for secret in read_secrets(fields))
+        keys = read_keys(fields)
         header = fields.string("header", pattern=_HEADER_NAME, expected=_HEADER_EXPECTED)
         text = fields.string("signed", "{body}")
         try:
@@ -118,13 +119,12 @@ class GenericHmac:
             encoded = value[len(self.prefix) :].strip()
             given = decode_hex(encoded) if self.encoding == "hex" else decode_base64(encoded)
         if given is None:
-            raise Forbidden("the signature header is malformed")
+            raise Forbidden(MALFORMED)
         content = b"".join(
             values[part] if odd else part.encode()
             for odd, part in ((index % 2 == 1, part) for index, part in enumerate(self.signed))
         )
-        expected = [hmac.new(key, content, self.algorithm).digest() for key in self.keys]
-        if not matches_any(expected, [given]):
+        if not matches_any(hmac_digests(self.keys, content, self.algorithm), [given]):
             raise Forbidden(MISMATCH)
         if stamp is not None:
             check_window(stamp, now, self.tolerance)

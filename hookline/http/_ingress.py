@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import logging
 import time
-import urllib.parse
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
@@ -38,9 +37,20 @@ from ..errors import PayloadTooLarge, Rejected, RequestTimeout, StoreError, Unav
 from ..store._ops import RecordDelivery
 from ..store._records import Answer
 from ._body import parse_body
-from ._client_ip import IPNetwork, Origin, check_ip_allowed, resolve_origin
+from ._client_ip import IPNetwork, check_ip_allowed
 from ._problem import problem_body, problem_headers, rejection_problem
 from ._responses import answer_response
+from ._scope import (
+    Scope,
+    content_length,
+    first_header,
+    form_params,
+    query_fields,
+    raw_path,
+    request_origin,
+    request_target,
+    scope_headers,
+)
 from ._signed import SignedRequest
 
 log = logging.getLogger("hookline.http")
@@ -54,11 +64,8 @@ BODY_TIMEOUT = "HOOKLINE_BODY_TIMEOUT"
 DEFAULT_BODY_TIMEOUT = 30.0
 # Bodies above this are cut off whatever a workflow allows.
 HARD_BODY_LIMIT = 64 * 1024 * 1024
-_FORM = "application/x-www-form-urlencoded"
 # The methods the route takes: those a workflow may declare, and OPTIONS.
 METHODS = (*HTTP_METHODS, "OPTIONS")
-
-Scope = Mapping[str, Any]
 
 
 class SenderGone(Exception):
@@ -104,81 +111,6 @@ async def read_body(
     if deadline.cancelled_caught:
         raise RequestTimeout(f"the body did not arrive within {timeout:g} seconds")
     return bytes(received)
-
-
-def _headers(scope: Scope) -> dict[str, str]:
-    """The sender's headers, names lower-cased, repeated ones joined with ``, ``."""
-    headers: dict[str, str] = {}
-    for raw_name, raw_value in scope["headers"]:
-        name = raw_name.decode("latin-1").lower()
-        value = raw_value.decode("latin-1")
-        headers[name] = f"{headers[name]}, {value}" if name in headers else value
-    return headers
-
-
-def _first_header(scope: Scope, wanted: bytes) -> str | None:
-    for name, value in scope["headers"]:
-        if name.lower() == wanted:
-            text: str = value.decode("latin-1")
-            return text
-    return None
-
-
-def _content_length(scope: Scope) -> int | None:
-    value = _first_header(scope, b"content-length")
-    if value is None or not value.strip().isdigit():
-        return None
-    return int(value)
-
-
-def _query(scope: Scope) -> dict[str, Any]:
-    text = scope.get("query_string", b"").decode("latin-1")
-    query: dict[str, Any] = {}
-    for name, value in urllib.parse.parse_qsl(text, keep_blank_values=True):
-        earlier = query.get(name)
-        if earlier is None:
-            query[name] = value
-        elif isinstance(earlier, list):
-            earlier.append(value)
-        else:
-            query[name] = [earlier, value]
-    return query
-
-
-def _raw_path(scope: Scope) -> str:
-    raw = scope.get("raw_path") or scope["path"].encode()
-    text: str = raw.decode("latin-1").split("?", 1)[0]
-    return text
-
-
-def _target(scope: Scope) -> str:
-    """The request target as sent: the raw path and the query string."""
-    path = _raw_path(scope)
-    query = scope.get("query_string", b"").decode("latin-1")
-    return f"{path}?{query}" if query else path
-
-
-def _server_host(scope: Scope) -> str:
-    server = scope.get("server")
-    if not server:
-        return "localhost"
-    host, port = server
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-def _origin(scope: Scope, headers: dict[str, str], proxies: Sequence[IPNetwork]) -> Origin:
-    """The client and the public scheme and host, through trusted proxies only."""
-    client = scope.get("client")
-    peer = client[0] if client else ""
-    host = headers.get("host") or _server_host(scope)
-    return resolve_origin(peer, scope.get("scheme", "http"), host, headers, proxies)
-
-
-def _form(body: bytes, content_type: str | None) -> tuple[tuple[str, str], ...] | None:
-    if content_type is None or content_type.split(";", 1)[0].strip().lower() != _FORM:
-        return None
-    text = body.decode("utf-8", "replace")
-    return tuple(urllib.parse.parse_qsl(text, keep_blank_values=True))
 
 
 async def wait_answer(handle: ExecutionHandle, timeout: float) -> Answer:
@@ -248,7 +180,7 @@ class _Received:
         self.method: str = scope["method"]
         self.path: str = scope["path"]
         self.headers = headers
-        self.query = _query(scope)
+        self.query = query_fields(scope)
         self.remote_addr = remote_addr
         self.workflow = ""
         self.params: Mapping[str, str] = {}
@@ -288,14 +220,13 @@ async def handle_webhook(app: Quart, scope: Scope, chunks: AsyncIterator[bytes])
     when the sender left before its body arrived."""
     engine: Engine = app.config["HOOKLINE_ENGINE"]
     proxies: Sequence[IPNetwork] = app.config.get(TRUSTED_PROXIES, ())
-    headers = _headers(scope)
-    origin = _origin(scope, headers, proxies)
+    headers = scope_headers(scope)
+    origin = request_origin(scope, headers, proxies)
     received = _Received(scope, headers, origin.client_ip)
     method = received.method
     admitted = False
     try:
-        raw_path = _raw_path(scope)
-        webhook_path = raw_path[len(PREFIX) :] if raw_path.startswith(PREFIX) else raw_path
+        webhook_path = raw_path(scope).removeprefix(PREFIX)
         workflow, received.params = engine.route(webhook_path.lstrip("/"), method)
         trigger = workflow.trigger
         received.workflow = workflow.key
@@ -303,16 +234,16 @@ async def handle_webhook(app: Quart, scope: Scope, chunks: AsyncIterator[bytes])
         check_ip_allowed(origin.client_ip, trigger.ip_allow)
         timeout: float = app.config.get(BODY_TIMEOUT, DEFAULT_BODY_TIMEOUT)
         limit = min(trigger.max_body, HARD_BODY_LIMIT)
-        raw = received.body = await read_body(chunks, _content_length(scope), limit, timeout)
-        content_type = _first_header(scope, b"content-type")
+        raw = received.body = await read_body(chunks, content_length(scope), limit, timeout)
+        content_type = first_header(scope, b"content-type")
         claims = None
         if trigger.verification.checks:
             signed = SignedRequest(
                 method=method,
-                url=origin.url(_target(scope)),
+                url=origin.url(request_target(scope)),
                 headers=headers,
                 body=raw,
-                form=_form(raw, content_type),
+                form=form_params(raw, content_type),
                 client_ip=origin.client_ip,
             )
             claims = _verify(workflow, signed)

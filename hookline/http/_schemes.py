@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hmac
 from collections.abc import Mapping
 from typing import Any
 
@@ -20,29 +19,22 @@ import attrs
 from ..engine._fields import Fields
 from ..errors import Forbidden, Unauthenticated
 from ._signed import (
+    MALFORMED,
     MISMATCH,
     SignedRequest,
     check_window,
     decode_base64,
     decode_hex,
+    hmac_digests,
     matches_any,
     parse_timestamp,
+    read_keys,
     read_secrets,
     require_header,
     tolerance,
 )
 
 __all__ = ["GitHub", "Shopify", "Slack", "StandardWebhooks", "Stripe", "webhook_key"]
-
-MALFORMED = "the signature header is malformed"
-
-
-def _keys(fields: Fields) -> tuple[bytes, ...]:
-    return tuple(secret.encode() for secret in read_secrets(fields))
-
-
-def _macs(keys: tuple[bytes, ...], content: bytes, digest: str = "sha256") -> list[bytes]:
-    return [hmac.new(key, content, digest).digest() for key in keys]
 
 
 @attrs.frozen
@@ -57,7 +49,7 @@ class GitHub:
 
     @classmethod
     def compile(cls, fields: Fields) -> GitHub:
-        return cls(keys=_keys(fields), legacy_sha1=fields.boolean("legacy_sha1", default=False))
+        return cls(keys=read_keys(fields), legacy_sha1=fields.boolean("legacy_sha1", default=False))
 
     def check(self, request: SignedRequest, now: float) -> Mapping[str, Any] | None:
         value = request.header("x-hub-signature-256")
@@ -69,7 +61,7 @@ class GitHub:
         given = decode_hex(value.strip()[len(prefix) :]) if value.startswith(prefix) else None
         if given is None:
             raise Forbidden(MALFORMED)
-        if not matches_any(_macs(self.keys, request.body, digest), [given]):
+        if not matches_any(hmac_digests(self.keys, request.body, digest), [given]):
             raise Forbidden(MISMATCH)
         return None
 
@@ -86,7 +78,7 @@ class Stripe:
 
     @classmethod
     def compile(cls, fields: Fields) -> Stripe:
-        return cls(keys=_keys(fields), tolerance=tolerance(fields))
+        return cls(keys=read_keys(fields), tolerance=tolerance(fields))
 
     def check(self, request: SignedRequest, now: float) -> Mapping[str, Any] | None:
         value = require_header(request, "Stripe-Signature")
@@ -102,7 +94,7 @@ class Stripe:
             raise Forbidden(MALFORMED)
         timestamp = parse_timestamp(stamps[0])
         content = stamps[0].strip().encode() + b"." + request.body
-        if not matches_any(_macs(self.keys, content), signatures):
+        if not matches_any(hmac_digests(self.keys, content), signatures):
             raise Forbidden(MISMATCH)
         check_window(timestamp, now, self.tolerance, future=False)
         return None
@@ -119,7 +111,7 @@ class Slack:
 
     @classmethod
     def compile(cls, fields: Fields) -> Slack:
-        return cls(keys=_keys(fields), tolerance=tolerance(fields))
+        return cls(keys=read_keys(fields), tolerance=tolerance(fields))
 
     def check(self, request: SignedRequest, now: float) -> Mapping[str, Any] | None:
         value = require_header(request, "X-Slack-Signature")
@@ -129,7 +121,7 @@ class Slack:
             raise Forbidden(MALFORMED)
         timestamp = parse_timestamp(stamp)
         content = b"v0:" + stamp.encode() + b":" + request.body
-        if not matches_any(_macs(self.keys, content), [given]):
+        if not matches_any(hmac_digests(self.keys, content), [given]):
             raise Forbidden(MISMATCH)
         check_window(timestamp, now, self.tolerance)
         return None
@@ -145,13 +137,13 @@ class Shopify:
 
     @classmethod
     def compile(cls, fields: Fields) -> Shopify:
-        return cls(keys=_keys(fields))
+        return cls(keys=read_keys(fields))
 
     def check(self, request: SignedRequest, now: float) -> Mapping[str, Any] | None:
         given = decode_base64(require_header(request, "X-Shopify-Hmac-Sha256"))
         if given is None:
             raise Forbidden(MALFORMED)
-        if not matches_any(_macs(self.keys, request.body), [given]):
+        if not matches_any(hmac_digests(self.keys, request.body), [given]):
             raise Forbidden(MISMATCH)
         return None
 
@@ -204,7 +196,7 @@ class StandardWebhooks:
                 signatures.append(signature)
         timestamp = parse_timestamp(stamp)
         content = f"{message_id}.{stamp}.".encode() + request.body
-        if not matches_any(_macs(self.keys, content), signatures):
+        if not matches_any(hmac_digests(self.keys, content), signatures):
             raise Forbidden(MISMATCH)
         check_window(timestamp, now, self.tolerance)
         return None

@@ -27,6 +27,7 @@ from ..engine._fields import Fields
 from ..errors import Forbidden, Unauthenticated
 
 __all__ = [
+    "MALFORMED",
     "MISMATCH",
     "Check",
     "SignedRequest",
@@ -34,14 +35,17 @@ __all__ = [
     "check_window",
     "decode_base64",
     "decode_hex",
+    "hmac_digests",
     "matches_any",
     "parse_timestamp",
+    "read_keys",
     "read_secrets",
     "require_header",
     "tolerance",
 ]
 
 MISMATCH = "the request signature does not match"
+MALFORMED = "the signature header is malformed"
 _TIMESTAMP = re.compile(r"[0-9]{1,12}", re.ASCII)
 
 
@@ -113,6 +117,11 @@ def read_secrets(fields: Fields, *, what: str = "a secret") -> tuple[str, ...]:
     return (secret,)
 
 
+def read_keys(fields: Fields, *, what: str = "a secret") -> tuple[bytes, ...]:
+    """:func:`read_secrets` as the key bytes a MAC or a comparison takes."""
+    return tuple(secret.encode() for secret in read_secrets(fields, what=what))
+
+
 def tolerance(fields: Fields) -> float:
     """``tolerance``: how far a signed timestamp may be from now, default five minutes."""
     found: float = fields.duration("tolerance", 300.0)
@@ -163,6 +172,11 @@ def decode_base64(text: str) -> bytes | None:
         return base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
         return None
+
+
+def hmac_digests(keys: Iterable[bytes], content: bytes, digest: str = "sha256") -> list[bytes]:
+    """The HMAC of ``content`` under each key, for :func:`matches_any`."""
+    return [hmac.new(key, content, digest).digest() for key in keys]
 
 
 def matches_any(expected: Iterable[bytes], given: Iterable[bytes]) -> bool:

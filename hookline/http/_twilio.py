@@ -21,11 +21,12 @@ import attrs
 from ..engine._fields import Fields
 from ..errors import Forbidden
 from ._signed import (
+    MALFORMED,
     MISMATCH,
     SignedRequest,
     decode_base64,
     matches_any,
-    read_secrets,
+    read_keys,
     require_header,
 )
 
@@ -71,13 +72,12 @@ class Twilio:
 
     @classmethod
     def compile(cls, fields: Fields) -> Twilio:
-        keys = tuple(token.encode() for token in read_secrets(fields, what="the auth token"))
-        return cls(keys=keys)
+        return cls(keys=read_keys(fields, what="the auth token"))
 
     def check(self, request: SignedRequest, now: float) -> Mapping[str, Any] | None:
         given = decode_base64(require_header(request, "X-Twilio-Signature"))
         if given is None:
-            raise Forbidden("the signature header is malformed")
+            raise Forbidden(MALFORMED)
         try:
             query = urlsplit(request.url).query
         except ValueError as exc:  # the URL Twilio signs cannot be this one

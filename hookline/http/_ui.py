@@ -36,16 +36,14 @@ from ..engine._definition import Workflow
 from ..engine._engine import Engine
 from ..errors import HooklineError, NotFound
 from ._access import admin_refusal
-from ._executions import (
+from ._definition_versions import ran_with
+from ._executions import current_engine, delivery_json, restart_execution
+from ._list_query import (
     EXECUTION_STATUSES,
     VERDICTS,
     BadQuery,
-    current_engine,
-    delivery_json,
     list_delivery_page,
     list_execution_page,
-    ran_with,
-    restart_execution,
 )
 from ._ui_tree import BOX_WIDTH, node_rows, svg_size
 from ._workflows_api import workflow_editor

@@ -34,7 +34,9 @@ from ..engine._loader import check_conflicts, load_workflow_text
 from ..engine._workflow_supervisor import WorkflowStatistics
 from ..errors import DefinitionError, NotFound
 from ..store._records import WorkflowVersionRecord
-from ._executions import MAX_LIMIT, current_engine, definition_digest, definition_format
+from ._definition_versions import definition_digest, definition_format
+from ._executions import current_engine
+from ._list_query import MAX_LIMIT
 from ._responses import json_response, problem_response
 
 __all__ = [

@@ -161,8 +161,14 @@ class MemoryBackend:
         current = self._executions.get(op.id)
         if current is None or current.status not in op.statuses:
             return False
+        version = current.workflow_version if op.workflow_version is None else op.workflow_version
         self._executions[op.id] = attrs.evolve(
-            current, status="queued", finished_at=None, output=None, error=None
+            current,
+            status="queued",
+            finished_at=None,
+            output=None,
+            error=None,
+            workflow_version=version,
         )
         return True
 

@@ -132,10 +132,12 @@ class RequeueExecution:
     """Set an execution that ended in one of ``statuses`` back to ``queued`` (a retry),
     clearing its end time, output and error; its jobs stay. Result: True if it was set
     back, False if it does not exist or its status is not one of ``statuses`` (checked
-    inside the transaction, so two retries cannot both win)."""
+    inside the transaction, so two retries cannot both win). ``workflow_version``, when
+    given, replaces the recorded one (the definition the execution runs with now)."""
 
     id: str
     statuses: tuple[ExecutionStatus, ...] = ("failed", "timed_out", "cancelled")
+    workflow_version: int | None = None
 
 
 @attrs.frozen

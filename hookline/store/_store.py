@@ -4,7 +4,9 @@ Writers put operations in one bounded mailbox. The actor takes the first, drains
 else is waiting (up to ``max_batch``) and applies them all in ONE transaction; every
 waiter hears its result only after COMMIT. While one batch commits (in a worker thread
 for SQLite), the next one fills, so the cost of a durable commit is shared by every
-write that arrived during the previous one.
+write that arrived during the previous one. Observers (:meth:`Store.observe`) hear of
+each committed batch (:mod:`._observe`); the reads are in :mod:`._store_reads`, the
+URLs :func:`open_store` takes in :mod:`._store_url`.
 """
 
 from __future__ import annotations
@@ -12,20 +14,18 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from collections.abc import Callable, Sequence
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any, TypeVar, overload
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import attrs
 import trio
 
 from ..engine._mailbox import Mailbox
-from ..errors import ConfigError, StoreClosed, StoreError
+from ..errors import StoreClosed, StoreError
 from ._backend import StoreBackend
 from ._coalesce import coalesce
-from ._collections import Filter, Record, Sort
 from ._memory import MemoryBackend
+from ._observe import BatchObserver, apply_observed
 from ._ops import (
     AcceptDelivery,
     CollectionWrite,
@@ -40,16 +40,9 @@ from ._ops import (
     UpdateExecution,
     WriteOp,
 )
-from ._records import (
-    DeliveryRecord,
-    ExecutionRecord,
-    IdempotencyRecord,
-    JobRecord,
-    Page,
-    WorkflowRecord,
-    WorkflowVersionRecord,
-)
-from ._sqlite import SQLiteBackend
+from ._records import IdempotencyRecord
+from ._store_reads import StoreReads
+from ._store_url import backend_for_url, is_memory_url
 
 __all__ = ["MemoryStore", "Store", "StoreStatistics", "open_store"]
 
@@ -96,42 +89,6 @@ class _Waiter:
         self.done.set()
 
 
-class _Lookup:
-    """One idempotency lookup in a batched read, and its outcome."""
-
-    __slots__ = ("done", "error", "key", "now", "result", "workflow")
-
-    def __init__(self, workflow: str, key: str, now: float) -> None:
-        self.workflow = workflow
-        self.key = key
-        self.now = now
-        self.done = False
-        self.result: IdempotencyRecord | None = None
-        self.error: StoreError | None = None
-
-    def run(self, backend: StoreBackend) -> None:
-        try:
-            self.result = backend.get_idempotency(self.workflow, self.key, self.now)
-        except StoreError as exc:
-            self.error = exc
-        self.done = True
-
-    def fail(self, error: StoreError) -> None:
-        if not self.done:
-            self.error = error
-            self.done = True
-
-    def outcome(self) -> IdempotencyRecord | None:
-        if self.error is not None:
-            raise self.error
-        return self.result
-
-
-def _lookup_all(batch: list[_Lookup], backend: StoreBackend) -> None:
-    for lookup in batch:
-        lookup.run(backend)
-
-
 class _Item:
     __slots__ = ("op", "waiter")
 
@@ -141,7 +98,7 @@ class _Item:
         self.waiter = waiter
 
 
-class Store:
+class Store(StoreReads):
     """The store actor over a :class:`~hookline.store._backend.StoreBackend`.
 
     Start it with ``await nursery.start(store.run)``; it runs once. Writes made before
@@ -159,13 +116,12 @@ class Store:
     ) -> None:
         if max_batch < 1:
             raise ValueError(f"max_batch must be at least 1, got {max_batch}")
-        self._backend = backend
+        super().__init__(backend)
         self._max_batch = max_batch
         self._shutdown_timeout = shutdown_timeout
         self._mailbox: Mailbox[_Item] = Mailbox(capacity, name="store")
         self._batch: list[_Item] = []
         self._started = False
-        self._read_limiter = trio.CapacityLimiter(backend.readers)
         # Its own limiter: commits must never queue behind unrelated to_thread work.
         self._write_limiter = trio.CapacityLimiter(1)
         self._batches = 0
@@ -176,10 +132,7 @@ class Store:
         self._failed_ops = 0
         self._commit_seconds = 0.0
         self._unreported: StoreError | None = None
-        # Idempotency lookups waiting for the next batched read, and whether one runs.
-        self._lookups: list[_Lookup] = []
-        self._lookup_running = False
-        self._lookup_done = trio.Event()
+        self._observers: list[BatchObserver] = []
 
     @property
     def backend(self) -> StoreBackend:
@@ -187,6 +140,15 @@ class Store:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._backend!r})"
+
+    def observe(self, observer: BatchObserver) -> None:
+        """Call ``observer`` with every batch that commits from now on (see
+        :mod:`hookline.store._observe` for where it runs and what it must not do). Safe
+        before or while the store runs; registering the same observer twice changes
+        nothing."""
+        if observer not in self._observers:
+            # A new list, not an append: a commit in the writer thread iterates the old.
+            self._observers = [*self._observers, observer]
 
     # -- the actor ---------------------------------------------------------------------
 
@@ -239,9 +201,8 @@ class Store:
             started = time.perf_counter()
             applied, targets = coalesce(ops)
             try:
-                outcomes = await self._call(
-                    functools.partial(self._backend.apply, applied), self._write_limiter
-                )
+                apply = functools.partial(apply_observed, self._backend, applied, self._observers)
+                outcomes = await self._call(apply, self._write_limiter)
                 results = [outcomes[target] for target in targets]
             except StoreError as exc:
                 logger.error("a batch of %d writes failed: %s", len(ops), exc)
@@ -384,162 +345,6 @@ class Store:
         if waiter.error is not None:
             raise waiter.error
 
-    # -- reads -------------------------------------------------------------------------
-
-    async def _read(self, fn: Callable[[], T]) -> T:
-        if self._backend.threaded:
-            # Nothing to undo in a read: let a cancelled caller go at once.
-            return await trio.to_thread.run_sync(
-                fn, limiter=self._read_limiter, abandon_on_cancel=True
-            )
-        await trio.lowlevel.checkpoint()
-        return fn()
-
-    async def get_execution(self, id: str) -> ExecutionRecord | None:
-        """The execution ``id``, or None."""
-        return await self._read(functools.partial(self._backend.get_execution, id))
-
-    async def list_jobs(self, execution_id: str) -> list[JobRecord]:
-        """The jobs of an execution, in the order they were saved."""
-        return await self._read(functools.partial(self._backend.list_jobs, execution_id))
-
-    async def list_executions(
-        self,
-        *,
-        workflow: str | None = None,
-        status: str | None = None,
-        limit: int = 50,
-        cursor: str | None = None,
-    ) -> Page[ExecutionRecord]:
-        """A page of executions, newest first. Raises ValueError if ``limit < 1``."""
-        _check_limit(limit)
-        fn = functools.partial(
-            self._backend.list_executions,
-            workflow=workflow,
-            status=status,
-            limit=limit,
-            cursor=cursor,
-        )
-        return await self._read(fn)
-
-    async def list_deliveries(
-        self,
-        *,
-        workflow: str | None = None,
-        verdict: str | None = None,
-        limit: int = 50,
-        cursor: str | None = None,
-    ) -> Page[DeliveryRecord]:
-        """A page of deliveries, newest first. Raises ValueError if ``limit < 1``."""
-        _check_limit(limit)
-        fn = functools.partial(
-            self._backend.list_deliveries,
-            workflow=workflow,
-            verdict=verdict,
-            limit=limit,
-            cursor=cursor,
-        )
-        return await self._read(fn)
-
-    async def get_delivery(self, id: str) -> DeliveryRecord | None:
-        """The delivery ``id``, or None."""
-        return await self._read(functools.partial(self._backend.get_delivery, id))
-
-    async def get_idempotency(self, workflow: str, key: str) -> IdempotencyRecord | None:
-        """The live idempotency record for ``key`` in ``workflow`` (expiry by wall time).
-
-        Every webhook with a key asks this, so on a threaded backend the lookups that
-        arrive while one read runs share the next one: one worker-thread round trip
-        for many deliveries.
-        """
-        lookup = _Lookup(workflow, key, time.time())
-        if not self._backend.threaded:
-            await trio.lowlevel.checkpoint()
-            lookup.run(self._backend)
-            return lookup.outcome()
-        self._lookups.append(lookup)
-        while not lookup.done:
-            if self._lookup_running:
-                await self._lookup_done.wait()
-                continue
-            await self._run_lookups()
-        return lookup.outcome()
-
-    async def _run_lookups(self) -> None:
-        batch, self._lookups = self._lookups, []
-        self._lookup_running = True
-        backend = self._backend
-        try:
-            # Shielded: the callers of the others in the batch wait for this read.
-            with trio.CancelScope(shield=True):
-                await trio.to_thread.run_sync(
-                    _lookup_all, batch, backend, limiter=self._read_limiter
-                )
-        except BaseException as exc:
-            for lookup in batch:
-                lookup.fail(StoreError(f"the idempotency lookup failed: {exc!r}"))
-            raise
-        finally:
-            self._lookup_running = False
-            done, self._lookup_done = self._lookup_done, trio.Event()
-            done.set()
-
-    async def unfinished_executions(self) -> list[ExecutionRecord]:
-        """Executions still queued or running, oldest first (to resume on start)."""
-        return await self._read(self._backend.unfinished_executions)
-
-    async def list_workflows(self) -> list[WorkflowRecord]:
-        """Every stored workflow record, by key."""
-        return await self._read(self._backend.list_workflows)
-
-    async def list_workflow_versions(
-        self, workflow: str, *, limit: int = 50, cursor: int | None = None
-    ) -> Page[WorkflowVersionRecord]:
-        """A page of the definitions ``workflow`` has had, newest first; pass the
-        page's cursor back (as an int) for older ones. Raises ValueError if
-        ``limit < 1``."""
-        _check_limit(limit)
-        fn = functools.partial(self._backend.list_workflow_versions, workflow, limit, cursor)
-        return await self._read(fn)
-
-    async def get_workflow_version(
-        self, workflow: str, version: int
-    ) -> WorkflowVersionRecord | None:
-        """Version ``version`` of ``workflow``'s definition, or None."""
-        fn = functools.partial(self._backend.get_workflow_version, workflow, version)
-        return await self._read(fn)
-
-    async def query_records(
-        self,
-        collection: str,
-        where: Sequence[Filter] = (),
-        *,
-        order_by: Sequence[Sort] = (),
-        limit: int | None = None,
-    ) -> list[Record]:
-        """Up to ``limit`` (None: all) records of ``collection`` matching ``where``, in
-        ``order_by`` order, ties by id. A missing collection has none. Raises ValueError
-        for a bad collection name or ``limit < 1``."""
-        if limit is not None:
-            _check_limit(limit)
-        fn = functools.partial(
-            self._backend.query_records, collection, tuple(where), tuple(order_by), limit
-        )
-        return await self._read(fn)
-
-    async def list_records(
-        self, collection: str, *, limit: int = 50, cursor: str | None = None
-    ) -> Page[Record]:
-        """A page of the records of ``collection``, newest first (none if it does not
-        exist). Raises ValueError for a bad collection name or ``limit < 1``."""
-        _check_limit(limit)
-        fn = functools.partial(self._backend.list_records, collection, limit, cursor)
-        return await self._read(fn)
-
-    async def list_collections(self) -> list[str]:
-        """The names of the collections that exist (had a record once), sorted."""
-        return await self._read(self._backend.list_collections)
-
     def statistics(self) -> StoreStatistics:
         return StoreStatistics(
             queue_depth=self._mailbox.statistics().depth,
@@ -551,11 +356,6 @@ class Store:
             commit_seconds_total=self._commit_seconds,
             failed_ops=self._failed_ops,
         )
-
-
-def _check_limit(limit: int) -> None:
-    if limit < 1:
-        raise ValueError(f"limit must be at least 1, got {limit}")
 
 
 class MemoryStore(Store):
@@ -573,11 +373,6 @@ class MemoryStore(Store):
         )
 
 
-_URL_EXAMPLE = (
-    "a URL such as 'sqlite:///var/hookline.db', 'postgresql://user@host/hookline' or 'memory://'"
-)
-
-
 def open_store(url: str) -> Store:
     """A store for ``url``: ``sqlite:///relative.db``, ``sqlite:////absolute.db``
     (options: ``?synchronous=NORMAL&readers=8``), ``postgresql://user:secret@host/db``
@@ -587,46 +382,6 @@ def open_store(url: str) -> Store:
     Nothing is opened until the store runs. Raises ConfigError (``store.url``) for a URL
     of another scheme, without a path, or with a bad option.
     """
-    if not isinstance(url, str):
-        raise ConfigError("store.url", "", _URL_EXAMPLE, url)
-    parts = urlsplit(url)
-    if parts.scheme == "memory" and not parts.netloc.strip("/") and not parts.path.strip("/"):
+    if is_memory_url(url):
         return MemoryStore()
-    if parts.scheme == "postgresql":
-        return Store(_postgres_backend(url))
-    if parts.scheme != "sqlite" or parts.netloc or len(parts.path) < 2:
-        raise ConfigError("store.url", "", _URL_EXAMPLE, url)
-    options = dict(parse_qsl(parts.query))
-    unknown = set(options) - {"synchronous", "readers"}
-    if unknown:
-        raise ConfigError("store.url", "", "options synchronous and readers only", url)
-    try:
-        backend = SQLiteBackend(
-            Path(parts.path[1:]),
-            synchronous=options.get("synchronous", "FULL"),
-            readers=int(options.get("readers", "4")),
-        )
-    except ValueError as exc:
-        raise ConfigError("store.url", "", f"valid options ({exc})", url) from exc
-    return Store(backend)
-
-
-def _postgres_backend(url: str) -> StoreBackend:
-    # Imported here: psycopg is loaded only by those who use PostgreSQL.
-    import psycopg
-
-    from ._postgres import PostgresBackend, redact_url
-
-    parts = urlsplit(url)
-    options = parse_qsl(parts.query, keep_blank_values=True)
-    readers = [value for name, value in options if name == "readers"]
-    rest = urlunsplit(parts._replace(query=urlencode([o for o in options if o[0] != "readers"])))
-    try:
-        psycopg.conninfo.conninfo_to_dict(rest)
-    except psycopg.Error:
-        # Not the parser's message: it may quote the URL, password included.
-        raise ConfigError("store.url", "", "a valid PostgreSQL URL", redact_url(url)) from None
-    try:
-        return PostgresBackend(rest, readers=int(readers[-1]) if readers else 4)
-    except ValueError as exc:
-        raise ConfigError("store.url", "", f"valid options ({exc})", redact_url(url)) from exc
+    return Store(backend_for_url(url))

@@ -160,6 +160,42 @@ async def test_a_resumed_sync_execution_answers_later_duplicates(
     assert duplicate.answer.status == 200
 
 
+async def test_a_resumed_execution_that_never_started_records_its_start(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    store = MemoryStore()
+    async with open_engine([napping(queue=5)], store=store, shutdown_timeout=0) as engine:
+        await engine.submit("nap")  # running when the engine stops
+        waiting = await engine.submit("nap")  # still queued: it never started
+    again = restarted(store)
+    async with open_engine([napping(queue=5)], store=again) as engine:
+        handle = engine.handle(waiting.execution_id)
+        assert handle is not None
+        assert (await handle.wait_finished()).status == "succeeded"
+        record = await again.get_execution(waiting.execution_id)
+    assert record is not None
+    assert record.started_at is not None
+
+
+async def test_a_resumed_execution_records_the_version_it_runs_with(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    store = MemoryStore()
+    async with open_engine([STEPS], store=store, shutdown_timeout=1) as engine:
+        admission = await engine.submit("steps", data={"n": 1})
+        await trio.sleep(2)  # `nap` mid-run: then the process stops
+    changed = workflow(STEPS.text.replace("seen:", "saw:"))
+    again = restarted(store)
+    async with open_engine([changed], store=again) as engine:
+        handle = engine.handle(admission.execution_id)
+        assert handle is not None
+        outcome = await handle.wait_finished()
+        record = await again.get_execution(admission.execution_id)
+    assert list(outcome.output) == ["saw"]  # the changed definition ran
+    assert record is not None
+    assert record.workflow_version == 2
+
+
 # -- retry -----------------------------------------------------------------------------
 
 
@@ -199,6 +235,30 @@ async def test_a_retried_cancelled_execution_can_succeed_and_loses_its_old_error
     assert outcome.status == "succeeded"
     assert record is not None
     assert (record.status, record.error) == ("succeeded", None)
+
+
+async def test_a_retried_execution_records_the_version_it_runs_with(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    store = MemoryStore()
+    async with open_engine([FAILING], store=store) as engine:
+        failed = await engine.run("failing", data={"n": 3})
+        first = await engine.store.get_execution(failed.execution_id)
+    fixed = workflow(
+        FAILING.text.replace(
+            'type: fail, message: "boom {{$nodes.step.n}}"', "type: set, values: {}"
+        )
+    )
+    async with open_engine([fixed], store=restarted(store)) as engine:
+        retried = await engine.retry(failed.execution_id)
+        assert retried.handle is not None
+        outcome = await retried.handle.wait_finished()
+        record = await engine.store.get_execution(failed.execution_id)
+    assert first is not None
+    assert first.workflow_version == 1
+    assert outcome.status == "succeeded"
+    assert record is not None
+    assert record.workflow_version == 2
 
 
 async def test_retry_refuses_what_cannot_be_retried(autojump_clock: trio.testing.MockClock) -> None:

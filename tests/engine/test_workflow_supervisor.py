@@ -10,11 +10,11 @@ import trio
 import trio.testing
 
 from hookline.engine._definition import Workflow
+from hookline.engine._drain import DrainRate
 from hookline.engine._engine import Engine, open_engine
 from hookline.engine._job import JobTicket
 from hookline.engine._loader import load_workflow_text
 from hookline.engine._node_actor import NodeActor
-from hookline.engine._workflow_supervisor import DrainRate
 from hookline.errors import QueueFull
 from hookline.store._store import MemoryStore
 from hookline.testing import register_test_nodes

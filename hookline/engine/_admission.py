@@ -1,0 +1,115 @@
+"""What admitting a delivery decides, in pure code: its template roots, its order key,
+the records its acceptance commits, and the answer a duplicate gets.
+
+The :class:`~hookline.engine._workflow_supervisor.WorkflowSupervisor` carries these out
+(store writes, queue slots); nothing here waits or touches the store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+
+from ..store._ops import AcceptDelivery, IdempotencyClaim
+from ..store._records import Answer, ExecutionRecord, IdempotencyRecord
+from ._answers import accepted_answer
+from ._definition import Workflow
+from ._delivery import Delivery
+from ._handle import ExecutionHandle
+from ._idempotency import replay
+
+
+@attrs.frozen
+class Admission:
+    """A delivery let in: a new execution, or the replayed answer of an earlier one."""
+
+    execution_id: str
+    handle: ExecutionHandle | None
+    answer: Answer | None
+    replayed: bool = False
+
+
+def template_roots(
+    workflow: Workflow,
+    context: dict[str, Any],
+    execution_id: str | None,
+    env: Mapping[str, str],
+) -> dict[str, Any]:
+    """The template variables of an execution before any node ran (``$system`` is
+    added per job)."""
+    return {
+        "context": context,
+        "nodes": {},
+        "scopes": {},
+        "execution": {"id": execution_id},
+        "workflow": {"key": workflow.key, "title": workflow.title},
+        "env": dict(env),
+    }
+
+
+def order_key(workflow: Workflow, roots: Mapping[str, Any]) -> str | None:
+    """The ``concurrency.order_by`` key; None when the workflow has none or it renders
+    empty (then the execution is not ordered)."""
+    template = workflow.concurrency.order_by
+    if template is None:
+        return None
+    value = template.render(roots)
+    return None if value is None or value == "" else str(value)
+
+
+def accept_op(
+    workflow: Workflow,
+    delivery: Delivery,
+    execution_id: str,
+    *,
+    now: float,
+    key: str | None,
+    body_hash: str,
+    roots: dict[str, Any],
+    version: int | None,
+    reason: str | None = None,
+) -> AcceptDelivery:
+    """The one write that accepts ``delivery``: its record, its new ``queued``
+    execution, the idempotency claim of ``key`` and, in async mode, the immediate
+    answer. ``roots`` (the intake template roots) get the execution id."""
+    ordered_by = order_key(workflow, roots)
+    answer = None
+    if workflow.trigger.mode == "async":
+        roots["execution"] = {"id": execution_id}
+        answer = accepted_answer(workflow, execution_id, roots)
+    claim = None
+    if key is not None:
+        claim = IdempotencyClaim(key, body_hash, now + workflow.trigger.idempotency.ttl)
+    record = delivery.record(
+        "accepted",
+        status=answer.status if answer is not None else None,
+        execution_id=execution_id,
+        reason=reason,
+    )
+    execution = ExecutionRecord(
+        id=execution_id,
+        workflow=workflow.key,
+        delivery_id=delivery.id,
+        status="queued",
+        created_at=now,
+        context={**roots["context"], "headers": record.headers},
+        order_key=ordered_by,
+        workflow_version=version,
+    )
+    return AcceptDelivery(record, execution, claim, answer)
+
+
+def replayed(earlier: IdempotencyRecord, body_hash: str, *, recorded: bool = False) -> Admission:
+    """The admission of a duplicate of ``earlier``: its first answer again.
+
+    Raises IdempotencyConflict (still running) or IdempotencyMismatch (another body),
+    marked ``delivery_recorded`` when the store already recorded the duplicate.
+    """
+    try:
+        answer = replay(earlier, body_hash)
+    except Exception as exc:
+        exc.delivery_recorded = recorded  # type: ignore[attr-defined]
+        raise
+    return Admission(earlier.execution_id, None, answer, replayed=True)

@@ -1,0 +1,94 @@
+"""The handle of a live execution: what admission gives its callers to wait on its
+answer and outcome, and to cancel it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import trio
+
+from ..store._records import Answer
+from ._answers import ExecutionOutcome
+from ._definition import Workflow
+from ._delivery import Delivery
+
+
+class ExecutionHandle:
+    """A live execution as its callers hold it: its answer, its outcome, its cancel.
+
+    ``resumed`` marks an execution that ran before (found unfinished at start-up, or
+    retried from its failed node): it reuses the outputs of the jobs that succeeded.
+    ``started_at`` is when a resumed execution first started (None: it never did, and
+    it records its start when it runs now). ``context`` is the delivery's ``$context``
+    when admission built it already.
+    """
+
+    def __init__(
+        self,
+        execution_id: str,
+        workflow: Workflow,
+        delivery: Delivery,
+        *,
+        idempotency_key: str | None = None,
+        resumed: bool = False,
+        started_at: float | None = None,
+        context: dict[str, Any] | None = None,
+    ) -> None:
+        self.id = execution_id
+        self.workflow = workflow
+        self.delivery = delivery
+        self.idempotency_key = idempotency_key
+        self.resumed = resumed
+        self.started_at = started_at
+        self.context = context
+        self.answer: Answer | None = None
+        self.outcome: ExecutionOutcome | None = None
+        self.cancel_requested = False
+        self._scope: trio.CancelScope | None = None
+        self._answered = trio.Event()
+        self._finished = trio.Event()
+        # Set by whichever comes first: what a sync sender waits for.
+        self._settled = trio.Event()
+
+    @property
+    def finished(self) -> bool:
+        return self._finished.is_set()
+
+    def cancel(self) -> None:
+        """Cancel the execution: queued, it never starts; running, its jobs are cancelled."""
+        self.cancel_requested = True
+        if self._scope is not None:
+            self._scope.cancel()
+
+    def attach(self, scope: trio.CancelScope) -> None:
+        self._scope = scope
+        if self.cancel_requested:
+            scope.cancel()
+
+    def set_answer(self, answer: Answer) -> bool:
+        """Keep the first answer (a ``response`` node or the end); False if already set."""
+        if self._answered.is_set():
+            return False
+        self.answer = answer
+        self._answered.set()
+        self._settled.set()
+        return True
+
+    def set_outcome(self, outcome: ExecutionOutcome) -> None:
+        self.outcome = outcome
+        self._finished.set()
+        self._settled.set()
+
+    async def wait_answer(self) -> Answer:
+        await self._answered.wait()
+        assert self.answer is not None
+        return self.answer
+
+    async def wait_answered_or_finished(self) -> None:
+        """Return once the execution answered or ended, whichever comes first."""
+        await self._settled.wait()
+
+    async def wait_finished(self) -> ExecutionOutcome:
+        await self._finished.wait()
+        assert self.outcome is not None
+        return self.outcome

@@ -1,0 +1,77 @@
+"""Where new work enters a running engine: deliveries, and the replays and retries
+operators ask for. Refuses it all (503) while the engine is not accepting."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import attrs
+
+from .._ids import new_id
+from ..errors import NotFound, Rejected, StoreClosed, Unavailable
+from ..store._ops import RecordDelivery
+from ..store._records import ExecutionRecord
+from ..store._store import Store
+from ._admission import Admission
+from ._delivery import Delivery
+from ._recovery import RETRYABLE, not_retryable, stored_delivery
+from ._workflow_set import WorkflowSet
+from ._workflow_supervisor import WorkflowSupervisor
+
+log = logging.getLogger("hookline.engine")
+
+
+class Intake:
+    """Admits work into ``workflows`` while ``accepting``, up to ``pending_limit``
+    live executions across them (see :class:`~hookline.engine._engine.Engine` for
+    what each method raises)."""
+
+    def __init__(self, store: Store, workflows: WorkflowSet, pending_limit: int) -> None:
+        self.store = store
+        self.workflows = workflows
+        self.pending_limit = pending_limit
+        self.accepting = False
+
+    def supervisor(self, workflow: str) -> WorkflowSupervisor:
+        """The supervisor that takes new work for ``workflow``. Raises Unavailable
+        (stopping, overloaded, disabled) or WorkflowNotFound."""
+        if not self.accepting:
+            raise Unavailable("the engine is shutting down", retry_after=10.0)
+        return self.workflows.intake(workflow, self.pending_limit)
+
+    async def stored(self, execution_id: str) -> ExecutionRecord:
+        """The stored execution. Raises NotFound."""
+        record = await self.store.get_execution(execution_id)
+        if record is None:
+            raise NotFound(f"no execution {execution_id}")
+        return record
+
+    async def accept(self, delivery: Delivery) -> Admission:
+        return await self.supervisor(delivery.workflow).accept(delivery)
+
+    async def replay(self, execution_id: str) -> Admission:
+        record = await self.stored(execution_id)
+        supervisor = self.supervisor(record.workflow)
+        body = None
+        if record.delivery_id is not None:
+            original = await self.store.get_delivery(record.delivery_id)
+            body = original.body if original is not None else None
+        delivery = attrs.evolve(stored_delivery(record, body), id=new_id(), received_at=time.time())
+        return await supervisor.replay(delivery, of=execution_id)
+
+    async def retry(self, execution_id: str) -> Admission:
+        record = await self.stored(execution_id)
+        if record.status not in RETRYABLE or self.workflows.handle(execution_id) is not None:
+            raise not_retryable(record)
+        supervisor = self.supervisor(record.workflow)
+        return await supervisor.retry(record, stored_delivery(record))
+
+    async def record_rejection(self, delivery: Delivery, rejection: Rejected) -> None:
+        if getattr(rejection, "delivery_recorded", False):
+            return
+        record = delivery.record("rejected", reason=rejection.detail, status=rejection.status)
+        try:
+            await self.store.post(RecordDelivery(record))
+        except StoreClosed:
+            log.info("not recorded (the store has stopped): %s refused: %s", delivery.id, rejection)

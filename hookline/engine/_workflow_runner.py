@@ -1,0 +1,238 @@
+"""Running one workflow's admitted executions under its concurrency and ordering rules.
+
+Executions wait in the workflow's bounded queue, then run under ``concurrency.max``.
+With ``concurrency.order_by``, executions sharing a key run one at a time in arrival
+order (:mod:`._lanes` decides, this module carries it out). Executions found unfinished
+at start-up, and retried ones, go first, ahead of the queue.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Mapping
+
+import trio
+
+from ..nodes._base import NodeServices
+from ..store._store import Store
+from ._answers import ExecutionOutcome
+from ._definition import Workflow
+from ._drain import DrainRate
+from ._execution import Execution
+from ._handle import ExecutionHandle
+from ._lanes import Lanes
+from ._mailbox import Mailbox
+from ._node_actor import NodeActor
+
+# How long recording the executions a crash interrupted may take, at most.
+FAIL_TIMEOUT = 5.0
+
+
+class _Slot:
+    """One of the workflow's ``concurrency.max`` execution slots, while it is taken."""
+
+
+class WorkflowRunner:
+    """Takes one workflow's executions from its queue and runs them.
+
+    ``handles`` holds every live execution (queued, parked, resuming or running) by id;
+    :meth:`track` adds one, and it leaves when it ends or is cancelled while queued.
+    """
+
+    def __init__(
+        self,
+        workflow: Workflow,
+        actors: Mapping[str, NodeActor],
+        store: Store,
+        services: NodeServices,
+    ) -> None:
+        self.workflow = workflow
+        self.actors = actors
+        self.store = store
+        self.services = services
+        self.queue: Mailbox[ExecutionHandle] = Mailbox(
+            workflow.concurrency.queue, name=f"workflow:{workflow.key}"
+        )
+        self.handles: dict[str, ExecutionHandle] = {}
+        self.running: dict[str, ExecutionHandle] = {}
+        self.completed = 0
+        self.failed = 0
+        self.drain = DrainRate(clock=trio.current_time)
+        self.ended = trio.Event()
+        self._intake = trio.CancelScope()
+        self._intake_stopped = False
+        self._idle = trio.Event()
+        self._idle.set()
+        # Executions cut off from outside (shutdown or crash), to be settled by the
+        # supervisor once it knows which.
+        self._interrupted: list[ExecutionHandle] = []
+        # Ordering: the order key of each live execution that has one, and the lanes.
+        self._order_keys: dict[str, str] = {}
+        self.lanes: Lanes[ExecutionHandle] = Lanes()
+        # Resumed and retried executions: they start before anything in the queue.
+        self.ready: deque[ExecutionHandle] = deque()
+        self._wake: trio.CancelScope | None = None
+        self._nursery: trio.Nursery | None = None
+
+    @property
+    def backlog(self) -> int:
+        """Executions waiting to start: queued, being admitted, parked and resuming."""
+        queue = self.queue.statistics()
+        return queue.depth + queue.reserved + self.lanes.parked + len(self.ready)
+
+    def track(self, handle: ExecutionHandle, order_key: str | None) -> None:
+        """Count ``handle`` as live from now on (before it is queued or made ready)."""
+        self.handles[handle.id] = handle
+        if order_key is not None:
+            self._order_keys[handle.id] = order_key
+
+    def make_ready(self, handle: ExecutionHandle) -> None:
+        """Start ``handle`` before anything in the queue, whatever the queue's limits."""
+        self.ready.append(handle)
+        if self._wake is not None:
+            self._wake.cancel()
+
+    async def _next(self) -> ExecutionHandle:
+        """The next execution to consider: resuming ones first, then the queue."""
+        while True:
+            if self.ready:
+                return self.ready.popleft()
+            try:
+                # Without a scope when one is waiting: taking the slot was the checkpoint.
+                return self.queue.receive_nowait()
+            except trio.WouldBlock:
+                pass
+            with trio.CancelScope() as self._wake:
+                return await self.queue.receive()
+            # Woken by make_ready: an execution is ready.
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Run executions until the queue is closed and drained (retired), or until
+        cancelled. Restarted after a crash, it starts with what was waiting."""
+        limiter = trio.CapacityLimiter(self.workflow.concurrency.max)
+        # Restarted after a crash: what was parked or waiting goes first, by age.
+        waiting = [*self.ready, *self.lanes.reset()]
+        self.ready = deque(sorted(waiting, key=lambda handle: handle.id))
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            task_status.started()
+            with trio.CancelScope() as self._intake:
+                if self._intake_stopped:
+                    self._intake.cancel()
+                while True:
+                    # Take a slot first, then an execution: one waiting for a slot stays
+                    # in the queue, where it counts against ``concurrency.queue``.
+                    slot = _Slot()
+                    await limiter.acquire_on_behalf_of(slot)
+                    try:
+                        handle = await self._next()
+                    except trio.EndOfChannel:
+                        break  # retired, and the queue is drained
+                    if handle.id not in self.handles:
+                        limiter.release_on_behalf_of(slot)  # cancelled while queued
+                        continue
+                    if not self.lanes.admit(self._order_keys.get(handle.id), handle):
+                        limiter.release_on_behalf_of(slot)  # parked behind its key
+                        continue
+                    self._start(handle, limiter, slot)
+        self.ended.set()
+
+    def _start(self, handle: ExecutionHandle, limiter: trio.CapacityLimiter, slot: _Slot) -> None:
+        assert self._nursery is not None
+        if not self.running:
+            self._idle = trio.Event()
+        self.running[handle.id] = handle
+        self._nursery.start_soon(self._execute, handle, limiter, slot)
+
+    def stop_intake(self) -> None:
+        """Start no more queued executions (shutdown); running ones go on. Those left
+        in the queue stay ``queued`` in the store for the next start."""
+        self._intake_stopped = True
+        self._intake.cancel()
+
+    async def wait_idle(self) -> None:
+        """Return once no execution is running (queued ones may wait)."""
+        while self.running:
+            await self._idle.wait()
+
+    async def cancel(self, execution_id: str) -> bool:
+        """Cancel a live execution: running, its jobs are cancelled at once; queued, it
+        is recorded ``cancelled`` now and never starts. False if it is not live here."""
+        handle = self.handles.get(execution_id)
+        if handle is None:
+            return False
+        handle.cancel()
+        if execution_id not in self.running:
+            del self.handles[execution_id]
+            self.lanes.remove(self._order_keys.pop(execution_id, None), handle)
+            await self._execution(handle).run()
+            self.completed += 1
+            self.failed += 1  # as a cancelled running one counts
+        return True
+
+    def _execution(self, handle: ExecutionHandle) -> Execution:
+        return Execution(handle, self.actors, self.store, services=self.services)
+
+    async def _execute(
+        self, handle: ExecutionHandle, limiter: trio.CapacityLimiter, slot: _Slot
+    ) -> None:
+        try:
+            outcome = await self._execution(handle).run()
+            self.completed += 1
+            if not outcome.succeeded:
+                self.failed += 1
+        finally:
+            del self.running[handle.id]
+            del self.handles[handle.id]
+            order_key = self._order_keys.pop(handle.id, None)
+            self.drain.tick()
+            if not handle.finished:
+                # Interrupted from outside: shutdown or a crash; the supervisor decides.
+                self._interrupted.append(handle)
+                limiter.release_on_behalf_of(slot)
+            else:
+                self._hand_over(order_key, limiter, slot)
+            if not self.running:
+                self._idle.set()
+
+    def _hand_over(self, order_key: str | None, limiter: trio.CapacityLimiter, slot: _Slot) -> None:
+        """An execution ended: the next one of its lane takes its slot at once."""
+        successor = self.lanes.release(order_key)
+        assert self._nursery is not None
+        stopping = self._intake_stopped or self._nursery.cancel_scope.cancel_called
+        if successor is None or stopping:
+            limiter.release_on_behalf_of(slot)
+            if successor is not None:
+                # Left for the next start (shutdown) or for the restarted loop (crash).
+                # (The restarted loop frees every lane before it reads this.)
+                self.ready.appendleft(successor)
+            return
+        self._start(successor, limiter, slot)
+
+    async def fail_interrupted(self, crash: Exception) -> None:
+        """Record the executions a crash cut off as ``failed`` (within FAIL_TIMEOUT)."""
+        interrupted, self._interrupted = self._interrupted, []
+        error = f"interrupted: the supervisor of workflow '{self.workflow.key}' crashed ({crash})"
+        with trio.move_on_after(FAIL_TIMEOUT, shield=True):
+            for handle in interrupted:
+                outcome = ExecutionOutcome(handle.id, self.workflow.key, "failed", None, error)
+                await self._execution(handle).finish(outcome)
+                self.completed += 1
+                self.failed += 1
+
+    def abandon_interrupted(self) -> None:
+        """End the handles of the executions a shutdown cut off, as ``cancelled``; their
+        records stay ``running``, so the next start resumes them."""
+        interrupted, self._interrupted = self._interrupted, []
+        for handle in interrupted:
+            abandon(handle)
+
+
+def abandon(handle: ExecutionHandle) -> None:
+    """End a live handle the engine leaves behind as it stops (its record stays as it
+    is, to resume on next start); a finished one is left alone."""
+    if not handle.finished:
+        stopped = "the engine stopped"
+        handle.set_outcome(
+            ExecutionOutcome(handle.id, handle.workflow.key, "cancelled", None, stopped)
+        )

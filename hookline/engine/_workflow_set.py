@@ -1,0 +1,176 @@
+"""The engine's workflows: their definitions, the route to each, and the supervisor
+running each enabled one (plus the retiring ones still finishing what they hold).
+
+:meth:`WorkflowSet.apply` turns a set of definitions into running supervisors; the
+rest answers questions across them (which execution is live where, how many, how
+fast they drain) and carries out start-up resume and shutdown for them all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Iterable
+
+import trio
+
+from ..errors import Unavailable, WorkflowNotFound
+from ..http._router import Router
+from ..nodes._base import NodeServices
+from ..store._ops import SaveWorkflow
+from ..store._records import WorkflowRecord
+from ..store._store import Store
+from ._definition import Workflow
+from ._drain import drain_seconds
+from ._handle import ExecutionHandle
+from ._recovery import plan_resume, stored_delivery
+from ._supervisor import ChildSpec, Restart, Supervisor
+from ._workflow_runner import abandon
+from ._workflow_supervisor import WorkflowSupervisor
+
+log = logging.getLogger("hookline.engine")
+
+
+class WorkflowSet:
+    """The workflows an engine runs, each enabled one under a WorkflowSupervisor that
+    is a child of ``root``.
+
+    ``definitions`` holds every workflow by key, disabled ones included; ``supervisors``
+    the enabled ones' supervisors, which take new work.
+    """
+
+    def __init__(self, store: Store, root: Supervisor) -> None:
+        self.store = store
+        self.root = root
+        self.definitions: dict[str, Workflow] = {}
+        self.supervisors: dict[str, WorkflowSupervisor] = {}
+        # Replaced or disabled workflows still finishing what they hold.
+        self._retiring: list[WorkflowSupervisor] = []
+        self._router: Router[str] = Router(())
+        self._generation = 0
+
+    async def apply(self, workflows: Iterable[Workflow], services: NodeServices) -> None:
+        """Make these the workflows: start new and changed ones, retire the ones that
+        changed, were disabled or are gone (they finish what they hold)."""
+        wanted = {workflow.key: workflow for workflow in workflows}
+        for key, supervisor in list(self.supervisors.items()):
+            new = wanted.get(key)
+            if new is None or not new.enabled or new is not supervisor.workflow:
+                supervisor.retire()
+                self._retiring.append(supervisor)
+                del self.supervisors[key]
+        for key, workflow in wanted.items():
+            version = None
+            if self.definitions.get(key) is not workflow:
+                # Saved before its supervisor starts: its executions record the version.
+                version = await self.store.write(SaveWorkflow(_workflow_record(workflow)))
+            if workflow.enabled and key not in self.supervisors:
+                supervisor = WorkflowSupervisor(
+                    workflow, self.store, services=services, version=version
+                )
+                self._generation += 1
+                name = f"workflow:{key}#{self._generation}"
+                await self.root.start_child(ChildSpec(name, supervisor.run, Restart.TRANSIENT))
+                self.supervisors[key] = supervisor
+        self.definitions = wanted
+        self._router = Router((w.trigger.path, w.trigger.methods, w.key) for w in wanted.values())
+
+    def route(self, path: str, method: str) -> tuple[Workflow, dict[str, str]]:
+        """The workflow listening on a webhook path. Raises WorkflowNotFound (404) or
+        MethodNotAllowed (405)."""
+        key, params = self._router.match(path, method)
+        return self.definitions[key], params
+
+    def live(self) -> list[WorkflowSupervisor]:
+        """Every supervisor that may still hold executions, retiring ones included."""
+        self._retiring = [s for s in self._retiring if not s.retired]
+        return [*self.supervisors.values(), *self._retiring]
+
+    def pending(self) -> int:
+        """Live executions (queued, parked, resuming or running) across workflows."""
+        # Asked at every delivery: no list is built (a retired supervisor holds none).
+        total = 0
+        for supervisor in self.supervisors.values():
+            total += len(supervisor.runner.handles)
+        for supervisor in self._retiring:
+            total += len(supervisor.runner.handles)
+        return total
+
+    def intake(self, key: str, pending_limit: int) -> WorkflowSupervisor:
+        """The supervisor that takes new work for workflow ``key``. Raises Unavailable
+        (disabled, or ``pending_limit`` executions live) or WorkflowNotFound."""
+        supervisor = self.supervisors.get(key)
+        if supervisor is None:
+            if key in self.definitions:
+                raise Unavailable(f"workflow '{key}' is disabled", retry_after=60.0)
+            raise WorkflowNotFound(f"there is no workflow '{key}'")
+        pending = self.pending()
+        if pending >= pending_limit:
+            rate = sum(s.runner.drain.rate for s in self.live())
+            raise Unavailable("the engine is overloaded", retry_after=drain_seconds(pending, rate))
+        return supervisor
+
+    def handle(self, execution_id: str) -> ExecutionHandle | None:
+        """The live handle of a queued or running execution, if any."""
+        for supervisor in self.live():
+            found = supervisor.runner.handles.get(execution_id)
+            if found is not None:
+                return found
+        return None
+
+    async def cancel(self, execution_id: str) -> bool:
+        """Cancel a live execution; False if none of the workflows holds it."""
+        for supervisor in self.live():
+            if await supervisor.runner.cancel(execution_id):
+                return True
+        return False
+
+    async def resume(self) -> int:
+        """Queue again, oldest first, the executions a previous run left queued or
+        running, for workflows that exist and are enabled; log the others. Returns how
+        many were resumed."""
+        records = await self.store.unfinished_executions()
+        plan = plan_resume(records, lambda key: key in self.supervisors)
+        for record in plan.resume:
+            await self.supervisors[record.workflow].resume(record, stored_delivery(record))
+        if plan.resume:
+            log.info("resuming %d unfinished executions", len(plan.resume))
+        for record in plan.left:
+            state = "disabled" if record.workflow in self.definitions else "gone"
+            log.warning(
+                "execution %s stays %s: its workflow '%s' is %s",
+                record.id,
+                record.status,
+                record.workflow,
+                state,
+            )
+        return len(plan.resume)
+
+    async def drain(self, scope: trio.CancelScope, timeout: float) -> None:
+        """Start nothing more; wait up to ``timeout`` (or until ``scope`` is cancelled)
+        for the running executions to finish."""
+        for supervisor in self.live():
+            supervisor.runner.stop_intake()
+        with scope, trio.move_on_after(timeout):
+            # Intake is stopped, so once one is idle it stays idle: wait for each in turn.
+            for supervisor in self.live():
+                await supervisor.runner.wait_idle()
+
+    def abandon_queued(self) -> None:
+        """End the handles of what never ran before the engine stopped (the records stay
+        ``queued``, to resume on next start)."""
+        for supervisor in self.live():
+            for handle in list(supervisor.runner.handles.values()):
+                abandon(handle)
+
+
+def _workflow_record(workflow: Workflow) -> WorkflowRecord:
+    return WorkflowRecord(
+        key=workflow.key,
+        title=workflow.title,
+        enabled=workflow.enabled,
+        source=workflow.text,
+        digest=hashlib.sha256(workflow.text.encode()).hexdigest(),
+        updated_at=time.time(),
+    )
