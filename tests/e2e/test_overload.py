@@ -101,7 +101,10 @@ async def test_overload_is_refused_with_retry_after_and_memory_stays_bounded(
     refused = statuses[429] + statuses[503]
     assert statuses[429] > 0
     assert statuses[503] > 0
-    assert refused > 3 * statuses[202]  # the load was far above capacity
+    # What was let in is bounded by capacity (two workflows draining about 10/s each,
+    # their queues and the engine-wide pending limit), not by what was offered.
+    capacity = 2 * 10 * (OVERLOAD_SECONDS + 3) + 40 + 10
+    assert statuses[202] <= capacity < refused + statuses[202]
     assert set(statuses) <= {202, 429, 503}
     assert missing_retry_after == 0
     # Bounded memory: what is held is decided by the queues and the number of clients,
