@@ -115,14 +115,14 @@ async def test_an_infinite_loop_fails_at_its_time_limit() -> None:
     started = time.monotonic()
     with pytest.raises(NodeError, match="time limit of 300ms"):
         await run("while (true) {}", timeout="300ms")
-    assert time.monotonic() - started < 1.5
+    assert time.monotonic() - started < 3
 
 
 async def test_catastrophic_regex_backtracking_is_stopped_too() -> None:
     started = time.monotonic()
     with pytest.raises(NodeError, match="time limit"):
         await run("return /(a+)+$/.test('a'.repeat(40) + 'b');", timeout="300ms")
-    assert time.monotonic() - started < 1.5
+    assert time.monotonic() - started < 3
 
 
 @pytest.mark.parametrize(
@@ -192,7 +192,7 @@ async def test_cancelling_a_running_script_stops_it_at_once() -> None:
         cancelled = time.monotonic()
         ticket.cancel()
         await ticket.wait()
-        assert time.monotonic() - cancelled < 0.1
+        assert time.monotonic() - cancelled < 0.3  # real clock: allow scheduling noise
         with trio.fail_after(2):  # the worker thread ends too, long before 20s
             while _limiter().borrowed_tokens:
                 await trio.sleep(0.01)

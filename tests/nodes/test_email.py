@@ -288,7 +288,7 @@ async def test_a_silent_server_ends_the_job_and_frees_the_connection(how: str) -
         if how == "cancel":
             ticket.cancel()
         await ticket.wait()
-        assert time.monotonic() - ended < (0.1 if how == "cancel" else 0.5)
+        assert time.monotonic() - ended < (0.3 if how == "cancel" else 0.8)  # real clock: noise
         with trio.fail_after(2):  # the worker thread let go of the socket, not in 30s
             while not closed:
                 await trio.sleep(0.01)

@@ -356,7 +356,7 @@ async def test_a_server_that_never_answers_times_the_job_out(
         await ticket.wait()
         nursery.cancel_scope.cancel()
     assert (ticket.status, ticket.error) == ("timed_out", "timed out after 300ms")
-    assert time.monotonic() - started < 1.5
+    assert time.monotonic() - started < 3
     assert len(server.seen) == 1
 
 
@@ -370,7 +370,7 @@ async def test_cancelling_a_waiting_request_ends_the_job_at_once(
         cancelled = time.monotonic()
         ticket.cancel()
         await ticket.wait()
-        assert time.monotonic() - cancelled < 0.1
+        assert time.monotonic() - cancelled < 0.3  # real clock: allow scheduling noise
         nursery.cancel_scope.cancel()
     assert ticket.status == "cancelled"
 
