@@ -97,11 +97,15 @@ class Rejected(HooklineError):
     ``status`` is the HTTP status to answer, ``title`` a short fixed summary, and
     ``detail`` an explanation that never names a secret or which part of a signature
     differed. ``retry_after`` (seconds) is set for answers that invite a retry.
+    ``delivery_recorded`` is true when the store already recorded the refused
+    delivery (a duplicate found inside the accepting transaction), so the caller does
+    not record it twice.
     """
 
     status = 400
     title = "Bad request"
     retry_after: float | None = None
+    delivery_recorded = False
 
     def __init__(self, detail: str, *, retry_after: float | None = None) -> None:
         super().__init__(detail)

@@ -12,6 +12,7 @@ from typing import Any
 
 import attrs
 
+from ..errors import Rejected
 from ..store._ops import AcceptDelivery, IdempotencyClaim
 from ..store._records import Answer, ExecutionRecord, IdempotencyRecord
 from ._answers import accepted_answer
@@ -109,7 +110,7 @@ def replayed(earlier: IdempotencyRecord, body_hash: str, *, recorded: bool = Fal
     """
     try:
         answer = replay(earlier, body_hash)
-    except Exception as exc:
-        exc.delivery_recorded = recorded  # type: ignore[attr-defined]
+    except Rejected as exc:
+        exc.delivery_recorded = recorded
         raise
     return Admission(earlier.execution_id, None, answer, replayed=True)

@@ -68,7 +68,7 @@ class Intake:
         return await supervisor.retry(record, stored_delivery(record))
 
     async def record_rejection(self, delivery: Delivery, rejection: Rejected) -> None:
-        if getattr(rejection, "delivery_recorded", False):
+        if rejection.delivery_recorded:
             return
         record = delivery.record("rejected", reason=rejection.detail, status=rejection.status)
         try:
