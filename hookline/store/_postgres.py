@@ -16,7 +16,6 @@ reasons, errors, order and idempotency keys) is stored with U+FFFD in its place.
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
@@ -32,6 +31,7 @@ from ._postgres_collections import list_collections, list_records, query_records
 from ._postgres_rows import clean
 from ._postgres_schema import migrate
 from ._postgres_writes import OP_ERRORS, apply_alone, apply_one, gone, percent
+from ._reader_pool import ReaderPool
 from ._records import Page
 from ._sql_reads import SQLReads
 
@@ -62,9 +62,9 @@ class PostgresBackend(SQLReads):
         self.url = url
         self.readers = readers
         self._writer: Connection | None = None
-        self._idle: list[Connection] = []
-        self._lock = threading.Lock()
-        self._reader_slots = threading.BoundedSemaphore(readers)
+        self._readers: ReaderPool[Connection] = ReaderPool(
+            readers, f"the store on {redact_url(url)} is closed"
+        )
 
     def __repr__(self) -> str:
         return f"PostgresBackend({redact_url(self.url)!r})"
@@ -91,13 +91,11 @@ class PostgresBackend(SQLReads):
             conn.close()
             raise
         self._writer = conn
+        self._readers.open()
 
     def close(self) -> None:
-        with self._lock:
-            writer, self._writer = self._writer, None
-            idle, self._idle = self._idle, []
-        for conn in idle:
-            conn.close()
+        self._readers.close()
+        writer, self._writer = self._writer, None
         if writer is not None:
             writer.close()
 
@@ -135,12 +133,9 @@ class PostgresBackend(SQLReads):
     def _read(self, fn: Callable[[Connection], T]) -> T:
         """``fn`` on a read connection. A pooled connection found broken (the server
         restarted) is dropped and the read tried once more on a new one."""
-        with self._reader_slots:
+        with self._readers.slot():
             for attempt in (1, 2):
-                with self._lock:
-                    if self._writer is None:
-                        raise StoreClosed(f"the store on {redact_url(self.url)} is closed")
-                    conn = self._idle.pop() if self._idle else None
+                conn = self._readers.take()
                 pooled = conn is not None
                 try:
                     if conn is None:
@@ -151,16 +146,8 @@ class PostgresBackend(SQLReads):
                         raise StoreError(f"could not read {redact_url(self.url)}: {exc}") from exc
                 finally:
                     if conn is not None:
-                        self._release(conn)
+                        self._readers.give(conn, usable=not gone(conn))
         raise AssertionError("unreachable: the second attempt returns or raises")
-
-    def _release(self, conn: Connection) -> None:
-        with self._lock:
-            keep = self._writer is not None and not gone(conn)
-            if keep:
-                self._idle.append(conn)
-        if not keep:
-            conn.close()
 
     def _fetch_one(self, sql: str, args: Sequence[Any]) -> Any:
         statement = percent(sql)

@@ -12,7 +12,6 @@ read-only connections, so a list page never waits for a commit.
 from __future__ import annotations
 
 import sqlite3
-import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,6 +22,7 @@ from ._backend import make_page
 from ._collections import Filter, Record, Sort, check_collection
 from ._collections_sql import list_collections, list_records, query_records
 from ._ops import WriteOp
+from ._reader_pool import ReaderPool
 from ._records import Page
 from ._schema import migrate
 from ._sql_reads import SQLReads
@@ -60,9 +60,9 @@ class SQLiteBackend(SQLReads):
         self.synchronous = mode
         self.readers = readers
         self._writer: sqlite3.Connection | None = None
-        self._idle: list[sqlite3.Connection] = []
-        self._lock = threading.Lock()
-        self._reader_slots = threading.BoundedSemaphore(readers)
+        self._readers: ReaderPool[sqlite3.Connection] = ReaderPool(
+            readers, f"the store on {self.path} is closed"
+        )
 
     def __repr__(self) -> str:
         return f"SQLiteBackend({str(self.path)!r}, synchronous={self.synchronous!r})"
@@ -85,13 +85,11 @@ class SQLiteBackend(SQLReads):
                 raise StoreError(f"could not open {self.path}: {exc}") from exc
             raise
         self._writer = conn
+        self._readers.open()
 
     def close(self) -> None:
-        with self._lock:
-            writer, self._writer = self._writer, None
-            idle, self._idle = self._idle, []
-        for conn in idle:
-            conn.close()
+        self._readers.close()
+        writer, self._writer = self._writer, None
         if writer is not None:
             writer.close()
 
@@ -126,11 +124,8 @@ class SQLiteBackend(SQLReads):
 
     @contextmanager
     def _reader(self) -> Iterator[sqlite3.Connection]:
-        with self._reader_slots:
-            with self._lock:
-                if self._writer is None:
-                    raise StoreClosed(f"the store on {self.path} is closed")
-                conn = self._idle.pop() if self._idle else None
+        with self._readers.slot():
+            conn = self._readers.take()
             try:
                 if conn is None:
                     conn = self._connect_reader()
@@ -139,12 +134,7 @@ class SQLiteBackend(SQLReads):
                 raise StoreError(f"could not read {self.path}: {exc}") from exc
             finally:
                 if conn is not None:
-                    with self._lock:
-                        keep = self._writer is not None
-                        if keep:
-                            self._idle.append(conn)
-                    if not keep:
-                        conn.close()
+                    self._readers.give(conn)
 
     def _connect_reader(self) -> sqlite3.Connection:
         uri = f"{self.path.resolve().as_uri()}?mode=ro"
