@@ -66,7 +66,8 @@ def parse_bind(text: str) -> tuple[str, int]:
 
 @attrs.frozen
 class ServerSection:
-    """``server:``: where to listen, TLS, proxies believed, shutdown and access log."""
+    """``server:``: where to listen, TLS, proxies believed, shutdown, access log and how
+    many worker processes serve."""
 
     bind: str = "127.0.0.1:8000"
     certfile: Path | None = None
@@ -77,6 +78,7 @@ class ServerSection:
     body_timeout: float = 30.0  # a body that takes longer to arrive: 408
     max_header_size: int = 16 * 1024  # request line and headers larger: 431
     keep_alive_timeout: float = 5.0
+    workers: int = 1  # processes serving the port (more than one: PostgreSQL only)
 
     @property
     def host(self) -> str:
@@ -158,11 +160,21 @@ class ServerConfig:
     source: str | None = None
 
     def with_overrides(
-        self, *, bind: str | None = None, db: str | Path | None = None
+        self,
+        *,
+        bind: str | None = None,
+        db: str | Path | None = None,
+        workers: int | None = None,
     ) -> ServerConfig:
-        """This config with the command line's ``--bind HOST:PORT`` and ``--db PATH``
-        (a SQLite file) applied. Raises :class:`ConfigError` for a bad ``bind``."""
+        """This config with the command line's ``--bind HOST:PORT``, ``--db PATH`` (a
+        SQLite file) and ``--workers N`` applied. Raises :class:`ConfigError` for a bad
+        ``bind`` or fewer than one worker."""
         config = self
+        if workers is not None:
+            if workers < 1:
+                raise ConfigError("--workers", "", "an integer >= 1", workers)
+            server = attrs.evolve(config.server, workers=workers)
+            config = attrs.evolve(config, server=server)
         if bind is not None:
             try:
                 parse_bind(bind)
@@ -239,6 +251,7 @@ def _server(fields: Fields, base: Path) -> ServerSection:
         body_timeout=fields.duration("body_timeout", 30.0),
         max_header_size=fields.size("max_header_size", 16 * 1024),
         keep_alive_timeout=fields.duration("keep_alive_timeout", 5.0),
+        workers=fields.integer("workers", 1, low=1),
     )
     fields.done()
     return section

@@ -18,6 +18,7 @@ from ._cli_send import send_command
 from ._cli_workflows import workflows
 from ._config import ServerConfig, load_config
 from ._logging import configure_logging
+from ._workers import refusal, serve_workers
 from .engine._engine import Engine, open_engine
 from .engine._retention import RetentionPolicy
 from .errors import HooklineError
@@ -49,29 +50,71 @@ cli.add_command(deliveries)
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help="hookline.yaml")
 @click.option("--bind", help="HOST:PORT to listen on (overrides server.bind).")
 @click.option("--db", help="SQLite file (overrides store.url).")
-def serve_command(config_path: str | None, bind: str | None, db: str | None) -> None:
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    help="Processes serving the port (overrides server.workers; more than 1: PostgreSQL).",
+)
+@click.option("--fd", type=int, hidden=True, help="A listening socket inherited from --workers.")
+@click.pass_context
+def serve_command(
+    ctx: click.Context,
+    *,
+    config_path: str | None,
+    bind: str | None,
+    db: str | None,
+    workers: int | None,
+    fd: int | None,
+) -> None:
     """Serve the workflows over HTTP until SIGTERM or Ctrl-C.
 
     On the first signal: refuse new deliveries (503), let running executions finish
     until ``server.shutdown_timeout``, cancel the rest (they resume on next start),
     flush the store, exit 0. A second signal stops waiting for running executions.
 
+    With ``--workers N`` (or ``server.workers``) N processes serve the one port, sharing
+    the PostgreSQL store; signals reach each of them, and one that dies is replaced.
+
     ``HOOKLINE_TEST_NODES=1`` in the environment registers the test node types
     (``sleep``, ``fail``) of :mod:`hookline.testing`, for end-to-end tests only.
     """
-    config = load_config(config_path).with_overrides(bind=bind, db=db)
-    if os.environ.get("HOOKLINE_TEST_NODES") == "1":
+    config = load_config(config_path).with_overrides(bind=bind, db=db, workers=workers)
+    pooled = fd is None and config.server.workers > 1
+    if pooled:
+        origin = "server.workers:" if workers is None else "--workers"
+        refused = refusal(config.store.url, config.server.workers, origin)
+        if refused is not None:
+            click.echo(refused, err=True)
+            raise click.exceptions.Exit(2)
+    elif os.environ.get("HOOKLINE_TEST_NODES") == "1":
         from .testing._nodes import register_test_nodes
 
         register_test_nodes()
     try:
-        trio.run(run_server, config)
+        if pooled:
+            command = _worker_command(ctx, config_path)
+            status = serve_workers(command, bind=config.server.bind, workers=config.server.workers)
+        else:
+            trio.run(functools.partial(run_server, config, fd=fd))
+            status = 0
     except BaseException as exc:
         # Ctrl-C before the signal handler was installed: trio >= 0.25 may deliver it
         # wrapped in exception groups. Nothing was accepted yet: just exit.
         if not _only_interrupts(exc):
             raise
         raise click.exceptions.Exit(130) from None
+    if status:
+        raise click.exceptions.Exit(status)
+
+
+def _worker_command(ctx: click.Context, config_path: str | None) -> list[str]:
+    """The command line of one worker: this one's options, minus ``--workers`` (the
+    pool adds ``--fd``); ``--bind`` is the parent's, ``--db`` was refused."""
+    group = ctx.parent.params if ctx.parent is not None else {}
+    options = ["-v"] * int(group.get("verbose") or 0)
+    options += ["--log-format", str(group.get("log_format") or "text")]
+    config = ["--config", config_path] if config_path is not None else []
+    return [sys.executable, "-m", "hookline", *options, "serve", *config]
 
 
 def _only_interrupts(exc: BaseException) -> bool:
@@ -102,19 +145,20 @@ class _Shutdown:
                 self.engine.hurry()
 
 
-async def run_server(config: ServerConfig) -> None:
-    """Serve until SIGTERM/SIGINT, then stop intake, drain, flush and return."""
+async def run_server(config: ServerConfig, *, fd: int | None = None) -> None:
+    """Serve until SIGTERM/SIGINT, then stop intake, drain, flush and return. ``fd``: an
+    inherited listening socket to serve on instead of binding ``server.bind``."""
     logging.getLogger("hookline").setLevel(min(logging.INFO, logging.getLogger().level))
     # Installed first and kept to the end: no KeyboardInterrupt can land mid-shutdown.
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
         shutdown = _Shutdown()
         async with trio.open_nursery() as nursery:
             nursery.start_soon(shutdown.watch, signals)
-            await _serve(config, shutdown)
+            await _serve(config, shutdown, fd)
             nursery.cancel_scope.cancel()
 
 
-async def _serve(config: ServerConfig, shutdown: _Shutdown) -> None:
+async def _serve(config: ServerConfig, shutdown: _Shutdown, fd: int | None) -> None:
     retention = RetentionPolicy(
         executions=config.retention.executions, deliveries=config.retention.deliveries
     )
@@ -145,6 +189,7 @@ async def _serve(config: ServerConfig, shutdown: _Shutdown) -> None:
                     max_header_size=config.server.max_header_size,
                     keep_alive_timeout=config.server.keep_alive_timeout,
                     shutdown_trigger=http_stop.wait,
+                    fd=fd,
                 )
             )
             click.echo(f"hookline serving {len(engine.workflows)} workflows on {', '.join(urls)}")

@@ -24,7 +24,8 @@
     ├── StoreError                   the store could not read or write
     │   └── StoreClosed              the store was used after it stopped
     └── ActorError
-        └── RestartIntensityExceeded a supervisor restarted children too often and gave up
+        ├── RestartIntensityExceeded a supervisor restarted children too often and gave up
+        └── LeaseLost                the processes sharing the store took this one's work over
 
 Exceptions from libraries (sqlite3, YAML, httpx) are mapped to these at the boundary with
 ``raise ... from exc``; callers of hookline never need to catch a third-party error.
@@ -41,6 +42,7 @@ __all__ = [
     "HooklineError",
     "IdempotencyConflict",
     "IdempotencyMismatch",
+    "LeaseLost",
     "MalformedBody",
     "MethodNotAllowed",
     "NodeError",
@@ -262,3 +264,9 @@ class RestartIntensityExceeded(ActorError):
 
     Not raised when a child stops normally or a node fails a job.
     """
+
+
+class LeaseLost(ActorError):
+    """The other processes sharing the store declared this one dead (it missed its
+    heartbeats for a whole lease) and took its executions over. The engine stops at
+    once, writing nothing more for them: their new owners run them now."""

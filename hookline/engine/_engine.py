@@ -23,6 +23,7 @@ from ..store._collection_service import CollectionService
 from ..store._store import Store, StoreStatistics, open_store
 from ._admission import Admission
 from ._answers import ExecutionOutcome
+from ._cluster import Cluster, ClusterStatistics
 from ._definition import Workflow
 from ._delivery import Delivery, embedded_delivery
 from ._handle import ExecutionHandle
@@ -40,7 +41,8 @@ log = logging.getLogger("hookline.engine")
 class EngineStatistics:
     """A snapshot of the engine. ``pending`` counts live executions against
     ``pending_limit``; ``resumed`` the executions resumed at start-up; ``retention``
-    is None when the engine prunes nothing."""
+    is None when the engine prunes nothing, ``cluster`` when no other process shares
+    the store."""
 
     accepting: bool
     pending: int
@@ -50,6 +52,7 @@ class EngineStatistics:
     workflows: tuple[WorkflowStatistics, ...]
     resumed: int = 0
     retention: RetentionStatistics | None = None
+    cluster: ClusterStatistics | None = None
 
 
 class Engine:
@@ -83,6 +86,16 @@ class Engine:
         self._initial = tuple(workflows)
         self._root = Supervisor("engine")
         self._workflows = WorkflowSet(store, self._root)
+        self.cluster: Cluster | None = None
+        coordinator = store.backend.coordinator
+        if coordinator is not None:
+            self.cluster = self._workflows.cluster = Cluster(
+                coordinator,
+                self._workflows,
+                heartbeat=coordinator.heartbeat_interval,
+                lease=coordinator.lease,
+                threaded=store.backend.threaded,
+            )
         self._intake = Intake(store, self._workflows, pending_limit)
         self._stop = trio.Event()
         self._stopped = trio.Event()
@@ -101,7 +114,11 @@ class Engine:
                 async with trio.open_nursery() as inner:
                     await inner.start(self._root.run)
                     await self.apply(self._initial)
-                    self._resumed = await self._workflows.resume()
+                    if self.cluster is None:
+                        self._resumed = await self._workflows.resume()
+                    else:
+                        self._resumed = await self.cluster.adopt()
+                        await inner.start(self.cluster.run)
                     if self.retention is not None:
                         await inner.start(self.retention.run)
                     self._intake.accepting = not self._stop.is_set()
@@ -268,7 +285,11 @@ class Engine:
         """Cancel a queued or running execution. False if it is not live here."""
         if await self._workflows.cancel(execution_id):
             return True
-        await self._intake.stored(execution_id)  # NotFound for an unknown one
+        record = await self._intake.stored(execution_id)  # NotFound for an unknown one
+        if self.cluster is not None and record.status in ("queued", "running"):
+            # Another process runs it: ask that one.
+            await self.cluster.request_cancel(execution_id)
+            return True
         return False
 
     def statistics(self) -> EngineStatistics:
@@ -281,6 +302,7 @@ class Engine:
             workflows=tuple(s.statistics() for s in self._workflows.supervisors.values()),
             resumed=self._resumed,
             retention=self.retention.statistics() if self.retention is not None else None,
+            cluster=self.cluster.statistics() if self.cluster is not None else None,
         )
 
 

@@ -4,12 +4,17 @@ Executions wait in the workflow's bounded queue, then run under ``concurrency.ma
 With ``concurrency.order_by``, executions sharing a key run one at a time in arrival
 order (:mod:`._lanes` decides, this module carries it out). Executions found unfinished
 at start-up, and retried ones, go first, ahead of the queue.
+
+On a store shared by several processes, both limits hold across all of them: each
+execution then waits for a start permit from the :class:`~._cluster.Cluster` instead
+(the local limiter and lanes would only add waits that can deadlock across processes).
 """
 
 from __future__ import annotations
 
 from collections import deque
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import trio
 
@@ -24,6 +29,9 @@ from ._lanes import Lanes
 from ._mailbox import Mailbox
 from ._node_actor import NodeActor
 
+if TYPE_CHECKING:
+    from ._cluster import Cluster
+
 # How long recording the executions a crash interrupted may take, at most.
 FAIL_TIMEOUT = 5.0
 
@@ -37,6 +45,7 @@ class WorkflowRunner:
 
     ``handles`` holds every live execution (queued, parked, resuming or running) by id;
     :meth:`track` adds one, and it leaves when it ends or is cancelled while queued.
+    With a ``cluster``, each execution waits for its start permit before it runs.
     """
 
     def __init__(
@@ -45,8 +54,10 @@ class WorkflowRunner:
         actors: Mapping[str, NodeActor],
         store: Store,
         services: NodeServices,
+        cluster: Cluster | None = None,
     ) -> None:
         self.workflow = workflow
+        self.cluster = cluster
         self.actors = actors
         self.store = store
         self.services = services
@@ -73,12 +84,21 @@ class WorkflowRunner:
         self.ready: deque[ExecutionHandle] = deque()
         self._wake: trio.CancelScope | None = None
         self._nursery: trio.Nursery | None = None
+        # Executions waiting for a start permit (cluster only), by id.
+        self._permits: dict[str, trio.CancelScope] = {}
+
+    @property
+    def waiting(self) -> int:
+        """Executions waiting for a start permit (counted in ``running`` too)."""
+        return len(self._permits)
 
     @property
     def backlog(self) -> int:
-        """Executions waiting to start: queued, being admitted, parked and resuming."""
+        """Executions waiting to start: queued, being admitted, parked, resuming and
+        waiting for a start permit."""
         queue = self.queue.statistics()
-        return queue.depth + queue.reserved + self.lanes.parked + len(self.ready)
+        waiting = queue.depth + queue.reserved + self.lanes.parked + len(self.ready)
+        return waiting + len(self._permits)
 
     def track(self, handle: ExecutionHandle, order_key: str | None) -> None:
         """Count ``handle`` as live from now on (before it is queued or made ready)."""
@@ -109,7 +129,10 @@ class WorkflowRunner:
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Run executions until the queue is closed and drained (retired), or until
         cancelled. Restarted after a crash, it starts with what was waiting."""
-        limiter = trio.CapacityLimiter(self.workflow.concurrency.max)
+        concurrency = self.workflow.concurrency
+        # With a cluster, the permits limit what runs; the limiter only bounds waiters.
+        slots = concurrency.max + (concurrency.queue if self.cluster is not None else 0)
+        limiter = trio.CapacityLimiter(slots)
         # Restarted after a crash: what was parked or waiting goes first, by age.
         waiting = [*self.ready, *self.lanes.reset()]
         self.ready = deque(sorted(waiting, key=lambda handle: handle.id))
@@ -131,7 +154,8 @@ class WorkflowRunner:
                     if handle.id not in self.handles:
                         limiter.release_on_behalf_of(slot)  # cancelled while queued
                         continue
-                    if not self.lanes.admit(self._order_keys.get(handle.id), handle):
+                    ordered = self.cluster is None
+                    if ordered and not self.lanes.admit(self._order_keys.get(handle.id), handle):
                         limiter.release_on_behalf_of(slot)  # parked behind its key
                         continue
                     self._start(handle, limiter, slot)
@@ -149,6 +173,8 @@ class WorkflowRunner:
         in the queue stay ``queued`` in the store for the next start."""
         self._intake_stopped = True
         self._intake.cancel()
+        for scope in self._permits.values():
+            scope.cancel()
 
     async def wait_idle(self) -> None:
         """Return once no execution is running (queued ones may wait)."""
@@ -177,11 +203,14 @@ class WorkflowRunner:
         self, handle: ExecutionHandle, limiter: trio.CapacityLimiter, slot: _Slot
     ) -> None:
         try:
-            outcome = await self._execution(handle).run()
-            self.completed += 1
-            if not outcome.succeeded:
-                self.failed += 1
+            if await self._permitted(handle):
+                outcome = await self._execution(handle).run()
+                self.completed += 1
+                if not outcome.succeeded:
+                    self.failed += 1
         finally:
+            if self.cluster is not None:
+                self.cluster.ended()
             del self.running[handle.id]
             del self.handles[handle.id]
             order_key = self._order_keys.pop(handle.id, None)
@@ -194,6 +223,26 @@ class WorkflowRunner:
                 self._hand_over(order_key, limiter, slot)
             if not self.running:
                 self._idle.set()
+
+    async def _permitted(self, handle: ExecutionHandle) -> bool:
+        """Wait for ``handle``'s start permit (cluster only). False: it must not run
+        here, being another process's now (its handle ends) or left queued by a
+        shutdown (its handle stays unfinished)."""
+        if self.cluster is None or handle.cancel_requested:
+            return True
+        with trio.CancelScope() as scope:
+            self._permits[handle.id] = scope
+            handle.attach(scope)
+            try:
+                if await self.cluster.permit(handle):
+                    return True
+            finally:
+                del self._permits[handle.id]
+        if handle.cancel_requested:
+            return True  # cancelled while waiting: recorded as never started
+        if not scope.cancelled_caught:
+            abandon(handle, "another process runs this execution now")
+        return False
 
     def _hand_over(self, order_key: str | None, limiter: trio.CapacityLimiter, slot: _Slot) -> None:
         """An execution ended: the next one of its lane takes its slot at once."""
@@ -228,11 +277,8 @@ class WorkflowRunner:
             abandon(handle)
 
 
-def abandon(handle: ExecutionHandle) -> None:
-    """End a live handle the engine leaves behind as it stops (its record stays as it
-    is, to resume on next start); a finished one is left alone."""
+def abandon(handle: ExecutionHandle, why: str = "the engine stopped") -> None:
+    """End a live handle the engine leaves behind (its record stays as it is, to resume
+    on next start or in another process); a finished one is left alone."""
     if not handle.finished:
-        stopped = "the engine stopped"
-        handle.set_outcome(
-            ExecutionOutcome(handle.id, handle.workflow.key, "cancelled", None, stopped)
-        )
+        handle.set_outcome(ExecutionOutcome(handle.id, handle.workflow.key, "cancelled", None, why))

@@ -12,6 +12,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 import trio
 
@@ -29,6 +30,9 @@ from ._supervisor import ChildSpec, Restart, Supervisor
 from ._workflow_runner import abandon
 from ._workflow_supervisor import WorkflowSupervisor
 
+if TYPE_CHECKING:
+    from ._cluster import Cluster
+
 log = logging.getLogger("hookline.engine")
 
 
@@ -43,6 +47,9 @@ class WorkflowSet:
     def __init__(self, store: Store, root: Supervisor) -> None:
         self.store = store
         self.root = root
+        #: Set when the store is shared by several processes: the supervisors' limits
+        #: then hold across them all.
+        self.cluster: Cluster | None = None
         self.definitions: dict[str, Workflow] = {}
         self.supervisors: dict[str, WorkflowSupervisor] = {}
         # Replaced or disabled workflows still finishing what they hold.
@@ -67,7 +74,7 @@ class WorkflowSet:
                 version = await self.store.write(SaveWorkflow(_workflow_record(workflow)))
             if workflow.enabled and key not in self.supervisors:
                 supervisor = WorkflowSupervisor(
-                    workflow, self.store, services=services, version=version
+                    workflow, self.store, services=services, version=version, cluster=self.cluster
                 )
                 self._generation += 1
                 name = f"workflow:{key}#{self._generation}"

@@ -8,7 +8,7 @@ executions (queue, concurrency, ordering) is :mod:`._workflow_runner`'s.
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import trio
@@ -31,6 +31,9 @@ from ._recovery import RETRYABLE, not_retryable
 from ._supervisor import ChildSpec, Restart, Supervisor, SupervisorStatistics
 from ._workflow_runner import WorkflowRunner
 
+if TYPE_CHECKING:
+    from ._cluster import Cluster
+
 # Admission lives in ._admission; importers of it from here keep working.
 __all__ = ["Admission", "WorkflowStatistics", "WorkflowSupervisor"]
 
@@ -39,7 +42,9 @@ __all__ = ["Admission", "WorkflowStatistics", "WorkflowSupervisor"]
 class WorkflowStatistics:
     """``queue`` is the mailbox of new executions; ``parked`` ones wait behind a running
     execution with the same order key; ``resuming`` ones (found at start-up, retried)
-    wait to start ahead of the queue."""
+    wait to start ahead of the queue; ``waiting`` ones left the queue and wait for a
+    start permit (a store shared by several processes: the limits hold across them,
+    and no execution is parked)."""
 
     workflow: str
     queue: MailboxStatistics
@@ -50,6 +55,7 @@ class WorkflowStatistics:
     nodes: tuple[ActorStatistics, ...]
     parked: int = 0
     resuming: int = 0
+    waiting: int = 0
 
 
 def _lone_error(exc: Exception) -> Exception:
@@ -66,7 +72,8 @@ class WorkflowSupervisor:
     refused with :class:`QueueFull` (429) and an accepted delivery can always be queued.
     Executions parked behind another of their order key count against the queue too.
     ``version`` is the stored version number of ``workflow``'s definition, recorded on
-    each execution it runs (None: not known).
+    each execution it runs (None: not known). With a ``cluster`` (a store shared by
+    several processes), its limits hold across all of them.
     """
 
     def __init__(
@@ -76,6 +83,7 @@ class WorkflowSupervisor:
         *,
         services: NodeServices,
         version: int | None = None,
+        cluster: Cluster | None = None,
     ) -> None:
         self.workflow = workflow
         self.version = version
@@ -85,7 +93,7 @@ class WorkflowSupervisor:
         self.actors = {
             node.key: NodeActor(workflow.key, node, capacity=capacity) for node in workflow.walk()
         }
-        self.runner = WorkflowRunner(workflow, self.actors, store, services)
+        self.runner = WorkflowRunner(workflow, self.actors, store, services, cluster)
         self.supervisor = Supervisor(f"workflow:{workflow.key}")
         self._retiring = False
 
@@ -291,11 +299,12 @@ class WorkflowSupervisor:
         return WorkflowStatistics(
             workflow=self.workflow.key,
             queue=self.runner.queue.statistics(),
-            running=len(runner.running),
+            running=len(runner.running) - runner.waiting,
             completed=runner.completed,
             failed=runner.failed,
             supervisor=self.supervisor.statistics(),
             nodes=tuple(actor.statistics() for actor in self.actors.values()),
             parked=runner.lanes.parked,
             resuming=len(runner.ready),
+            waiting=runner.waiting,
         )

@@ -112,6 +112,7 @@ async def serve(
     max_header_size: int = DEFAULT_MAX_HEADER_SIZE,
     keep_alive_timeout: float = DEFAULT_KEEP_ALIVE_TIMEOUT,
     shutdown_trigger: Callable[[], Awaitable[None]] | None = None,
+    fd: int | None = None,
     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve ``engine`` over HTTP (HTTPS with ``certfile`` and ``keyfile``) until
@@ -121,9 +122,11 @@ async def serve(
     ``bind="127.0.0.1:0"`` gives a free port: ``urls = await nursery.start(serve, engine)``.
     ``trusted_proxies`` are the networks whose forwarding headers name the client
     (``server.trusted_proxies``); without them the socket peer is the client.
+    ``fd`` is an inherited listening socket to serve on instead of binding ``bind``
+    (``hookline serve --workers N`` starts each worker with the parent's socket).
     """
     config = Config()
-    config.bind = [bind]
+    config.bind = [bind if fd is None else f"fd://{fd}"]
     config.certfile = certfile
     config.keyfile = keyfile
     config.h11_max_incomplete_size = max_header_size

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from typing import Protocol, TypeVar
 
 from ._collections import Filter, Record, Sort
+from ._coordination import Coordinator
 from ._ops import WriteOp
 from ._records import (
     DeliveryRecord,
@@ -43,6 +44,11 @@ class StoreBackend(Protocol):
     threaded: bool
     #: How many reads may run at once.
     readers: int
+
+    #: How this process coordinates with others sharing the storage; None: no other
+    #: process shares it (see :mod:`hookline.store._coordination`).
+    @property
+    def coordinator(self) -> Coordinator | None: ...
 
     def open(self) -> None:
         """Create or migrate the storage and get ready. Calling it twice is harmless."""

@@ -77,6 +77,8 @@ class MemoryBackend:
     """
 
     threaded = False
+    # One process owns the storage: nothing to coordinate with.
+    coordinator = None
     readers = 1
 
     def __init__(self) -> None:

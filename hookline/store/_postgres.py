@@ -27,6 +27,7 @@ from ..errors import StoreClosed, StoreError
 from ._backend import make_page
 from ._collections import Filter, Record, Sort, check_collection
 from ._ops import WriteOp
+from ._postgres_cluster import PostgresCoordinator, new_worker_id
 from ._postgres_collections import list_collections, list_records, query_records
 from ._postgres_rows import clean
 from ._postgres_schema import migrate
@@ -49,17 +50,36 @@ class PostgresBackend(SQLReads):
     ``url`` is a libpq connection URL (``postgresql://user:secret@host:5432/hookline``;
     its query may carry libpq options such as ``sslmode`` or ``options``); tables go into
     the connection's current schema. ``readers`` bounds the read connections (one per
-    thread reading at once). Raises ValueError for ``readers < 1``; nothing connects
-    before :meth:`open`. A broken connection (the server restarted) is replaced on the
-    next use; the call that found it broken raises StoreError.
+    thread reading at once). ``threaded=False`` makes the store actor call it inline,
+    blocking its trio thread: only for tests on trio's virtual clock, which must not
+    see worker threads. Raises ValueError for ``readers < 1``; nothing connects
+    before :meth:`open`. ``coordinator`` coordinates this process with the others
+    sharing the database, as worker ``worker_id`` (default: host/pid/random), proving
+    itself alive every ``heartbeat`` seconds and counting others dead after ``lease``
+    seconds of silence; the executions its writer inserts or retries are this
+    worker's. Raises ValueError unless ``0 < heartbeat < lease``. A broken connection
+    (the server restarted) is replaced on the next use; the call that found it broken
+    raises StoreError.
     """
 
-    threaded = True
-
-    def __init__(self, url: str, *, readers: int = 4) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        readers: int = 4,
+        threaded: bool = True,
+        worker_id: str | None = None,
+        heartbeat: float = 1.0,
+        lease: float = 10.0,
+    ) -> None:
         if readers < 1:
             raise ValueError("readers must be at least 1")
         self.url = url
+        self.threaded = threaded
+        self.worker_id = worker_id or new_worker_id()
+        self.coordinator = PostgresCoordinator(
+            self._connect, self.worker_id, redact_url(url), heartbeat=heartbeat, lease=lease
+        )
         self.readers = readers
         self._writer: Connection | None = None
         self._readers: ReaderPool[Connection] = ReaderPool(
@@ -77,7 +97,11 @@ class PostgresBackend(SQLReads):
                 "application_name": "hookline",
             }
             extra = {key: value for key, value in defaults.items() if key not in given}
-            return psycopg.connect(conninfo.make_conninfo(self.url, **extra), autocommit=True)
+            conn = psycopg.connect(conninfo.make_conninfo(self.url, **extra), autocommit=True)
+            # What this connection inserts or retries is this worker's (the schema's
+            # defaults and conditions read the setting).
+            conn.execute("SELECT set_config('hookline.worker', %s, false)", (self.worker_id,))
+            return conn
         except psycopg.Error as exc:
             raise StoreError(f"could not connect to {redact_url(self.url)}: {exc}") from exc
 
@@ -92,8 +116,10 @@ class PostgresBackend(SQLReads):
             raise
         self._writer = conn
         self._readers.open()
+        self.coordinator.open()
 
     def close(self) -> None:
+        self.coordinator.close()
         self._readers.close()
         writer, self._writer = self._writer, None
         if writer is not None:

@@ -117,11 +117,46 @@ _WORKFLOW_VERSIONS = (
     "ALTER TABLE executions ADD COLUMN workflow_version integer",
 )
 
+# Several processes sharing the database (see :mod:`._postgres_cluster`): each process
+# is a row of ``workers`` kept alive by heartbeats (database time, so machines' clocks
+# need not agree); an unfinished execution belongs to the worker in ``owner`` (set from
+# the writer connection's ``hookline.worker`` setting when it is inserted or retried).
+# ``seq`` numbers executions in commit order of arrival, whatever the clocks, for
+# ``order_by``. An execution leaving queued/running wakes the processes waiting to start
+# one of the same workflow.
+_CLUSTER = (
+    """CREATE TABLE workers (
+        id text COLLATE "C" PRIMARY KEY,
+        host text NOT NULL,
+        pid integer NOT NULL,
+        started_at double precision NOT NULL,
+        heartbeat_at double precision NOT NULL)""",
+    (
+        "ALTER TABLE executions ADD COLUMN owner text "
+        "DEFAULT NULLIF(current_setting('hookline.worker', true), '')"
+    ),
+    "ALTER TABLE executions ADD COLUMN seq bigint GENERATED ALWAYS AS IDENTITY",
+    (
+        "CREATE INDEX executions_live ON executions (workflow, order_key, seq) "
+        "WHERE status IN ('queued', 'running')"
+    ),
+    "CREATE INDEX executions_running ON executions (workflow) WHERE status = 'running'",
+    """CREATE FUNCTION hookline_execution_ended() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            PERFORM pg_notify('hookline_ended', NEW.workflow);
+            RETURN NULL;
+        END $$""",
+    """CREATE TRIGGER executions_ended AFTER UPDATE OF status ON executions FOR EACH ROW
+        WHEN (OLD.status IN ('queued', 'running') AND NEW.status NOT IN ('queued', 'running'))
+        EXECUTE FUNCTION hookline_execution_ended()""",
+)
+
 #: Every migration, in order: a name and its statements. A database at version N has
 #: applied the first N.
 MIGRATIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("initial", _INITIAL),
     ("workflow versions", _WORKFLOW_VERSIONS),
+    ("cluster", _CLUSTER),
 )
 
 

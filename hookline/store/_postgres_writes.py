@@ -85,10 +85,13 @@ _CLAIM_IDEMPOTENCY = (
 )
 # Unset fields arrive as NULL and keep the stored value; output has its own flag
 # because None is a value an execution may end with.
+# Only the owner writes an execution: a process whose executions were taken over (it
+# stopped heartbeating) must not overwrite what their new owner records.
 _UPDATE_EXECUTION = (
     "UPDATE executions SET status = %s, started_at = COALESCE(%s, started_at), "
     "finished_at = COALESCE(%s, finished_at), error = COALESCE(%s, error), "
-    "output = CASE WHEN %s THEN %s::bytea ELSE output END WHERE id = %s"
+    "output = CASE WHEN %s THEN %s::bytea ELSE output END WHERE id = %s "
+    "AND (owner IS NULL OR owner = NULLIF(current_setting('hookline.worker', true), ''))"
 )
 _UPDATE_DELIVERY_STATUS = "UPDATE deliveries SET status = %s WHERE id = %s"
 # Only the claimant's record: once a key expired and was claimed again, it is not ours.
@@ -97,9 +100,11 @@ _UPDATE_IDEMPOTENCY_ANSWER = (
     "AND execution_id = (SELECT execution_id FROM deliveries WHERE id = %s)"
 )
 # A retry: only from an ended status, checked in the same statement.
+# The process retrying an execution runs it: it becomes its owner.
 _REQUEUE_EXECUTION = (
     "UPDATE executions SET status = 'queued', finished_at = NULL, output = NULL, "
-    "error = NULL, workflow_version = COALESCE(%s, workflow_version) "
+    "error = NULL, workflow_version = COALESCE(%s, workflow_version), "
+    "owner = COALESCE(NULLIF(current_setting('hookline.worker', true), ''), owner) "
     "WHERE id = %s AND status = ANY(%s::text[])"
 )
 # Retention: small batches, oldest first, by id (ids sort by creation time).
@@ -163,7 +168,7 @@ def apply_one(conn: Connection, op: WriteOp) -> object:
         error = None if op.error is None else clean(op.error)
         args = (op.status, op.started_at, op.finished_at, error, op.has_output, output, op.id)
         if conn.execute(_UPDATE_EXECUTION, args).rowcount == 0:
-            raise StoreError(f"execution {op.id} does not exist")
+            raise StoreError(f"execution {op.id} does not exist or another process runs it")
         return None
     if isinstance(op, AcceptDelivery):
         return _accept(conn, op)

@@ -49,6 +49,8 @@ class SQLiteBackend(SQLReads):
     """
 
     threaded = True
+    # One process owns the storage: nothing to coordinate with.
+    coordinator = None
 
     def __init__(self, path: str | Path, *, synchronous: str = "FULL", readers: int = 4) -> None:
         mode = synchronous.upper()

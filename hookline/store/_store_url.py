@@ -2,7 +2,9 @@
 
 ``sqlite:///relative.db``, ``sqlite:////absolute.db`` (options:
 ``?synchronous=NORMAL&readers=8``), ``postgresql://user:secret@host/db`` (options:
-``?readers=8`` and any libpq option, such as ``sslmode=require``) or ``memory://``.
+``?readers=8``, ``heartbeat=1`` and ``lease=10`` in seconds (how often each process
+proves itself alive, and after how long without a heartbeat the others take its work
+over), and any libpq option, such as ``sslmode=require``) or ``memory://``.
 """
 
 from __future__ import annotations
@@ -54,6 +56,10 @@ def backend_for_url(url: str) -> StoreBackend:
     return backend
 
 
+# hookline's own options in a PostgreSQL URL; the others are libpq's.
+_POSTGRES_OPTIONS = frozenset({"readers", "heartbeat", "lease"})
+
+
 def _postgres_backend(url: str) -> StoreBackend:
     # Imported here: psycopg is loaded only by those who use PostgreSQL.
     import psycopg
@@ -62,14 +68,20 @@ def _postgres_backend(url: str) -> StoreBackend:
 
     parts = urlsplit(url)
     options = parse_qsl(parts.query, keep_blank_values=True)
-    readers = [value for name, value in options if name == "readers"]
-    rest = urlunsplit(parts._replace(query=urlencode([o for o in options if o[0] != "readers"])))
+    ours = {name: value for name, value in options if name in _POSTGRES_OPTIONS}
+    theirs = [option for option in options if option[0] not in _POSTGRES_OPTIONS]
+    rest = urlunsplit(parts._replace(query=urlencode(theirs)))
     try:
         psycopg.conninfo.conninfo_to_dict(rest)
     except psycopg.Error:
         # Not the parser's message: it may quote the URL, password included.
         raise ConfigError("store.url", "", "a valid PostgreSQL URL", redact_url(url)) from None
     try:
-        return PostgresBackend(rest, readers=int(readers[-1]) if readers else 4)
+        return PostgresBackend(
+            rest,
+            readers=int(ours.get("readers", "4")),
+            heartbeat=float(ours.get("heartbeat", "1")),
+            lease=float(ours.get("lease", "10")),
+        )
     except ValueError as exc:
         raise ConfigError("store.url", "", f"valid options ({exc})", redact_url(url)) from exc

@@ -14,8 +14,8 @@ from hookline.engine._definition import Workflow
 from hookline.engine._engine import Engine, open_engine
 from hookline.engine._loader import load_workflow_text
 from hookline.errors import IdempotencyConflict, IdempotencyMismatch, Unavailable
-from hookline.store._store import MemoryStore
 from hookline.testing import register_test_nodes
+from tests.conftest import StoreFactory
 
 register_test_nodes()
 
@@ -54,8 +54,9 @@ def header(answer_headers: tuple[tuple[str, str], ...], name: str) -> str | None
 
 async def test_main_is_ready_only_once_every_actor_runs(
     autojump_clock: trio.testing.MockClock,
+    make_store: StoreFactory,
 ) -> None:
-    engine = Engine(MemoryStore(), [QUICK, napping("slow", "1s")])
+    engine = Engine(make_store(), [QUICK, napping("slow", "1s")])
     async with trio.open_nursery() as nursery:
         await nursery.start(engine.main)
         stats = engine.statistics()
@@ -71,10 +72,12 @@ async def test_main_is_ready_only_once_every_actor_runs(
         assert not engine.statistics().accepting
 
 
-async def test_no_task_outlives_the_engine_block(autojump_clock: trio.testing.MockClock) -> None:
+async def test_no_task_outlives_the_engine_block(
+    autojump_clock: trio.testing.MockClock, make_store: StoreFactory
+) -> None:
     me = trio.lowlevel.current_task()
     before = list(me.child_nurseries)
-    async with open_engine([QUICK, napping("slow", "1h")], store=MemoryStore()) as engine:
+    async with open_engine([QUICK, napping("slow", "1h")], store=make_store()) as engine:
         await engine.submit("slow")
         await trio.sleep(1)
         # The engine's tasks live in a nursery of ours, and it is gone afterwards.
@@ -91,8 +94,9 @@ async def test_no_task_outlives_the_engine_block(autojump_clock: trio.testing.Mo
 
 async def test_the_engine_wide_pending_limit_answers_unavailable(
     autojump_clock: trio.testing.MockClock,
+    make_store: StoreFactory,
 ) -> None:
-    store = MemoryStore()
+    store = make_store()
     async with open_engine([napping("slow", "10s")], store=store, pending_limit=2) as engine:
         await engine.submit("slow")
         await engine.submit("slow")
@@ -108,9 +112,10 @@ async def test_the_engine_wide_pending_limit_answers_unavailable(
 
 async def test_a_disabled_workflow_answers_unavailable(
     autojump_clock: trio.testing.MockClock,
+    make_store: StoreFactory,
 ) -> None:
     off = napping("paused", "1s", enabled="false")
-    async with open_engine([off], store=MemoryStore()) as engine:
+    async with open_engine([off], store=make_store()) as engine:
         with pytest.raises(Unavailable) as refused:
             await engine.submit("paused")
     assert refused.value.status == 503
@@ -122,8 +127,9 @@ async def test_a_disabled_workflow_answers_unavailable(
 
 async def test_shutdown_refuses_intake_and_lets_running_executions_finish(
     autojump_clock: trio.testing.MockClock,
+    make_store: StoreFactory,
 ) -> None:
-    store = MemoryStore()
+    store = make_store()
     late: list[BaseException] = []
 
     async def submit_late(engine: Engine) -> None:
@@ -144,20 +150,19 @@ async def test_shutdown_refuses_intake_and_lets_running_executions_finish(
     assert admission.handle is not None
     assert admission.handle.outcome is not None
     assert admission.handle.outcome.status == "succeeded"
-    store.backend.open()
-    record = store.backend.get_execution(admission.execution_id)
+    async with make_store.running() as reopened:
+        record = await reopened.get_execution(admission.execution_id)
+        refused = await reopened.list_deliveries(workflow="slow", verdict="rejected", limit=5)
     assert record is not None
     assert record.status == "succeeded"
-    refused = store.backend.list_deliveries(
-        workflow="slow", verdict="rejected", limit=5, cursor=None
-    )
     assert [d.status for d in refused.items] == [503]
 
 
 async def test_shutdown_cancels_what_runs_past_the_deadline_leaving_it_resumable(
     autojump_clock: trio.testing.MockClock,
+    make_store: StoreFactory,
 ) -> None:
-    store = MemoryStore()
+    store = make_store()
     wf = napping("long", "1m", concurrency="{max: 1}")
     async with open_engine([wf], store=store, shutdown_timeout=2) as engine:
         running = await engine.submit("long")
@@ -170,26 +175,27 @@ async def test_shutdown_cancels_what_runs_past_the_deadline_leaving_it_resumable
         assert admission.handle.outcome is not None
         assert admission.handle.outcome.status == "cancelled"
     # The store was flushed as the engine stopped: read it as the next start would.
-    store.backend.open()
-    first = store.backend.get_execution(running.execution_id)
-    second = store.backend.get_execution(queued.execution_id)
+    async with make_store.running() as reopened:
+        first = await reopened.get_execution(running.execution_id)
+        second = await reopened.get_execution(queued.execution_id)
+        jobs = await reopened.list_jobs(running.execution_id)
+        unfinished = await reopened.unfinished_executions()
     assert first is not None
     assert first.status == "running"
     assert second is not None
     assert second.status == "queued"
-    jobs = store.backend.list_jobs(running.execution_id)
     assert [(j.node, j.status) for j in jobs] == [("nap", "cancelled")]
-    assert [e.id for e in store.backend.unfinished_executions()] == sorted(
-        [running.execution_id, queued.execution_id]
-    )
+    assert [e.id for e in unfinished] == sorted([running.execution_id, queued.execution_id])
 
 
 # -- statistics ------------------------------------------------------------------------
 
 
-async def test_statistics_follow_what_happened(autojump_clock: trio.testing.MockClock) -> None:
+async def test_statistics_follow_what_happened(
+    autojump_clock: trio.testing.MockClock, make_store: StoreFactory
+) -> None:
     slow = napping("slow", "10s", concurrency="{max: 1, queue: 5}")
-    async with open_engine([QUICK, slow], store=MemoryStore()) as engine:
+    async with open_engine([QUICK, slow], store=make_store()) as engine:
         for n in (1, 2, -1, 3, -2):
             await engine.run("quick", data={"n": n})
         for _ in range(3):
@@ -216,6 +222,7 @@ async def test_statistics_follow_what_happened(autojump_clock: trio.testing.Mock
 
 async def test_async_answer_is_202_or_the_configured_response(
     autojump_clock: trio.testing.MockClock,
+    make_store: StoreFactory,
 ) -> None:
     custom = workflow(
         """
@@ -229,7 +236,7 @@ async def test_async_answer_is_202_or_the_configured_response(
           - {key: step, type: set, values: {a: 1}}
         """
     )
-    async with open_engine([QUICK, custom], store=MemoryStore()) as engine:
+    async with open_engine([QUICK, custom], store=make_store()) as engine:
         plain = await engine.submit("quick", data={"n": 1})
         configured = await engine.submit("custom", data={"name": "Ada"})
     assert plain.answer is not None
@@ -248,6 +255,7 @@ async def test_async_answer_is_202_or_the_configured_response(
 
 async def test_sync_answer_is_200_with_output_or_a_500_problem(
     autojump_clock: trio.testing.MockClock,
+    make_store: StoreFactory,
 ) -> None:
     sync = workflow(
         """
@@ -262,7 +270,7 @@ async def test_sync_answer_is_200_with_output_or_a_500_problem(
               - {key: boom, type: fail, message: "n must be positive"}
         """
     )
-    async with open_engine([sync], store=MemoryStore()) as engine:
+    async with open_engine([sync], store=make_store()) as engine:
         good = await engine.submit("sync", data={"n": 1})
         bad = await engine.submit("sync", data={"n": -1})
         assert good.answer is None
@@ -289,8 +297,9 @@ async def test_sync_answer_is_200_with_output_or_a_500_problem(
 
 async def test_a_repeated_delivery_gets_the_first_answer_again(
     autojump_clock: trio.testing.MockClock,
+    make_store: StoreFactory,
 ) -> None:
-    store = MemoryStore()
+    store = make_store()
     headers = {"X-GitHub-Delivery": "d-1"}
     async with open_engine([QUICK], store=store) as engine:
         first = await engine.submit("quick", data={"n": 1}, headers=headers)
@@ -318,10 +327,11 @@ async def test_a_repeated_delivery_gets_the_first_answer_again(
 
 async def test_a_repeat_while_the_first_runs_is_a_conflict(
     autojump_clock: trio.testing.MockClock,
+    make_store: StoreFactory,
 ) -> None:
     sync = napping("sync-slow", "10s", trigger="{mode: sync}")
     headers = {"Idempotency-Key": '"k-1"'}
-    async with open_engine([sync], store=MemoryStore()) as engine:
+    async with open_engine([sync], store=make_store()) as engine:
         first = await engine.submit("sync-slow", headers=headers)
         with pytest.raises(IdempotencyConflict) as conflict:
             await engine.submit("sync-slow", headers={"idempotency-key": "k-1"})
@@ -336,8 +346,9 @@ async def test_a_repeat_while_the_first_runs_is_a_conflict(
 
 async def test_concurrent_identical_deliveries_start_exactly_one_execution(
     autojump_clock: trio.testing.MockClock,
+    make_store: StoreFactory,
 ) -> None:
-    store = MemoryStore()
+    store = make_store()
     admissions = []
 
     async def submit(engine: Engine) -> None:
@@ -360,6 +371,7 @@ async def test_concurrent_identical_deliveries_start_exactly_one_execution(
 
 async def test_a_replaced_workflow_finishes_what_it_holds(
     autojump_clock: trio.testing.MockClock,
+    make_store: StoreFactory,
 ) -> None:
     old = workflow(
         """
@@ -375,7 +387,7 @@ async def test_a_replaced_workflow_finishes_what_it_holds(
           - {key: nap, type: sleep, duration: 1s, output: new}
         """
     )
-    async with open_engine([old], store=MemoryStore()) as engine:
+    async with open_engine([old], store=make_store()) as engine:
         running = await engine.submit("versioned")
         await trio.sleep(1)
         await engine.apply([new])

@@ -10,8 +10,8 @@ import trio.testing
 from hookline.engine._definition import Workflow
 from hookline.engine._engine import open_engine
 from hookline.engine._loader import load_workflow_text
-from hookline.store._store import MemoryStore
 from hookline.testing import register_test_nodes
+from tests.conftest import StoreFactory
 
 register_test_nodes()
 
@@ -44,8 +44,9 @@ BRANCHING = workflow(
 
 async def test_output_is_the_last_nodes_output_and_the_branch_taken_is_recorded(
     autojump_clock: trio.testing.MockClock,
+    make_store: StoreFactory,
 ) -> None:
-    store = MemoryStore()
+    store = make_store()
     async with open_engine([BRANCHING], store=store, env={"REGION": "eu"}) as engine:
         big = await engine.run("branching", data={"n": 7})
         small = await engine.run("branching", data={"n": 2})
@@ -74,13 +75,16 @@ async def test_output_is_the_last_nodes_output_and_the_branch_taken_is_recorded(
 
 async def test_env_holds_only_the_engines_configured_names(
     autojump_clock: trio.testing.MockClock,
+    make_store: StoreFactory,
 ) -> None:
-    async with open_engine([BRANCHING], store=MemoryStore(), env={}) as engine:
+    async with open_engine([BRANCHING], store=make_store(), env={}) as engine:
         out = await engine.run("branching", data={"n": 9})
     assert out.output == {"said": "big 9", "region": None}
 
 
-async def test_job_records_carry_timings(autojump_clock: trio.testing.MockClock) -> None:
+async def test_job_records_carry_timings(
+    autojump_clock: trio.testing.MockClock, make_store: StoreFactory
+) -> None:
     wf = workflow(
         """
         key: timed
@@ -89,7 +93,7 @@ async def test_job_records_carry_timings(autojump_clock: trio.testing.MockClock)
           - {key: after, type: set, values: {got: "{{$nodes.nap}}"}}
         """
     )
-    store = MemoryStore()
+    store = make_store()
     async with open_engine([wf], store=store) as engine:
         out = await engine.run("timed", data={"x": "hi"})
         jobs = await store.list_jobs(out.execution_id)
@@ -105,6 +109,7 @@ async def test_job_records_carry_timings(autojump_clock: trio.testing.MockClock)
 
 async def test_end_node_output_is_the_execution_output_and_stops_the_walk(
     autojump_clock: trio.testing.MockClock,
+    make_store: StoreFactory,
 ) -> None:
     wf = workflow(
         """
@@ -121,7 +126,7 @@ async def test_end_node_output_is_the_execution_output_and_stops_the_walk(
           - {key: stop, type: end, status: failed, output: {why: bad}}
         """
     )
-    store = MemoryStore()
+    store = make_store()
     async with open_engine([wf, failing], store=store) as engine:
         out = await engine.run("ending", data={"n": 3})
         bad = await engine.run("ending-badly")
@@ -134,6 +139,7 @@ async def test_end_node_output_is_the_execution_output_and_stops_the_walk(
 
 async def test_a_failing_node_fails_the_job_and_the_execution(
     autojump_clock: trio.testing.MockClock,
+    make_store: StoreFactory,
 ) -> None:
     wf = workflow(
         """
@@ -144,7 +150,7 @@ async def test_a_failing_node_fails_the_job_and_the_execution(
           - {key: never, type: set, values: {b: 2}}
         """
     )
-    store = MemoryStore()
+    store = make_store()
     async with open_engine([wf], store=store) as engine:
         out = await engine.run("failing", data={"id": 42})
         jobs = await store.list_jobs(out.execution_id)
@@ -160,7 +166,9 @@ async def test_a_failing_node_fails_the_job_and_the_execution(
     assert (record.status, record.error) == ("failed", out.error)
 
 
-async def test_job_timeout_fails_the_execution(autojump_clock: trio.testing.MockClock) -> None:
+async def test_job_timeout_fails_the_execution(
+    autojump_clock: trio.testing.MockClock, make_store: StoreFactory
+) -> None:
     wf = workflow(
         """
         key: slow-node
@@ -168,7 +176,7 @@ async def test_job_timeout_fails_the_execution(autojump_clock: trio.testing.Mock
           - {key: nap, type: sleep, duration: 10s, timeout: 1s}
         """
     )
-    store = MemoryStore()
+    store = make_store()
     async with open_engine([wf], store=store) as engine:
         start = trio.current_time()
         out = await engine.run("slow-node")
@@ -188,6 +196,7 @@ async def test_job_timeout_fails_the_execution(autojump_clock: trio.testing.Mock
 
 async def test_execution_timeout_cancels_the_running_job(
     autojump_clock: trio.testing.MockClock,
+    make_store: StoreFactory,
 ) -> None:
     wf = workflow(
         """
@@ -198,7 +207,7 @@ async def test_execution_timeout_cancels_the_running_job(
           - {key: second, type: sleep, duration: 10s, timeout: 1m}
         """
     )
-    store = MemoryStore()
+    store = make_store()
     async with open_engine([wf], store=store) as engine:
         start = trio.current_time()
         out = await engine.run("slow-workflow")
@@ -214,7 +223,9 @@ async def test_execution_timeout_cancels_the_running_job(
     assert "timeout" in record.error
 
 
-async def test_cancel_ends_the_running_job_at_once(autojump_clock: trio.testing.MockClock) -> None:
+async def test_cancel_ends_the_running_job_at_once(
+    autojump_clock: trio.testing.MockClock, make_store: StoreFactory
+) -> None:
     wf = workflow(
         """
         key: long
@@ -222,7 +233,7 @@ async def test_cancel_ends_the_running_job_at_once(autojump_clock: trio.testing.
           - {key: nap, type: sleep, duration: 1h, timeout: 2h}
         """
     )
-    store = MemoryStore()
+    store = make_store()
     async with open_engine([wf], store=store) as engine:
         admission = await engine.submit("long")
         assert admission.handle is not None
@@ -245,6 +256,7 @@ async def test_cancel_ends_the_running_job_at_once(autojump_clock: trio.testing.
 
 async def test_cancel_of_a_queued_execution_never_runs_a_job(
     autojump_clock: trio.testing.MockClock,
+    make_store: StoreFactory,
 ) -> None:
     wf = workflow(
         """
@@ -254,7 +266,7 @@ async def test_cancel_of_a_queued_execution_never_runs_a_job(
           - {key: nap, type: sleep, duration: 10s}
         """
     )
-    store = MemoryStore()
+    store = make_store()
     async with open_engine([wf], store=store) as engine:
         first = await engine.submit("one-at-a-time")
         second = await engine.submit("one-at-a-time")

@@ -19,8 +19,8 @@ from hookline.engine._execution import ExecutionHandle
 from hookline.engine._lanes import Lanes
 from hookline.engine._loader import load_workflow_text
 from hookline.errors import QueueFull
-from hookline.store._store import MemoryStore, Store
 from hookline.testing import register_test_nodes
+from tests.conftest import StoreFactory
 
 register_test_nodes()
 
@@ -133,9 +133,10 @@ def assert_one_at_a_time_in_order(
 
 async def test_same_key_runs_one_at_a_time_in_arrival_order_keys_in_parallel(
     autojump_clock: trio.testing.MockClock,
+    make_store: StoreFactory,
 ) -> None:
     sent: list[tuple[str, float, ExecutionHandle]] = []
-    async with open_engine([ordered(max_=4)], store=MemoryStore()) as engine:
+    async with open_engine([ordered(max_=4)], store=make_store()) as engine:
         start = trio.current_time()
         # Interleaved; the first of each key is slow, so without ordering the later
         # ones would overtake it.
@@ -157,8 +158,9 @@ async def test_same_key_runs_one_at_a_time_in_arrival_order_keys_in_parallel(
 
 async def test_concurrency_max_bounds_the_lanes_running_at_once(
     autojump_clock: trio.testing.MockClock,
+    make_store: StoreFactory,
 ) -> None:
-    async with open_engine([ordered(max_=2)], store=MemoryStore()) as engine:
+    async with open_engine([ordered(max_=2)], store=make_store()) as engine:
         for device in ("a", "b", "c", "d"):
             await engine.submit("devices", data={"device": device, "slow": True})
         await trio.sleep(1)
@@ -168,8 +170,9 @@ async def test_concurrency_max_bounds_the_lanes_running_at_once(
 
 async def test_parked_executions_count_against_the_queue(
     autojump_clock: trio.testing.MockClock,
+    make_store: StoreFactory,
 ) -> None:
-    async with open_engine([ordered(max_=4, queue=3)], store=MemoryStore()) as engine:
+    async with open_engine([ordered(max_=4, queue=3)], store=make_store()) as engine:
         for _ in range(4):
             await engine.submit("devices", data={"device": "hot", "slow": True})
         await trio.sleep(1)
@@ -182,8 +185,9 @@ async def test_parked_executions_count_against_the_queue(
 
 async def test_a_parked_execution_can_be_cancelled_and_its_lane_goes_on(
     autojump_clock: trio.testing.MockClock,
+    make_store: StoreFactory,
 ) -> None:
-    async with open_engine([ordered()], store=MemoryStore()) as engine:
+    async with open_engine([ordered()], store=make_store()) as engine:
         first = await engine.submit("devices", data={"device": "x", "slow": True})
         second = await engine.submit("devices", data={"device": "x", "slow": True})
         third = await engine.submit("devices", data={"device": "x", "slow": True})
@@ -203,8 +207,10 @@ async def test_a_parked_execution_can_be_cancelled_and_its_lane_goes_on(
     )
 
 
-async def test_order_holds_across_a_restart(autojump_clock: trio.testing.MockClock) -> None:
-    store = MemoryStore()
+async def test_order_holds_across_a_restart(
+    autojump_clock: trio.testing.MockClock, make_store: StoreFactory
+) -> None:
+    store = make_store()
     devices = [f"d{n}" for n in range(20)]
     sent: list[tuple[str, str]] = []
     async with open_engine([ordered(max_=8)], store=store, shutdown_timeout=0.2) as engine:
@@ -213,11 +219,11 @@ async def test_order_holds_across_a_restart(autojump_clock: trio.testing.MockClo
                 admission = await engine.submit("devices", data={"device": device})
                 sent.append((device, admission.execution_id))
         await trio.sleep(0.5)  # 8 running, the rest queued or parked; then a restart
-    store.backend.open()
-    unfinished = {e.id for e in store.backend.unfinished_executions()}
+    async with make_store.running() as reopened:
+        unfinished = {e.id for e in await reopened.unfinished_executions()}
     assert len(unfinished) == 60
     # The next start, over the same data: ids are the arrival order.
-    again = Store(store.backend)
+    again = make_store()
     finished: dict[str, float] = {}
     async with open_engine([ordered(max_=8)], store=again) as engine:
         assert engine.statistics().resumed == 60
@@ -234,8 +240,9 @@ async def test_order_holds_across_a_restart(autojump_clock: trio.testing.MockClo
 
 async def test_executions_without_an_order_key_are_not_ordered(
     autojump_clock: trio.testing.MockClock,
+    make_store: StoreFactory,
 ) -> None:
-    async with open_engine([ordered(max_=4)], store=MemoryStore()) as engine:
+    async with open_engine([ordered(max_=4)], store=make_store()) as engine:
         slow = await engine.submit("devices", data={"slow": True})
         quick = await engine.submit("devices", data={})
         assert quick.handle is not None

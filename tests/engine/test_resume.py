@@ -1,7 +1,8 @@
 """Resuming an execution: jobs that succeeded are not run again (their outputs and
 branches are reused), a job cut off mid-run runs again as its next attempt, loop
 iterations that completed are skipped, and a durable delay fires on time across a
-restart. Each "process" is a store and node actors over one shared MemoryBackend."""
+restart. Each "process" is a store and node actors over storage shared by both
+(:class:`tests.conftest.StoreFactory`)."""
 
 from __future__ import annotations
 
@@ -28,11 +29,11 @@ from hookline.engine._loader import load_workflow_text
 from hookline.engine._node_actor import NodeActor
 from hookline.nodes._base import Job, NodeResult, NodeServices, NodeSpec
 from hookline.nodes._registry import NodeListParser, register
-from hookline.store._memory import MemoryBackend
 from hookline.store._ops import AcceptDelivery
 from hookline.store._records import ExecutionRecord, JobRecord
-from hookline.store._store import MemoryStore, Store
+from hookline.store._store import Store
 from hookline.testing import register_test_nodes
+from tests.conftest import StoreFactory
 
 register_test_nodes()
 
@@ -76,7 +77,7 @@ def mock_wall_clock() -> float:
 
 @attrs.define
 class Process:
-    """One run of the engine's execution layer over a backend that outlives it."""
+    """One run of the engine's execution layer over storage that outlives it."""
 
     workflow: Workflow
     store: Store
@@ -119,9 +120,9 @@ class Process:
 
 @asynccontextmanager
 async def process(
-    wf: Workflow, backend: MemoryBackend, clock: Callable[[], float] = mock_wall_clock
+    wf: Workflow, make_store: StoreFactory, clock: Callable[[], float] = mock_wall_clock
 ) -> AsyncIterator[Process]:
-    store = Store(backend)
+    store = make_store()
     actors = {node.key: NodeActor(wf.key, node) for node in wf.walk()}
     async with trio.open_nursery() as nursery:
         await nursery.start(store.run)
@@ -156,15 +157,15 @@ BRANCHY = workflow(
 
 async def test_succeeded_jobs_are_reused_and_the_interrupted_one_runs_again(
     autojump_clock: trio.testing.MockClock,
+    make_store: StoreFactory,
 ) -> None:
-    backend = MemoryBackend()
-    async with process(BRANCHY, backend) as before:
+    async with process(BRANCHY, make_store) as before:
         handle = await before.start({"kind": "a"})
         await before.run_until_stopped(handle, 50)
         stored = await before.store.get_execution(handle.id)
     assert stored is not None
     assert stored.status == "running"  # left for the next start to resume
-    async with process(BRANCHY, backend) as after:
+    async with process(BRANCHY, make_store) as after:
         outcome = await after.resume(handle)
         jobs = await after.jobs(handle)
         record = await after.store.get_execution(handle.id)
@@ -192,6 +193,7 @@ async def test_succeeded_jobs_are_reused_and_the_interrupted_one_runs_again(
 
 async def test_a_failed_execution_retried_continues_from_the_failed_node(
     autojump_clock: trio.testing.MockClock,
+    make_store: StoreFactory,
 ) -> None:
     failing = workflow(
         """
@@ -204,8 +206,7 @@ async def test_a_failed_execution_retried_continues_from_the_failed_node(
             then: [{key: broken, type: fail, message: "attempt {{$nodes.first.attempt}}"}]
         """
     )
-    backend = MemoryBackend()
-    async with process(failing, backend) as proc:
+    async with process(failing, make_store) as proc:
         handle = await proc.start()
         first = await proc.execution(handle).run()
         again = await proc.resume(handle)
@@ -221,6 +222,7 @@ async def test_a_failed_execution_retried_continues_from_the_failed_node(
 
 async def test_completed_loop_iterations_are_not_run_again(
     autojump_clock: trio.testing.MockClock,
+    make_store: StoreFactory,
 ) -> None:
     looping = workflow(
         """
@@ -233,11 +235,10 @@ async def test_completed_loop_iterations_are_not_run_again(
               - {key: step, type: count, pause: 10s}
         """
     )
-    backend = MemoryBackend()
-    async with process(looping, backend) as before:
+    async with process(looping, make_store) as before:
         handle = await before.start()
         await before.run_until_stopped(handle, 25)
-    async with process(looping, backend) as after:
+    async with process(looping, make_store) as after:
         outcome = await after.resume(handle)
         jobs = await after.jobs(handle)
     assert outcome.status == "succeeded"
@@ -261,6 +262,7 @@ async def test_completed_loop_iterations_are_not_run_again(
 
 async def test_results_of_completed_parallel_branches_stay_visible(
     autojump_clock: trio.testing.MockClock,
+    make_store: StoreFactory,
 ) -> None:
     fan = workflow(
         """
@@ -275,11 +277,10 @@ async def test_results_of_completed_parallel_branches_stay_visible(
           - {key: last, type: set, values: {a: "{{$nodes.a.attempt}}", b: "{{$nodes.b.attempt}}"}}
         """
     )
-    backend = MemoryBackend()
-    async with process(fan, backend) as before:
+    async with process(fan, make_store) as before:
         handle = await before.start()
         await before.run_until_stopped(handle, 50)
-    async with process(fan, backend) as after:
+    async with process(fan, make_store) as after:
         outcome = await after.resume(handle)
     assert outcome.output == {"a": 1, "b": 1}
     assert RUNS == {("a", ""): 1, ("b", ""): 1, ("slow", ""): 2}
@@ -299,16 +300,16 @@ DELAYED = workflow(
 
 async def test_a_one_hour_delay_survives_a_restart_and_fires_on_time(
     autojump_clock: trio.testing.MockClock,
+    make_store: StoreFactory,
 ) -> None:
-    backend = MemoryBackend()
-    async with process(DELAYED, backend) as before:
+    async with process(DELAYED, make_store) as before:
         handle = await before.start()
         started = trio.current_time()
         await before.run_until_stopped(handle, 600)
         during = await before.jobs(handle)
     # Down for 20 minutes, then started again.
     await trio.sleep(1200)
-    async with process(DELAYED, backend) as after:
+    async with process(DELAYED, make_store) as after:
         outcome = await after.resume(handle)
         fired = trio.current_time() - started
         jobs = await after.jobs(handle)
@@ -326,13 +327,13 @@ async def test_a_one_hour_delay_survives_a_restart_and_fires_on_time(
 
 async def test_a_delay_already_due_at_restart_fires_at_once(
     autojump_clock: trio.testing.MockClock,
+    make_store: StoreFactory,
 ) -> None:
-    backend = MemoryBackend()
-    async with process(DELAYED, backend) as before:
+    async with process(DELAYED, make_store) as before:
         handle = await before.start()
         await before.run_until_stopped(handle, 60)
     await trio.sleep(7200)
-    async with process(DELAYED, backend) as after:
+    async with process(DELAYED, make_store) as after:
         resumed_at = trio.current_time()
         outcome = await after.resume(handle)
         took = trio.current_time() - resumed_at
@@ -342,11 +343,11 @@ async def test_a_delay_already_due_at_restart_fires_at_once(
 
 async def test_a_fresh_execution_ignores_nothing_and_runs_everything(
     autojump_clock: trio.testing.MockClock,
+    make_store: StoreFactory,
 ) -> None:
     # Without `resumed`, the store is not consulted: a second execution of the same
     # workflow runs all of its nodes.
-    backend = MemoryBackend()
-    async with process(BRANCHY, backend) as proc:
+    async with process(BRANCHY, make_store) as proc:
         for _ in range(2):
             handle = await proc.start({"kind": "a"})
             outcome = await proc.execution(handle).run()
@@ -355,7 +356,9 @@ async def test_a_fresh_execution_ignores_nothing_and_runs_everything(
 
 
 async def test_an_engine_restarted_over_the_same_store_fires_the_delay_on_time(
-    autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
+    autojump_clock: trio.testing.MockClock,
+    monkeypatch: pytest.MonkeyPatch,
+    make_store: StoreFactory,
 ) -> None:
     real_time = time.time
 
@@ -366,13 +369,12 @@ async def test_an_engine_restarted_over_the_same_store_fires_the_delay_on_time(
             return real_time()
 
     monkeypatch.setattr(time, "time", wall_clock)
-    first = MemoryStore()
-    async with open_engine([DELAYED], store=first, shutdown_timeout=1) as engine:
+    async with open_engine([DELAYED], store=make_store(), shutdown_timeout=1) as engine:
         admission = await engine.submit("delayed")
         started = trio.current_time()
         await trio.sleep(600)
     await trio.sleep(1200)
-    async with open_engine([DELAYED], store=Store(first.backend)) as engine:
+    async with open_engine([DELAYED], store=make_store()) as engine:
         handle = engine.handle(admission.execution_id)
         assert handle is not None, "the engine did not resume the execution"
         outcome = await handle.wait_finished()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import textwrap
 import time
-from pathlib import Path
 from typing import Any
 
 import trio
@@ -16,9 +15,11 @@ from hookline.engine._definition import Workflow
 from hookline.engine._engine import Engine, open_engine
 from hookline.engine._loader import load_workflow_text
 from hookline.engine._retention import Retention, RetentionPolicy, id_floor
+from hookline.store._backend import StoreBackend
 from hookline.store._ops import WriteOp
-from hookline.store._store import MemoryStore, Store, open_store
+from hookline.store._store import Store
 from hookline.testing import register_test_nodes
+from tests.conftest import StoreFactory
 
 register_test_nodes()
 
@@ -56,11 +57,11 @@ class FakeWallClock:
         return self.now
 
 
-class CountingStore(MemoryStore):
-    """A memory store that remembers every op written through ``write``."""
+class CountingStore(Store):
+    """A store that remembers every op written through ``write``."""
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, backend: StoreBackend) -> None:
+        super().__init__(backend)
         self.written: list[WriteOp] = []
 
     async def write(self, op: WriteOp) -> Any:
@@ -88,8 +89,9 @@ def test_id_floor_separates_ids_made_before_and_after_a_time() -> None:
 
 async def test_a_sweep_prunes_what_is_older_than_the_policy_in_batches(
     autojump_clock: trio.testing.MockClock,
+    make_store: StoreFactory,
 ) -> None:
-    store = CountingStore()
+    store = CountingStore(make_store.backend())
     clock = FakeWallClock()
     policy = RetentionPolicy(executions=30 * DAY, deliveries=7 * DAY, batch=3, clock=clock)
     retention = Retention(store, policy)
@@ -121,10 +123,12 @@ async def test_a_sweep_prunes_what_is_older_than_the_policy_in_batches(
     assert (stats.sweeps, stats.executions, stats.deliveries, stats.idempotency) == (2, 7, 8, 7)
 
 
-async def test_the_engine_prunes_in_the_background(autojump_clock: trio.testing.MockClock) -> None:
+async def test_the_engine_prunes_in_the_background(
+    autojump_clock: trio.testing.MockClock, make_store: StoreFactory
+) -> None:
     clock = FakeWallClock()
     policy = RetentionPolicy(executions=DAY, deliveries=DAY, interval=60, clock=clock)
-    store = MemoryStore()
+    store = make_store()
     async with open_engine([QUICK], store=store, retention=policy) as engine:
         ids = await fill(engine, 3)
         await trio.sleep(61)
@@ -139,8 +143,10 @@ async def test_the_engine_prunes_in_the_background(autojump_clock: trio.testing.
     assert stats.executions == 3
 
 
-async def test_without_a_policy_nothing_is_pruned(autojump_clock: trio.testing.MockClock) -> None:
-    store = MemoryStore()
+async def test_without_a_policy_nothing_is_pruned(
+    autojump_clock: trio.testing.MockClock, make_store: StoreFactory
+) -> None:
+    store = make_store()
     async with open_engine([QUICK], store=store) as engine:
         ids = await fill(engine, 2)
         await trio.sleep(10 * DAY)
@@ -148,8 +154,8 @@ async def test_without_a_policy_nothing_is_pruned(autojump_clock: trio.testing.M
         assert all([await store.get_execution(id) for id in ids])
 
 
-async def test_sqlite_prunes_the_same_way(tmp_path: Path) -> None:
-    store: Store = open_store(f"sqlite:///{tmp_path / 'h.db'}")
+async def test_a_database_prunes_the_same_way(make_durable_store: StoreFactory) -> None:
+    store = make_durable_store()
     clock = FakeWallClock()
     retention = Retention(store, RetentionPolicy(executions=DAY, deliveries=DAY, clock=clock))
     async with open_engine([QUICK, SLOW], store=store) as engine:

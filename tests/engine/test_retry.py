@@ -20,8 +20,8 @@ from hookline.engine._loader import load_workflow_text
 from hookline.errors import DefinitionError, NodeError
 from hookline.nodes._base import Job, NodeResult, NodeSpec, RetryPolicy
 from hookline.nodes._registry import NodeListParser, register
-from hookline.store._store import MemoryStore
 from hookline.testing import register_test_nodes
+from tests.conftest import StoreFactory
 
 register_test_nodes()
 
@@ -80,8 +80,10 @@ def flaky(failures: int, retry: str) -> Workflow:
     )
 
 
-async def run(wf: Workflow) -> tuple[str, object, str | None, float, list[tuple[int, str]]]:
-    store = MemoryStore()
+async def run(
+    wf: Workflow, make_store: StoreFactory
+) -> tuple[str, object, str | None, float, list[tuple[int, str]]]:
+    store = make_store()
     async with open_engine([wf], store=store) as engine:
         started = trio.current_time()
         outcome = await engine.run(wf.key)
@@ -93,9 +95,10 @@ async def run(wf: Workflow) -> tuple[str, object, str | None, float, list[tuple[
 
 async def test_a_failed_job_is_retried_with_backoff_and_each_attempt_is_recorded(
     autojump_clock: trio.testing.MockClock,
+    make_store: StoreFactory,
 ) -> None:
     status, output, _, elapsed, attempts = await run(
-        flaky(2, "{attempts: 3, backoff: 1s, jitter: false}")
+        flaky(2, "{attempts: 3, backoff: 1s, jitter: false}"), make_store
     )
     assert (status, output) == ("succeeded", {"attempt": 3})
     assert attempts == [(1, "failed"), (2, "failed"), (3, "succeeded")]
@@ -105,31 +108,39 @@ async def test_a_failed_job_is_retried_with_backoff_and_each_attempt_is_recorded
 
 async def test_when_every_attempt_fails_the_execution_fails_with_the_last_error(
     autojump_clock: trio.testing.MockClock,
+    make_store: StoreFactory,
 ) -> None:
-    status, _, error, _, attempts = await run(flaky(5, "{attempts: 3, backoff: 10ms}"))
+    status, _, error, _, attempts = await run(flaky(5, "{attempts: 3, backoff: 10ms}"), make_store)
     assert status == "failed"
     assert error == "node 'call' failed: attempt 3 broke"
     assert attempts == [(1, "failed"), (2, "failed"), (3, "failed")]
 
 
-async def test_the_wait_doubles_up_to_max_backoff(autojump_clock: trio.testing.MockClock) -> None:
+async def test_the_wait_doubles_up_to_max_backoff(
+    autojump_clock: trio.testing.MockClock, make_store: StoreFactory
+) -> None:
     _, _, _, elapsed, attempts = await run(
-        flaky(3, "{attempts: 4, backoff: 10s, max_backoff: 15s, jitter: false}")
+        flaky(3, "{attempts: 4, backoff: 10s, max_backoff: 15s, jitter: false}"), make_store
     )
     assert attempts[-1] == (4, "succeeded")
     assert elapsed == pytest.approx(10 + 15 + 15)
 
 
-async def test_a_bare_number_is_the_attempts(autojump_clock: trio.testing.MockClock) -> None:
-    status, _, _, elapsed, attempts = await run(flaky(1, "2"))
+async def test_a_bare_number_is_the_attempts(
+    autojump_clock: trio.testing.MockClock, make_store: StoreFactory
+) -> None:
+    status, _, _, elapsed, attempts = await run(flaky(1, "2"), make_store)
     assert (status, attempts) == ("succeeded", [(1, "failed"), (2, "succeeded")])
     assert elapsed <= 1.0  # full jitter: somewhere within the first backoff
 
 
 async def test_only_the_statuses_in_retry_on_are_retried(
     autojump_clock: trio.testing.MockClock,
+    make_store: StoreFactory,
 ) -> None:
-    status, _, _, _, attempts = await run(flaky(1, "{attempts: 3, retry_on: [timed_out]}"))
+    status, _, _, _, attempts = await run(
+        flaky(1, "{attempts: 3, retry_on: [timed_out]}"), make_store
+    )
     assert (status, attempts) == ("failed", [(1, "failed")])
     slow = workflow(
         """
@@ -138,7 +149,7 @@ async def test_only_the_statuses_in_retry_on_are_retried(
           - {key: nap, type: sleep, duration: 10s, timeout: 1s, retry: {attempts: 2, backoff: 0s}}
         """
     )
-    status, _, error, elapsed, attempts = await run(slow)
+    status, _, error, elapsed, attempts = await run(slow, make_store)
     assert attempts == [(1, "timed_out"), (2, "timed_out")]
     assert error == "node 'nap' timed_out: timed out after 1s"
     assert elapsed == pytest.approx(2.0)
@@ -146,6 +157,7 @@ async def test_only_the_statuses_in_retry_on_are_retried(
 
 async def test_retries_in_a_loop_are_counted_per_iteration(
     autojump_clock: trio.testing.MockClock,
+    make_store: StoreFactory,
 ) -> None:
     looped = workflow(
         """
@@ -158,7 +170,7 @@ async def test_retries_in_a_loop_are_counted_per_iteration(
               - {key: call, type: flaky, failures: 1, retry: {attempts: 2, backoff: 0s}}
         """
     )
-    store = MemoryStore()
+    store = make_store()
     async with open_engine([looped], store=store) as engine:
         outcome = await engine.run("looped")
         jobs = await store.list_jobs(outcome.execution_id)
@@ -173,8 +185,9 @@ async def test_retries_in_a_loop_are_counted_per_iteration(
 
 async def test_cancelling_during_the_backoff_ends_the_execution_at_once(
     autojump_clock: trio.testing.MockClock,
+    make_store: StoreFactory,
 ) -> None:
-    store = MemoryStore()
+    store = make_store()
     async with open_engine([flaky(5, "{attempts: 5, backoff: 1m}")], store=store) as engine:
         admission = await engine.submit("flaky")
         assert admission.handle is not None

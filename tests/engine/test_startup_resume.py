@@ -14,8 +14,8 @@ from hookline.engine._definition import Workflow
 from hookline.engine._engine import open_engine
 from hookline.engine._loader import load_workflow_text
 from hookline.errors import ExecutionConflict, NotFound, QueueFull
-from hookline.store._store import MemoryStore, Store
 from hookline.testing import register_test_nodes
+from tests.conftest import StoreFactory
 
 register_test_nodes()
 
@@ -58,22 +58,18 @@ FAILING = workflow(
 )
 
 
-def restarted(store: Store) -> Store:
-    """A store over the same data, as the next process start would open it."""
-    return Store(store.backend)
-
-
 # -- start-up resume -------------------------------------------------------------------
 
 
 async def test_an_interrupted_execution_resumes_without_running_succeeded_nodes_again(
     autojump_clock: trio.testing.MockClock,
+    make_store: StoreFactory,
 ) -> None:
-    store = MemoryStore()
+    store = make_store()
     async with open_engine([STEPS], store=store, shutdown_timeout=1) as engine:
         admission = await engine.submit("steps", data={"n": 7})
         await trio.sleep(2)  # `first` done, `nap` mid-run: then the process stops
-    again = restarted(store)
+    again = make_store()
     async with open_engine([STEPS], store=again) as engine:
         handle = engine.handle(admission.execution_id)
         assert handle is not None
@@ -95,12 +91,13 @@ async def test_an_interrupted_execution_resumes_without_running_succeeded_nodes_
 
 async def test_resumed_executions_are_not_refused_by_the_queue_and_go_first(
     autojump_clock: trio.testing.MockClock,
+    make_store: StoreFactory,
 ) -> None:
-    store = MemoryStore()
+    store = make_store()
     async with open_engine([napping(queue=5)], store=store, shutdown_timeout=0) as engine:
         ids = [(await engine.submit("nap")).execution_id for _ in range(4)]
     # Restarted with a smaller queue than what it left behind.
-    again = restarted(store)
+    again = make_store()
     async with open_engine([napping(queue=2)], store=again) as engine:
         assert engine.statistics().resumed == 4
         with pytest.raises(QueueFull):
@@ -117,16 +114,18 @@ async def test_resumed_executions_are_not_refused_by_the_queue_and_go_first(
 
 
 async def test_executions_of_a_disabled_workflow_stay_as_they_are(
-    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+    autojump_clock: trio.testing.MockClock,
+    caplog: pytest.LogCaptureFixture,
+    make_store: StoreFactory,
 ) -> None:
-    store = MemoryStore()
+    store = make_store()
     async with open_engine([napping(queue=5)], store=store, shutdown_timeout=0) as engine:
         left = await engine.submit("nap")
-    store.backend.open()
-    before = store.backend.get_execution(left.execution_id)
+    async with make_store.running() as reopened:
+        before = await reopened.get_execution(left.execution_id)
     assert before is not None
     assert before.status in ("queued", "running")
-    again = restarted(store)
+    again = make_store()
     with caplog.at_level(logging.WARNING, logger="hookline.engine"):
         async with open_engine([napping(queue=5, enabled=False)], store=again) as engine:
             assert engine.statistics().resumed == 0
@@ -140,14 +139,15 @@ async def test_executions_of_a_disabled_workflow_stay_as_they_are(
 
 async def test_a_resumed_sync_execution_answers_later_duplicates(
     autojump_clock: trio.testing.MockClock,
+    make_store: StoreFactory,
 ) -> None:
-    store = MemoryStore()
+    store = make_store()
     headers = {"Idempotency-Key": "order-1"}
     sync = napping(queue=5, mode="sync")
     async with open_engine([sync], store=store, shutdown_timeout=0.5) as engine:
         first = await engine.submit("nap", data={"n": 1}, headers=headers)
         await trio.sleep(0.1)
-    again = restarted(store)
+    again = make_store()
     async with open_engine([sync], store=again) as engine:
         handle = engine.handle(first.execution_id)
         assert handle is not None
@@ -162,12 +162,13 @@ async def test_a_resumed_sync_execution_answers_later_duplicates(
 
 async def test_a_resumed_execution_that_never_started_records_its_start(
     autojump_clock: trio.testing.MockClock,
+    make_store: StoreFactory,
 ) -> None:
-    store = MemoryStore()
+    store = make_store()
     async with open_engine([napping(queue=5)], store=store, shutdown_timeout=0) as engine:
         await engine.submit("nap")  # running when the engine stops
         waiting = await engine.submit("nap")  # still queued: it never started
-    again = restarted(store)
+    again = make_store()
     async with open_engine([napping(queue=5)], store=again) as engine:
         handle = engine.handle(waiting.execution_id)
         assert handle is not None
@@ -179,13 +180,14 @@ async def test_a_resumed_execution_that_never_started_records_its_start(
 
 async def test_a_resumed_execution_records_the_version_it_runs_with(
     autojump_clock: trio.testing.MockClock,
+    make_store: StoreFactory,
 ) -> None:
-    store = MemoryStore()
+    store = make_store()
     async with open_engine([STEPS], store=store, shutdown_timeout=1) as engine:
         admission = await engine.submit("steps", data={"n": 1})
         await trio.sleep(2)  # `nap` mid-run: then the process stops
     changed = workflow(STEPS.text.replace("seen:", "saw:"))
-    again = restarted(store)
+    again = make_store()
     async with open_engine([changed], store=again) as engine:
         handle = engine.handle(admission.execution_id)
         assert handle is not None
@@ -199,8 +201,10 @@ async def test_a_resumed_execution_records_the_version_it_runs_with(
 # -- retry -----------------------------------------------------------------------------
 
 
-async def test_retry_goes_on_from_the_failed_node(autojump_clock: trio.testing.MockClock) -> None:
-    async with open_engine([FAILING], store=MemoryStore()) as engine:
+async def test_retry_goes_on_from_the_failed_node(
+    autojump_clock: trio.testing.MockClock, make_store: StoreFactory
+) -> None:
+    async with open_engine([FAILING], store=make_store()) as engine:
         failed = await engine.run("failing", data={"n": 3})
         assert failed.status == "failed"
         retried = await engine.retry(failed.execution_id)
@@ -218,8 +222,9 @@ async def test_retry_goes_on_from_the_failed_node(autojump_clock: trio.testing.M
 
 async def test_a_retried_cancelled_execution_can_succeed_and_loses_its_old_error(
     autojump_clock: trio.testing.MockClock,
+    make_store: StoreFactory,
 ) -> None:
-    async with open_engine([STEPS], store=MemoryStore()) as engine:
+    async with open_engine([STEPS], store=make_store()) as engine:
         admission = await engine.submit("steps", data={"n": 1})
         await trio.sleep(1)
         await engine.cancel(admission.execution_id)
@@ -239,8 +244,9 @@ async def test_a_retried_cancelled_execution_can_succeed_and_loses_its_old_error
 
 async def test_a_retried_execution_records_the_version_it_runs_with(
     autojump_clock: trio.testing.MockClock,
+    make_store: StoreFactory,
 ) -> None:
-    store = MemoryStore()
+    store = make_store()
     async with open_engine([FAILING], store=store) as engine:
         failed = await engine.run("failing", data={"n": 3})
         first = await engine.store.get_execution(failed.execution_id)
@@ -249,7 +255,7 @@ async def test_a_retried_execution_records_the_version_it_runs_with(
             'type: fail, message: "boom {{$nodes.step.n}}"', "type: set, values: {}"
         )
     )
-    async with open_engine([fixed], store=restarted(store)) as engine:
+    async with open_engine([fixed], store=make_store()) as engine:
         retried = await engine.retry(failed.execution_id)
         assert retried.handle is not None
         outcome = await retried.handle.wait_finished()
@@ -261,8 +267,10 @@ async def test_a_retried_execution_records_the_version_it_runs_with(
     assert record.workflow_version == 2
 
 
-async def test_retry_refuses_what_cannot_be_retried(autojump_clock: trio.testing.MockClock) -> None:
-    async with open_engine([FAILING, STEPS], store=MemoryStore()) as engine:
+async def test_retry_refuses_what_cannot_be_retried(
+    autojump_clock: trio.testing.MockClock, make_store: StoreFactory
+) -> None:
+    async with open_engine([FAILING, STEPS], store=make_store()) as engine:
         with pytest.raises(NotFound):
             await engine.retry("01NOSUCHEXECUTION000000000")
         running = await engine.submit("steps", data={"n": 1})
@@ -289,9 +297,10 @@ async def test_retry_refuses_what_cannot_be_retried(autojump_clock: trio.testing
 
 async def test_replay_starts_a_new_execution_from_the_same_delivery(
     autojump_clock: trio.testing.MockClock,
+    make_store: StoreFactory,
 ) -> None:
     headers = {"Idempotency-Key": "k-1"}
-    async with open_engine([FAILING], store=MemoryStore()) as engine:
+    async with open_engine([FAILING], store=make_store()) as engine:
         first = await engine.run("failing", data={"n": 5}, headers=headers)
         replayed = await engine.replay(first.execution_id)
         assert replayed.handle is not None

@@ -16,8 +16,8 @@ from hookline.engine._job import JobTicket
 from hookline.engine._loader import load_workflow_text
 from hookline.engine._node_actor import NodeActor
 from hookline.errors import QueueFull
-from hookline.store._store import MemoryStore
 from hookline.testing import register_test_nodes
+from tests.conftest import StoreFactory
 
 register_test_nodes()
 
@@ -46,8 +46,9 @@ QUICK = workflow(
 
 async def test_a_full_queue_is_refused_and_nothing_is_stored(
     autojump_clock: trio.testing.MockClock,
+    make_store: StoreFactory,
 ) -> None:
-    store = MemoryStore()
+    store = make_store()
     async with open_engine([NARROW], store=store) as engine:
         running = await engine.submit("narrow")
         await trio.sleep(0.1)
@@ -71,7 +72,9 @@ async def test_a_full_queue_is_refused_and_nothing_is_stored(
         await engine.submit("narrow")
 
 
-async def test_executions_run_at_most_max_at_once(autojump_clock: trio.testing.MockClock) -> None:
+async def test_executions_run_at_most_max_at_once(
+    autojump_clock: trio.testing.MockClock, make_store: StoreFactory
+) -> None:
     wf = workflow(
         """
         key: pair
@@ -80,7 +83,7 @@ async def test_executions_run_at_most_max_at_once(autojump_clock: trio.testing.M
           - {key: nap, type: sleep, duration: 10s}
         """
     )
-    async with open_engine([wf], store=MemoryStore()) as engine:
+    async with open_engine([wf], store=make_store()) as engine:
         start = trio.current_time()
         admissions = [await engine.submit("pair") for _ in range(5)]
         await trio.sleep(1)
@@ -124,10 +127,12 @@ def crash_dispatch(monkeypatch: pytest.MonkeyPatch, times: int | None) -> Callab
 
 
 async def test_a_crashing_node_actor_is_restarted_and_its_execution_fails(
-    autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
+    autojump_clock: trio.testing.MockClock,
+    monkeypatch: pytest.MonkeyPatch,
+    make_store: StoreFactory,
 ) -> None:
     crashes = crash_dispatch(monkeypatch, 1)
-    store = MemoryStore()
+    store = make_store()
     async with open_engine([QUICK], store=store) as engine:
         failed = await engine.run("quick", data={"n": 1})
         jobs = await store.list_jobs(failed.execution_id)
@@ -144,7 +149,9 @@ async def test_a_crashing_node_actor_is_restarted_and_its_execution_fails(
     assert stats.supervisor.restarts == 0  # the workflow supervisor itself held
 
 
-async def test_a_failing_node_is_not_an_actor_crash(autojump_clock: trio.testing.MockClock) -> None:
+async def test_a_failing_node_is_not_an_actor_crash(
+    autojump_clock: trio.testing.MockClock, make_store: StoreFactory
+) -> None:
     wf = workflow(
         """
         key: buggy
@@ -152,7 +159,7 @@ async def test_a_failing_node_is_not_an_actor_crash(autojump_clock: trio.testing
           - {key: bug, type: fail, exception: RuntimeError, message: "oops"}
         """
     )
-    async with open_engine([wf], store=MemoryStore()) as engine:
+    async with open_engine([wf], store=make_store()) as engine:
         outcomes = [await engine.run("buggy") for _ in range(5)]
         stats = engine.statistics()
     assert {o.status for o in outcomes} == {"failed"}
@@ -163,10 +170,12 @@ async def test_a_failing_node_is_not_an_actor_crash(autojump_clock: trio.testing
 
 
 async def test_past_its_intensity_the_workflow_supervisor_is_restarted_by_the_root(
-    autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
+    autojump_clock: trio.testing.MockClock,
+    monkeypatch: pytest.MonkeyPatch,
+    make_store: StoreFactory,
 ) -> None:
     crash_dispatch(monkeypatch, 4)  # intensity 3: the 4th crash escalates
-    store = MemoryStore()
+    store = make_store()
     async with open_engine([QUICK, NARROW], store=store) as engine:
         bystander = await engine.submit("narrow")  # another workflow: untouched
         outcomes = [await engine.run("quick", data={"n": n}) for n in range(4)]
@@ -187,7 +196,9 @@ async def test_past_its_intensity_the_workflow_supervisor_is_restarted_by_the_ro
 
 
 async def test_past_the_roots_intensity_the_engine_crashes_out(
-    autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
+    autojump_clock: trio.testing.MockClock,
+    monkeypatch: pytest.MonkeyPatch,
+    make_store: StoreFactory,
 ) -> None:
     # Every dispatch crashes: 4 node crashes escalate to the root, 4 root restarts of
     # the workflow supervisor exceed the root's intensity, and open_engine raises.
@@ -196,7 +207,7 @@ async def test_past_the_roots_intensity_the_engine_crashes_out(
     with pytest.RaisesGroup(
         pytest.RaisesExc(Exception, match="more than 3 restarts"), flatten_subgroups=True
     ):
-        async with open_engine([QUICK], store=MemoryStore()) as engine:
+        async with open_engine([QUICK], store=make_store()) as engine:
             seen.append(engine)
             while True:
                 await engine.run("quick", data={"n": 1})

@@ -9,14 +9,10 @@ skipped, saying why. Each test gets a schema of its own.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 import trio
 
@@ -28,57 +24,9 @@ from hookline.store._records import DeliveryRecord, ExecutionRecord, JobRecord
 from hookline.store._sqlite import SQLiteBackend
 from hookline.store._store import Store
 
+from ..conftest import postgres_schema_url
+
 BackendFactory = Callable[[], StoreBackend]
-
-
-SCRIPT = Path(__file__).parents[2] / "scripts" / "postgres.sh"
-
-
-@pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
-    """The URL of a PostgreSQL database the tests may fill; skips when there is none."""
-    url = os.environ.get("HOOKLINE_TEST_POSTGRES_URL")
-    if url:
-        yield url
-        return
-    if os.environ.get("HOOKLINE_TEST_POSTGRES_SKIP"):
-        pytest.skip(f"no PostgreSQL server: {os.environ['HOOKLINE_TEST_POSTGRES_SKIP']}")
-    started = subprocess.run(
-        ["sh", str(SCRIPT), "start"], capture_output=True, text=True, timeout=900, check=False
-    )
-    exports = dict(
-        line.removeprefix("export ").split("=", 1)
-        for line in started.stdout.splitlines()
-        if line.startswith("export ")
-    )
-    if started.returncode != 0 or "HOOKLINE_TEST_POSTGRES_URL" not in exports:
-        why = (started.stderr.strip().splitlines() or ["no reason given"])[-1]
-        pytest.skip(
-            "no PostgreSQL server: set HOOKLINE_TEST_POSTGRES_URL or install PostgreSQL "
-            f"(scripts/postgres.sh start: {why})"
-        )
-    try:
-        yield exports["HOOKLINE_TEST_POSTGRES_URL"]
-    finally:
-        subprocess.run(
-            ["sh", str(SCRIPT), "stop", exports["HOOKLINE_POSTGRES_DIR"]], check=False, timeout=60
-        )
-
-
-def postgres_schema_url(request: pytest.FixtureRequest) -> str:
-    """The PostgreSQL URL with a fresh schema of this test's own first on its search path;
-    the schema is dropped when the test ends."""
-    url: str = request.getfixturevalue("postgres_url")
-    schema = f"test_{uuid.uuid4().hex[:16]}"
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA {schema}")  # type: ignore[arg-type]
-
-    def drop() -> None:
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute(f"DROP SCHEMA {schema} CASCADE")  # type: ignore[arg-type]
-
-    request.addfinalizer(drop)
-    return f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3D{schema}"
 
 
 @pytest.fixture(params=["sqlite", "memory", "postgres"])

@@ -1,0 +1,243 @@
+"""The engine's side of a store shared by several processes: heartbeats, adoption,
+start permits and wake-ups, carried out through the store's
+:class:`~hookline.store._coordination.Coordinator` (see there for the guarantees).
+
+:class:`Cluster` runs four loops under the engine: it heartbeats (and stops the engine
+with :class:`~hookline.errors.LeaseLost` if the others declared this process dead),
+sweeps for the executions of dead processes and resumes them here, claims start
+permits for the executions waiting in this process, and listens for the hints that an
+execution ended elsewhere or is to be cancelled here.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, TypeVar
+
+import attrs
+import trio
+
+from ..errors import LeaseLost, StoreClosed, StoreError
+from ..store._coordination import Coordinator, Wakeup
+from ._handle import ExecutionHandle
+from ._recovery import stored_delivery
+
+if TYPE_CHECKING:
+    from ._workflow_set import WorkflowSet
+
+log = logging.getLogger("hookline.engine")
+
+T = TypeVar("T")
+
+# How many executions one sweep adopts, and one claim considers, at most.
+ADOPT_BATCH = 200
+CLAIM_BATCH = 1_000
+# How long one wait for wake-ups blocks its worker thread (also the longest a shutdown
+# waits for it).
+LISTEN_TIMEOUT = 0.5
+
+
+@attrs.frozen
+class ClusterStatistics:
+    """``waiting`` executions wait for a start permit; ``adopted`` counts executions
+    taken over from dead processes; ``claims`` the permit rounds run."""
+
+    worker_id: str
+    waiting: int
+    adopted: int
+    claims: int
+    heartbeats: int
+
+
+class _Ticket:
+    """One execution waiting for its start permit."""
+
+    __slots__ = ("done", "granted", "limit")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.granted = False
+        self.done = trio.Event()
+
+
+class Cluster:
+    """Coordinates this engine with the other processes sharing its store.
+
+    ``heartbeat`` is how often it proves itself alive and sweeps for dead processes'
+    work; ``lease`` how long another process may stay silent before it counts as dead.
+    ``threaded=False`` calls the coordinator inline (tests on a virtual clock).
+    """
+
+    def __init__(
+        self,
+        coordinator: Coordinator,
+        workflows: WorkflowSet,
+        *,
+        heartbeat: float = 1.0,
+        lease: float = 10.0,
+        threaded: bool = True,
+    ) -> None:
+        self.coordinator = coordinator
+        self.workflows = workflows
+        self.heartbeat = heartbeat
+        self.lease = lease
+        self.threaded = threaded
+        # One call at a time on the coordinator's connection; the listener has its own.
+        self._limiter = trio.CapacityLimiter(1)
+        self._listen_limiter = trio.CapacityLimiter(1)
+        self._waiting: dict[str, dict[str, _Ticket]] = {}
+        self._dirty = trio.Event()
+        self._adopted = 0
+        self._claims = 0
+        self._heartbeats = 0
+
+    # -- what the runners call -----------------------------------------------------------
+
+    async def permit(self, handle: ExecutionHandle) -> bool:
+        """Wait until ``handle`` may start: True once it is ``running`` in the store
+        under this process, False if it is no longer this process's to run."""
+        workflow = handle.workflow
+        ticket = _Ticket(workflow.concurrency.max)
+        self._waiting.setdefault(workflow.key, {})[handle.id] = ticket
+        self._dirty.set()
+        try:
+            await ticket.done.wait()
+        finally:
+            waiting = self._waiting.get(workflow.key)
+            if waiting is not None:
+                waiting.pop(handle.id, None)
+                if not waiting:
+                    del self._waiting[workflow.key]
+        return ticket.granted
+
+    def ended(self) -> None:
+        """An execution of this process ended: a slot (and maybe its order key) is
+        free, so claim again."""
+        self._dirty.set()
+
+    async def request_cancel(self, execution_id: str) -> None:
+        """Ask the process that runs ``execution_id`` to cancel it."""
+        await self._call(lambda: self.coordinator.request_cancel(execution_id))
+
+    # -- start-up ------------------------------------------------------------------------
+
+    async def adopt(self) -> int:
+        """Take over and resume the unfinished executions of dead processes (and those
+        left by a previous run of this one), for the workflows enabled here. Returns
+        how many."""
+        total = 0
+        while True:
+            keys = sorted(self.workflows.supervisors)
+            if not keys:
+                return total
+            adopt = functools.partial(self.coordinator.adopt, keys, self.lease, ADOPT_BATCH)
+            records = await self._call(adopt)
+            for record in records:
+                supervisor = self.workflows.supervisors.get(record.workflow)
+                if supervisor is None:
+                    continue  # disabled meanwhile: left to whoever has it enabled
+                await supervisor.resume(record, stored_delivery(record))
+            if records:
+                log.info("took over %d executions of stopped processes", len(records))
+            total += len(records)
+            self._adopted += len(records)
+            if len(records) < ADOPT_BATCH:
+                return total
+
+    # -- the actor -----------------------------------------------------------------------
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Heartbeat, sweep, claim and listen until cancelled. Raises LeaseLost when
+        this process finds it was declared dead."""
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._beat)
+            nursery.start_soon(self._grant)
+            nursery.start_soon(self._listen)
+            task_status.started()
+
+    async def _beat(self) -> None:
+        while True:
+            await trio.sleep(self.heartbeat)
+            try:
+                alive = await self._call(self.coordinator.heartbeat)
+                self._heartbeats += 1
+                if not alive:
+                    raise LeaseLost(
+                        f"worker {self.coordinator.worker_id} missed its heartbeats for "
+                        f"{self.lease}s: the other processes took its executions over"
+                    )
+                await self.adopt()
+            except StoreClosed:
+                return
+            except StoreError as exc:
+                log.warning("could not reach the shared store: %s", exc)
+
+    async def _grant(self) -> None:
+        while True:
+            # A wake-up may be missed (a connection dropped): claim now and then anyway.
+            with trio.move_on_after(self.heartbeat):
+                await self._dirty.wait()
+            self._dirty = trio.Event()
+            for key in sorted(self._waiting):
+                try:
+                    await self._claim(key)
+                except StoreClosed:
+                    return
+                except StoreError as exc:
+                    log.warning("could not claim start permits: %s", exc)
+
+    async def _claim(self, workflow: str) -> None:
+        waiting = self._waiting.get(workflow)
+        if not waiting:
+            return
+        tickets = dict(sorted(waiting.items())[:CLAIM_BATCH])
+        limit = max(ticket.limit for ticket in tickets.values())
+        ids = list(tickets)
+        claim = await self._call(lambda: self.coordinator.claim(workflow, ids, limit))
+        self._claims += 1
+        for id in claim.granted:
+            tickets[id].granted = True
+            tickets[id].done.set()
+        for id in claim.gone:
+            tickets[id].done.set()
+
+    async def _listen(self) -> None:
+        while True:
+            try:
+                if self.threaded:
+                    wakeups = await trio.to_thread.run_sync(
+                        self.coordinator.wait, LISTEN_TIMEOUT, limiter=self._listen_limiter
+                    )
+                else:
+                    wakeups = self.coordinator.wait(0)
+                    await trio.sleep(self.heartbeat / 4)
+            except StoreClosed:
+                return
+            except StoreError as exc:
+                log.warning("could not listen to the shared store: %s", exc)
+                await trio.sleep(self.heartbeat)
+                continue
+            await self._woken(wakeups)
+
+    async def _woken(self, wakeups: Sequence[Wakeup]) -> None:
+        for wakeup in wakeups:
+            if wakeup.cancel is not None:
+                await self.workflows.cancel(wakeup.cancel)
+            elif wakeup.workflow in self._waiting:
+                self._dirty.set()
+
+    async def _call(self, fn: Callable[[], T]) -> T:
+        if self.threaded:
+            return await trio.to_thread.run_sync(fn, limiter=self._limiter)
+        return fn()
+
+    def statistics(self) -> ClusterStatistics:
+        return ClusterStatistics(
+            worker_id=self.coordinator.worker_id,
+            waiting=sum(len(waiting) for waiting in self._waiting.values()),
+            adopted=self._adopted,
+            claims=self._claims,
+            heartbeats=self._heartbeats,
+        )

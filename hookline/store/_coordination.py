@@ -1,0 +1,107 @@
+"""The coordination seam: what a store shared by several processes offers them.
+
+A backend that several hookline processes may share (PostgreSQL) has a
+:class:`Coordinator`; one that a single process owns (SQLite, memory) has None, and the
+engine then coordinates in memory alone. Through the coordinator the processes keep
+their guarantees together:
+
+- **Workers and leases.** Each process is a worker that heartbeats. Every unfinished
+  execution has an owner, the worker that accepted, retried or adopted it; only the
+  owner runs it. A worker that stops heartbeating for ``lease`` seconds is dead: the
+  first live worker to sweep (:meth:`Coordinator.adopt`) takes its executions over
+  (``FOR UPDATE SKIP LOCKED``: each is taken by one worker) and resumes them. A worker
+  that finds its own row gone (:meth:`Coordinator.heartbeat` is False) was declared
+  dead while it still ran: it must stop at once, its executions belong to others.
+- **Start permits.** An execution starts only once :meth:`Coordinator.claim` granted
+  it: fewer than ``concurrency.max`` executions of its workflow are running across all
+  workers, and no earlier unfinished execution shares its order key.
+- **Wake-ups.** An execution leaving queued/running notifies every worker
+  (:meth:`Coordinator.wait`): the ones waiting to start one of that workflow claim
+  again. Wake-ups are hints; workers also claim again now and then without one.
+
+Every method blocks (network I/O): the engine calls them in worker threads. They raise
+:class:`~hookline.errors.StoreError` when the database fails and
+:class:`~hookline.errors.StoreClosed` when the backend is closed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+import attrs
+
+from ._records import ExecutionRecord
+
+__all__ = ["Claim", "Coordinator", "Wakeup", "WorkerRecord"]
+
+
+@attrs.frozen
+class WorkerRecord:
+    """A hookline process sharing the store; ``heartbeat_at`` is database time."""
+
+    id: str
+    host: str
+    pid: int
+    started_at: float
+    heartbeat_at: float
+
+
+@attrs.frozen
+class Claim:
+    """What :meth:`Coordinator.claim` decided: ``granted`` executions are ``running``
+    now (or were already, as adopted ones); ``gone`` ones are no longer this worker's
+    to run (finished, cancelled or taken over); the rest must wait."""
+
+    granted: tuple[str, ...] = ()
+    gone: tuple[str, ...] = ()
+
+
+@attrs.frozen
+class Wakeup:
+    """A hint from another worker: an execution of ``workflow`` ended (its slot and
+    its order key may be free), or ``cancel`` names an execution to cancel."""
+
+    workflow: str | None = None
+    cancel: str | None = None
+
+
+class Coordinator(Protocol):
+    """The cross-process half of a shared store (see the module docstring)."""
+
+    #: This process's worker id: the owner of the executions it accepts.
+    worker_id: str
+    #: Seconds between heartbeats (and sweeps for dead workers' executions).
+    heartbeat_interval: float
+    #: Seconds without a heartbeat after which a worker counts as dead.
+    lease: float
+
+    def heartbeat(self) -> bool:
+        """Prove this worker alive. False: it was declared dead and its row removed
+        (it must stop running executions at once)."""
+        ...
+
+    def adopt(self, workflows: Sequence[str], lease: float, limit: int) -> list[ExecutionRecord]:
+        """Take over up to ``limit`` unfinished executions of ``workflows`` whose owner
+        is dead (no heartbeat for ``lease`` seconds), gone or unset, oldest first;
+        remove dead workers. Each execution is taken by one worker only."""
+        ...
+
+    def claim(self, workflow: str, ids: Sequence[str], limit: int) -> Claim:
+        """Start what may start of this worker's executions ``ids`` of ``workflow``,
+        at most ``limit`` (its ``concurrency.max``) running across every worker, one at
+        a time per order key in arrival order."""
+        ...
+
+    def wait(self, timeout: float) -> list[Wakeup]:
+        """The wake-ups received, waiting up to ``timeout`` seconds for the first (0:
+        do not wait)."""
+        ...
+
+    def request_cancel(self, execution_id: str) -> None:
+        """Ask every worker to cancel ``execution_id`` (its owner will)."""
+        ...
+
+    def workers(self) -> list[WorkerRecord]:
+        """The workers registered now, dead ones not yet removed included, by id."""
+        ...

@@ -1,0 +1,211 @@
+"""The PostgreSQL :class:`~hookline.store._coordination.Coordinator`: workers, leases,
+start permits and wake-ups for several processes sharing one database.
+
+It has two connections of its own, apart from the store's writer and readers: one for
+heartbeats, adoption and claims (one call at a time: the engine serialises them), one
+that LISTENs for wake-ups. The ways of proven PostgreSQL job queues: adoption takes
+rows with ``FOR UPDATE SKIP LOCKED``, a claim holds a per-workflow advisory lock while
+it counts, NOTIFY only hints. Times that decide whether a worker is alive are the
+database's clock, never a machine's.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import psycopg
+
+from ..errors import StoreClosed, StoreError
+from ._coordination import Claim, Wakeup, WorkerRecord
+from ._records import ExecutionRecord
+from ._rows import execution
+
+__all__ = ["PostgresCoordinator", "new_worker_id"]
+
+Connection = psycopg.Connection[Any]
+T = TypeVar("T")
+
+_ENDED, _CANCEL = "hookline_ended", "hookline_cancel"
+# The first key of the two-key advisory lock a claim holds per workflow ("cl").
+_CLAIM_LOCK = 0x636C
+
+# Times deciding whether a worker lives are the database's: clock_timestamp() in seconds.
+_JOIN = (
+    "INSERT INTO workers (id, host, pid, started_at, heartbeat_at) VALUES (%s, %s, %s, "
+    "extract(epoch from clock_timestamp()), extract(epoch from clock_timestamp())) "
+    "ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at"
+)
+_HEARTBEAT = "UPDATE workers SET heartbeat_at = extract(epoch from clock_timestamp()) WHERE id = %s"
+_LEAVE = "DELETE FROM workers WHERE id = %s"
+_BURY = (
+    "DELETE FROM workers WHERE heartbeat_at < extract(epoch from clock_timestamp()) - %s "
+    "AND id <> %s"
+)
+# Orphans: unfinished, and their owner is unset or no longer a worker (dead ones were
+# just removed). SKIP LOCKED: two workers sweeping at once take different ones.
+_ADOPT = (
+    "UPDATE executions SET owner = %s WHERE id IN (SELECT id FROM executions x "
+    "WHERE status IN ('queued', 'running') AND workflow = ANY(%s::text[]) "
+    "AND (owner IS NULL OR NOT EXISTS (SELECT 1 FROM workers w WHERE w.id = x.owner)) "
+    "ORDER BY seq LIMIT %s FOR UPDATE SKIP LOCKED) RETURNING id, workflow, delivery_id, "
+    "status, created_at, started_at, finished_at, context, output, error, order_key, "
+    "workflow_version"
+)
+_MINE = (
+    "SELECT id, status FROM executions WHERE id = ANY(%s::text[]) AND owner = %s "
+    "AND status IN ('queued', 'running')"
+)
+_RUNNING = "SELECT count(*) FROM executions WHERE workflow = %s AND status = 'running'"
+# A queued execution may start unless one of its order key runs, or waits from before.
+_START = (
+    "WITH granted AS (SELECT c.id FROM executions c WHERE c.id = ANY(%s::text[]) "
+    "AND c.status = 'queued' AND (c.order_key IS NULL OR NOT EXISTS (SELECT 1 "
+    "FROM executions e WHERE e.workflow = c.workflow AND e.order_key = c.order_key "
+    "AND e.status IN ('queued', 'running') AND e.id <> c.id "
+    "AND (e.status = 'running' OR e.seq < c.seq))) ORDER BY c.seq LIMIT %s) "
+    "UPDATE executions SET status = 'running', started_at = COALESCE(started_at, %s) "
+    "WHERE id IN (SELECT id FROM granted) RETURNING id"
+)
+_WORKERS = "SELECT id, host, pid, started_at, heartbeat_at FROM workers ORDER BY id"
+
+
+def new_worker_id() -> str:
+    """A worker id that says where the process runs: ``host/pid/random``."""
+    return f"{socket.gethostname()}/{os.getpid()}/{secrets.token_hex(3)}"
+
+
+class PostgresCoordinator:
+    """Coordinates this process with the others sharing the database.
+
+    ``connect`` opens a new autocommit connection whose ``hookline.worker`` setting is
+    ``worker_id``; ``heartbeat`` and ``lease`` are in seconds (see
+    :class:`~hookline.store._coordination.Coordinator`). :meth:`open` registers the
+    worker and starts listening; :meth:`close` removes it (its unfinished executions
+    are then adopted by the others at once).
+    """
+
+    def __init__(
+        self,
+        connect: Callable[[], Connection],
+        worker_id: str,
+        where: str,
+        *,
+        heartbeat: float = 1.0,
+        lease: float = 10.0,
+    ) -> None:
+        if not 0 < heartbeat < lease:
+            raise ValueError(f"heartbeat ({heartbeat}s) must be above 0 and below lease ({lease}s)")
+        self.worker_id = worker_id
+        self.heartbeat_interval = heartbeat
+        self.lease = lease
+        self._connect = connect
+        self._where = where
+        self._conn: Connection | None = None
+        self._listener: Connection | None = None
+        self._open = False
+
+    def open(self) -> None:
+        if self._open:
+            return
+        self._open = True
+        join = (self.worker_id, socket.gethostname(), os.getpid())
+        self._call(lambda conn: conn.execute(_JOIN, join))
+        # Listening from the start: a wake-up sent before the first wait is kept.
+        self._call(lambda conn: self._listening())
+
+    def close(self) -> None:
+        if not self._open:
+            return
+        try:
+            self._call(lambda conn: conn.execute(_LEAVE, (self.worker_id,)))
+        except StoreError:
+            pass  # the database is gone: the lease runs out instead
+        finally:
+            self._open = False
+            for conn in (self._conn, self._listener):
+                if conn is not None:
+                    conn.close()
+            self._conn = self._listener = None
+
+    def _call(self, fn: Callable[[Connection], T]) -> T:
+        if not self._open:
+            raise StoreClosed(f"the store on {self._where} is closed")
+        try:
+            if self._conn is None or self._conn.closed or self._conn.broken:
+                self._conn = self._connect()
+            return fn(self._conn)
+        except psycopg.Error as exc:
+            raise StoreError(f"could not coordinate through {self._where}: {exc}") from exc
+
+    # -- the Coordinator protocol ------------------------------------------------------
+
+    def heartbeat(self) -> bool:
+        return self._call(lambda conn: conn.execute(_HEARTBEAT, (self.worker_id,)).rowcount == 1)
+
+    def adopt(self, workflows: Sequence[str], lease: float, limit: int) -> list[ExecutionRecord]:
+        def adopt(conn: Connection) -> list[ExecutionRecord]:
+            with conn.transaction():
+                conn.execute(_BURY, (lease, self.worker_id))
+                rows = conn.execute(_ADOPT, (self.worker_id, list(workflows), limit)).fetchall()
+            return sorted((execution(row) for row in rows), key=lambda record: record.id)
+
+        return self._call(adopt)
+
+    def claim(self, workflow: str, ids: Sequence[str], limit: int) -> Claim:
+        def claim(conn: Connection) -> Claim:
+            with conn.transaction():
+                # Claims of one workflow take turns: two counting at once could both
+                # see a free slot.
+                conn.execute(
+                    "SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (_CLAIM_LOCK, workflow)
+                )
+                mine = dict(conn.execute(_MINE, (list(ids), self.worker_id)).fetchall())
+                granted = [id for id, status in mine.items() if status == "running"]
+                queued = [id for id, status in mine.items() if status == "queued"]
+                row = conn.execute(_RUNNING, (workflow,)).fetchone()
+                free = limit - (int(row[0]) if row else 0)
+                if queued and free > 0:
+                    started = conn.execute(_START, (queued, free, time.time())).fetchall()
+                    granted.extend(str(row[0]) for row in started)
+            gone = tuple(id for id in ids if id not in mine)
+            return Claim(granted=tuple(granted), gone=gone)
+
+        return self._call(claim)
+
+    def wait(self, timeout: float) -> list[Wakeup]:
+        if not self._open:
+            raise StoreClosed(f"the store on {self._where} is closed")
+        try:
+            listener = self._listening()
+            received = list(listener.notifies(timeout=timeout, stop_after=1)) if timeout else []
+            received.extend(listener.notifies(timeout=0))
+        except psycopg.Error as exc:
+            raise StoreError(f"could not listen on {self._where}: {exc}") from exc
+        return [
+            Wakeup(cancel=note.payload)
+            if note.channel == _CANCEL
+            else Wakeup(workflow=note.payload)
+            for note in received
+        ]
+
+    def _listening(self) -> Connection:
+        listener = self._listener
+        if listener is None or listener.closed or listener.broken:
+            if listener is not None:
+                listener.close()
+            listener = self._listener = self._connect()
+            listener.execute(f"LISTEN {_ENDED}")
+            listener.execute(f"LISTEN {_CANCEL}")
+        return listener
+
+    def request_cancel(self, execution_id: str) -> None:
+        self._call(lambda conn: conn.execute("SELECT pg_notify(%s, %s)", (_CANCEL, execution_id)))
+
+    def workers(self) -> list[WorkerRecord]:
+        rows = self._call(lambda conn: conn.execute(_WORKERS).fetchall())
+        return [WorkerRecord(row[0], row[1], int(row[2]), row[3], row[4]) for row in rows]
