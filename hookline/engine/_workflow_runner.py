@@ -84,13 +84,15 @@ class WorkflowRunner:
         self.ready: deque[ExecutionHandle] = deque()
         self._wake: trio.CancelScope | None = None
         self._nursery: trio.Nursery | None = None
-        # Executions waiting for a start permit (cluster only), by id.
+        # Cluster only: the executions started here that have no start permit yet, and
+        # the scopes of those waiting for one (cancelled by a shutdown).
+        self._unpermitted: set[str] = set()
         self._permits: dict[str, trio.CancelScope] = {}
 
     @property
     def waiting(self) -> int:
         """Executions waiting for a start permit (counted in ``running`` too)."""
-        return len(self._permits)
+        return len(self._unpermitted)
 
     @property
     def backlog(self) -> int:
@@ -98,7 +100,7 @@ class WorkflowRunner:
         waiting for a start permit."""
         queue = self.queue.statistics()
         waiting = queue.depth + queue.reserved + self.lanes.parked + len(self.ready)
-        return waiting + len(self._permits)
+        return waiting + len(self._unpermitted)
 
     def track(self, handle: ExecutionHandle, order_key: str | None) -> None:
         """Count ``handle`` as live from now on (before it is queued or made ready)."""
@@ -166,6 +168,8 @@ class WorkflowRunner:
         if not self.running:
             self._idle = trio.Event()
         self.running[handle.id] = handle
+        if self.cluster is not None:
+            self._unpermitted.add(handle.id)
         self._nursery.start_soon(self._execute, handle, limiter, slot)
 
     def stop_intake(self) -> None:
@@ -228,7 +232,10 @@ class WorkflowRunner:
         """Wait for ``handle``'s start permit (cluster only). False: it must not run
         here, being another process's now (its handle ends) or left queued by a
         shutdown (its handle stays unfinished)."""
-        if self.cluster is None or handle.cancel_requested:
+        if self.cluster is None:
+            return True
+        if handle.cancel_requested:
+            self._unpermitted.discard(handle.id)
             return True
         with trio.CancelScope() as scope:
             self._permits[handle.id] = scope
@@ -238,6 +245,7 @@ class WorkflowRunner:
                     return True
             finally:
                 del self._permits[handle.id]
+                self._unpermitted.discard(handle.id)
         if handle.cancel_requested:
             return True  # cancelled while waiting: recorded as never started
         if not scope.cancelled_caught:

@@ -42,9 +42,9 @@ __all__ = ["Admission", "WorkflowStatistics", "WorkflowSupervisor"]
 class WorkflowStatistics:
     """``queue`` is the mailbox of new executions; ``parked`` ones wait behind a running
     execution with the same order key; ``resuming`` ones (found at start-up, retried)
-    wait to start ahead of the queue; ``waiting`` ones left the queue and wait for a
-    start permit (a store shared by several processes: the limits hold across them,
-    and no execution is parked)."""
+    wait to start ahead of the queue. On a store shared by several processes the limits
+    hold across all of them: no execution is parked, and ``waiting`` ones wait for a
+    start permit (counted in ``queue.depth``, not in ``running``)."""
 
     workflow: str
     queue: MailboxStatistics
@@ -296,9 +296,11 @@ class WorkflowSupervisor:
 
     def statistics(self) -> WorkflowStatistics:
         runner = self.runner
+        queue = runner.queue.statistics()
         return WorkflowStatistics(
             workflow=self.workflow.key,
-            queue=self.runner.queue.statistics(),
+            # Waiting for a start permit is waiting in the queue, as a user sees it.
+            queue=attrs.evolve(queue, depth=queue.depth + runner.waiting),
             running=len(runner.running) - runner.waiting,
             completed=runner.completed,
             failed=runner.failed,

@@ -1,0 +1,200 @@
+"""The PostgreSQL coordinator: workers and heartbeats, adoption of dead workers'
+executions, start permits under concurrency.max and order keys, and wake-ups.
+
+Each test opens several backends on one schema, one per simulated process; a worker is
+made dead by moving its heartbeat into the past, as a process that stopped would leave
+it."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+
+import psycopg
+import pytest
+
+from hookline.errors import StoreClosed
+from hookline.store._ops import AcceptDelivery, UpdateExecution
+from hookline.store._postgres import PostgresBackend
+
+from ..conftest import postgres_schema_url
+from .conftest import delivery, execution
+
+Opener = Callable[[], PostgresBackend]
+
+
+@pytest.fixture
+def url(request: pytest.FixtureRequest) -> str:
+    return postgres_schema_url(request)
+
+
+@pytest.fixture
+def open_backend(url: str) -> Iterator[Opener]:
+    """Opens backends (processes) on one schema; closes them at the end."""
+    opened: list[PostgresBackend] = []
+
+    def make() -> PostgresBackend:
+        backend = PostgresBackend(url, heartbeat=0.1, lease=1.0)
+        backend.open()
+        opened.append(backend)
+        return backend
+
+    yield make
+    for backend in opened:
+        backend.close()
+
+
+def accept(backend: PostgresBackend, workflow: str = "orders", order_key: str | None = None) -> str:
+    """Accept one delivery through ``backend``'s writer (so it owns the execution)."""
+    record = execution(workflow=workflow, order_key=order_key, delivery_id=None)
+    [result] = backend.apply([AcceptDelivery(delivery(workflow=workflow), record)])
+    assert result is None
+    return record.id
+
+
+def kill(url: str, backend: PostgresBackend) -> None:
+    """Make ``backend``'s worker look dead: its last heartbeat is long past."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            "UPDATE workers SET heartbeat_at = heartbeat_at - 3600 WHERE id = %s",
+            (backend.worker_id,),
+        )
+
+
+def owner(url: str, execution_id: str) -> str | None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute("SELECT owner FROM executions WHERE id = %s", (execution_id,)).fetchone()
+    assert row is not None
+    return None if row[0] is None else str(row[0])
+
+
+def test_an_accepted_execution_belongs_to_the_accepting_worker(
+    open_backend: Opener, url: str
+) -> None:
+    a, b = open_backend(), open_backend()
+    assert a.worker_id != b.worker_id
+    assert owner(url, accept(a)) == a.worker_id
+    assert {w.id for w in a.coordinator.workers()} == {a.worker_id, b.worker_id}
+
+
+def test_live_workers_keep_their_executions(open_backend: Opener) -> None:
+    a, b = open_backend(), open_backend()
+    accept(a)
+    assert a.coordinator.heartbeat()
+    assert b.coordinator.adopt(["orders"], lease=1.0, limit=10) == []
+
+
+def test_a_dead_workers_executions_are_adopted_once_and_it_is_fenced(
+    open_backend: Opener, url: str
+) -> None:
+    a, b, c = open_backend(), open_backend(), open_backend()
+    ids = [accept(a) for _ in range(5)]
+    kill(url, a)
+    adopted_by_b = b.coordinator.adopt(["orders"], lease=1.0, limit=3)
+    adopted_by_c = c.coordinator.adopt(["orders"], lease=1.0, limit=10)
+    assert [r.id for r in adopted_by_b] == ids[:3]  # oldest first
+    assert [r.id for r in adopted_by_c] == ids[3:]
+    assert {owner(url, id) for id in ids[:3]} == {b.worker_id}
+    # The dead worker's row is gone: if it was only paused, it learns it lost its work.
+    assert not a.coordinator.heartbeat()
+    # And it can no longer write what its executions' new owners record.
+    [refused] = a.apply([UpdateExecution(ids[0], "succeeded", finished_at=1.0)])
+    assert isinstance(refused, Exception)
+    assert "another process" in str(refused)
+
+
+def test_concurrent_sweeps_never_adopt_the_same_execution(open_backend: Opener, url: str) -> None:
+    dead = open_backend()
+    ids = {accept(dead) for _ in range(60)}
+    kill(url, dead)
+    sweepers = [open_backend() for _ in range(3)]
+    taken: list[list[str]] = [[] for _ in sweepers]
+
+    def sweep(index: int) -> None:
+        while True:
+            records = sweepers[index].coordinator.adopt(["orders"], lease=1.0, limit=7)
+            if not records:
+                return
+            taken[index].extend(r.id for r in records)
+
+    threads = [threading.Thread(target=sweep, args=(i,)) for i in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    everything = [id for part in taken for id in part]
+    assert sorted(everything) == sorted(ids)  # each exactly once
+
+
+def test_adoption_is_limited_to_the_workflows_asked_for(open_backend: Opener, url: str) -> None:
+    a, b = open_backend(), open_backend()
+    mine = accept(a, workflow="orders")
+    accept(a, workflow="elsewhere")
+    kill(url, a)
+    assert [r.id for r in b.coordinator.adopt(["orders"], lease=1.0, limit=10)] == [mine]
+
+
+def test_claims_hold_concurrency_max_across_workers(open_backend: Opener) -> None:
+    a, b = open_backend(), open_backend()
+    on_a = [accept(a) for _ in range(3)]
+    on_b = [accept(b) for _ in range(3)]
+    first = a.coordinator.claim("orders", on_a, limit=2)
+    assert first.granted == tuple(on_a[:2])
+    assert b.coordinator.claim("orders", on_b, limit=2).granted == ()
+    a.apply([UpdateExecution(on_a[0], "succeeded", finished_at=2.0)])
+    assert b.coordinator.claim("orders", on_b, limit=2).granted == (on_b[0],)
+    # A running execution asked about again keeps its permit (an adopted one resumes).
+    again = a.coordinator.claim("orders", on_a, limit=2)
+    assert again.granted == (on_a[1],)
+
+
+def test_claims_run_an_order_key_one_at_a_time_in_arrival_order(open_backend: Opener) -> None:
+    a, b = open_backend(), open_backend()
+    first = accept(a, order_key="device-1")
+    second = accept(b, order_key="device-1")
+    other = accept(b, order_key="device-2")
+    # The later one waits for the earlier, whichever process asks first.
+    assert b.coordinator.claim("orders", [second, other], limit=10).granted == (other,)
+    assert a.coordinator.claim("orders", [first], limit=10).granted == (first,)
+    assert b.coordinator.claim("orders", [second], limit=10).granted == ()
+    a.apply([UpdateExecution(first, "failed", finished_at=2.0, error="boom")])
+    assert b.coordinator.claim("orders", [second], limit=10).granted == (second,)
+
+
+def test_a_claim_reports_executions_no_longer_this_workers(open_backend: Opener, url: str) -> None:
+    a, b = open_backend(), open_backend()
+    id = accept(a)
+    kill(url, a)
+    b.coordinator.adopt(["orders"], lease=1.0, limit=10)
+    claim = a.coordinator.claim("orders", [id], limit=10)
+    assert (claim.granted, claim.gone) == ((), (id,))
+
+
+def test_an_ending_execution_and_a_cancel_request_wake_the_others(open_backend: Opener) -> None:
+    a, b = open_backend(), open_backend()
+    id = accept(a)
+    assert a.coordinator.claim("orders", [id], limit=1).granted == (id,)
+    assert b.coordinator.wait(0) == []
+    a.apply([UpdateExecution(id, "succeeded", finished_at=2.0)])
+    wakeups = b.coordinator.wait(5)
+    assert [w.workflow for w in wakeups] == ["orders"]
+    b.coordinator.request_cancel(id)
+    # (a hears of its own execution's end too: wake-ups go to every worker)
+    assert [w.cancel for w in a.coordinator.wait(5) if w.cancel is not None] == [id]
+
+
+def test_a_closed_worker_leaves_and_its_executions_are_adopted_at_once(
+    open_backend: Opener,
+) -> None:
+    a, b = open_backend(), open_backend()
+    id = accept(a)
+    a.close()
+    assert a.worker_id not in {w.id for w in b.coordinator.workers()}
+    assert [r.id for r in b.coordinator.adopt(["orders"], lease=1.0, limit=10)] == [id]
+    with pytest.raises(StoreClosed):
+        a.coordinator.heartbeat()
+
+
+def test_heartbeat_must_be_shorter_than_the_lease(url: str) -> None:
+    with pytest.raises(ValueError, match="below lease"):
+        PostgresBackend(url, heartbeat=5, lease=5)
