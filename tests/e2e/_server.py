@@ -26,10 +26,17 @@ EXAMPLE_ENV = {
 
 
 class ServerProcess:
-    """``hookline serve`` in a child process on a free port of 127.0.0.1."""
+    """``hookline serve`` in a child process on a free port of 127.0.0.1, storing in
+    ``store``: a SQLite file, or a store URL (which replaces the config's ``store.url``:
+    PostgreSQL)."""
 
-    def __init__(self, config: Path, db: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(self, config: Path, store: Path | str, env: dict[str, str] | None = None) -> None:
         self.output: list[str] = []
+        where = ["--db", str(store)]
+        if isinstance(store, str):
+            text = re.sub(r'url: "sqlite:[^"]*"', f'url: "{store}"', config.read_text())
+            config.write_text(text)
+            where = []
         self.process = subprocess.Popen(
             [
                 sys.executable,
@@ -40,8 +47,7 @@ class ServerProcess:
                 str(config),
                 "--bind",
                 "127.0.0.1:0",
-                "--db",
-                str(db),
+                *where,
             ],
             cwd=ROOT,
             stdout=subprocess.PIPE,

@@ -21,6 +21,7 @@ from aiosmtpd.controller import Controller
 
 from hookline._signing import sign
 
+from ..conftest import postgres_schema_url
 from ._server import EXAMPLE_ENV, ROOT, ServerProcess
 
 SECRETS = EXAMPLE_ENV
@@ -104,8 +105,8 @@ class Examples:
                 await trio.sleep(0.05)
 
 
-@pytest.fixture
-def examples(tmp_path: Path) -> Iterator[Examples]:
+@pytest.fixture(params=["sqlite", "postgres"])
+def examples(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Examples]:
     folder = tmp_path / "examples"
     shutil.copytree(ROOT / "examples", folder)
     (folder / "workflows" / "seed-owner.yaml").write_text(SEED)
@@ -122,7 +123,10 @@ def examples(tmp_path: Path) -> Iterator[Examples]:
         "CHAT_WEBHOOK_URL": f"{receiver.url}/chat",
         "ALERT_URL": f"{receiver.url}/alert",
     }
-    server = ServerProcess(folder / "hookline.yaml", tmp_path / "hookline.db", env=env)
+    store: Path | str = tmp_path / "hookline.db"
+    if request.param == "postgres":
+        store = postgres_schema_url(request)
+    server = ServerProcess(folder / "hookline.yaml", store, env=env)
     try:
         yield Examples(server, receiver, mailbox)
     finally:
