@@ -171,6 +171,23 @@ class EngineCollector(Collector):
             "hookline_store_failed_batches", "Batches that failed.", store.failed_batches
         )
         yield _counter("hookline_store_failed_ops", "Posted writes that failed.", store.failed_ops)
+        cluster = stats.cluster
+        if cluster is not None:
+            yield _gauge(
+                "hookline_cluster_waiting",
+                "Executions waiting for a start permit from the shared store.",
+                cluster.waiting,
+            )
+            yield _counter(
+                "hookline_cluster_adopted",
+                "Executions taken over from stopped or dead processes.",
+                cluster.adopted,
+            )
+            yield _counter(
+                "hookline_cluster_heartbeats",
+                "Heartbeats sent to the shared store.",
+                cluster.heartbeats,
+            )
 
 
 def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:
