@@ -21,7 +21,7 @@ from ._logging import configure_logging
 from ._workers import refusal, serve_workers
 from .engine._engine import Engine, open_engine
 from .engine._retention import RetentionPolicy
-from .errors import HooklineError
+from .errors import HooklineError, LeaseLost
 from .http._serve import serve
 
 
@@ -98,6 +98,12 @@ def serve_command(
             trio.run(functools.partial(run_server, config, fd=fd))
             status = 0
     except BaseException as exc:
+        lost = _lease_lost(exc)
+        if lost is not None:
+            # Not a crash to debug: the others took this process's work over. Exit
+            # non-zero so that a supervisor (or the --workers parent) starts a new one.
+            click.echo(f"hookline: stopped: {lost}", err=True)
+            raise click.exceptions.Exit(1) from None
         # Ctrl-C before the signal handler was installed: trio >= 0.25 may deliver it
         # wrapped in exception groups. Nothing was accepted yet: just exit.
         if not _only_interrupts(exc):
@@ -115,6 +121,18 @@ def _worker_command(ctx: click.Context, config_path: str | None) -> list[str]:
     options += ["--log-format", str(group.get("log_format") or "text")]
     config = ["--config", config_path] if config_path is not None else []
     return [sys.executable, "-m", "hookline", *options, "serve", *config]
+
+
+def _lease_lost(exc: BaseException) -> LeaseLost | None:
+    """The LeaseLost inside ``exc`` (possibly nested in exception groups), if any."""
+    if isinstance(exc, LeaseLost):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            found = _lease_lost(inner)
+            if found is not None:
+                return found
+    return None
 
 
 def _only_interrupts(exc: BaseException) -> bool:

@@ -4,7 +4,9 @@ from pathlib import Path
 
 import pytest
 
+import hookline.cli
 from hookline.cli import main
+from hookline.errors import LeaseLost
 
 from .e2e._server import EXAMPLE_ENV
 
@@ -53,3 +55,19 @@ def test_serve_refuses_a_bad_config(tmp_path: Path, capsys: pytest.CaptureFixtur
 def test_unknown_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["frobnicate"]) == 2
     assert "No such command" in capsys.readouterr().err
+
+
+def test_serve_that_lost_its_lease_exits_1_saying_why(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The engine side (a process declared dead stops with LeaseLost) is shown in
+    # tests/engine/test_cluster.py; here only what the command makes of it.
+    async def declared_dead(config: object, *, fd: int | None = None) -> None:
+        lost = LeaseLost("worker vm/1/ab missed its heartbeats for 10.0s")
+        raise ExceptionGroup("engine", [ExceptionGroup("cluster", [lost])])
+
+    monkeypatch.setattr(hookline.cli, "run_server", declared_dead)
+    config = tmp_path / "hookline.yaml"
+    config.write_text(f"workflows: {tmp_path}\n")
+    assert main(["serve", "--config", str(config), "--db", str(tmp_path / "h.db")]) == 1
+    assert "stopped: worker vm/1/ab missed its heartbeats" in capsys.readouterr().err
