@@ -49,9 +49,9 @@ class WorkerRecord:
 
 @attrs.frozen
 class Claim:
-    """What :meth:`Coordinator.claim` decided: ``granted`` executions are ``running``
-    now (or were already, as adopted ones); ``gone`` ones are no longer this worker's
-    to run (finished, cancelled or taken over); the rest must wait."""
+    """What :meth:`Coordinator.claim` decided: ``granted`` executions (by id) are
+    ``running`` now (or were already, as adopted ones); ``gone`` ones are no longer
+    this worker's to run (finished, cancelled or taken over); the rest must wait."""
 
     granted: tuple[str, ...] = ()
     gone: tuple[str, ...] = ()

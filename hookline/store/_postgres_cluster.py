@@ -173,7 +173,7 @@ class PostgresCoordinator:
                     started = conn.execute(_START, (queued, free, time.time())).fetchall()
                     granted.extend(str(row[0]) for row in started)
             gone = tuple(id for id in ids if id not in mine)
-            return Claim(granted=tuple(granted), gone=gone)
+            return Claim(granted=tuple(sorted(granted)), gone=gone)
 
         return self._call(claim)
 
