@@ -22,11 +22,18 @@ from ._publish import publish
 from ._report import markdown, print_report, write_json
 from ._results import Outcome
 from ._runner import Runner, RunSettings
+from ._scale import scale
+from ._scale_report import scale_markdown
 from ._scenarios import DEFAULT, SCENARIOS
 from ._spec import HERE, HttpScenario, MicroScenario
 
 RESULTS = HERE / "results"
-_PLANS = {"latency-sweep": latency_sweep, "generator-check": generator_check, "soak": soak}
+_PLANS = {
+    "latency-sweep": latency_sweep,
+    "generator-check": generator_check,
+    "scale": scale,
+    "soak": soak,
+}
 _MICRO_CONCURRENCY = {"embedded-engine": 32, "store-actor": 64}
 
 
@@ -154,7 +161,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     folder: Path = args.results
     path = write_json(folder / f"{stem}.json", outcomes, facts, run)
     summary = markdown(outcomes, facts, run)
-    (folder / f"{stem}.md").write_text(summary)
+    scaled = scale_markdown(outcomes, facts, run)
+    (folder / f"{stem}.md").write_text("\n".join(part for part in (summary, scaled) if part))
     console.print(f"results: {path} and {path.with_suffix('.md')}")
     charts: list[Path] = []
     if not args.no_charts:
@@ -167,7 +175,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for chart in charts:
             console.print(f"chart: {chart}")
     if args.publish:
-        readme = publish(summary, charts)
+        readme = publish(summary, charts, scale=scaled)
         console.print(f"published to {readme}")
     return 1 if any(outcome.failed for outcome in outcomes) else 0
 

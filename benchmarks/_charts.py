@@ -1,5 +1,6 @@
 """PNG charts of a run (matplotlib, the ``bench`` extra): throughput per scenario and
-system, latency percentiles against offered rate, and the in-process benchmarks.
+system, latency percentiles against offered rate, the in-process benchmarks, and the
+scale step (req/s per process count, per workload).
 
 Without matplotlib the charts are skipped with a message; nothing else changes.
 """
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ._results import Outcome
+from ._scale_report import is_scale, scale_rows
 
 __all__ = ["write_charts"]
 
@@ -35,7 +37,7 @@ def _pyplot() -> Any:
 
 
 def _throughput(plt: Any, outcomes: Sequence[Outcome], path: Path) -> bool:
-    rows = [o for o in outcomes if o.phase == "max" and o.result]
+    rows = [o for o in outcomes if o.phase == "max" and o.result and not is_scale(o)]
     if not rows:
         return False
     figure, axes = plt.subplots(figsize=(9, 0.5 * len(rows) + 1.5))
@@ -112,15 +114,50 @@ def _micro(plt: Any, outcomes: Sequence[Outcome], path: Path) -> bool:
     return True
 
 
+def _scale(plt: Any, outcomes: Sequence[Outcome], path: Path) -> bool:
+    groups: dict[str, list[tuple[str, float, str]]] = defaultdict(list)
+    for row in scale_rows(outcomes):
+        if row.outcome.result is None or row.setup is None:
+            continue
+        ratio = row.over_one if row.over_one is not None else row.over_sqlite
+        note = "" if ratio is None else f" ({ratio:.2f}x)"
+        rps = row.outcome.result.rps
+        groups[row.workload].append((row.setup.system, rps, f"{rps:,.0f}{note}"))
+    if not groups:
+        return False
+    figure, axes = plt.subplots(1, len(groups), figsize=(6 * len(groups), 4), squeeze=False)
+    for ax, (workload, bars) in zip(axes[0], groups.items(), strict=True):
+        colours = [
+            "#999999" if name.startswith("sqlite") else _COLOURS["hookline"] for name, *_ in bars
+        ]
+        drawn = ax.bar([name for name, *_ in bars], [rps for _, rps, _ in bars], color=colours)
+        ax.bar_label(drawn, labels=[label for *_, label in bars], fontsize="small")
+        ax.set_ylabel("requests/s (closed loop)")
+        ax.set_title(f"{workload}: processes on one PostgreSQL")
+        ax.margins(y=0.15)
+    figure.suptitle("Scale-out: ratios over 1 process on PostgreSQL (SQLite: over itself)")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return True
+
+
 def write_charts(outcomes: Sequence[Outcome], folder: Path, stem: str) -> list[Path]:
-    """Write ``<stem>-throughput.png``, ``-latency.png``, ``-micro.png`` (those with data).
+    """Write ``<stem>-throughput.png``, ``-latency.png``, ``-micro.png``, ``-scale.png``
+    (those with data).
 
     Raises ImportError when matplotlib is missing (``pip install -e '.[bench]'``).
     """
     plt = _pyplot()
     folder.mkdir(parents=True, exist_ok=True)
     written = []
-    for suffix, draw in (("throughput", _throughput), ("latency", _latency), ("micro", _micro)):
+    charts = (
+        ("throughput", _throughput),
+        ("latency", _latency),
+        ("micro", _micro),
+        ("scale", _scale),
+    )
+    for suffix, draw in charts:
         path = folder / f"{stem}-{suffix}.png"
         if draw(plt, outcomes, path):
             written.append(path)

@@ -1,7 +1,9 @@
 """``--publish``: put a run's summary and charts into benchmarks/README.md.
 
-The README keeps the latest results between two marker lines; the charts are copied
-to ``benchmarks/charts/`` (tracked, unlike ``results/``) so the README can show them.
+The README keeps the latest results between two marker lines, and the scale step's
+between two others, so that a run of one part leaves the other's figures alone; the
+charts are copied to ``benchmarks/charts/`` (tracked, unlike ``results/``) so the
+README can show them.
 """
 
 from __future__ import annotations
@@ -18,24 +20,38 @@ README = HERE / "README.md"
 CHARTS = HERE / "charts"
 START = "<!-- results:start -->"
 END = "<!-- results:end -->"
+SCALE_START = "<!-- scale:start -->"
+SCALE_END = "<!-- scale:end -->"
 
 
-def publish(summary: str, charts: Sequence[Path]) -> Path:
-    """Replace the README's results section with ``summary`` and ``charts``.
+def _replace(text: str, start: str, end: str, body: str) -> str:
+    if start not in text or end not in text:
+        raise ValueError(f"{README} has no {start} ... {end} section")
+    head, _, rest = text.partition(start)
+    _, _, tail = rest.partition(end)
+    return f"{head}{start}\n{body}{end}{tail}"
 
-    Raises ValueError when the README lacks the marker lines.
+
+def publish(summary: str, charts: Sequence[Path], *, scale: str = "") -> Path:
+    """Replace the README's results section with ``summary`` and ``charts`` (the scale
+    chart excepted), and its scale section with ``scale`` and the scale chart; an empty
+    ``summary`` or ``scale`` leaves its section as it was.
+
+    Raises ValueError when the README lacks the marker lines of a section to replace.
     """
     text = README.read_text()
-    if START not in text or END not in text:
-        raise ValueError(f"{README} has no {START} ... {END} section")
     CHARTS.mkdir(exist_ok=True)
-    images = []
+    images: dict[str, str] = {}
     for chart in charts:
         kind = chart.stem.rpartition("-")[2]
         shutil.copyfile(chart, CHARTS / f"latest-{kind}.png")
-        images.append(f"![{kind}](charts/latest-{kind}.png)")
-    body = summary + ("\n" + "\n\n".join(images) + "\n" if images else "")
-    head, _, rest = text.partition(START)
-    _, _, tail = rest.partition(END)
-    README.write_text(f"{head}{START}\n{body}{END}{tail}")
+        images[kind] = f"![{kind}](charts/latest-{kind}.png)"
+    scale_image = images.pop("scale", None)
+    if summary:
+        body = summary + ("\n" + "\n\n".join(images.values()) + "\n" if images else "")
+        text = _replace(text, START, END, body)
+    if scale:
+        body = scale + (f"\n{scale_image}\n" if scale_image else "")
+        text = _replace(text, SCALE_START, SCALE_END, body)
+    README.write_text(text)
     return README

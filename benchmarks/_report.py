@@ -1,7 +1,8 @@
 """The report: rich tables on the terminal, a JSON document, a Markdown summary.
 
 Ratios are over the minimal quart-trio route (``x quart``) and the bare ASGI app
-(``x asgi``) of the same run; open-loop rows compare at the same offered rate.
+(``x asgi``) of the same run; open-loop rows compare at the same offered rate. The
+scale step has a table of its own (:mod:`benchmarks._scale_report`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ._results import LoadResult, Outcome
+from ._scale_report import is_scale, scale_json, scale_table
 from ._scenarios import BASELINE, CEILING
 from ._targets import Target, evaluate
 
@@ -125,8 +127,9 @@ def _target_table(targets: Sequence[Target]) -> Table:
 
 
 def print_report(outcomes: Sequence[Outcome], console: Console) -> None:
-    """The HTTP table, the in-process table, the targets, then notes and failures."""
-    http = [o for o in outcomes if o.phase != "micro"]
+    """The HTTP table, the in-process table, the scale table, the targets (when the
+    run measured more than the scale step), then notes and failures."""
+    http = [o for o in outcomes if o.phase != "micro" and not is_scale(o)]
     if http:
         table = Table(
             title="HTTP benchmarks",
@@ -143,7 +146,11 @@ def print_report(outcomes: Sequence[Outcome], console: Console) -> None:
     micro = _micro_table(outcomes)
     if micro is not None:
         console.print(micro)
-    console.print(_target_table(evaluate(outcomes)))
+    scale = scale_table(outcomes)
+    if scale is not None:
+        console.print(scale)
+    if not all(is_scale(o) for o in outcomes):
+        console.print(_target_table(evaluate(outcomes)))
     notes = dict.fromkeys(f"note: {o.scenario}: {note}" for o in outcomes for note in o.notes)
     for note in notes:
         console.print(note, highlight=False, markup=False)
@@ -189,6 +196,7 @@ def write_json(
         "machine": facts,
         "outcomes": [_outcome_json(o) for o in outcomes],
         "targets": [{**_plain(t), "met": t.met} for t in evaluate(outcomes)],
+        "scale": scale_json(outcomes),
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(document, indent=2, default=str) + "\n")
@@ -196,7 +204,11 @@ def write_json(
 
 
 def markdown(outcomes: Sequence[Outcome], facts: dict[str, object], run: dict[str, Any]) -> str:
-    """A Markdown summary: the HTTP table, in-process figures, targets, machine, command."""
+    """A Markdown summary: the HTTP table, in-process figures, targets, machine, command;
+    of every outcome but the scale step's (an empty string when there are none)."""
+    outcomes = [o for o in outcomes if not is_scale(o)]
+    if not outcomes:
+        return ""
     lines = [
         (
             f"Run {run['timestamp']} on {facts['cpu_model']} ({facts['usable_cores']} cores), "

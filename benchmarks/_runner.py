@@ -64,7 +64,7 @@ class Runner:
 
     def add(self, outcome: Outcome) -> Outcome:
         self.outcomes.append(outcome)
-        self.progress.console.print(_summary(outcome), highlight=False)
+        self.progress.console.print(_summary(outcome), highlight=False, markup=False)
         return outcome
 
     def find(self, scenario: str, phase: str = "max") -> Outcome | None:
@@ -247,7 +247,7 @@ class Runner:
 
 
 def _summary(outcome: Outcome) -> str:
-    head = f"  {outcome.scenario} [{outcome.phase}]"
+    head = f"  {outcome.scenario} [{outcome.system}, {outcome.phase}]"
     if outcome.skipped:
         return f"{head}: skipped: {outcome.skipped}"
     if outcome.error:

@@ -214,6 +214,14 @@ register(
 )
 register(
     PlanScenario(
+        name="scale",
+        description="async ingest and sync 3-node as 1, 2 and 4 processes "
+        "(`hookline serve --workers N`) on one PostgreSQL, beside 1 process on SQLite "
+        "(quick: async ingest at 1 and 2; skipped without PostgreSQL)",
+    )
+)
+register(
+    PlanScenario(
         name="soak",
         description="RSS of hookline-async-ingest under open loop at 70% of its maximum rate "
         "(use --duration 600 for the 10-minute target; not in the default run)",

@@ -17,8 +17,10 @@ import httpx
 from ._spec import REPO_ROOT, HttpScenario, RequestSpec
 
 __all__ = [
+    "CpuSample",
     "RunningServer",
     "ServerError",
+    "connections_per_process",
     "free_port",
     "probe",
     "rss_bytes",
@@ -61,6 +63,102 @@ def rss_bytes(pid: int) -> int | None:
     except (OSError, ValueError):
         return None
     return None
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(child) for child in text.split()]
+
+
+def _established(port: int) -> set[str]:
+    """The inodes of established TCP sockets whose local port is ``port``."""
+    inodes: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            # local address "ADDR:PORT" (hex), state 01 = ESTABLISHED, inode.
+            if (
+                len(fields) > 9
+                and fields[3] == "01"
+                and int(fields[1].rsplit(":", 1)[1], 16) == port
+            ):
+                inodes.add(fields[9])
+    return inodes
+
+
+def connections_per_process(pid: int, port: int) -> tuple[int, ...]:
+    """How many established connections to ``port`` each serving process holds: ``pid``
+    itself when it has no children, else each child of ``pid`` (``--workers``), in
+    descending order. Empty where /proc cannot tell (not Linux)."""
+    inodes = _established(port)
+    counts = []
+    for process in _children(pid) or [pid]:
+        try:
+            fds = list(Path(f"/proc/{process}/fd").iterdir())
+        except OSError:
+            continue
+        held = 0
+        for fd in fds:
+            try:
+                target = os.readlink(fd)
+            except OSError:
+                continue
+            if target.startswith("socket:[") and target[8:-1] in inodes:
+                held += 1
+        counts.append(held)
+    return tuple(sorted(counts, reverse=True))
+
+
+@attrs.frozen
+class CpuSample:
+    """CPU time so far, in seconds: of the processes serving (``server``) and of the
+    whole machine (``busy``: every core's non-idle time), at monotonic time ``at``."""
+
+    at: float
+    server: float
+    busy: float
+
+    @classmethod
+    def now(cls, pid: int) -> CpuSample:
+        """The sample for ``pid`` and its children (Linux; zeros where /proc cannot
+        tell)."""
+        tick = os.sysconf("SC_CLK_TCK")
+        server = 0
+        for process in [pid, *_children(pid)]:
+            try:
+                # Fields after the command name (which may hold spaces): utime, stime
+                # are the 12th and 13th.
+                fields = Path(f"/proc/{process}/stat").read_text().rpartition(")")[2].split()
+                server += int(fields[11]) + int(fields[12])
+            except (OSError, IndexError, ValueError):
+                continue
+        try:
+            cpu = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+            busy = sum(cpu) - cpu[3] - cpu[4]  # idle and iowait
+        except (OSError, IndexError, ValueError):
+            busy = 0
+        return cls(time.monotonic(), server / tick, busy / tick)
+
+    def since(self, earlier: CpuSample) -> str:
+        """What the machine's cores did between ``earlier`` and this sample."""
+        wall = self.at - earlier.at
+        cores = os.cpu_count() or 1
+        if wall <= 0 or self.busy <= earlier.busy:
+            return "CPU use unknown"
+        server = (self.server - earlier.server) / wall
+        busy = (self.busy - earlier.busy) / wall
+        return (
+            f"CPU during the window: {busy:.2f} of {cores} cores busy, of which hookline "
+            f"{server:.2f} and everything else (PostgreSQL, the load generator, other "
+            f"work) {max(busy - server, 0.0):.2f}"
+        )
 
 
 def free_port() -> int:

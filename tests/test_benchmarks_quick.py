@@ -53,3 +53,27 @@ def test_unknown_scenario_is_refused_with_the_known_names(tmp_path: Path) -> Non
     assert "no-such-thing" in done.stdout
     assert "baseline-asgi" in done.stdout
     assert not list(tmp_path.iterdir())
+
+
+def test_quick_scale_measures_processes_on_postgresql_or_says_why_not(tmp_path: Path) -> None:
+    # Against HOOKLINE_TEST_POSTGRES_URL (make test sets it) or a PostgreSQL the suite can
+    # start; without one the step is skipped with the reason, and the run still passes.
+    generator = "wrk" if shutil.which("wrk") else "builtin"
+    argv = [sys.executable, "-m", "benchmarks", "scale", "--quick", "--duration", "1"]
+    argv += ["--generator", generator, "--results", str(tmp_path), "--no-charts"]
+    done = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=120, check=False)
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    (document_path,) = tmp_path.glob("*.json")
+    rows = json.loads(document_path.read_text())["scale"]
+    skipped = [row for row in rows if row["skipped"]]
+    if skipped:
+        (row,) = skipped
+        assert "PostgreSQL" in row["skipped"]
+        assert "skipped: scale" in done.stdout
+        return
+    assert [(row["store"], row["processes"]) for row in rows] == [("postgres", 1), ("postgres", 2)]
+    assert all(row["error"] is None for row in rows), done.stdout
+    assert all(row["requests_per_s"] > 0 for row in rows)
+    assert rows[0]["over_one_process"] == 1.0
+    assert "x 1 process" in done.stdout
