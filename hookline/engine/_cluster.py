@@ -21,7 +21,7 @@ import attrs
 import trio
 
 from ..errors import LeaseLost, StoreClosed, StoreError
-from ..store._coordination import Coordinator, Wakeup
+from ..store._coordination import Coordinator, Wakeup, WorkerRecord
 from ._handle import ExecutionHandle
 from ._recovery import stored_delivery
 
@@ -32,9 +32,12 @@ log = logging.getLogger("hookline.engine")
 
 T = TypeVar("T")
 
-# How many executions one sweep adopts, and one claim considers, at most.
+# How many executions one sweep adopts at most.
 ADOPT_BATCH = 200
-CLAIM_BATCH = 1_000
+# A claim asks about the oldest waiting executions only, a few per slot: the globally
+# oldest waiting one is always among its owner's, so every lane still moves.
+CLAIM_WINDOW_PER_SLOT = 4
+CLAIM_WINDOW_EXTRA = 32
 # How long one wait for wake-ups blocks its worker thread (also the longest a shutdown
 # waits for it).
 LISTEN_TIMEOUT = 0.5
@@ -118,6 +121,10 @@ class Cluster:
         free, so claim again."""
         self._dirty.set()
 
+    async def workers(self) -> list[WorkerRecord]:
+        """The processes sharing the store now, by id."""
+        return await self._call(self.coordinator.workers)
+
     async def request_cancel(self, execution_id: str) -> None:
         """Ask the process that runs ``execution_id`` to cancel it."""
         await self._call(lambda: self.coordinator.request_cancel(execution_id))
@@ -197,8 +204,9 @@ class Cluster:
         waiting = self._waiting.get(workflow)
         if not waiting:
             return
-        tickets = dict(sorted(waiting.items())[:CLAIM_BATCH])
-        limit = max(ticket.limit for ticket in tickets.values())
+        limit = max(ticket.limit for ticket in waiting.values())
+        window = limit * CLAIM_WINDOW_PER_SLOT + CLAIM_WINDOW_EXTRA
+        tickets = dict(sorted(waiting.items())[:window])
         ids = list(tickets)
         claim = await self._call(lambda: self.coordinator.claim(workflow, ids, limit))
         self._claims += 1

@@ -26,6 +26,7 @@ from ._openapi import openapi
 from ._responses import json_response, problem_response
 from ._ui import UI_PREFIX, ui, ui_refusal
 from ._webhook_asgi import WebhookIngress
+from ._workers_api import workers_api
 from ._workflows_api import workflows_api
 
 __all__ = [
@@ -86,6 +87,7 @@ def create_app(
     app.register_blueprint(executions)
     app.register_blueprint(workflows_api)
     app.register_blueprint(collections_api)
+    app.register_blueprint(workers_api)
     app.register_blueprint(openapi)
     app.register_blueprint(metrics)
     app.register_blueprint(ui)

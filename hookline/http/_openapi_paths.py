@@ -221,6 +221,25 @@ def paths() -> dict[str, Any]:
                 },
             },
         },
+        "/api/workers": {
+            "get": {
+                "summary": "The hookline processes sharing the store (PostgreSQL)",
+                "responses": {
+                    "200": json_content(
+                        "The workers, with how long each has been silent",
+                        object_schema(
+                            {
+                                "shared_store": {"type": "boolean"},
+                                "worker": nullable({"type": "string"}),
+                                "items": {"type": "array", "items": ref("Worker")},
+                            },
+                            required=("shared_store", "worker", "items"),
+                        ),
+                    ),
+                    **problems(*ADMIN, 503),
+                },
+            }
+        },
         "/api/collections": {
             "get": {
                 "summary": "The names of the collections",

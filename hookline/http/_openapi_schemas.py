@@ -24,6 +24,19 @@ def schemas() -> dict[str, Schema]:
             },
             required=("type", "title", "status", "detail"),
         ),
+        "Worker": object_schema(
+            {
+                "id": {"type": "string", "description": "host/pid/random"},
+                "host": {"type": "string"},
+                "pid": {"type": "integer"},
+                "started_at": timestamp,
+                "heartbeat_at": timestamp,
+                "silent_seconds": {"type": "number"},
+                "alive": {"type": "boolean"},
+                "this_process": {"type": "boolean"},
+            },
+            required=("id", "host", "pid", "heartbeat_at", "silent_seconds", "alive"),
+        ),
         "Job": object_schema(
             {
                 "node": {"type": "string"},

@@ -38,13 +38,15 @@ __all__ = ["Claim", "Coordinator", "Wakeup", "WorkerRecord"]
 
 @attrs.frozen
 class WorkerRecord:
-    """A hookline process sharing the store; ``heartbeat_at`` is database time."""
+    """A hookline process sharing the store. Times are the database's; ``silent`` is
+    how many seconds had passed since its last heartbeat when it was read."""
 
     id: str
     host: str
     pid: int
     started_at: float
     heartbeat_at: float
+    silent: float = 0.0
 
 
 @attrs.frozen
