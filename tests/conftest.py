@@ -139,3 +139,10 @@ def make_durable_store(request: pytest.FixtureRequest, tmp_path: Path) -> StoreF
     """A :class:`StoreFactory` on a SQLite file, then on PostgreSQL: for the tests about
     what a real database keeps (threads: no autojump clock with SQLite)."""
     return _store_factory(request, tmp_path)
+
+
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
+def make_any_store(request: pytest.FixtureRequest, tmp_path: Path) -> StoreFactory:
+    """A :class:`StoreFactory` on each backend in turn: for the tests that ran on both
+    embedded backends before PostgreSQL came."""
+    return _store_factory(request, tmp_path)

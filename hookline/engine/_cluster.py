@@ -39,8 +39,8 @@ ADOPT_BATCH = 200
 CLAIM_WINDOW_PER_SLOT = 4
 CLAIM_WINDOW_EXTRA = 32
 # How long one wait for wake-ups blocks its worker thread (also the longest a shutdown
-# waits for it).
-LISTEN_TIMEOUT = 0.5
+# waits for it); between waits nothing is lost, the connection keeps what arrives.
+LISTEN_TIMEOUT = 0.1
 
 
 @attrs.frozen
@@ -58,11 +58,13 @@ class ClusterStatistics:
 class _Ticket:
     """One execution waiting for its start permit."""
 
-    __slots__ = ("done", "granted", "limit")
+    __slots__ = ("done", "granted", "limit", "refused")
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self.granted = False
+        # A claim said wait: it is really queued (behind max or its order key).
+        self.refused = False
         self.done = trio.Event()
 
 
@@ -116,6 +118,10 @@ class Cluster:
                     del self._waiting[workflow.key]
         return ticket.granted
 
+    def refused(self, workflow: str) -> int:
+        """How many executions of ``workflow`` a claim told to wait, still waiting."""
+        return sum(ticket.refused for ticket in self._waiting.get(workflow, {}).values())
+
     def ended(self) -> None:
         """An execution of this process ended: a slot (and maybe its order key) is
         free, so claim again."""
@@ -158,39 +164,57 @@ class Cluster:
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Heartbeat, sweep, claim and listen until cancelled. Raises LeaseLost when
-        this process finds it was declared dead."""
+        this process finds it was declared dead.
+
+        Inline (``threaded=False``, tests on a virtual clock) it only claims, and
+        heartbeats and sweeps when a claim finds that a heartbeat's worth of real time
+        passed: a virtual clock skipping days must not spin timers, and no other
+        process is there to hear from.
+        """
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._beat)
             nursery.start_soon(self._grant)
-            nursery.start_soon(self._listen)
+            if self.threaded:
+                nursery.start_soon(self._beat)
+                nursery.start_soon(self._listen)
             task_status.started()
 
     async def _beat(self) -> None:
-        last = time.monotonic()
         while True:
             await trio.sleep(self.heartbeat)
-            if not self._due(last, self.heartbeat):
-                continue
-            last = time.monotonic()
-            try:
-                alive = await self._call(self.coordinator.heartbeat)
-                self._heartbeats += 1
-                if not alive:
-                    raise LeaseLost(
-                        f"worker {self.coordinator.worker_id} missed its heartbeats for "
-                        f"{self.lease}s: the other processes took its executions over"
-                    )
-                await self.adopt()
-            except StoreClosed:
+            if not await self._beat_once():
                 return
-            except StoreError as exc:
-                log.warning("could not reach the shared store: %s", exc)
+
+    async def _beat_once(self) -> bool:
+        """Heartbeat, then sweep for dead processes' work. False once the store closed;
+        raises LeaseLost if this process was declared dead."""
+        try:
+            alive = await self._call(self.coordinator.heartbeat)
+            self._heartbeats += 1
+            if not alive:
+                raise LeaseLost(
+                    f"worker {self.coordinator.worker_id} missed its heartbeats for "
+                    f"{self.lease}s: the other processes took its executions over"
+                )
+            await self.adopt()
+        except StoreClosed:
+            return False
+        except StoreError as exc:
+            log.warning("could not reach the shared store: %s", exc)
+        return True
 
     async def _grant(self) -> None:
+        beat = time.monotonic()
         while True:
-            # A wake-up may be missed (a connection dropped): claim now and then anyway.
-            with trio.move_on_after(self.heartbeat):
+            if self.threaded:
+                # A wake-up may be missed (a connection dropped): claim now and then.
+                with trio.move_on_after(self.heartbeat):
+                    await self._dirty.wait()
+            else:
                 await self._dirty.wait()
+                if time.monotonic() - beat >= self.heartbeat:
+                    beat = time.monotonic()
+                    if not await self._beat_once():
+                        return
             self._dirty = trio.Event()
             for key in sorted(self._waiting):
                 try:
@@ -215,21 +239,15 @@ class Cluster:
             tickets[id].done.set()
         for id in claim.gone:
             tickets[id].done.set()
+        for ticket in tickets.values():
+            ticket.refused = not ticket.done.is_set()
 
     async def _listen(self) -> None:
-        last = time.monotonic()
         while True:
             try:
-                if self.threaded:
-                    wakeups = await trio.to_thread.run_sync(
-                        self.coordinator.wait, LISTEN_TIMEOUT, limiter=self._listen_limiter
-                    )
-                else:
-                    await trio.sleep(self.heartbeat / 4)
-                    if not self._due(last, self.heartbeat / 4):
-                        continue
-                    last = time.monotonic()
-                    wakeups = self.coordinator.wait(0)
+                wakeups = await trio.to_thread.run_sync(
+                    self.coordinator.wait, LISTEN_TIMEOUT, limiter=self._listen_limiter
+                )
             except StoreClosed:
                 return
             except StoreError as exc:
@@ -244,12 +262,6 @@ class Cluster:
                 await self.workflows.cancel(wakeup.cancel)
             elif wakeup.workflow in self._waiting:
                 self._dirty.set()
-
-    def _due(self, last: float, interval: float) -> bool:
-        """Whether ``interval`` seconds of real time passed since ``last``. Always, with
-        threads; inline, trio's clock may be virtual and run far ahead of the database's
-        (a test skipping an hour must not make an hour of round trips)."""
-        return self.threaded or time.monotonic() - last >= interval
 
     async def _call(self, fn: Callable[[], T]) -> T:
         if self.threaded:

@@ -118,6 +118,7 @@ class Engine:
                         self._resumed = await self._workflows.resume()
                     else:
                         self._resumed = await self.cluster.adopt()
+                        await self._workflows.log_unrunnable()
                         await inner.start(self.cluster.run)
                     if self.retention is not None:
                         await inner.start(self.retention.run)

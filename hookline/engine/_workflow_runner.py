@@ -100,7 +100,11 @@ class WorkflowRunner:
         waiting for a start permit."""
         queue = self.queue.statistics()
         waiting = queue.depth + queue.reserved + self.lanes.parked + len(self.ready)
-        return waiting + len(self._unpermitted)
+        if self.cluster is None:
+            return waiting
+        # Waiting for a permit is a backlog once refused one (not before: the first
+        # claim may start it at once, as a free slot would without a cluster).
+        return waiting + self.cluster.refused(self.workflow.key)
 
     def track(self, handle: ExecutionHandle, order_key: str | None) -> None:
         """Count ``handle`` as live from now on (before it is queued or made ready)."""

@@ -20,7 +20,7 @@ from ..errors import Unavailable, WorkflowNotFound
 from ..http._router import Router
 from ..nodes._base import NodeServices
 from ..store._ops import SaveWorkflow
-from ..store._records import WorkflowRecord
+from ..store._records import ExecutionRecord, WorkflowRecord
 from ..store._store import Store
 from ._definition import Workflow
 from ._drain import drain_seconds
@@ -136,14 +136,24 @@ class WorkflowSet:
     async def resume(self) -> int:
         """Queue again, oldest first, the executions a previous run left queued or
         running, for workflows that exist and are enabled; log the others. Returns how
-        many were resumed."""
+        many were resumed. (With a cluster, :meth:`Cluster.adopt` resumes instead.)"""
         records = await self.store.unfinished_executions()
         plan = plan_resume(records, lambda key: key in self.supervisors)
         for record in plan.resume:
             await self.supervisors[record.workflow].resume(record, stored_delivery(record))
         if plan.resume:
             log.info("resuming %d unfinished executions", len(plan.resume))
-        for record in plan.left:
+        self.log_left(plan.left)
+        return len(plan.resume)
+
+    async def log_unrunnable(self) -> None:
+        """Log the unfinished executions stored for workflows not enabled here."""
+        records = await self.store.unfinished_executions()
+        self.log_left(plan_resume(records, lambda key: key in self.supervisors).left)
+
+    def log_left(self, records: Iterable[ExecutionRecord]) -> None:
+        """Warn that ``records`` stay as they are: their workflow is not enabled here."""
+        for record in records:
             state = "disabled" if record.workflow in self.definitions else "gone"
             log.warning(
                 "execution %s stays %s: its workflow '%s' is %s",
@@ -152,7 +162,6 @@ class WorkflowSet:
                 record.workflow,
                 state,
             )
-        return len(plan.resume)
 
     async def drain(self, scope: trio.CancelScope, timeout: float) -> None:
         """Start nothing more; wait up to ``timeout`` (or until ``scope`` is cancelled)

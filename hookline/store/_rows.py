@@ -153,7 +153,8 @@ def execution(row: Any) -> ExecutionRecord:
         started_at=row[5],
         finished_at=row[6],
         context=unpack(row[7]),
-        output=unpack(row[8]),
+        # NULL: cleared by a retry (no output yet).
+        output=None if row[8] is None else unpack(row[8]),
         error=row[9],
         order_key=row[10],
         workflow_version=row[11],

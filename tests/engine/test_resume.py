@@ -126,6 +126,11 @@ async def process(
     actors = {node.key: NodeActor(wf.key, node) for node in wf.walk()}
     async with trio.open_nursery() as nursery:
         await nursery.start(store.run)
+        coordinator = store.backend.coordinator
+        if coordinator is not None:
+            # A store shared by processes (PostgreSQL): an execution is its owner's to
+            # write, so take over what the previous run left, as an engine does at start.
+            coordinator.adopt([wf.key], coordinator.lease, 100)
         for actor in actors.values():
             await nursery.start(actor.run)
         yield Process(wf, store, actors, NodeServices(clock=clock))

@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import attrs
@@ -28,6 +27,7 @@ from hookline.http._serve import serve
 from hookline.nodes._base import Job, NodeResult, NodeSpec
 from hookline.nodes._registry import NodeListParser, register
 from hookline.store._store import MemoryStore, Store
+from tests.conftest import StoreFactory
 
 GATE_TYPE = "http_test_gate"
 
@@ -101,7 +101,8 @@ async def running_server(
     admin_keys: Sequence[str] = (),
     **engine_options: Any,
 ) -> AsyncIterator[Server]:
-    """An engine over ``texts`` served on a free loopback port until the block ends."""
+    """An engine over ``texts`` served on a free loopback port until the block ends;
+    ``store`` defaults to a new in-memory one."""
     store = MemoryStore() if store is None else store
     async with open_engine(workflows(*texts), store=store, **engine_options) as engine:
         async with trio.open_nursery() as nursery:
@@ -227,14 +228,16 @@ STANDARD = (ORDERS, ACKED, ECHO, STEPS, REPLY, FAILS, SLOW, HELD, OFF, BUSY)
 
 
 @pytest.fixture
-async def server() -> AsyncIterator[Server]:
-    """The standard workflows on the in-memory store, served on a free port."""
-    async with running_server(STANDARD) as running:
+async def server(make_store: StoreFactory) -> AsyncIterator[Server]:
+    """The standard workflows on the in-memory store, then on PostgreSQL, served on a
+    free port."""
+    async with running_server(STANDARD, store=make_store()) as running:
         yield running
 
 
 @pytest.fixture
-async def sqlite_server(tmp_path: Path) -> AsyncIterator[Server]:
-    """The standard workflows on a real SQLite file (threads: no autojump clock)."""
-    async with running_server(STANDARD, store=f"sqlite:///{tmp_path}/hookline.db") as running:
+async def durable_server(make_durable_store: StoreFactory) -> AsyncIterator[Server]:
+    """The standard workflows on a real SQLite file, then on PostgreSQL (threads: no
+    autojump clock)."""
+    async with running_server(STANDARD, store=make_durable_store()) as running:
         yield running

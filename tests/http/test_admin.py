@@ -9,6 +9,7 @@ import pytest
 import trio
 
 from hookline.http._app import admin_refusal, create_app, is_loopback
+from tests.conftest import StoreFactory
 from tests.http.conftest import (
     STANDARD,
     Server,
@@ -181,8 +182,10 @@ async def test_secret_headers_are_redacted_in_deliveries(server: Server) -> None
 # -- access -----------------------------------------------------------------------------
 
 
-async def test_admin_keys_are_required_when_configured() -> None:
-    async with running_server(STANDARD, admin_keys=["k-one", "k-two"]) as server:
+async def test_admin_keys_are_required_when_configured(make_store: StoreFactory) -> None:
+    async with running_server(
+        STANDARD, admin_keys=["k-one", "k-two"], store=make_store()
+    ) as server:
         missing = await server.client.get("/api/executions")
         wrong = await server.client.get(
             "/api/executions", headers={"authorization": "Bearer k-three"}

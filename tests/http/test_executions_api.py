@@ -12,6 +12,7 @@ from hookline.engine._fields import Fields
 from hookline.errors import NodeError
 from hookline.nodes._base import Job, NodeResult, NodeSpec
 from hookline.nodes._registry import NodeListParser, register
+from tests.conftest import StoreFactory
 from tests.http.conftest import Server, assert_problem, running_server, wait_until
 
 FLAKY_TYPE = "http_test_flaky"
@@ -65,8 +66,8 @@ async def finished(server: Server, execution_id: str) -> dict[str, object]:
     return record
 
 
-async def test_retry_continues_from_the_failed_node() -> None:
-    async with running_server([DEPLOY]) as server:
+async def test_retry_continues_from_the_failed_node(make_store: StoreFactory) -> None:
+    async with running_server([DEPLOY], store=make_store()) as server:
         _BROKEN.add("ship")
         first = (await server.client.post("/api/webhooks/deploy", json={"n": 1})).json()
         failed = await finished(server, first["execution_id"])
@@ -160,8 +161,8 @@ async def test_one_delivery_shows_the_request_with_secrets_redacted(server: Serv
     assert_problem(await server.client.get("/api/deliveries/01NOPE"), 404)
 
 
-async def test_collection_records_come_in_pages() -> None:
-    async with running_server([SAVE]) as server:
+async def test_collection_records_come_in_pages(make_store: StoreFactory) -> None:
+    async with running_server([SAVE], store=make_store()) as server:
         for name in ("ann", "bob", "cy"):
             await server.client.post("/api/webhooks/save", json={"name": name})
         await wait_until(lambda: server.engine.pending() == 0)

@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from hookline._signing import sign
+from tests.conftest import StoreFactory
 from tests.http.test_verification_http import serving
 
 EXAMPLES = 300
@@ -211,8 +212,8 @@ def fuzz(base_url: str) -> int:
     return ran
 
 
-async def test_random_requests_never_get_a_5xx() -> None:
-    async with serving(HOOKS) as server:
+async def test_random_requests_never_get_a_5xx(make_store: StoreFactory) -> None:
+    async with serving(HOOKS, store=make_store()) as server:
         ran = await trio.to_thread.run_sync(fuzz, server.url)
         health = await server.client.get("/healthz")
         await server.engine.store.flush()

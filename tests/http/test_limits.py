@@ -15,6 +15,7 @@ import attrs
 import trio
 
 from hookline._signing import sign
+from tests.conftest import StoreFactory
 from tests.http.conftest import assert_problem
 from tests.http.test_verification_http import deliveries, executions, hook, serving
 
@@ -67,8 +68,10 @@ def head(path: str, *lines: str) -> bytes:
     return (text + "\r\n").encode()
 
 
-async def test_declared_length_over_max_body_is_413_before_the_body_is_sent() -> None:
-    async with serving([LIMITED]) as server:
+async def test_declared_length_over_max_body_is_413_before_the_body_is_sent(
+    make_store: StoreFactory,
+) -> None:
+    async with serving([LIMITED], store=make_store()) as server:
         stream = await open_raw(server.url)
         # Not one byte of the declared body follows: only an answer from the headers alone
         # can arrive.
@@ -86,8 +89,8 @@ async def test_declared_length_over_max_body_is_413_before_the_body_is_sent() ->
     assert (record.verdict, record.status) == ("rejected", 413)
 
 
-async def test_chunked_body_is_cut_off_at_max_body() -> None:
-    async with serving([LIMITED]) as server:
+async def test_chunked_body_is_cut_off_at_max_body(make_store: StoreFactory) -> None:
+    async with serving([LIMITED], store=make_store()) as server:
         stream = await open_raw(server.url)
         await stream.send_all(head("/api/webhooks/limited", "Transfer-Encoding: chunked"))
         # 1.5 KiB in chunks, and no final chunk: the sender would go on forever.
@@ -103,17 +106,19 @@ async def test_chunked_body_is_cut_off_at_max_body() -> None:
     assert started == 0
 
 
-async def test_a_body_at_max_body_is_accepted() -> None:
-    async with serving([LIMITED]) as server:
+async def test_a_body_at_max_body_is_accepted(make_store: StoreFactory) -> None:
+    async with serving([LIMITED], store=make_store()) as server:
         answer = await server.client.post(
             "/api/webhooks/limited", content=b"x" * 1024, headers={"content-type": "text/plain"}
         )
     assert answer.status_code == 202, answer.text
 
 
-async def test_size_is_checked_after_the_ip_and_before_the_signature() -> None:
+async def test_size_is_checked_after_the_ip_and_before_the_signature(
+    make_store: StoreFactory,
+) -> None:
     big = b"x" * 2048
-    async with serving([GUARDED, SIGNED]) as server:
+    async with serving([GUARDED, SIGNED], store=make_store()) as server:
         outsider = await server.client.post("/api/webhooks/guarded", content=big)
         unsigned = await server.client.post("/api/webhooks/signed", content=big)
         signed = sign("github", secret="s3cret", body=b"{}")
@@ -125,8 +130,8 @@ async def test_size_is_checked_after_the_ip_and_before_the_signature() -> None:
     assert small.status_code == 202
 
 
-async def test_request_heads_past_the_header_limit_are_431() -> None:
-    async with serving([LIMITED], max_header_size=8 * 1024) as server:
+async def test_request_heads_past_the_header_limit_are_431(make_store: StoreFactory) -> None:
+    async with serving([LIMITED], max_header_size=8 * 1024, store=make_store()) as server:
         within = await server.client.post(
             "/api/webhooks/limited", content=b"ok", headers={"x-padding": "p" * 4000}
         )
@@ -142,8 +147,10 @@ async def test_request_heads_past_the_header_limit_are_431() -> None:
     assert started == 1
 
 
-async def test_a_stalled_body_is_408_after_the_body_timeout(autojump_clock: object) -> None:
-    async with serving([LIMITED], body_timeout=20.0) as server:
+async def test_a_stalled_body_is_408_after_the_body_timeout(
+    autojump_clock: object, make_store: StoreFactory
+) -> None:
+    async with serving([LIMITED], body_timeout=20.0, store=make_store()) as server:
         stream = await open_raw(server.url)
         await stream.send_all(
             head("/api/webhooks/limited", "Content-Length: 100", "Content-Type: text/plain")
@@ -167,8 +174,9 @@ async def test_a_stalled_body_is_408_after_the_body_timeout(autojump_clock: obje
 
 async def test_a_body_arriving_in_pieces_within_the_timeout_is_accepted(
     autojump_clock: object,
+    make_store: StoreFactory,
 ) -> None:
-    async with serving([LIMITED], body_timeout=20.0) as server:
+    async with serving([LIMITED], body_timeout=20.0, store=make_store()) as server:
         stream = await open_raw(server.url)
         await stream.send_all(
             head("/api/webhooks/limited", "Content-Length: 30", "Content-Type: text/plain")
@@ -183,8 +191,8 @@ async def test_a_body_arriving_in_pieces_within_the_timeout_is_accepted(
     assert answer.status == 202, answer.body
 
 
-async def test_an_answer_before_the_body_closes_the_connection() -> None:
-    async with serving([LIMITED, SIGNED]) as server:
+async def test_an_answer_before_the_body_closes_the_connection(make_store: StoreFactory) -> None:
+    async with serving([LIMITED, SIGNED], store=make_store()) as server:
         stream = await open_raw(server.url)
         # Answered 404 from the path alone; the 50 promised bytes never come.
         await stream.send_all(head("/api/webhooks/nowhere", "Content-Length: 50"))

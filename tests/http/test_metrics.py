@@ -6,13 +6,13 @@ import json
 import logging
 from collections import defaultdict
 from collections.abc import Mapping
-from pathlib import Path
 
 import pytest
 import trio
 from prometheus_client.parser import text_string_to_metric_families
 
 from hookline._logging import JsonLinesFormatter
+from tests.conftest import StoreFactory
 from tests.http.conftest import (
     BUSY,
     FAILS,
@@ -46,13 +46,11 @@ async def scrape(server: Server) -> dict[tuple[str, frozenset[tuple[str, str]]],
     return parse(response.text)
 
 
-@pytest.mark.parametrize("backend", ["memory", "sqlite"])
 async def test_counters_add_up_to_what_was_sent_while_under_load(
-    backend: str, tmp_path: Path
+    make_any_store: StoreFactory,
 ) -> None:
     accepted, unrouted, failed, duplicates = 60, 15, 10, 5
-    store = f"sqlite:///{tmp_path}/hookline.db" if backend == "sqlite" else None
-    async with running_server([ORDERS, FAILS], store=store) as server:
+    async with running_server([ORDERS, FAILS], store=make_any_store()) as server:
         seen: list[float] = []
 
         async def send_orders(start: int) -> None:
@@ -131,8 +129,8 @@ async def test_counters_add_up_to_what_was_sent_while_under_load(
     assert value(samples, "hookline_pending") == 0
 
 
-async def test_queue_depth_and_in_flight_are_gauges_of_now() -> None:
-    async with running_server([BUSY]) as server:
+async def test_queue_depth_and_in_flight_are_gauges_of_now(make_store: StoreFactory) -> None:
+    async with running_server([BUSY], store=make_store()) as server:
         await server.client.post("/api/webhooks/busy", json={})
         await gate("busy").entered.wait()
         await server.client.post("/api/webhooks/busy", json={})
@@ -154,8 +152,8 @@ async def test_queue_depth_and_in_flight_are_gauges_of_now() -> None:
     assert value(after, "hookline_accepting") == 1
 
 
-async def test_metrics_are_guarded_like_the_admin_api() -> None:
-    async with running_server([ORDERS], admin_keys=["k1"]) as server:
+async def test_metrics_are_guarded_like_the_admin_api(make_store: StoreFactory) -> None:
+    async with running_server([ORDERS], admin_keys=["k1"], store=make_store()) as server:
         refused = await server.client.get("/metrics")
         allowed = await server.client.get("/metrics", headers={"authorization": "Bearer k1"})
     assert_problem(refused, 401)

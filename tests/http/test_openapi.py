@@ -15,6 +15,7 @@ from hookline.engine._engine import Engine
 from hookline.http._app import create_app
 from hookline.http._openapi import openapi_document
 from hookline.store._store import MemoryStore
+from tests.conftest import StoreFactory
 from tests.http.conftest import ACKED, FAILS, ORDERS, STEPS, Server, running_server
 
 
@@ -23,6 +24,7 @@ def test_the_document_is_valid_openapi() -> None:
 
 
 def test_every_api_route_is_described() -> None:
+    # One backend is enough: the engine never starts, so its store is never opened.
     app = create_app(Engine(MemoryStore()))
     described = openapi_document()["paths"]
     routes = {
@@ -50,10 +52,10 @@ def _schemathesis() -> str | None:
 
 
 @pytest.mark.skipif(_schemathesis() is None, reason="schemathesis is not installed")
-async def test_schemathesis_finds_no_server_error(tmp_path: Path) -> None:
+async def test_schemathesis_finds_no_server_error(tmp_path: Path, make_store: StoreFactory) -> None:
     # Webhook routes are left out: their 5xx answers are the contract (500 for a failed
     # sync execution, 503 for a disabled workflow), not server errors.
-    async with running_server([ORDERS, ACKED, STEPS, FAILS]) as server:
+    async with running_server([ORDERS, ACKED, STEPS, FAILS], store=make_store()) as server:
         await server.client.post("/api/webhooks/steps", json={"n": 1})
         command = [
             str(_schemathesis()),

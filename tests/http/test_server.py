@@ -8,6 +8,7 @@ import pytest
 import trio
 
 from hookline.store._records import Page
+from tests.conftest import StoreFactory
 from tests.http.conftest import (
     HELD,
     ORDERS,
@@ -79,8 +80,10 @@ async def test_unexpected_error_in_an_admin_route_leaks_nothing(
     assert "KeyError" not in response.text
 
 
-async def test_sync_request_is_answered_202_when_the_engine_stops_under_it() -> None:
-    async with running_server([HELD, ORDERS], shutdown_timeout=0.05) as server:
+async def test_sync_request_is_answered_202_when_the_engine_stops_under_it(
+    make_store: StoreFactory,
+) -> None:
+    async with running_server([HELD, ORDERS], shutdown_timeout=0.05, store=make_store()) as server:
         answers = []
 
         async def ask() -> None:

@@ -12,6 +12,7 @@ import trustme
 
 from hookline._cli_send import send_webhook
 from hookline._signing import sign
+from tests.conftest import StoreFactory
 from tests.http.conftest import assert_problem
 from tests.http.test_verification_http import deliveries, hook, serving
 
@@ -45,9 +46,11 @@ def trusting(ca: trustme.CA) -> ssl.SSLContext:
     return context
 
 
-async def test_a_signed_webhook_over_https(ca: trustme.CA, tls_files: dict[str, str]) -> None:
+async def test_a_signed_webhook_over_https(
+    ca: trustme.CA, tls_files: dict[str, str], make_store: StoreFactory
+) -> None:
     client = {"verify": trusting(ca)}
-    async with serving([GITHUB], client=client, **tls_files) as server:
+    async with serving([GITHUB], client=client, **tls_files, store=make_store()) as server:
         body = b'{"ref": "refs/heads/main"}'
         signed = sign("github", secret=SECRET, body=body)
         accepted = await server.client.post(
@@ -65,8 +68,12 @@ async def test_a_signed_webhook_over_https(ca: trustme.CA, tls_files: dict[str, 
     assert [d.verdict for d in records] == ["accepted", "rejected"]
 
 
-async def test_hookline_send_over_https(ca: trustme.CA, tls_files: dict[str, str]) -> None:
-    async with serving([GITHUB], client={"verify": trusting(ca)}, **tls_files) as server:
+async def test_hookline_send_over_https(
+    ca: trustme.CA, tls_files: dict[str, str], make_store: StoreFactory
+) -> None:
+    async with serving(
+        [GITHUB], client={"verify": trusting(ca)}, **tls_files, store=make_store()
+    ) as server:
         answer = await trio.to_thread.run_sync(
             lambda: send_webhook(
                 f"{server.url}/api/webhooks/secure",
@@ -80,9 +87,13 @@ async def test_hookline_send_over_https(ca: trustme.CA, tls_files: dict[str, str
 
 
 async def test_a_client_that_does_not_trust_the_ca_is_refused(
-    ca: trustme.CA, tls_files: dict[str, str]
+    ca: trustme.CA,
+    tls_files: dict[str, str],
+    make_store: StoreFactory,
 ) -> None:
-    async with serving([GITHUB], client={"verify": trusting(ca)}, **tls_files) as server:
+    async with serving(
+        [GITHUB], client={"verify": trusting(ca)}, **tls_files, store=make_store()
+    ) as server:
         async with httpx.AsyncClient(verify=ssl.create_default_context()) as stranger:
             with pytest.raises(httpx.ConnectError) as failed:
                 await stranger.post(f"{server.url}/api/webhooks/secure", content=b"{}")

@@ -13,6 +13,7 @@ from hookline.engine._definition import Workflow
 from hookline.http._app import create_app
 from hookline.http._ui_tree import node_rows
 from hookline.store._records import JobRecord
+from tests.conftest import StoreFactory
 from tests.http.conftest import (
     STANDARD,
     STEPS,
@@ -152,8 +153,8 @@ async def test_retry_of_a_succeeded_execution_is_refused_with_a_message(server: 
     assert "retry refused" in (await server.client.get(answer.headers["location"])).text
 
 
-async def test_with_keys_the_ui_asks_to_sign_in() -> None:
-    async with running_server(STANDARD, admin_keys=["k-ui"]) as server:
+async def test_with_keys_the_ui_asks_to_sign_in(make_store: StoreFactory) -> None:
+    async with running_server(STANDARD, admin_keys=["k-ui"], store=make_store()) as server:
         client = server.client
         redirect = await client.get("/ui/executions")
         assert redirect.status_code == 302

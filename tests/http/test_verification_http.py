@@ -27,17 +27,24 @@ from hookline.engine._loader import load_workflows
 from hookline.http._client_ip import IPNetwork
 from hookline.http._serve import serve
 from hookline.store._records import DeliveryRecord
-from hookline.store._store import MemoryStore
+from hookline.store._store import MemoryStore, Store
+from tests.conftest import StoreFactory
 from tests.http.conftest import Server, assert_problem, workflows
 
 
 @asynccontextmanager
 async def serving(
-    texts: Iterable[str], *, client: Mapping[str, Any] | None = None, **serve_options: Any
+    texts: Iterable[str],
+    *,
+    client: Mapping[str, Any] | None = None,
+    store: Store | None = None,
+    **serve_options: Any,
 ) -> AsyncIterator[Server]:
     """Like ``running_server``, with :func:`serve`'s options (trusted proxies, TLS,
-    limits) and the client's (``verify`` for TLS)."""
-    async with open_engine(workflows(*texts), store=MemoryStore()) as engine:
+    limits) and the client's (``verify`` for TLS); ``store`` defaults to a new
+    in-memory one."""
+    store = MemoryStore() if store is None else store
+    async with open_engine(workflows(*texts), store=store) as engine:
         async with trio.open_nursery() as nursery:
             options = {"bind": "127.0.0.1:0", **serve_options}
             urls = await nursery.start(partial(serve, engine, **options))
@@ -175,10 +182,12 @@ SCHEMES = [
 
 @pytest.mark.parametrize("scheme", SCHEMES, ids=repr)
 async def test_valid_is_accepted_wrong_is_403_missing_is_401(
-    scheme: Scheme, caplog: pytest.LogCaptureFixture
+    scheme: Scheme,
+    caplog: pytest.LogCaptureFixture,
+    make_store: StoreFactory,
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    async with serving([hook(scheme.key, scheme.verify)]) as server:
+    async with serving([hook(scheme.key, scheme.verify)], store=make_store()) as server:
         url, headers = scheme.signed(server.url, scheme.secret)
         valid = await server.client.post(url, content=scheme.body, headers=headers)
         wrong_url, wrong_headers = scheme.signed(server.url, scheme.wrong)
@@ -223,9 +232,9 @@ async def test_valid_is_accepted_wrong_is_403_missing_is_401(
     assert not any(secret in logged for secret in secrets)
 
 
-async def test_a_rotated_secret_still_verifies() -> None:
+async def test_a_rotated_secret_still_verifies(make_store: StoreFactory) -> None:
     verify = f"github: {{secrets: [{SECRET}, next-secret]}}"
-    async with serving([hook("rotated", verify)]) as server:
+    async with serving([hook("rotated", verify)], store=make_store()) as server:
         answers = []
         for secret in (SECRET, "next-secret", "retired-secret"):
             body = b'{"rotated": true}'
@@ -238,7 +247,7 @@ async def test_a_rotated_secret_still_verifies() -> None:
     assert [a.status_code for a in answers] == [202, 202, 403]
 
 
-async def test_jwt_claims_become_context_jwt() -> None:
+async def test_jwt_claims_become_context_jwt(make_store: StoreFactory) -> None:
     key = "a-shared-jwt-key-that-is-32-bytes!!"
     text = f"""
 key: claims
@@ -253,7 +262,7 @@ nodes:
     type: end
     output: {{sub: "{{{{$context.jwt.sub}}}}", aud: "{{{{$context.jwt.aud}}}}"}}
 """
-    async with serving([text]) as server:
+    async with serving([text], store=make_store()) as server:
         body = b'{"hello": "world"}'
         signed = sign(
             "jwt", secret=key, body=body, options={"audience": "hookline", "subject": "device-7"}
@@ -270,9 +279,11 @@ nodes:
     assert_problem(refused, 403)
 
 
-async def test_configured_secret_headers_are_redacted_in_records_and_context() -> None:
+async def test_configured_secret_headers_are_redacted_in_records_and_context(
+    make_store: StoreFactory,
+) -> None:
     verify = f"header: {{name: X-Webhook-Token, secret: {SECRET}}}"
-    async with serving([hook("custom", verify)]) as server:
+    async with serving([hook("custom", verify)], store=make_store()) as server:
         accepted = await server.client.post(
             "/api/webhooks/custom", json={"a": 1}, headers={"X-Webhook-Token": SECRET}
         )
@@ -288,10 +299,12 @@ async def test_configured_secret_headers_are_redacted_in_records_and_context() -
     assert SECRET not in repr(execution.context)
 
 
-async def test_verification_runs_on_the_raw_bytes_as_sent() -> None:
+async def test_verification_runs_on_the_raw_bytes_as_sent(make_store: StoreFactory) -> None:
     # Re-serialising this JSON would change its spacing and key order, and the signature.
     body = b'{ "b": 1,\n  "a": [1, 2.50, "\\u00e9"] }'
-    async with serving([hook("raw", f"github: {{secret: {SECRET}}}")]) as server:
+    async with serving(
+        [hook("raw", f"github: {{secret: {SECRET}}}")], store=make_store()
+    ) as server:
         signed = sign("github", secret=SECRET, body=body)
         answer = await server.client.post(
             "/api/webhooks/raw", content=body, headers={**signed.headers, "content-type": JSON}
@@ -299,8 +312,10 @@ async def test_verification_runs_on_the_raw_bytes_as_sent() -> None:
     assert answer.status_code == 202, answer.text
 
 
-async def test_a_stale_stripe_timestamp_is_403() -> None:
-    async with serving([hook("stale", f"stripe: {{secret: {SECRET}}}")]) as server:
+async def test_a_stale_stripe_timestamp_is_403(make_store: StoreFactory) -> None:
+    async with serving(
+        [hook("stale", f"stripe: {{secret: {SECRET}}}")], store=make_store()
+    ) as server:
         body = b'{"id": "evt_1"}'
         signed = sign("stripe", secret=SECRET, body=body, timestamp=1_600_000_000)
         answer = await server.client.post(
@@ -330,9 +345,11 @@ def allowing(*networks: str) -> str:
     ],
 )
 async def test_ip_allow_admits_listed_v4_addresses_and_networks(
-    allow: Sequence[str], expected: int
+    allow: Sequence[str],
+    expected: int,
+    make_store: StoreFactory,
 ) -> None:
-    async with serving([allowing(*allow)]) as server:
+    async with serving([allowing(*allow)], store=make_store()) as server:
         answer = await server.client.post("/api/webhooks/guarded", json={"x": 1})
         records = await deliveries(server, "guarded")
         started = await executions(server, "guarded")
@@ -358,9 +375,11 @@ def _ipv6_loopback() -> bool:
     ("allow", "expected"), [(("::1",), 202), (("::/127",), 202), (("fe80::/10", "127.0.0.1"), 403)]
 )
 async def test_ip_allow_admits_listed_v6_addresses_and_networks(
-    allow: Sequence[str], expected: int
+    allow: Sequence[str],
+    expected: int,
+    make_store: StoreFactory,
 ) -> None:
-    async with serving([allowing(*allow)], bind="[::1]:0") as server:
+    async with serving([allowing(*allow)], bind="[::1]:0", store=make_store()) as server:
         answer = await server.client.post("/api/webhooks/guarded", json={"x": 1})
         records = await deliveries(server, "guarded")
     assert answer.status_code == expected, answer.text
@@ -388,10 +407,14 @@ def proxies(*networks: str) -> tuple[IPNetwork, ...]:
     ],
 )
 async def test_trusted_proxy_chains_name_the_client(
-    trusted: Sequence[str], forwarded: str, client: str, expected: int
+    trusted: Sequence[str],
+    forwarded: str,
+    client: str,
+    expected: int,
+    make_store: StoreFactory,
 ) -> None:
     allow = allowing("203.0.113.0/24", "2001:db8::/32")
-    async with serving([allow], trusted_proxies=proxies(*trusted)) as server:
+    async with serving([allow], trusted_proxies=proxies(*trusted), store=make_store()) as server:
         answer = await server.client.post(
             "/api/webhooks/guarded", json={"x": 1}, headers={"x-forwarded-for": forwarded}
         )
@@ -400,14 +423,16 @@ async def test_trusted_proxy_chains_name_the_client(
     assert records[0].remote_addr == client
 
 
-async def test_remote_addr_in_context_is_the_resolved_client() -> None:
+async def test_remote_addr_in_context_is_the_resolved_client(make_store: StoreFactory) -> None:
     text = """
 key: who
 trigger: {type: webhook, path: who, mode: sync}
 nodes:
   - {key: out, type: end, output: "{{$context.remote_addr}}"}
 """
-    async with serving([text], trusted_proxies=proxies("127.0.0.0/8")) as server:
+    async with serving(
+        [text], trusted_proxies=proxies("127.0.0.0/8"), store=make_store()
+    ) as server:
         forwarded = await server.client.post(
             "/api/webhooks/who", headers={"forwarded": 'for="[2001:db8::9]:4711";proto=https'}
         )
@@ -416,7 +441,9 @@ nodes:
     assert direct.json()["output"] == "127.0.0.1"
 
 
-async def test_twilio_behind_a_trusted_proxy_verifies_the_public_url() -> None:
+async def test_twilio_behind_a_trusted_proxy_verifies_the_public_url(
+    make_store: StoreFactory,
+) -> None:
     public = "https://hooks.example.com/api/webhooks/twilio?tenant=a"
     body = b"CallSid=CA1&Body=hi"
     signed = sign("twilio", secret=SECRET, body=body, url=public, content_type=FORM)
@@ -428,11 +455,13 @@ async def test_twilio_behind_a_trusted_proxy_verifies_the_public_url() -> None:
         "x-forwarded-for": "203.0.113.9",
     }
     workflow = hook("twilio", f"twilio: {{secret: {SECRET}}}")
-    async with serving([workflow], trusted_proxies=proxies("127.0.0.1/32")) as server:
+    async with serving(
+        [workflow], trusted_proxies=proxies("127.0.0.1/32"), store=make_store()
+    ) as server:
         behind = await server.client.post(
             "/api/webhooks/twilio?tenant=a", content=body, headers=headers
         )
-    async with serving([workflow]) as server:
+    async with serving([workflow], store=make_store()) as server:
         # Not a trusted proxy: its forwarded host cannot vouch for the URL Twilio signed.
         untrusted = await server.client.post(
             "/api/webhooks/twilio?tenant=a", content=body, headers=headers
@@ -441,9 +470,9 @@ async def test_twilio_behind_a_trusted_proxy_verifies_the_public_url() -> None:
     assert_problem(untrusted, 403)
 
 
-async def test_ip_is_checked_before_the_signature() -> None:
+async def test_ip_is_checked_before_the_signature(make_store: StoreFactory) -> None:
     workflow = hook("both", f"github: {{secret: {SECRET}}}", extra='\n  ip_allow: ["10.0.0.0/8"]')
-    async with serving([workflow]) as server:
+    async with serving([workflow], store=make_store()) as server:
         unsigned = await server.client.post("/api/webhooks/both", json={})
     # A 401 would tell an outsider which credential to bring.
     assert_problem(unsigned, 403)

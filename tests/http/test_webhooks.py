@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import trio
 
-from hookline.store._sqlite import SQLiteBackend
+from tests.conftest import StoreFactory
 from tests.http.conftest import STANDARD, Server, assert_problem, gate, running_server, wait_until
 
 
@@ -28,9 +27,9 @@ async def wait_status(server: Server, execution_id: str, status: str) -> None:
 
 
 async def test_async_delivery_is_answered_202_after_its_records_commit(
-    sqlite_server: Server,
+    durable_server: Server,
 ) -> None:
-    server = sqlite_server
+    server = durable_server
     response = await server.client.post("/api/webhooks/orders/7", json={"n": 3})
 
     assert response.status_code == 202
@@ -38,7 +37,7 @@ async def test_async_delivery_is_answered_202_after_its_records_commit(
     assert body["status"] == "queued"
     execution_id = body["execution_id"]
     assert response.headers["location"] == f"/api/executions/{execution_id}"
-    # Read straight from the SQLite file, without flushing: the answer came after commit.
+    # Read straight from the database, without flushing: the answer came after commit.
     stored = await server.engine.store.get_execution(execution_id)
     assert stored is not None
     assert stored.workflow == "orders"
@@ -182,12 +181,11 @@ async def test_same_key_with_another_body_is_422(server: Server) -> None:
     assert_problem(other, 422)
 
 
-async def test_duplicate_is_replayed_after_a_restart(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path}/hookline.db"
+async def test_duplicate_is_replayed_after_a_restart(make_durable_store: StoreFactory) -> None:
     headers = {"x-github-delivery": "d-1"}
-    async with running_server(STANDARD, store=url) as first_run:
+    async with running_server(STANDARD, store=make_durable_store()) as first_run:
         first = await first_run.client.post("/api/webhooks/steps", json={"n": 1}, headers=headers)
-    async with running_server(STANDARD, store=url) as second_run:
+    async with running_server(STANDARD, store=make_durable_store()) as second_run:
         again = await second_run.client.post("/api/webhooks/steps", json={"n": 1}, headers=headers)
     assert first.status_code == 200
     assert again.status_code == 200
@@ -269,9 +267,10 @@ async def test_full_workflow_queue_is_429_with_retry_after(server: Server) -> No
         await wait_status(server, execution_id, "succeeded")
 
 
-async def test_engine_shutting_down_is_503_with_retry_after(tmp_path: Path) -> None:
-    path = tmp_path / "hookline.db"
-    async with running_server(STANDARD, store=f"sqlite:///{path}") as server:
+async def test_engine_shutting_down_is_503_with_retry_after(
+    make_durable_store: StoreFactory,
+) -> None:
+    async with running_server(STANDARD, store=make_durable_store()) as server:
         held = await server.client.post("/api/webhooks/busy", json={})
         assert held.status_code == 202
         await gate("busy").entered.wait()
@@ -289,15 +288,9 @@ async def test_engine_shutting_down_is_503_with_retry_after(tmp_path: Path) -> N
         assert_problem(response, 503)
         assert int(response.headers["retry-after"]) >= 1
     assert_problem(ready, 503)
-    backend = SQLiteBackend(path)
-    backend.open()
-    try:
-        record = backend.get_execution(held.json()["execution_id"])
-        rejected = backend.list_deliveries(
-            workflow=None, verdict="rejected", limit=10, cursor=None
-        ).items
-    finally:
-        backend.close()
+    async with make_durable_store.running() as reopened:
+        record = await reopened.get_execution(held.json()["execution_id"])
+        rejected = (await reopened.list_deliveries(verdict="rejected", limit=10)).items
     assert record is not None
     assert record.status == "succeeded"
     # Refused while draining: recorded; refused after the store stopped: answered anyway.

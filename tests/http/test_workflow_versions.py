@@ -4,10 +4,10 @@ executions, and the execution page drawn from the definition the execution ran w
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 
+from tests.conftest import StoreFactory
 from tests.http.conftest import Server, assert_problem, running_server
 
 V1 = """\
@@ -52,8 +52,8 @@ async def versions(server: Server, query: str = "") -> dict[str, object]:
     return document
 
 
-async def test_changing_a_workflow_keeps_its_earlier_definition() -> None:
-    async with running_server([V1]) as server:
+async def test_changing_a_workflow_keeps_its_earlier_definition(make_store: StoreFactory) -> None:
+    async with running_server([V1], store=make_store()) as server:
         before = await run(server, 3)
         changed = await server.client.put("/api/workflows/flow", content=V2, headers=YAML)
         assert changed.status_code == 200, changed.text
@@ -86,8 +86,8 @@ async def test_changing_a_workflow_keeps_its_earlier_definition() -> None:
         assert [row["key"] for row in second["tree"] if row["label"] is None] == ["only"]
 
 
-async def test_applying_the_same_text_again_adds_no_version() -> None:
-    async with running_server([V1]) as server:
+async def test_applying_the_same_text_again_adds_no_version(make_store: StoreFactory) -> None:
+    async with running_server([V1], store=make_store()) as server:
         await server.client.put("/api/workflows/flow", content=V2, headers=YAML)
         await server.client.put("/api/workflows/flow", content=V2, headers=YAML)
         # Disabling rewrites the text (enabled: false): that is a definition of its own.
@@ -104,8 +104,8 @@ async def test_applying_the_same_text_again_adds_no_version() -> None:
         assert record["workflow_version"] == 1
 
 
-async def test_versions_are_pages_newest_first() -> None:
-    async with running_server([V1]) as server:
+async def test_versions_are_pages_newest_first(make_store: StoreFactory) -> None:
+    async with running_server([V1], store=make_store()) as server:
         for n in range(2, 5):
             text = V2.replace("Rewritten", f"Rewritten {n}")
             await server.client.put("/api/workflows/flow", content=text, headers=YAML)
@@ -132,9 +132,10 @@ async def test_unknown_versions_and_bad_queries_are_problems(server: Server) -> 
         assert "must be a whole number" in assert_problem(answer, 400)["detail"]
 
 
-async def test_execution_page_draws_the_definition_it_ran_with(tmp_path: Path) -> None:
-    store = f"sqlite:///{tmp_path}/hookline.db"
-    async with running_server([V1], store=store) as server:
+async def test_execution_page_draws_the_definition_it_ran_with(
+    make_durable_store: StoreFactory,
+) -> None:
+    async with running_server([V1], store=make_durable_store()) as server:
         old = await run(server, 3)
         await server.client.put("/api/workflows/flow", content=V2, headers=YAML)
         new = await run(server, 3)
@@ -161,6 +162,7 @@ async def test_execution_page_draws_the_definition_it_ran_with(tmp_path: Path) -
 
 async def test_an_old_version_that_no_longer_loads_falls_back_to_the_current_one(
     monkeypatch: pytest.MonkeyPatch,
+    make_store: StoreFactory,
 ) -> None:
     # Version 1 reads a secret from the environment; once it is gone, version 1 no
     # longer loads, and the page is drawn with the current definition instead.
@@ -169,7 +171,7 @@ async def test_an_old_version_that_no_longer_loads_falls_back_to_the_current_one
         "mode: sync}",
         "mode: sync, verify: [{bearer: {secret: env:HOOKLINE_VERSIONS_TEST_TOKEN}}]}",
     )
-    async with running_server([guarded]) as server:
+    async with running_server([guarded], store=make_store()) as server:
         answer = await server.client.post(
             "/api/webhooks/flow", json={"n": 3}, headers={"authorization": "Bearer t0ken"}
         )

@@ -16,6 +16,8 @@ import yaml
 from hookline.engine._engine import open_engine
 from hookline.http._serve import serve
 from hookline.http._workflows_api import with_enabled
+from hookline.store._store import Store
+from tests.conftest import StoreFactory
 from tests.http.conftest import ORDERS, Server, assert_problem, running_server
 
 GREET = """\
@@ -138,8 +140,8 @@ async def test_patch_takes_only_enabled(server: Server, body: object) -> None:
     assert_problem(await server.client.patch("/api/workflows/nope", json={"enabled": True}), 404)
 
 
-async def test_changes_need_an_admin_key_when_keys_are_set() -> None:
-    async with running_server([ORDERS], admin_keys=["k1"]) as server:
+async def test_changes_need_an_admin_key_when_keys_are_set(make_store: StoreFactory) -> None:
+    async with running_server([ORDERS], admin_keys=["k1"], store=make_store()) as server:
         put = await server.client.put("/api/workflows/greet", content=GREET)
         patch = await server.client.patch("/api/workflows/orders", json={"enabled": False})
         delete = await server.client.delete(
@@ -155,17 +157,19 @@ async def test_changes_need_an_admin_key_when_keys_are_set() -> None:
 
 
 @asynccontextmanager
-async def folder_server(folder: Path) -> AsyncIterator[Server]:
-    async with open_engine(folder) as engine, trio.open_nursery() as nursery:
+async def folder_server(folder: Path, store: Store) -> AsyncIterator[Server]:
+    async with open_engine(folder, store=store) as engine, trio.open_nursery() as nursery:
         urls = await nursery.start(partial(serve, engine, bind="127.0.0.1:0"))
         async with httpx.AsyncClient(base_url=urls[0]) as client:
             yield Server(engine, urls[0], client)
         nursery.cancel_scope.cancel()
 
 
-async def test_changes_are_written_to_the_workflows_folder(tmp_path: Path) -> None:
+async def test_changes_are_written_to_the_workflows_folder(
+    tmp_path: Path, make_store: StoreFactory
+) -> None:
     (tmp_path / "orders.yaml").write_text(ORDERS.replace("key: orders", "# mine\nkey: orders"))
-    async with folder_server(tmp_path) as server:
+    async with folder_server(tmp_path, make_store()) as server:
         await server.client.put("/api/workflows/greet", content=GREET)
         await server.client.patch("/api/workflows/orders", json={"enabled": False})
         await server.client.delete("/api/workflows/greet")
@@ -176,7 +180,7 @@ async def test_changes_are_written_to_the_workflows_folder(tmp_path: Path) -> No
     assert "# mine" in orders  # the comment survived the edit
     assert yaml.safe_load(orders)["enabled"] is False
     # A restart loads what the API left.
-    async with folder_server(tmp_path) as server:
+    async with folder_server(tmp_path, make_store()) as server:
         assert sorted(server.engine.workflows) == ["greet", "orders"]
         assert not server.engine.workflows["orders"].enabled
 

@@ -1,8 +1,8 @@
-"""The collection nodes: create, update, delete, query, upsert, on SQLite and in memory."""
+"""The collection nodes: create, update, delete, query, upsert, on SQLite, in memory and on
+PostgreSQL."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import attrs
@@ -16,10 +16,8 @@ from hookline.nodes._base import NodeResult, NodeServices, NodeSpec
 from hookline.nodes._collections import QueryNode
 from hookline.nodes._registry import parse_node
 from hookline.store._collection_service import CollectionService
-from hookline.store._memory import MemoryBackend
-from hookline.store._sqlite import SQLiteBackend
-from hookline.store._store import Store
 from hookline.testing import FakeJob
+from tests.conftest import StoreFactory
 
 
 @attrs.define
@@ -33,12 +31,9 @@ def parse(data: dict[str, Any]) -> NodeSpec:
     return parse_node(Fields({"key": "n", **data}, source="w.yaml", path="nodes[0]"))
 
 
-@pytest.fixture(params=["sqlite", "memory"])
-async def services(
-    request: pytest.FixtureRequest, tmp_path: Path, nursery: trio.Nursery
-) -> NodeServices:
-    backend = SQLiteBackend(tmp_path / "h.db") if request.param == "sqlite" else MemoryBackend()
-    store = Store(backend)
+@pytest.fixture
+async def services(make_any_store: StoreFactory, nursery: trio.Nursery) -> NodeServices:
+    store = make_any_store()
     await nursery.start(store.run)
     return NodeServices(collections=CollectionService(store))
 
@@ -182,8 +177,10 @@ async def test_a_write_is_recorded_with_its_job(services: NodeServices) -> None:
     assert len(await store.query_records("customers")) == 1
 
 
-async def test_a_job_cancelled_while_its_write_commits_still_learns_the_result() -> None:
-    store = Store(MemoryBackend())
+async def test_a_job_cancelled_while_its_write_commits_still_learns_the_result(
+    make_store: StoreFactory,
+) -> None:
+    store = make_store()
     services = NodeServices(collections=CollectionService(store))
     spec = parse({**CREATE, "values": {"a": 1}})
     outcome: list[NodeResult] = []
@@ -198,6 +195,7 @@ async def test_a_job_cancelled_while_its_write_commits_still_learns_the_result()
         await trio.testing.wait_all_tasks_blocked()  # the write waits in the mailbox
         scope.cancel()
         await nursery.start(store.run)  # only now does it commit
+        await store.flush()  # committed (in a worker thread, on a threaded backend)
         await trio.testing.wait_all_tasks_blocked()
         (result,) = outcome
         assert result.output["a"] == 1

@@ -12,8 +12,8 @@ from hookline.engine._definition import Workflow
 from hookline.engine._engine import open_engine
 from hookline.engine._loader import load_workflow_text
 from hookline.errors import DefinitionError
-from hookline.store._store import MemoryStore
 from hookline.testing import register_test_nodes
+from tests.conftest import StoreFactory
 
 register_test_nodes()
 
@@ -37,8 +37,9 @@ WAITING = workflow(
 
 async def test_the_next_node_runs_once_the_duration_has_passed(
     autojump_clock: trio.testing.MockClock,
+    make_store: StoreFactory,
 ) -> None:
-    store = MemoryStore()
+    store = make_store()
     async with open_engine([WAITING], store=store) as engine:
         started = trio.current_time()
         outcome = await engine.run("waiting", data={"wait": "1h"})
@@ -53,8 +54,9 @@ async def test_the_next_node_runs_once_the_duration_has_passed(
 
 async def test_the_due_time_is_committed_before_the_wait(
     autojump_clock: trio.testing.MockClock,
+    make_store: StoreFactory,
 ) -> None:
-    store = MemoryStore()
+    store = make_store()
     async with open_engine([WAITING], store=store) as engine:
         admission = await engine.submit("waiting", data={"wait": 600})
         assert admission.handle is not None
@@ -72,8 +74,9 @@ async def test_the_due_time_is_committed_before_the_wait(
 
 async def test_a_bad_duration_template_fails_the_job(
     autojump_clock: trio.testing.MockClock,
+    make_store: StoreFactory,
 ) -> None:
-    async with open_engine([WAITING], store=MemoryStore()) as engine:
+    async with open_engine([WAITING], store=make_store()) as engine:
         outcome = await engine.run("waiting", data={"wait": "soon"})
     assert outcome.status == "failed"
     assert outcome.error == (
@@ -83,6 +86,7 @@ async def test_a_bad_duration_template_fails_the_job(
 
 async def test_a_delay_past_its_own_timeout_is_timed_out(
     autojump_clock: trio.testing.MockClock,
+    make_store: StoreFactory,
 ) -> None:
     capped = workflow(
         """
@@ -91,7 +95,7 @@ async def test_a_delay_past_its_own_timeout_is_timed_out(
           - {key: pause, type: delay, duration: 10m, timeout: 1m}
         """
     )
-    store = MemoryStore()
+    store = make_store()
     async with open_engine([capped], store=store) as engine:
         started = trio.current_time()
         outcome = await engine.run("capped")
@@ -102,8 +106,10 @@ async def test_a_delay_past_its_own_timeout_is_timed_out(
     assert [(j.status, j.error) for j in jobs] == [("timed_out", "timed out after 1m")]
 
 
-async def test_cancelling_ends_the_wait_at_once(autojump_clock: trio.testing.MockClock) -> None:
-    store = MemoryStore()
+async def test_cancelling_ends_the_wait_at_once(
+    autojump_clock: trio.testing.MockClock, make_store: StoreFactory
+) -> None:
+    store = make_store()
     async with open_engine([WAITING], store=store) as engine:
         admission = await engine.submit("waiting", data={"wait": "1h"})
         assert admission.handle is not None

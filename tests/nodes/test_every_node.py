@@ -15,8 +15,9 @@ import yaml
 
 from hookline import load_workflow_text, open_engine
 from hookline.store._ops import CollectionWrite
-from hookline.store._store import MemoryStore
+from hookline.store._store import Store
 from hookline.testing import register_test_nodes
+from tests.conftest import StoreFactory
 
 register_test_nodes()
 
@@ -51,9 +52,11 @@ def workflow(node_type: str, *, before: dict[str, Any] | None = None, timeout: s
 
 @pytest.mark.parametrize("node_type", sorted(NODES))
 async def test_a_cancelled_execution_never_runs_the_node(
-    autojump_clock: trio.testing.MockClock, node_type: str
+    autojump_clock: trio.testing.MockClock,
+    node_type: str,
+    make_store: StoreFactory,
 ) -> None:
-    store = MemoryStore()
+    store = make_store()
     nap = {"key": "nap", "type": "sleep", "duration": "10s"}
     async with open_engine([workflow(node_type, before=nap)], store=store) as engine:
         admission = await engine.submit("subject", data={"a": 1})
@@ -68,9 +71,11 @@ async def test_a_cancelled_execution_never_runs_the_node(
 
 @pytest.mark.parametrize("node_type", sorted(NODES))
 async def test_the_workflow_timeout_stops_before_the_node(
-    autojump_clock: trio.testing.MockClock, node_type: str
+    autojump_clock: trio.testing.MockClock,
+    node_type: str,
+    make_store: StoreFactory,
 ) -> None:
-    store = MemoryStore()
+    store = make_store()
     nap = {"key": "nap", "type": "sleep", "duration": "10s"}
     async with open_engine([workflow(node_type, before=nap, timeout="2s")], store=store) as engine:
         outcome = await engine.run("subject", data={"a": 1})
@@ -81,9 +86,11 @@ async def test_the_workflow_timeout_stops_before_the_node(
 
 @pytest.mark.parametrize("node_type", sorted(NODES))
 async def test_the_node_runs_when_nothing_stops_it(
-    autojump_clock: trio.testing.MockClock, node_type: str
+    autojump_clock: trio.testing.MockClock,
+    node_type: str,
+    make_store: StoreFactory,
 ) -> None:
-    store = MemoryStore()
+    store = make_store()
     async with open_engine([workflow(node_type)], store=store) as engine:
         outcome = await engine.run("subject", data={"a": 1})
         jobs = await store.list_jobs(outcome.execution_id)
@@ -91,7 +98,7 @@ async def test_the_node_runs_when_nothing_stops_it(
     assert [(job.node, job.status) for job in jobs] == [("subject", "succeeded")]
 
 
-class StalledStore(MemoryStore):
+class StalledStore(Store):
     """A store so far behind that a collection write never finds room in its mailbox.
 
     (Once a write is queued, the node waits for its commit even past its timeout, so
@@ -105,9 +112,11 @@ class StalledStore(MemoryStore):
 
 @pytest.mark.parametrize("node_type", COLLECTION_TYPES)
 async def test_a_collection_write_that_cannot_be_queued_times_out_and_writes_nothing(
-    autojump_clock: trio.testing.MockClock, node_type: str
+    autojump_clock: trio.testing.MockClock,
+    node_type: str,
+    make_store: StoreFactory,
 ) -> None:
-    store = StalledStore()
+    store = StalledStore(make_store.backend())
     definition = workflow(node_type)
     async with open_engine([definition], store=store) as engine:
         outcome = await engine.run("subject", data={"a": 1})

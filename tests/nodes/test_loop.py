@@ -13,8 +13,8 @@ from hookline.engine._definition import Workflow
 from hookline.engine._engine import open_engine
 from hookline.engine._loader import load_workflow_text
 from hookline.errors import DefinitionError
-from hookline.store._store import MemoryStore
 from hookline.testing import register_test_nodes
+from tests.conftest import StoreFactory
 
 register_test_nodes()
 
@@ -46,8 +46,9 @@ EACH = workflow(
 
 async def test_the_body_runs_per_item_and_the_result_lists_each_last_result(
     autojump_clock: trio.testing.MockClock,
+    make_store: StoreFactory,
 ) -> None:
-    store = MemoryStore()
+    store = make_store()
     async with open_engine([EACH], store=store) as engine:
         listed = await engine.run("each", data={"items": ["a", "b"]})
         counted = await engine.run("each", data={"items": 3})
@@ -94,9 +95,12 @@ def timed_loop(concurrency: int) -> Workflow:
 
 @pytest.mark.parametrize(("concurrency", "took"), [(1, 6.0), (2, 3.0), (3, 3.0)])
 async def test_concurrency_bounds_the_iterations_at_once(
-    autojump_clock: trio.testing.MockClock, concurrency: int, took: float
+    autojump_clock: trio.testing.MockClock,
+    concurrency: int,
+    took: float,
+    make_store: StoreFactory,
 ) -> None:
-    store = MemoryStore()
+    store = make_store()
     async with open_engine([timed_loop(concurrency)], store=store) as engine:
         started = trio.current_time()
         outcome = await engine.run("timed")
@@ -109,7 +113,9 @@ async def test_concurrency_bounds_the_iterations_at_once(
         assert [j.scope for j in jobs[:6:2]] == ["each[0]", "each[1]", "each[2]"]
 
 
-async def test_a_nested_loop_sees_both_scopes(autojump_clock: trio.testing.MockClock) -> None:
+async def test_a_nested_loop_sees_both_scopes(
+    autojump_clock: trio.testing.MockClock, make_store: StoreFactory
+) -> None:
     nested = workflow(
         """
         key: nested
@@ -128,7 +134,7 @@ async def test_a_nested_loop_sees_both_scopes(autojump_clock: trio.testing.MockC
                     values: {at: "{{$scopes.rows.item}}{{$scopes.cols.item}}"}
         """
     )
-    store = MemoryStore()
+    store = make_store()
     async with open_engine([nested], store=store) as engine:
         outcome = await engine.run("nested")
         jobs = await store.list_jobs(outcome.execution_id)
@@ -143,6 +149,7 @@ async def test_a_nested_loop_sees_both_scopes(autojump_clock: trio.testing.MockC
 
 async def test_a_collection_write_in_the_body_happens_once_per_iteration(
     autojump_clock: trio.testing.MockClock,
+    make_store: StoreFactory,
 ) -> None:
     writing = workflow(
         """
@@ -159,7 +166,7 @@ async def test_a_collection_write_in_the_body_happens_once_per_iteration(
           - {key: everyone, type: query, collection: people, order_by: [name]}
         """
     )
-    async with open_engine([writing], store=MemoryStore()) as engine:
+    async with open_engine([writing], store=make_store()) as engine:
         outcome = await engine.run("writing")
     assert outcome.status == "succeeded", outcome.error
     assert [record["name"] for record in outcome.output] == ["ann", "bob", "cy"]
@@ -186,8 +193,9 @@ FAILING = workflow(
 
 async def test_a_failing_iteration_fails_the_loop_and_cancels_the_others(
     autojump_clock: trio.testing.MockClock,
+    make_store: StoreFactory,
 ) -> None:
-    store = MemoryStore()
+    store = make_store()
     async with open_engine([FAILING], store=store) as engine:
         started = trio.current_time()
         outcome = await engine.run("failing")
@@ -205,8 +213,9 @@ async def test_a_failing_iteration_fails_the_loop_and_cancels_the_others(
 
 async def test_items_that_are_no_list_number_or_object_fail_the_job(
     autojump_clock: trio.testing.MockClock,
+    make_store: StoreFactory,
 ) -> None:
-    async with open_engine([EACH], store=MemoryStore()) as engine:
+    async with open_engine([EACH], store=make_store()) as engine:
         text = await engine.run("each", data={"items": "abc"})
         negative = await engine.run("each", data={"items": -1})
     assert text.status == negative.status == "failed"
@@ -218,6 +227,7 @@ async def test_items_that_are_no_list_number_or_object_fail_the_job(
 
 async def test_a_loop_past_its_timeout_is_timed_out_with_its_body_cancelled(
     autojump_clock: trio.testing.MockClock,
+    make_store: StoreFactory,
 ) -> None:
     slow = workflow(
         """
@@ -231,7 +241,7 @@ async def test_a_loop_past_its_timeout_is_timed_out_with_its_body_cancelled(
               - {key: nap, type: sleep, duration: 10s}
         """
     )
-    store = MemoryStore()
+    store = make_store()
     async with open_engine([slow], store=store) as engine:
         outcome = await engine.run("slow")
         jobs = await store.list_jobs(outcome.execution_id)
@@ -246,8 +256,9 @@ async def test_a_loop_past_its_timeout_is_timed_out_with_its_body_cancelled(
 
 async def test_cancelling_the_execution_cancels_the_running_iterations(
     autojump_clock: trio.testing.MockClock,
+    make_store: StoreFactory,
 ) -> None:
-    store = MemoryStore()
+    store = make_store()
     async with open_engine([timed_loop(3)], store=store) as engine:
         admission = await engine.submit("timed")
         assert admission.handle is not None

@@ -13,8 +13,8 @@ from hookline.engine._definition import Workflow
 from hookline.engine._engine import open_engine
 from hookline.engine._loader import load_workflow_text
 from hookline.errors import DefinitionError
-from hookline.store._store import MemoryStore
 from hookline.testing import register_test_nodes
+from tests.conftest import StoreFactory
 
 register_test_nodes()
 
@@ -52,8 +52,10 @@ def fan(mode: str, *, fast_fails: bool = False, slow_fails: bool = False) -> Wor
     )
 
 
-async def run(wf: Workflow) -> tuple[str, object, str | None, float, dict[str, str]]:
-    store = MemoryStore()
+async def run(
+    wf: Workflow, make_store: StoreFactory
+) -> tuple[str, object, str | None, float, dict[str, str]]:
+    store = make_store()
     async with open_engine([wf], store=store) as engine:
         started = trio.current_time()
         outcome = await engine.run(wf.key)
@@ -64,6 +66,7 @@ async def run(wf: Workflow) -> tuple[str, object, str | None, float, dict[str, s
 
 async def test_all_waits_for_every_branch_and_lists_their_results(
     autojump_clock: trio.testing.MockClock,
+    make_store: StoreFactory,
 ) -> None:
     parallel = workflow(
         """
@@ -80,7 +83,7 @@ async def test_all_waits_for_every_branch_and_lists_their_results(
             values: {fast: "{{$nodes.fast_done.who}}", all: "{{$nodes.both}}"}
         """
     )
-    status, output, _, elapsed, _ = await run(parallel)
+    status, output, _, elapsed, _ = await run(parallel, make_store)
     assert status == "succeeded"
     # Branches ran at once (3 s, not 4 s); their nodes' results are visible after.
     assert elapsed == pytest.approx(3.0)
@@ -89,8 +92,9 @@ async def test_all_waits_for_every_branch_and_lists_their_results(
 
 async def test_all_fails_with_the_first_failure_and_cancels_the_rest(
     autojump_clock: trio.testing.MockClock,
+    make_store: StoreFactory,
 ) -> None:
-    status, _, error, elapsed, jobs = await run(fan("all", fast_fails=True))
+    status, _, error, elapsed, jobs = await run(fan("all", fast_fails=True), make_store)
     assert status == "failed"
     assert error == "node 'both' failed: node 'fast_bad' failed: fast broke"
     assert elapsed == pytest.approx(1.0)
@@ -99,8 +103,9 @@ async def test_all_fails_with_the_first_failure_and_cancels_the_rest(
 
 async def test_any_takes_the_first_success_and_cancels_the_rest(
     autojump_clock: trio.testing.MockClock,
+    make_store: StoreFactory,
 ) -> None:
-    status, output, _, elapsed, jobs = await run(fan("any"))
+    status, output, _, elapsed, jobs = await run(fan("any"), make_store)
     assert (status, output) == ("succeeded", {"got": {"who": "fast"}})
     assert elapsed == pytest.approx(1.0)
     assert jobs["slow"] == "cancelled"
@@ -109,16 +114,18 @@ async def test_any_takes_the_first_success_and_cancels_the_rest(
 
 async def test_any_waits_past_a_failure_for_a_success(
     autojump_clock: trio.testing.MockClock,
+    make_store: StoreFactory,
 ) -> None:
-    status, output, _, elapsed, _ = await run(fan("any", fast_fails=True))
+    status, output, _, elapsed, _ = await run(fan("any", fast_fails=True), make_store)
     assert (status, output) == ("succeeded", {"got": {"who": "slow"}})
     assert elapsed == pytest.approx(3.0)
 
 
 async def test_any_fails_only_when_every_branch_failed(
     autojump_clock: trio.testing.MockClock,
+    make_store: StoreFactory,
 ) -> None:
-    status, _, error, _, _ = await run(fan("any", fast_fails=True, slow_fails=True))
+    status, _, error, _, _ = await run(fan("any", fast_fails=True, slow_fails=True), make_store)
     assert status == "failed"
     assert error == (
         "node 'both' failed: every branch failed (branch 0: node 'fast_bad' failed: fast broke; "
@@ -128,9 +135,10 @@ async def test_any_fails_only_when_every_branch_failed(
 
 async def test_race_takes_the_first_to_finish_even_a_failure(
     autojump_clock: trio.testing.MockClock,
+    make_store: StoreFactory,
 ) -> None:
-    won = await run(fan("race", slow_fails=True))
-    lost = await run(fan("race", fast_fails=True))
+    won = await run(fan("race", slow_fails=True), make_store)
+    lost = await run(fan("race", fast_fails=True), make_store)
     assert won[:2] == ("succeeded", {"got": {"who": "fast"}})
     assert lost[0] == "failed"
     assert lost[2] == (
@@ -143,6 +151,7 @@ async def test_race_takes_the_first_to_finish_even_a_failure(
 
 async def test_an_end_in_a_branch_ends_the_execution(
     autojump_clock: trio.testing.MockClock,
+    make_store: StoreFactory,
 ) -> None:
     ending = workflow(
         """
@@ -157,7 +166,7 @@ async def test_an_end_in_a_branch_ends_the_execution(
           - {key: after, type: set, values: {ran: true}}
         """
     )
-    status, output, error, elapsed, jobs = await run(ending)
+    status, output, error, elapsed, jobs = await run(ending, make_store)
     assert (status, output) == ("failed", {"why": "stopped"})
     assert error == "ended by an 'end' node with status failed"
     assert elapsed < 0.1
@@ -166,6 +175,7 @@ async def test_an_end_in_a_branch_ends_the_execution(
 
 async def test_a_parallel_node_past_its_timeout_is_timed_out(
     autojump_clock: trio.testing.MockClock,
+    make_store: StoreFactory,
 ) -> None:
     slow = workflow(
         """
@@ -179,7 +189,7 @@ async def test_a_parallel_node_past_its_timeout_is_timed_out(
               - - {key: b, type: sleep, duration: 1s}
         """
     )
-    status, _, _, elapsed, jobs = await run(slow)
+    status, _, _, elapsed, jobs = await run(slow, make_store)
     assert status == "failed"
     assert elapsed == pytest.approx(2.0)
     assert jobs == {"a": "cancelled", "b": "succeeded", "both": "timed_out"}
@@ -187,8 +197,9 @@ async def test_a_parallel_node_past_its_timeout_is_timed_out(
 
 async def test_cancelling_the_execution_cancels_every_branch(
     autojump_clock: trio.testing.MockClock,
+    make_store: StoreFactory,
 ) -> None:
-    store = MemoryStore()
+    store = make_store()
     async with open_engine([fan("all")], store=store) as engine:
         admission = await engine.submit("fan")
         assert admission.handle is not None

@@ -12,8 +12,8 @@ from hookline.engine._definition import Workflow
 from hookline.engine._engine import open_engine
 from hookline.engine._loader import load_workflow_text
 from hookline.errors import DefinitionError
-from hookline.store._store import MemoryStore
 from hookline.testing import register_test_nodes
+from tests.conftest import StoreFactory
 
 register_test_nodes()
 
@@ -47,8 +47,9 @@ ROUTER = workflow(
 
 async def test_the_first_case_that_holds_runs_and_its_index_is_the_result(
     autojump_clock: trio.testing.MockClock,
+    make_store: StoreFactory,
 ) -> None:
-    store = MemoryStore()
+    store = make_store()
     async with open_engine([ROUTER], store=store) as engine:
         push = await engine.run("router", data={"kind": "push", "n": 50, "wait": 0})
         big = await engine.run("router", data={"kind": "tag", "n": 50, "wait": 0})
@@ -68,8 +69,9 @@ async def test_the_first_case_that_holds_runs_and_its_index_is_the_result(
 
 async def test_a_failing_node_in_a_case_fails_the_execution(
     autojump_clock: trio.testing.MockClock,
+    make_store: StoreFactory,
 ) -> None:
-    async with open_engine([ROUTER], store=MemoryStore()) as engine:
+    async with open_engine([ROUTER], store=make_store()) as engine:
         outcome = await engine.run("router", data={"kind": "bad", "n": 0})
     assert outcome.status == "failed"
     assert outcome.error == "node 'broken' failed: bad kind"
@@ -77,8 +79,9 @@ async def test_a_failing_node_in_a_case_fails_the_execution(
 
 async def test_a_node_in_a_case_past_its_timeout_is_timed_out(
     autojump_clock: trio.testing.MockClock,
+    make_store: StoreFactory,
 ) -> None:
-    store = MemoryStore()
+    store = make_store()
     async with open_engine([ROUTER], store=store) as engine:
         outcome = await engine.run("router", data={"kind": "tag", "n": 50, "wait": 60})
         jobs = await store.list_jobs(outcome.execution_id)
@@ -91,8 +94,9 @@ async def test_a_node_in_a_case_past_its_timeout_is_timed_out(
 
 async def test_cancelling_stops_the_case_being_run(
     autojump_clock: trio.testing.MockClock,
+    make_store: StoreFactory,
 ) -> None:
-    store = MemoryStore()
+    store = make_store()
     async with open_engine([ROUTER], store=store) as engine:
         admission = await engine.submit("router", data={"kind": "tag", "n": 50, "wait": 4})
         assert admission.handle is not None

@@ -14,8 +14,8 @@ from hookline.engine._engine import open_engine
 from hookline.engine._loader import load_workflow_text
 from hookline.errors import DefinitionError
 from hookline.nodes._workflow import MAX_DEPTH
-from hookline.store._store import MemoryStore
 from hookline.testing import register_test_nodes
+from tests.conftest import StoreFactory
 
 register_test_nodes()
 
@@ -56,8 +56,10 @@ def parent(wait: bool = True, timeout: str = "30s") -> Workflow:
     )
 
 
-async def test_waiting_gives_the_childs_output(autojump_clock: trio.testing.MockClock) -> None:
-    store = MemoryStore()
+async def test_waiting_gives_the_childs_output(
+    autojump_clock: trio.testing.MockClock, make_store: StoreFactory
+) -> None:
+    store = make_store()
     async with open_engine([parent(), CHILD], store=store) as engine:
         outcome = await engine.run("parent", data={"n": 4, "fail": False, "wait": 2})
         listed = await store.list_executions(workflow="child")
@@ -70,8 +72,9 @@ async def test_waiting_gives_the_childs_output(autojump_clock: trio.testing.Mock
 
 async def test_not_waiting_gives_the_child_execution_id_at_once(
     autojump_clock: trio.testing.MockClock,
+    make_store: StoreFactory,
 ) -> None:
-    store = MemoryStore()
+    store = make_store()
     async with open_engine([parent(wait=False), CHILD], store=store) as engine:
         started = trio.current_time()
         outcome = await engine.run("parent", data={"n": 1, "fail": False, "wait": 60})
@@ -85,8 +88,10 @@ async def test_not_waiting_gives_the_child_execution_id_at_once(
     assert (child.status, child.output) == ("succeeded", {"doubled": "11"})
 
 
-async def test_a_failing_child_fails_the_node(autojump_clock: trio.testing.MockClock) -> None:
-    async with open_engine([parent(), CHILD], store=MemoryStore()) as engine:
+async def test_a_failing_child_fails_the_node(
+    autojump_clock: trio.testing.MockClock, make_store: StoreFactory
+) -> None:
+    async with open_engine([parent(), CHILD], store=make_store()) as engine:
         outcome = await engine.run("parent", data={"n": 1, "fail": True, "wait": 0})
     assert outcome.status == "failed"
     assert outcome.error is not None
@@ -94,8 +99,10 @@ async def test_a_failing_child_fails_the_node(autojump_clock: trio.testing.MockC
     assert outcome.error.endswith("failed: node 'broken' failed: child broke")
 
 
-async def test_an_unknown_workflow_fails_the_node(autojump_clock: trio.testing.MockClock) -> None:
-    async with open_engine([parent()], store=MemoryStore()) as engine:
+async def test_an_unknown_workflow_fails_the_node(
+    autojump_clock: trio.testing.MockClock, make_store: StoreFactory
+) -> None:
+    async with open_engine([parent()], store=make_store()) as engine:
         outcome = await engine.run("parent", data={"n": 1})
     assert outcome.status == "failed"
     assert outcome.error == (
@@ -105,6 +112,7 @@ async def test_an_unknown_workflow_fails_the_node(autojump_clock: trio.testing.M
 
 async def test_workflows_calling_each_other_stop_at_the_depth_limit(
     autojump_clock: trio.testing.MockClock,
+    make_store: StoreFactory,
 ) -> None:
     ping = workflow(
         """
@@ -122,7 +130,7 @@ async def test_workflows_calling_each_other_stop_at_the_depth_limit(
           - {key: call, type: workflow, workflow: ping, input: {}}
         """
     )
-    store = MemoryStore()
+    store = make_store()
     async with open_engine([ping, pong], store=store) as engine:
         outcome = await engine.run("ping")
         pings = (await store.list_executions(workflow="ping")).items
@@ -143,8 +151,9 @@ async def test_workflows_calling_each_other_stop_at_the_depth_limit(
 
 async def test_the_node_timeout_stops_the_waiting_not_the_child(
     autojump_clock: trio.testing.MockClock,
+    make_store: StoreFactory,
 ) -> None:
-    store = MemoryStore()
+    store = make_store()
     async with open_engine([parent(timeout="5s"), CHILD], store=store) as engine:
         outcome = await engine.run("parent", data={"n": 2, "fail": False, "wait": 60})
         child_id = (await store.list_executions(workflow="child")).items[0].id
@@ -158,8 +167,9 @@ async def test_the_node_timeout_stops_the_waiting_not_the_child(
 
 async def test_cancelling_the_parent_stops_its_waiting_at_once(
     autojump_clock: trio.testing.MockClock,
+    make_store: StoreFactory,
 ) -> None:
-    async with open_engine([parent(), CHILD], store=MemoryStore()) as engine:
+    async with open_engine([parent(), CHILD], store=make_store()) as engine:
         admission = await engine.submit("parent", data={"n": 2, "fail": False, "wait": 60})
         assert admission.handle is not None
         await trio.sleep(1)
