@@ -12,6 +12,7 @@ import pytest
 import trio
 
 from hookline.cli import main
+from tests.conftest import StoreFactory
 from tests.http.conftest import STANDARD, Server, running_server, wait_until
 
 GREET = """\
@@ -23,8 +24,8 @@ nodes:
 
 
 @pytest.fixture
-async def server() -> AsyncIterator[Server]:
-    async with running_server(STANDARD) as running:
+async def server(make_store: StoreFactory) -> AsyncIterator[Server]:
+    async with running_server(STANDARD, store=make_store()) as running:
         yield running
 
 

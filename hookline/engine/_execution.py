@@ -155,20 +155,39 @@ class Execution:
         handle = self.handle
         if handle.answer is not None:
             return
-        if handle.workflow.trigger.mode == "sync" and handle.idempotency_key is not None:
-            # Committed before the sender sees it: a retry right after gets it replayed.
-            await self.store.write(
-                SaveAnswer(handle.delivery.id, answer, self.workflow.key, handle.idempotency_key)
-            )
-        elif handle.workflow.trigger.mode == "sync":
-            await self.store.post(SaveAnswer(handle.delivery.id, answer))
+        await self._record_answer(answer, commit=True)
         handle.set_answer(answer)
+
+    async def _record_answer(self, answer: Answer, *, commit: bool) -> None:
+        """Store a sync execution's answer; with ``commit``, wait for the commit (a
+        sender told of it before could retry and find nothing). Async ones answered at
+        intake."""
+        handle = self.handle
+        if handle.workflow.trigger.mode != "sync":
+            return
+        if handle.idempotency_key is None:
+            await self.store.post(SaveAnswer(handle.delivery.id, answer))
+            return
+        save = SaveAnswer(handle.delivery.id, answer, self.workflow.key, handle.idempotency_key)
+        # Committed before the sender sees it: a retry right after gets it replayed.
+        if commit:
+            await self.store.write(save)
+        else:
+            await self.store.post(save)
 
     async def finish(self, outcome: ExecutionOutcome) -> None:
         """Record how the execution ended, answer a sync sender, wake its waiters.
-        Shielded: it completes even while the caller is being cancelled."""
+        Shielded: it completes even while the caller is being cancelled.
+
+        The answer is queued before the end (they commit in that order): a crash
+        between the two leaves an execution to resume whose answer retries already
+        get, never a finished one whose answer is lost (retries would get 409 forever).
+        """
+        answer = finished_answer(outcome) if self.handle.answer is None else None
         with trio.CancelScope(shield=True):
             try:
+                if answer is not None:
+                    await self._record_answer(answer, commit=False)
                 await self.store.write(
                     UpdateExecution(
                         outcome.execution_id,
@@ -178,8 +197,8 @@ class Execution:
                         error=outcome.error,
                     )
                 )
-                if self.handle.answer is None:
-                    await self._answer(finished_answer(outcome))
             except StoreError:
                 log.exception("could not record the end of execution %s", outcome.execution_id)
+        if answer is not None:
+            self.handle.set_answer(answer)
         self.handle.set_outcome(outcome)

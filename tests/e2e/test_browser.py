@@ -19,6 +19,7 @@ from hookline.engine._fields import Fields
 from hookline.errors import NodeError
 from hookline.nodes._base import Job, NodeResult, NodeSpec
 from hookline.nodes._registry import NodeListParser, register
+from tests.conftest import StoreFactory
 from tests.http.conftest import ACKED, FAILS, ORDERS, STEPS, running_server, wait_until
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -123,10 +124,13 @@ def browse(url: str, shots: Path) -> str:
             browser.close()
 
 
-async def test_find_a_failed_execution_and_replay_it(tmp_path: Path) -> None:
+async def test_find_a_failed_execution_and_replay_it(
+    tmp_path: Path, make_store: StoreFactory
+) -> None:
     shots = Path(os.environ.get("HOOKLINE_SCREENSHOTS") or tmp_path)
     shots.mkdir(parents=True, exist_ok=True)
-    async with running_server([PUSH, ORDERS, ACKED, STEPS, FAILS]) as server:
+    store = make_store()
+    async with running_server([PUSH, ORDERS, ACKED, STEPS, FAILS], store=store) as server:
         client = server.client
         for n in range(3):
             await client.post(f"/api/webhooks/orders/{n}", json={"n": n})
