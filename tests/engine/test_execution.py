@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import textwrap
+from typing import Any
 
 import trio
 import trio.testing
@@ -10,6 +12,8 @@ import trio.testing
 from hookline.engine._definition import Workflow
 from hookline.engine._engine import open_engine
 from hookline.engine._loader import load_workflow_text
+from hookline.store._ops import UpdateExecution, WriteOp
+from hookline.store._store import Store
 from hookline.testing import register_test_nodes
 from tests.conftest import StoreFactory
 
@@ -284,3 +288,55 @@ async def test_cancel_of_a_queued_execution_never_runs_a_job(
     assert record is not None
     assert record.status == "cancelled"
     assert record.started_at is None
+
+
+SYNC = workflow(
+    """
+    key: sync
+    trigger: {type: webhook, mode: sync}
+    nodes:
+      - {key: out, type: set, values: {n: "{{$context.data.n}}"}}
+    """
+)
+
+
+class DiesBeforeTheEnd(Store):
+    """Commits everything up to an execution's end, then nothing more: as if the
+    process died just before that commit."""
+
+    dead = False
+
+    async def write(self, op: WriteOp) -> Any:
+        if isinstance(op, UpdateExecution) and op.status != "running" and not self.dead:
+            await self.flush()
+            self.dead = True
+        return None if self.dead else await super().write(op)
+
+    async def post(self, op: WriteOp) -> None:
+        if not self.dead:
+            await super().post(op)
+
+
+async def test_a_sync_answer_is_stored_before_the_end_so_retries_never_get_stuck(
+    autojump_clock: trio.testing.MockClock,
+    make_store: StoreFactory,
+) -> None:
+    headers = {"Idempotency-Key": "order-7"}
+    async with open_engine([SYNC], store=DiesBeforeTheEnd(make_store.backend())) as engine:
+        first = await engine.run("sync", data={"n": 7}, headers=headers)
+    # The next start finds the execution unfinished and runs it again; meanwhile, and
+    # after, the sender's retry gets the answer its first try got (not 409 forever).
+    async with open_engine([SYNC], store=make_store()) as engine:
+        retry = await engine.submit("sync", data={"n": 7}, headers=headers)
+        assert retry.replayed
+        assert retry.answer is not None
+        answer = json.loads(retry.answer.body)
+        assert (retry.answer.status, answer["status"], answer["output"]) == (
+            200,
+            "succeeded",
+            {"n": 7},
+        )
+        await trio.sleep(1)
+        record = await engine.store.get_execution(first.execution_id)
+    assert record is not None
+    assert (record.status, record.output) == ("succeeded", {"n": 7})
