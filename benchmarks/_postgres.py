@@ -102,6 +102,20 @@ def postgres_server(*, install: bool) -> Iterator[PostgresServer]:
             "no PostgreSQL server: set HOOKLINE_TEST_POSTGRES_URL or install PostgreSQL "
             "(the quick run installs nothing; `python -m benchmarks scale` does, as root on Debian)"
         )
+    exports = start_throwaway()
+    try:
+        url = exports["HOOKLINE_TEST_POSTGRES_URL"]
+        _make_durable(Path(exports["HOOKLINE_POSTGRES_DIR"]))
+        origin = "throwaway cluster from scripts/postgres.sh, made durable"
+        yield PostgresServer(url, origin, _settings(url))
+    finally:
+        stop_throwaway(exports["HOOKLINE_POSTGRES_DIR"])
+
+
+def start_throwaway() -> dict[str, str]:
+    """Start a throwaway cluster with scripts/postgres.sh (the tests' too): its exports,
+    ``HOOKLINE_TEST_POSTGRES_URL`` and ``HOOKLINE_POSTGRES_DIR``. Raises Skip saying
+    why there is none."""
     started = subprocess.run(
         ["sh", str(SCRIPT), "start"], capture_output=True, text=True, timeout=900, check=False
     )
@@ -116,15 +130,12 @@ def postgres_server(*, install: bool) -> Iterator[PostgresServer]:
             "no PostgreSQL server: set HOOKLINE_TEST_POSTGRES_URL or install PostgreSQL "
             f"(scripts/postgres.sh start: {why})"
         )
-    try:
-        url = exports["HOOKLINE_TEST_POSTGRES_URL"]
-        _make_durable(Path(exports["HOOKLINE_POSTGRES_DIR"]))
-        origin = "throwaway cluster from scripts/postgres.sh, made durable"
-        yield PostgresServer(url, origin, _settings(url))
-    finally:
-        subprocess.run(
-            ["sh", str(SCRIPT), "stop", exports["HOOKLINE_POSTGRES_DIR"]], check=False, timeout=60
-        )
+    return exports
+
+
+def stop_throwaway(folder: str) -> None:
+    """Stop the cluster :func:`start_throwaway` started and remove its ``folder``."""
+    subprocess.run(["sh", str(SCRIPT), "stop", folder], check=False, timeout=60)
 
 
 def _make_durable(folder: Path) -> None:

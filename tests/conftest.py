@@ -10,7 +10,6 @@ skipped, saying why. Each test gets a schema of its own (:func:`postgres_schema_
 from __future__ import annotations
 
 import os
-import subprocess
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
@@ -21,13 +20,13 @@ import psycopg
 import pytest
 import trio
 
+from benchmarks._postgres import start_throwaway, stop_throwaway
+from benchmarks._spec import Skip
 from hookline.store._backend import StoreBackend
 from hookline.store._memory import MemoryBackend
 from hookline.store._postgres import PostgresBackend
 from hookline.store._sqlite import SQLiteBackend
 from hookline.store._store import Store
-
-SCRIPT = Path(__file__).parents[2] / "scripts" / "postgres.sh"
 
 
 @pytest.fixture(scope="session")
@@ -39,26 +38,14 @@ def postgres_url() -> Iterator[str]:
         return
     if os.environ.get("HOOKLINE_TEST_POSTGRES_SKIP"):
         pytest.skip(f"no PostgreSQL server: {os.environ['HOOKLINE_TEST_POSTGRES_SKIP']}")
-    started = subprocess.run(
-        ["sh", str(SCRIPT), "start"], capture_output=True, text=True, timeout=900, check=False
-    )
-    exports = dict(
-        line.removeprefix("export ").split("=", 1)
-        for line in started.stdout.splitlines()
-        if line.startswith("export ")
-    )
-    if started.returncode != 0 or "HOOKLINE_TEST_POSTGRES_URL" not in exports:
-        why = (started.stderr.strip().splitlines() or ["no reason given"])[-1]
-        pytest.skip(
-            "no PostgreSQL server: set HOOKLINE_TEST_POSTGRES_URL or install PostgreSQL "
-            f"(scripts/postgres.sh start: {why})"
-        )
+    try:
+        exports = start_throwaway()
+    except Skip as why:
+        pytest.skip(str(why))
     try:
         yield exports["HOOKLINE_TEST_POSTGRES_URL"]
     finally:
-        subprocess.run(
-            ["sh", str(SCRIPT), "stop", exports["HOOKLINE_POSTGRES_DIR"]], check=False, timeout=60
-        )
+        stop_throwaway(exports["HOOKLINE_POSTGRES_DIR"])
 
 
 def postgres_schema_url(request: pytest.FixtureRequest) -> str:

@@ -24,23 +24,10 @@ import trio
 from ..conftest import postgres_schema_url
 from ._cluster import Cluster, deliver, max_overlap, ran, read_state, wait_all_finished
 
+# The same workflows as the one-process fault test, on three processes.
+from .test_faults import FAULTY, ORDERED
+
 pytestmark = pytest.mark.slow
-
-FAULTY = """
-    key: faulty
-    concurrency: {max: 16, queue: 5000}
-    nodes:
-      - {key: stamp, type: set, values: {at: "{{$system.now}}", n: "{{$context.data.n}}"}}
-      - {key: nap, type: sleep, duration: 30ms}
-      - {key: echo, type: set, values: {seen: "{{$nodes.stamp.at}}"}}
-"""
-
-ORDERED = """
-    key: ordered
-    concurrency: {max: 8, queue: 5000, order_by: "{{$context.data.device}}"}
-    nodes:
-      - {key: nap, type: sleep, duration: 40ms}
-"""
 
 SYNC = """
     key: sync
