@@ -11,6 +11,7 @@ execution ended elsewhere or is to be cancelled here.
 
 from __future__ import annotations
 
+import bisect
 import functools
 import logging
 import time
@@ -58,14 +59,44 @@ class ClusterStatistics:
 class _Ticket:
     """One execution waiting for its start permit."""
 
-    __slots__ = ("done", "granted", "limit", "refused")
+    __slots__ = ("done", "granted", "refused")
 
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
+    def __init__(self) -> None:
         self.granted = False
         # A claim said wait: it is really queued (behind max or its order key).
         self.refused = False
         self.done = trio.Event()
+
+
+class _Waiters:
+    """One workflow's executions waiting for a start permit, oldest first.
+
+    Asked at every delivery (how many were refused) and at every claim (the oldest):
+    both answers cost no more than the claim's window, however many wait.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.tickets: dict[str, _Ticket] = {}
+        self._order: list[str] = []  # ids sort by creation time
+        self.refused = 0
+
+    def add(self, id: str, ticket: _Ticket) -> None:
+        self.tickets[id] = ticket
+        bisect.insort(self._order, id)
+
+    def remove(self, id: str) -> None:
+        ticket = self.tickets.pop(id, None)
+        if ticket is not None:
+            del self._order[bisect.bisect_left(self._order, id)]
+            self.refused -= ticket.refused
+
+    def oldest(self, count: int) -> dict[str, _Ticket]:
+        return {id: self.tickets[id] for id in self._order[:count]}
+
+    def mark(self, ticket: _Ticket, refused: bool) -> None:
+        self.refused += refused - ticket.refused
+        ticket.refused = refused
 
 
 class Cluster:
@@ -93,7 +124,7 @@ class Cluster:
         # One call at a time on the coordinator's connection; the listener has its own.
         self._limiter = trio.CapacityLimiter(1)
         self._listen_limiter = trio.CapacityLimiter(1)
-        self._waiting: dict[str, dict[str, _Ticket]] = {}
+        self._waiting: dict[str, _Waiters] = {}
         self._dirty = trio.Event()
         self._adopted = 0
         self._claims = 0
@@ -105,22 +136,24 @@ class Cluster:
         """Wait until ``handle`` may start: True once it is ``running`` in the store
         under this process, False if it is no longer this process's to run."""
         workflow = handle.workflow
-        ticket = _Ticket(workflow.concurrency.max)
-        self._waiting.setdefault(workflow.key, {})[handle.id] = ticket
+        waiting = self._waiting.get(workflow.key)
+        if waiting is None:
+            waiting = self._waiting[workflow.key] = _Waiters(workflow.concurrency.max)
+        ticket = _Ticket()
+        waiting.add(handle.id, ticket)
         self._dirty.set()
         try:
             await ticket.done.wait()
         finally:
-            waiting = self._waiting.get(workflow.key)
-            if waiting is not None:
-                waiting.pop(handle.id, None)
-                if not waiting:
-                    del self._waiting[workflow.key]
+            waiting.remove(handle.id)
+            if not waiting.tickets and self._waiting.get(workflow.key) is waiting:
+                del self._waiting[workflow.key]
         return ticket.granted
 
     def refused(self, workflow: str) -> int:
         """How many executions of ``workflow`` a claim told to wait, still waiting."""
-        return sum(ticket.refused for ticket in self._waiting.get(workflow, {}).values())
+        waiting = self._waiting.get(workflow)
+        return 0 if waiting is None else waiting.refused
 
     def ended(self) -> None:
         """An execution of this process ended: a slot (and maybe its order key) is
@@ -226,11 +259,10 @@ class Cluster:
 
     async def _claim(self, workflow: str) -> None:
         waiting = self._waiting.get(workflow)
-        if not waiting:
+        if waiting is None:
             return
-        limit = max(ticket.limit for ticket in waiting.values())
-        window = limit * CLAIM_WINDOW_PER_SLOT + CLAIM_WINDOW_EXTRA
-        tickets = dict(sorted(waiting.items())[:window])
+        limit = waiting.limit
+        tickets = waiting.oldest(limit * CLAIM_WINDOW_PER_SLOT + CLAIM_WINDOW_EXTRA)
         ids = list(tickets)
         claim = await self._call(lambda: self.coordinator.claim(workflow, ids, limit))
         self._claims += 1
@@ -239,8 +271,9 @@ class Cluster:
             tickets[id].done.set()
         for id in claim.gone:
             tickets[id].done.set()
-        for ticket in tickets.values():
-            ticket.refused = not ticket.done.is_set()
+        for id, ticket in tickets.items():
+            if id in waiting.tickets:  # not withdrawn while the claim ran
+                waiting.mark(ticket, refused=not ticket.done.is_set())
 
     async def _listen(self) -> None:
         while True:
@@ -271,7 +304,7 @@ class Cluster:
     def statistics(self) -> ClusterStatistics:
         return ClusterStatistics(
             worker_id=self.coordinator.worker_id,
-            waiting=sum(len(waiting) for waiting in self._waiting.values()),
+            waiting=sum(len(waiting.tickets) for waiting in self._waiting.values()),
             adopted=self._adopted,
             claims=self._claims,
             heartbeats=self._heartbeats,

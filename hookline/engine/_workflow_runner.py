@@ -242,6 +242,8 @@ class WorkflowRunner:
             self._unpermitted.discard(handle.id)
             return True
         with trio.CancelScope() as scope:
+            if self._intake_stopped:
+                scope.cancel()  # a shutdown began before it could ask: it stays queued
             self._permits[handle.id] = scope
             handle.attach(scope)
             try:
