@@ -54,11 +54,11 @@ def postgres_schema_url(request: pytest.FixtureRequest) -> str:
     url: str = request.getfixturevalue("postgres_url")
     schema = f"test_{uuid.uuid4().hex[:16]}"
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA {schema}")  # type: ignore[arg-type]
+        conn.execute(f"CREATE SCHEMA {schema}")
 
     def drop() -> None:
         with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute(f"DROP SCHEMA {schema} CASCADE")  # type: ignore[arg-type]
+            conn.execute(f"DROP SCHEMA {schema} CASCADE")
 
     request.addfinalizer(drop)
     return f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3D{schema}"

@@ -28,9 +28,27 @@ import httpx
 import psycopg
 import trio
 
-from hookline.store._encoding import unpack
+# unfinished and wait_all_finished are shared with the one-process tests.
+from ._harness import ROOT, unfinished, unpacked, wait_all_finished, write_setup
 
-from ._harness import ROOT, write_setup
+__all__ = [
+    "HEARTBEAT",
+    "LEASE",
+    "Cluster",
+    "ClusterState",
+    "Node",
+    "StoredDelivery",
+    "StoredExecution",
+    "StoredJob",
+    "deliver",
+    "max_overlap",
+    "ran",
+    "read_state",
+    "unfinished",
+    "wait_all_finished",
+    "wait_for",
+    "worker_pid",
+]
 
 _URL = re.compile(r"serving .* on (http://127\.0\.0\.1:\d+)")
 
@@ -322,8 +340,8 @@ def _execution(row: Sequence[Any]) -> StoredExecution:
         created_at,
         started_at,
         finished_at,
-        _unpack(context),
-        _unpack(output),
+        unpacked(context),
+        unpacked(output),
         error,
         order_key,
         owner,
@@ -342,31 +360,9 @@ def _job(row: Sequence[Any]) -> StoredJob:
         status,
         started_at,
         finished_at,
-        _unpack(row[8]),
-        _unpack(row[9]),
+        unpacked(row[8]),
+        unpacked(row[9]),
     )
-
-
-def _unpack(value: bytes | None) -> Any:
-    return None if value is None else unpack(bytes(value))
-
-
-def unfinished(db_url: str) -> int:
-    """How many executions are queued or running now."""
-    with psycopg.connect(db_url) as conn:
-        row = conn.execute(
-            "SELECT count(*) FROM executions WHERE status IN ('queued', 'running')"
-        ).fetchone()
-    assert row is not None
-    return int(row[0])
-
-
-async def wait_all_finished(db_url: str, timeout: float) -> None:
-    """Return once nothing is queued or running; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while left := await trio.to_thread.run_sync(unfinished, db_url):
-        assert time.monotonic() < deadline, f"{left} executions never finished"
-        await trio.sleep(0.1)
 
 
 async def wait_for(

@@ -1,8 +1,9 @@
 """A real ``hookline serve`` process for fault, shutdown and overload tests.
 
 The server runs with ``HOOKLINE_TEST_NODES=1`` (the ``sleep`` and ``fail`` node types)
-on a temporary SQLite file; its output goes to a log file, never to a pipe nobody
-reads. After it stops, :func:`read_db` reads what it stored, as the next start would.
+on a temporary SQLite file or a PostgreSQL schema of the test's own (:func:`store_for`);
+its output goes to a log file, never to a pipe nobody reads. After it stops,
+:func:`read_db` reads what it stored, as the next start would.
 """
 
 from __future__ import annotations
@@ -17,14 +18,36 @@ import textwrap
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import attrs
+import psycopg
+import pytest
 import trio
 
 from hookline.store._encoding import unpack
 
+from ..conftest import postgres_schema_url
+
 ROOT = Path(__file__).parent.parent.parent
 _URL = re.compile(r"serving .* on (http://127\.0\.0\.1:\d+)")
+_STORE_URL = re.compile(r"^store:.*$", re.MULTILINE)
+
+# A process killed with SIGKILL leaves its worker row in PostgreSQL: the restarted one
+# takes its executions over only once this lease has run out.
+POSTGRES_OPTIONS = "heartbeat=0.2&lease=1"
+
+BACKENDS = ["sqlite", "postgres"]
+_OURS = frozenset({"heartbeat", "lease", "readers"})
+
+
+def store_for(request: pytest.FixtureRequest, folder: Path) -> Path | str:
+    """Where a server fixture parametrised over :data:`BACKENDS` stores: a SQLite file
+    in ``folder``, or a fresh PostgreSQL schema with a short lease (the test is skipped
+    when there is no PostgreSQL server)."""
+    if request.param == "postgres":
+        return f"{postgres_schema_url(request)}&{POSTGRES_OPTIONS}"
+    return folder / "hookline.db"
 
 
 def write_setup(folder: Path, workflows: dict[str, str], server: str = "") -> Path:
@@ -38,18 +61,26 @@ def write_setup(folder: Path, workflows: dict[str, str], server: str = "") -> Pa
 
 
 class Server:
-    """``hookline serve`` on a free port, started and stopped as often as needed."""
+    """``hookline serve`` on a free port, started and stopped as often as needed,
+    storing in ``store``: a SQLite file (``--db``), or a store URL, which replaces the
+    config's one-line ``store:`` entry if any (PostgreSQL). Its logs go beside the config."""
 
-    def __init__(self, config: Path, db: Path) -> None:
+    def __init__(self, config: Path, store: Path | str) -> None:
         self.config = config
-        self.db = db
+        self.store = store
         self.url = ""
         self.starts = 0
         self.process: subprocess.Popen[bytes] | None = None
+        self._where = ["--db", str(store)]
+        if isinstance(store, str):
+            line = f'store: {{url: "{store}"}}'
+            text = _STORE_URL.sub("", config.read_text())
+            config.write_text(f"{text.rstrip()}\n{line}\n")
+            self._where = []
 
     @property
     def log_path(self) -> Path:
-        return self.db.parent / f"server-{self.starts}.log"
+        return self.config.parent / f"server-{self.starts}.log"
 
     async def start(self, timeout: float = 30.0) -> str:
         self.starts += 1
@@ -65,8 +96,7 @@ class Server:
                     str(self.config),
                     "--bind",
                     "127.0.0.1:0",
-                    "--db",
-                    str(self.db),
+                    *self._where,
                 ],
                 cwd=ROOT,
                 stdout=log,
@@ -89,7 +119,7 @@ class Server:
 
     def logs(self) -> list[str]:
         """The output of every run so far, first to last."""
-        paths = (self.db.parent / f"server-{n}.log" for n in range(1, self.starts + 1))
+        paths = (self.config.parent / f"server-{n}.log" for n in range(1, self.starts + 1))
         return [path.read_text(errors="replace") for path in paths]
 
     @property
@@ -158,42 +188,65 @@ class Stored:
     deliveries: list[tuple[str, str, str | None]]  # (id, verdict, execution id)
 
 
-def read_db(db: Path) -> Stored:
-    """Everything the server stored, read with plain sqlite3."""
-    with sqlite3.connect(db) as conn:
-        executions = {
-            row[0]: StoredExecution(
-                row[0], row[1], row[2], row[3], row[4], row[5], unpack(row[6]), row[7]
-            )
-            for row in conn.execute(
-                "SELECT id, workflow, status, created_at, started_at, finished_at, context, "
-                "order_key FROM executions ORDER BY id"
-            )
-        }
-        jobs: dict[str, list[StoredJob]] = {}
-        for row in conn.execute(
-            "SELECT execution_id, node, status, attempt, output, started_at, finished_at "
-            "FROM jobs ORDER BY seq"
-        ):
-            jobs.setdefault(row[0], []).append(
-                StoredJob(row[0], row[1], row[2], row[3], unpack(row[4]), row[5], row[6])
-            )
-        deliveries = list(conn.execute("SELECT id, verdict, execution_id FROM deliveries"))
+def query(store: Path | str, sql: str) -> list[tuple[Any, ...]]:
+    """The rows ``sql`` (no parameters) finds in ``store``: a SQLite file, read with
+    plain sqlite3, or a PostgreSQL URL, read with psycopg."""
+    if isinstance(store, str):
+        with psycopg.connect(libpq_url(store)) as conn:
+            return conn.execute(sql).fetchall()
+    with sqlite3.connect(store, timeout=10) as lite:
+        return lite.execute(sql).fetchall()
+
+
+def libpq_url(url: str) -> str:
+    """A store URL without hookline's own options (``heartbeat`` ...), which libpq refuses."""
+    parts = urlsplit(url)
+    options = [(name, value) for name, value in parse_qsl(parts.query) if name not in _OURS]
+    return urlunsplit(parts._replace(query=urlencode(options)))
+
+
+def unpacked(value: bytes | None) -> Any:
+    """A stored blob decoded (None stays None)."""
+    return None if value is None else unpack(bytes(value))
+
+
+def read_db(store: Path | str) -> Stored:
+    """Everything the server stored in ``store`` (a SQLite file or a PostgreSQL URL)."""
+    executions = {
+        row[0]: StoredExecution(
+            row[0], row[1], row[2], row[3], row[4], row[5], unpacked(row[6]), row[7]
+        )
+        for row in query(
+            store,
+            "SELECT id, workflow, status, created_at, started_at, finished_at, context, "
+            "order_key FROM executions ORDER BY id",
+        )
+    }
+    jobs: dict[str, list[StoredJob]] = {}
+    for row in query(
+        store,
+        "SELECT execution_id, node, status, attempt, output, started_at, finished_at "
+        "FROM jobs ORDER BY seq",
+    ):
+        jobs.setdefault(row[0], []).append(
+            StoredJob(row[0], row[1], row[2], row[3], unpacked(row[4]), row[5], row[6])
+        )
+    deliveries = [
+        (row[0], row[1], row[2])
+        for row in query(store, "SELECT id, verdict, execution_id FROM deliveries")
+    ]
     return Stored(executions, jobs, deliveries)
 
 
-def unfinished(db: Path) -> int:
-    """How many executions are queued or running (read while the server runs)."""
-    with sqlite3.connect(db, timeout=10) as conn:
-        row = conn.execute(
-            "SELECT count(*) FROM executions WHERE status IN ('queued', 'running')"
-        ).fetchone()
-    return int(row[0])
+def unfinished(store: Path | str) -> int:
+    """How many executions are queued or running now (read while servers run)."""
+    rows = query(store, "SELECT count(*) FROM executions WHERE status IN ('queued', 'running')")
+    return int(rows[0][0])
 
 
-async def wait_all_finished(db: Path, timeout: float) -> None:
+async def wait_all_finished(store: Path | str, timeout: float) -> None:
     """Return once nothing is queued or running; fail after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
-    while unfinished(db):
-        assert time.monotonic() < deadline, f"{unfinished(db)} executions never finished"
+    while left := await trio.to_thread.run_sync(unfinished, store):
+        assert time.monotonic() < deadline, f"{left} executions never finished"
         await trio.sleep(0.1)

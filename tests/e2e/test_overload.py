@@ -13,7 +13,7 @@ import httpx
 import pytest
 import trio
 
-from ._harness import Server, read_db, wait_all_finished, write_setup
+from ._harness import BACKENDS, Server, read_db, store_for, wait_all_finished, write_setup
 
 pytestmark = pytest.mark.slow
 
@@ -34,10 +34,10 @@ PAD = "x" * 64 * 1024
 OVERLOAD_SECONDS = 5.0
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[Server]:
+@pytest.fixture(params=BACKENDS)
+def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Server]:
     config = write_setup(tmp_path, WORKFLOWS, "engine: {pending: 40}\n")
-    process = Server(config, tmp_path / "hookline.db")
+    process = Server(config, store_for(request, tmp_path))
     yield process
     process.cleanup()
 
@@ -73,11 +73,11 @@ async def test_overload_is_refused_with_retry_after_and_memory_stays_bounded(
     async with httpx.AsyncClient(
         base_url=server.url, timeout=20, limits=httpx.Limits(max_connections=CLIENTS)
     ) as client:
-        # Warm up (imports, caches, the first pages of SQLite) before the baseline.
+        # Warm up (imports, caches, the store's first pages) before the baseline.
         for n in range(10):
             path = "/api/webhooks/" + ("left" if n % 2 else "right")
             assert (await client.post(path, json={"n": n})).status_code == 202
-        await wait_all_finished(server.db, timeout=10)
+        await wait_all_finished(server.store, timeout=10)
         baseline = server.rss_kib()
         stop_at = time.monotonic() + OVERLOAD_SECONDS
         async with trio.open_nursery() as nursery:
@@ -86,13 +86,13 @@ async def test_overload_is_refused_with_retry_after_and_memory_stays_bounded(
                 nursery.start_soon(hammer, client, number, stop_at)
 
         # The load drops: everything accepted drains, then service is normal again.
-        await wait_all_finished(server.db, timeout=30)
+        await wait_all_finished(server.store, timeout=30)
         recovered = []
         for n in range(20):
             answer = await client.post("/api/webhooks/right", json={"n": n})
             recovered.append(answer.status_code)
             await trio.sleep(0.1)  # about what it drains
-    await wait_all_finished(server.db, timeout=10)
+    await wait_all_finished(server.store, timeout=10)
     server.send(signal.SIGTERM)
     assert await server.wait(15) == 0
 
@@ -114,6 +114,6 @@ async def test_overload_is_refused_with_retry_after_and_memory_stays_bounded(
     first_half = max(rss[: len(rss) // 2])
     assert max(rss) - first_half < 8 * 1024, f"RSS still growing: {rss}"
     assert recovered == [202] * 20
-    stored = read_db(server.db)
+    stored = read_db(server.store)
     for execution_id in accepted:
         assert stored.executions[execution_id].status == "succeeded"

@@ -1,10 +1,10 @@
-"""The README's promise, with a real server process, a real SQLite file and signals."""
+"""The README's promise, with a real server process, a real SQLite file or PostgreSQL
+schema, and signals."""
 
 from __future__ import annotations
 
 import shutil
 import signal
-import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,13 +12,20 @@ import httpx
 import pytest
 import trio
 
+from ._harness import BACKENDS, read_db, store_for
 from ._server import ROOT, ServerProcess
 
 
+@pytest.fixture(params=BACKENDS)
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Path | str:
+    """Where the server stores: a SQLite file, or a PostgreSQL schema."""
+    return store_for(request, tmp_path)
+
+
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[ServerProcess]:
+def server(tmp_path: Path, store: Path | str) -> Iterator[ServerProcess]:
     shutil.copytree(ROOT / "examples", tmp_path / "examples")
-    process = ServerProcess(tmp_path / "examples" / "hookline.yaml", tmp_path / "hookline.db")
+    process = ServerProcess(tmp_path / "examples" / "hookline.yaml", store)
     yield process
     if process.process.poll() is None:
         process.process.kill()
@@ -64,7 +71,7 @@ async def test_sync_example_answers_from_its_response_node(server: ServerProcess
 
 
 async def test_sigterm_exits_cleanly_and_keeps_every_acknowledged_delivery(
-    server: ServerProcess, tmp_path: Path
+    server: ServerProcess, store: Path | str
 ) -> None:
     acknowledged = []
     async with httpx.AsyncClient(base_url=server.url) as client:
@@ -73,15 +80,13 @@ async def test_sigterm_exits_cleanly_and_keeps_every_acknowledged_delivery(
             assert answer.status_code == 202
             acknowledged.append(answer.json()["execution_id"])
     assert server.stop(signal.SIGTERM) == 0
-    with sqlite3.connect(tmp_path / "hookline.db") as db:
-        stored = {row[0] for row in db.execute("SELECT id FROM executions")}
-        deliveries = db.execute("SELECT count(*) FROM deliveries").fetchone()[0]
-    assert set(acknowledged) <= stored
-    assert deliveries >= 20
+    stored = read_db(store)
+    assert set(acknowledged) <= set(stored.executions)
+    assert len(stored.deliveries) >= 20
 
 
 async def test_sigkill_after_202_loses_no_acknowledged_delivery(
-    server: ServerProcess, tmp_path: Path
+    server: ServerProcess, store: Path | str
 ) -> None:
     acknowledged: list[str] = []
 
@@ -96,11 +101,7 @@ async def test_sigkill_after_202_loses_no_acknowledged_delivery(
                 nursery.start_soon(send, client, n)
     server.stop(signal.SIGKILL)
     assert len(acknowledged) == 50
-    with sqlite3.connect(tmp_path / "hookline.db") as db:
-        executions = {row[0] for row in db.execute("SELECT id FROM executions")}
-        accepted = {
-            row[0]
-            for row in db.execute("SELECT execution_id FROM deliveries WHERE verdict = 'accepted'")
-        }
-    assert set(acknowledged) <= executions
+    stored = read_db(store)
+    accepted = {execution for _, verdict, execution in stored.deliveries if verdict == "accepted"}
+    assert set(acknowledged) <= set(stored.executions)
     assert set(acknowledged) <= accepted

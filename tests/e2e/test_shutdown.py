@@ -11,7 +11,7 @@ import httpx
 import pytest
 import trio
 
-from ._harness import Server, read_db, wait_all_finished, write_setup
+from ._harness import BACKENDS, Server, read_db, store_for, wait_all_finished, write_setup
 
 SHUTDOWN_TIMEOUT = 2.0
 
@@ -39,12 +39,12 @@ WORKFLOWS = {
 }
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[Server]:
+@pytest.fixture(params=BACKENDS)
+def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Server]:
     config = write_setup(
         tmp_path, WORKFLOWS, f"server: {{shutdown_timeout: {SHUTDOWN_TIMEOUT}s}}\n"
     )
-    process = Server(config, tmp_path / "hookline.db")
+    process = Server(config, store_for(request, tmp_path))
     yield process
     process.cleanup()
 
@@ -92,15 +92,15 @@ async def test_sigterm_answers_in_flight_requests_exits_0_and_resumes_the_rest(
     assert answers["long"].headers["location"] == f"/api/executions/{long_id}"
     assert "Traceback" not in server.log()
 
-    stored = read_db(server.db)
+    stored = read_db(server.store)
     left = {id for id, e in stored.executions.items() if e.status in ("queued", "running")}
     assert left == {*accepted, long_id}
 
     await server.start()
-    await wait_all_finished(server.db, timeout=15)
+    await wait_all_finished(server.store, timeout=15)
     server.send(signal.SIGTERM)
     assert await server.wait(SHUTDOWN_TIMEOUT + 1) == 0
-    stored = read_db(server.db)
+    stored = read_db(server.store)
     for id in left:
         assert stored.executions[id].status == "succeeded"
     for id in accepted:
@@ -126,5 +126,5 @@ async def test_ctrl_c_stops_cleanly_and_a_second_one_stops_waiting(server: Serve
     assert "SIGINT: shutting down" in log
     assert "Traceback" not in log
     assert "KeyboardInterrupt" not in log
-    stored = read_db(server.db)
+    stored = read_db(server.store)
     assert stored.executions[answer.json()["execution_id"]].status == "running"
