@@ -2,7 +2,7 @@
 start permits and wake-ups, carried out through the store's
 :class:`~hookline.store._coordination.Coordinator` (see there for the guarantees).
 
-:class:`Cluster` runs four loops under the engine: it heartbeats (and stops the engine
+:class:`Cluster` runs under the engine: it heartbeats (and stops the engine
 with :class:`~hookline.errors.LeaseLost` if the others declared this process dead),
 sweeps for the executions of dead processes and resumes them here, claims start
 permits for the executions waiting in this process, and listens for the hints that an
@@ -184,7 +184,9 @@ class Cluster:
             for record in records:
                 supervisor = self.workflows.supervisors.get(record.workflow)
                 if supervisor is None:
-                    continue  # disabled meanwhile: left to whoever has it enabled
+                    # Disabled while the sweep ran: it stays this process's, unrun,
+                    # until the process stops and another one takes it over.
+                    continue
                 await supervisor.resume(record, stored_delivery(record))
             if records:
                 log.info("took over %d executions of stopped processes", len(records))
