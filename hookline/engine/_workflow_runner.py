@@ -102,9 +102,12 @@ class WorkflowRunner:
         waiting = queue.depth + queue.reserved + self.lanes.parked + len(self.ready)
         if self.cluster is None:
             return waiting
-        # Waiting for a permit is a backlog once refused one (not before: the first
-        # claim may start it at once, as a free slot would without a cluster).
-        return waiting + self.cluster.refused(self.workflow.key)
+        # Waiting for a permit: a backlog once a claim refused it; before that, all but
+        # those that this process's free slots would start at once without a cluster.
+        refused = min(self.cluster.refused(self.workflow.key), len(self._unpermitted))
+        permitted = len(self.running) - len(self._unpermitted)
+        free = max(0, self.workflow.concurrency.max - permitted)
+        return waiting + refused + max(0, len(self._unpermitted) - refused - free)
 
     def track(self, handle: ExecutionHandle, order_key: str | None) -> None:
         """Count ``handle`` as live from now on (before it is queued or made ready)."""
