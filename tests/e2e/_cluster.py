@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import random
-import re
 import signal
 import subprocess
 import sys
@@ -29,7 +28,14 @@ import psycopg
 import trio
 
 # unfinished and wait_all_finished are shared with the one-process tests.
-from ._harness import ROOT, unfinished, unpacked, wait_all_finished, write_setup
+from ._harness import (
+    ROOT,
+    unfinished,
+    unpacked,
+    wait_all_finished,
+    wait_for_url,
+    write_setup,
+)
 
 __all__ = [
     "HEARTBEAT",
@@ -50,7 +56,6 @@ __all__ = [
     "worker_pid",
 ]
 
-_URL = re.compile(r"serving .* on (http://127\.0\.0\.1:\d+)")
 
 # A killed process's executions move to the others after ``lease`` seconds.
 HEARTBEAT = 0.5
@@ -91,13 +96,10 @@ class Node:
                 env=env,
             )
         self.pids.append(self.process.pid)
-        with trio.move_on_after(timeout):
-            while self.process.poll() is None:
-                found = _URL.search(self.log())
-                if found:
-                    self.url = found.group(1)
-                    return self.url
-                await trio.sleep(0.02)
+        url = await wait_for_url(self.process, self.log, timeout)
+        if url is not None:
+            self.url = url
+            return url
         self.cleanup()
         raise RuntimeError(f"{self.name} did not start:\n{self.log()}")
 

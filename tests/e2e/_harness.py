@@ -16,6 +16,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -48,6 +49,23 @@ def store_for(request: pytest.FixtureRequest, folder: Path) -> Path | str:
     if request.param == "postgres":
         return f"{postgres_schema_url(request)}&{POSTGRES_OPTIONS}"
     return folder / "hookline.db"
+
+
+async def wait_for_url(
+    process: subprocess.Popen[bytes],
+    log: Callable[[], str],
+    timeout: float,
+    pattern: re.Pattern[str] = _URL,
+) -> str | None:
+    """The URL ``hookline serve`` says it serves on (``pattern``'s group), read from
+    its ``log``; None if the process exits or ``timeout`` passes first."""
+    with trio.move_on_after(timeout):
+        while process.poll() is None:
+            found = pattern.search(log())
+            if found:
+                return found.group(1)
+            await trio.sleep(0.02)
+    return None
 
 
 def write_setup(folder: Path, workflows: dict[str, str], server: str = "") -> Path:
@@ -103,13 +121,10 @@ class Server:
                 stderr=subprocess.STDOUT,
                 env=env,
             )
-        with trio.move_on_after(timeout):
-            while self.process.poll() is None:
-                found = _URL.search(self.log())
-                if found:
-                    self.url = found.group(1)
-                    return self.url
-                await trio.sleep(0.02)
+        url = await wait_for_url(self.process, self.log, timeout)
+        if url is not None:
+            self.url = url
+            return url
         self.process.kill()
         raise RuntimeError(f"the server did not start:\n{self.log()}")
 

@@ -21,7 +21,7 @@ import pytest
 import trio
 
 from ..conftest import postgres_schema_url
-from ._harness import ROOT, write_setup
+from ._harness import ROOT, wait_for_url, write_setup
 
 pytestmark = pytest.mark.slow
 
@@ -72,13 +72,10 @@ class Parent:
         return self.log_path.read_text(errors="replace")
 
     async def wait_serving(self, timeout: float = 20.0) -> str:
-        with trio.move_on_after(timeout):
-            while self.process.poll() is None:
-                found = _URL.search(self.log())
-                if found:
-                    self.url = found.group(1)
-                    return self.url
-                await trio.sleep(0.05)
+        url = await wait_for_url(self.process, self.log, timeout, _URL)
+        if url is not None:
+            self.url = url
+            return url
         raise AssertionError(f"the workers did not start:\n{self.log()}")
 
     def children(self) -> list[int]:
