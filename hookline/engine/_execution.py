@@ -88,7 +88,7 @@ class Execution:
                 if handle.resumed:
                     # A store that cannot be read fails the resume like a crash: the
                     # record stays unfinished, to be resumed again.
-                    self.jobs.load(await self.store.list_jobs(handle.id))
+                    await self.jobs.resume()
                 output = await self.walk(self.workflow.nodes, Frame("", self.roots))
             except JobFailed as failure:
                 status, error = "failed", str(failure)

@@ -3,7 +3,8 @@ retry it as the node's ``retry`` says.
 
 A resumed execution (after a restart, or retried from its failed node) first loads its
 stored jobs: a job that succeeded is not run again (its recorded output is reused), the
-others run again as their next attempt, with the checkpoint they saved.
+others run again as their next attempt, with the checkpoint they saved. An attempt still
+recorded ``running`` was interrupted: it is recorded ``cancelled`` before the next runs.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import datetime
 import logging
 import random
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import attrs
@@ -30,6 +31,9 @@ log = logging.getLogger("hookline.engine")
 
 # How long a cancelled execution waits for its running job to acknowledge the cancel.
 CANCEL_GRACE = 1.0
+
+# The error of an attempt a stop, crash or takeover left running, closed on resume.
+INTERRUPTED = "interrupted: the process running it stopped before it ended"
 
 # A job's identity within its execution: (node key, scope).
 Identity = tuple[str, str]
@@ -87,16 +91,25 @@ class JobRunner:
         self._checkpoints: dict[Identity, Any] = {}
         self._random: random.Random | None = None
 
-    def load(self, records: Iterable[JobRecord]) -> None:
-        """Take in the stored jobs of a resumed execution."""
-        for record in records:
+    async def resume(self) -> None:
+        """Take in the stored jobs of a resumed execution, and record the attempts its
+        last run left ``running`` as cancelled: they were interrupted, and the next
+        attempt of each is the one that runs."""
+        now = time.time()
+        for record in await self.store.list_jobs(self.execution_id):
             identity = (record.node, record.scope)
             self._attempts[identity] = max(self._attempts.get(identity, 0), record.attempt)
             if record.status == "succeeded":
                 self._succeeded[identity] = record
-            elif record.output is not None:
+                continue
+            if record.output is not None:
                 # An unfinished job's output is the checkpoint it saved (a delay's due time).
                 self._checkpoints[identity] = record.output
+            if record.status == "running":
+                closed = attrs.evolve(
+                    record, status="cancelled", finished_at=now, error=INTERRUPTED
+                )
+                await self.store.post(SaveJob(closed))
 
     async def save_checkpoint(self, job: RunningJob) -> None:
         """Commit ``job`` as ``running`` with its checkpoint as output (durable)."""

@@ -25,11 +25,12 @@ from hookline.engine._delivery import Delivery
 from hookline.engine._engine import open_engine
 from hookline.engine._execution import Execution, ExecutionHandle
 from hookline.engine._fields import Fields
+from hookline.engine._job_runner import INTERRUPTED
 from hookline.engine._loader import load_workflow_text
 from hookline.engine._node_actor import NodeActor
 from hookline.nodes._base import Job, NodeResult, NodeServices, NodeSpec
 from hookline.nodes._registry import NodeListParser, register
-from hookline.store._ops import AcceptDelivery
+from hookline.store._ops import AcceptDelivery, SaveJob, UpdateExecution
 from hookline.store._records import ExecutionRecord, JobRecord
 from hookline.store._store import Store
 from hookline.testing import register_test_nodes
@@ -194,6 +195,27 @@ async def test_succeeded_jobs_are_reused_and_the_interrupted_one_runs_again(
     ]
     assert record is not None
     assert (record.status, record.output) == ("succeeded", outcome.output)
+
+
+async def test_an_attempt_a_crash_left_running_is_recorded_interrupted(
+    autojump_clock: trio.testing.MockClock,
+    make_store: StoreFactory,
+) -> None:
+    async with process(BRANCHY, make_store) as before:
+        handle = await before.start({"kind": "b"})
+        # What a SIGKILL in the middle of `first` leaves: both records `running`.
+        now = time.time()
+        await before.store.write(UpdateExecution(handle.id, "running", started_at=now))
+        await before.store.write(
+            SaveJob(JobRecord(handle.id, "first", "count", "running", 1, started_at=now))
+        )
+    async with process(BRANCHY, make_store) as after:
+        outcome = await after.resume(handle)
+        jobs = await after.jobs(handle)
+    assert outcome.status == "succeeded"
+    firsts = [(j.attempt, j.status, j.error, j.finished_at is not None) for j in jobs[:2]]
+    assert firsts == [(1, "cancelled", INTERRUPTED, True), (2, "succeeded", None, True)]
+    assert all(j.status != "running" for j in jobs)
 
 
 async def test_a_failed_execution_retried_continues_from_the_failed_node(
