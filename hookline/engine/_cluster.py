@@ -23,6 +23,7 @@ import trio
 
 from ..errors import LeaseLost, StoreClosed, StoreError
 from ..store._coordination import Coordinator, Wakeup, WorkerRecord
+from ..store._records import ExecutionRecord
 from ._handle import ExecutionHandle
 from ._recovery import stored_delivery
 
@@ -165,7 +166,8 @@ class Cluster:
         return await self._call(self.coordinator.workers)
 
     async def request_cancel(self, execution_id: str) -> None:
-        """Ask the process that runs ``execution_id`` to cancel it."""
+        """Have the process that runs ``execution_id`` cancel it (or, if that one
+        died, the process that takes it over)."""
         await self._call(lambda: self.coordinator.request_cancel(execution_id))
 
     # -- start-up ------------------------------------------------------------------------
@@ -180,20 +182,26 @@ class Cluster:
             if not keys:
                 return total
             adopt = functools.partial(self.coordinator.adopt, keys, self.lease, ADOPT_BATCH)
-            records = await self._call(adopt)
-            for record in records:
-                supervisor = self.workflows.supervisors.get(record.workflow)
-                if supervisor is None:
-                    # Disabled while the sweep ran: it stays this process's, unrun,
-                    # until the process stops and another one takes it over.
-                    continue
-                await supervisor.resume(record, stored_delivery(record))
-            if records:
-                log.info("took over %d executions of stopped processes", len(records))
-            total += len(records)
-            self._adopted += len(records)
-            if len(records) < ADOPT_BATCH:
+            adopted = await self._call(adopt)
+            for each in adopted:
+                if await self._resume(each.record) and each.cancel_requested:
+                    await self.workflows.cancel(each.record.id)
+            if adopted:
+                log.info("took over %d executions of stopped processes", len(adopted))
+            total += len(adopted)
+            self._adopted += len(adopted)
+            if len(adopted) < ADOPT_BATCH:
                 return total
+
+    async def _resume(self, record: ExecutionRecord) -> bool:
+        """Resume an execution just taken over. False if its workflow was disabled
+        meanwhile: it stays this process's, unrun, until the process stops and another
+        one takes it over."""
+        supervisor = self.workflows.supervisors.get(record.workflow)
+        if supervisor is None:
+            return False
+        await supervisor.resume(record, stored_delivery(record))
+        return True
 
     # -- the actor -----------------------------------------------------------------------
 

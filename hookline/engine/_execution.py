@@ -68,10 +68,16 @@ class Execution:
         """Run the execution; never raises except for cancellation from outside."""
         handle = self.handle
         if handle.cancel_requested:
-            # Cancelled while queued: it never starts, so no job runs and none is recorded.
-            outcome = ExecutionOutcome(
-                handle.id, self.workflow.key, "cancelled", None, "cancelled before it started"
-            )
+            # Cancelled while queued: it never starts (again), so no job runs.
+            why = "cancelled before it started"
+            if handle.resumed and handle.started_at is not None:
+                # It ran in a process that stopped (a cancel adopted with it).
+                why = "cancelled on request"
+                try:
+                    await self.jobs.resume()  # closes the attempts it left running
+                except StoreError:
+                    log.exception("could not read the jobs of execution %s", handle.id)
+            outcome = ExecutionOutcome(handle.id, self.workflow.key, "cancelled", None, why)
             await self.finish(outcome)
             return outcome
         # A resumed execution keeps the time it first started, if it had started.

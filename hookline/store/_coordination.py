@@ -18,6 +18,8 @@ their guarantees together:
 - **Wake-ups.** An execution leaving queued/running notifies every worker
   (:meth:`Coordinator.wait`): the ones waiting to start one of that workflow claim
   again. Wake-ups are hints; workers also claim again now and then without one.
+- **Cancels.** A cancel is recorded with the execution and sent to every worker: its
+  owner cancels it, and if the owner died first, whoever takes it over does.
 
 Every method blocks (network I/O): the engine calls them in worker threads. They raise
 :class:`~hookline.errors.StoreError` when the database fails and
@@ -33,7 +35,7 @@ import attrs
 
 from ._records import ExecutionRecord
 
-__all__ = ["Claim", "Coordinator", "Wakeup", "WorkerRecord"]
+__all__ = ["Adopted", "Claim", "Coordinator", "Wakeup", "WorkerRecord"]
 
 
 @attrs.frozen
@@ -47,6 +49,15 @@ class WorkerRecord:
     started_at: float
     heartbeat_at: float
     silent: float = 0.0
+
+
+@attrs.frozen
+class Adopted:
+    """An execution :meth:`Coordinator.adopt` took over, and whether a cancel was
+    requested for it (its dead owner may never have heard of it)."""
+
+    record: ExecutionRecord
+    cancel_requested: bool = False
 
 
 @attrs.frozen
@@ -83,7 +94,7 @@ class Coordinator(Protocol):
         (it must stop running executions at once)."""
         ...
 
-    def adopt(self, workflows: Sequence[str], lease: float, limit: int) -> list[ExecutionRecord]:
+    def adopt(self, workflows: Sequence[str], lease: float, limit: int) -> list[Adopted]:
         """Take over up to ``limit`` unfinished executions of ``workflows`` whose owner
         is dead (no heartbeat for ``lease`` seconds), gone or unset, oldest first;
         remove dead workers. Each execution is taken by one worker only."""
@@ -101,7 +112,9 @@ class Coordinator(Protocol):
         ...
 
     def request_cancel(self, execution_id: str) -> None:
-        """Ask every worker to cancel ``execution_id`` (its owner will)."""
+        """Record that ``execution_id`` is to be cancelled, if it is unfinished, and
+        ask every worker to cancel it: its owner will, or, if the owner died, the
+        worker that adopts it."""
         ...
 
     def workers(self) -> list[WorkerRecord]:

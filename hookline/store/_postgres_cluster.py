@@ -21,8 +21,7 @@ from typing import Any, TypeVar
 import psycopg
 
 from ..errors import StoreClosed, StoreError
-from ._coordination import Claim, Wakeup, WorkerRecord
-from ._records import ExecutionRecord
+from ._coordination import Adopted, Claim, Wakeup, WorkerRecord
 from ._rows import execution
 
 __all__ = ["PostgresCoordinator", "new_worker_id"]
@@ -54,7 +53,13 @@ _ADOPT = (
     "AND (owner IS NULL OR NOT EXISTS (SELECT 1 FROM workers w WHERE w.id = x.owner)) "
     "ORDER BY seq LIMIT %s FOR UPDATE SKIP LOCKED) RETURNING id, workflow, delivery_id, "
     "status, created_at, started_at, finished_at, context, output, error, order_key, "
-    "workflow_version"
+    "workflow_version, cancel_requested"
+)
+# Recorded, so that a cancel sent while the owner is dead (within its lease, or
+# after) reaches whoever adopts the execution.
+_REQUEST_CANCEL = (
+    "UPDATE executions SET cancel_requested = true WHERE id = %s "
+    "AND status IN ('queued', 'running')"
 )
 _MINE = (
     "SELECT id, status FROM executions WHERE id = ANY(%s::text[]) AND owner = %s "
@@ -156,12 +161,13 @@ class PostgresCoordinator:
 
         return self._call(beat)
 
-    def adopt(self, workflows: Sequence[str], lease: float, limit: int) -> list[ExecutionRecord]:
-        def adopt(conn: Connection) -> list[ExecutionRecord]:
+    def adopt(self, workflows: Sequence[str], lease: float, limit: int) -> list[Adopted]:
+        def adopt(conn: Connection) -> list[Adopted]:
             with conn.transaction():
                 conn.execute(_BURY, (lease, self.worker_id))
                 rows = conn.execute(_ADOPT, (self.worker_id, list(workflows), limit)).fetchall()
-            return sorted((execution(row) for row in rows), key=lambda record: record.id)
+            adopted = [Adopted(execution(row[:-1]), cancel_requested=row[-1]) for row in rows]
+            return sorted(adopted, key=lambda each: each.record.id)
 
         return self._call(adopt)
 
@@ -216,7 +222,12 @@ class PostgresCoordinator:
         return listener
 
     def request_cancel(self, execution_id: str) -> None:
-        self._call(lambda conn: conn.execute("SELECT pg_notify(%s, %s)", (_CANCEL, execution_id)))
+        def request(conn: Connection) -> None:
+            with conn.transaction():
+                conn.execute(_REQUEST_CANCEL, (execution_id,))
+                conn.execute("SELECT pg_notify(%s, %s)", (_CANCEL, execution_id))
+
+        self._call(request)
 
     def workers(self) -> list[WorkerRecord]:
         rows = self._call(lambda conn: conn.execute(_WORKERS).fetchall())

@@ -151,12 +151,19 @@ _CLUSTER = (
         EXECUTE FUNCTION hookline_execution_ended()""",
 )
 
+# A cancel requested of another process's execution is recorded with it: the process
+# that adopts it when its owner died cancels it (see :mod:`._postgres_cluster`).
+_CANCEL_REQUESTS = (
+    "ALTER TABLE executions ADD COLUMN cancel_requested boolean NOT NULL DEFAULT false",
+)
+
 #: Every migration, in order: a name and its statements. A database at version N has
 #: applied the first N.
 MIGRATIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("initial", _INITIAL),
     ("workflow versions", _WORKFLOW_VERSIONS),
     ("cluster", _CLUSTER),
+    ("cancel requests", _CANCEL_REQUESTS),
 )
 
 

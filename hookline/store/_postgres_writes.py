@@ -104,6 +104,8 @@ _UPDATE_IDEMPOTENCY_ANSWER = (
 _REQUEUE_EXECUTION = (
     "UPDATE executions SET status = 'queued', finished_at = NULL, output = NULL, "
     "error = NULL, workflow_version = COALESCE(%s, workflow_version), "
+    # A retry starts afresh; an unfinished one requeued keeps its cancel request.
+    "cancel_requested = cancel_requested AND status IN ('queued', 'running'), "
     "owner = COALESCE(NULLIF(current_setting('hookline.worker', true), ''), owner) "
     "WHERE id = %s AND status = ANY(%s::text[])"
 )

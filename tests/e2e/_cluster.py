@@ -282,6 +282,7 @@ class StoredJob:
     finished_at: float | None
     output: Any
     log: Any
+    error: str | None = None
 
 
 @attrs.frozen
@@ -322,7 +323,7 @@ def read_state(db_url: str) -> ClusterState:
         jobs: dict[str, list[StoredJob]] = defaultdict(list)
         for row in conn.execute(
             "SELECT execution_id, node, scope, attempt, type, status, started_at, "
-            "finished_at, output, log FROM jobs ORDER BY seq"
+            "finished_at, output, log, error FROM jobs ORDER BY seq"
         ):
             jobs[row[0]].append(_job(row))
         deliveries = [
@@ -364,6 +365,7 @@ def _job(row: Sequence[Any]) -> StoredJob:
         finished_at,
         unpacked(row[8]),
         unpacked(row[9]),
+        row[10],
     )
 
 

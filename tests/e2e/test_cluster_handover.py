@@ -1,6 +1,7 @@
 """Work handed between real processes on PostgreSQL: a durable delay whose process is
 killed fires once, in another process, at its due time; a cancel sent to one process
-reaches the process that runs the execution."""
+reaches the process that runs the execution, or, if that one was killed, the process
+that takes the execution over."""
 
 from __future__ import annotations
 
@@ -12,10 +13,19 @@ import httpx
 import pytest
 import trio
 
+from hookline.engine._job_runner import INTERRUPTED
 from hookline.store._encoding import unpack
 
 from ..conftest import postgres_schema_url
-from ._cluster import Cluster, deliver, read_state, wait_all_finished, wait_for, worker_pid
+from ._cluster import (
+    LEASE,
+    Cluster,
+    deliver,
+    read_state,
+    wait_all_finished,
+    wait_for,
+    worker_pid,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -129,6 +139,11 @@ async def test_a_delay_whose_process_is_killed_fires_once_elsewhere_on_time(
     # The node after the delay ran once; the delay completed once, in the process
     # that took it over, from the due time the killed one committed.
     assert [job.node for job in state.jobs_of(execution_id) if job.node == "fire"] == ["fire"]
+    # The attempt the kill cut off is recorded as interrupted.
+    pauses = [
+        (j.attempt, j.status, j.error) for j in state.jobs_of(execution_id) if j.node == "pause"
+    ]
+    assert pauses == [(1, "cancelled", INTERRUPTED), (2, "succeeded", None)]
     assert pause.log == [f"resumed: due at {checkpoint['until']:.3f}"]
     until = pause.output["until"]
     assert until == checkpoint["until"]
@@ -187,3 +202,44 @@ async def test_a_cancel_sent_to_another_process_reaches_the_one_running_it(
     assert (nap.node, nap.status) == ("nap", "cancelled")
     assert nap.finished_at is not None
     assert nap.finished_at - cancelled_at < 1.0
+
+
+async def test_a_cancel_sent_while_its_process_is_dead_is_carried_out_by_the_next_owner(
+    make_cluster: MakeCluster,
+) -> None:
+    cluster = make_cluster({"long": LONG}, "")
+    await cluster.start()
+    holder, second, _ = cluster.nodes
+    async with httpx.AsyncClient(timeout=10) as client:
+        ids = []
+        for n in range(2):
+            answer = await deliver(
+                cluster, client, "/api/webhooks/long", f"d-{n}", {}, prefer=holder
+            )
+            ids.append(answer.json()["execution_id"])
+        running, waiting = ids
+        await wait_for(
+            cluster.db_url,
+            "SELECT 1 FROM executions WHERE id = %s AND status = 'running'",
+            (running,),
+            timeout=10,
+        )
+        await trio.sleep(0.2)  # well into its nap
+        killed = holder.pid
+        holder.kill()
+        # Within the dead process's lease: nobody runs them, the cancels are recorded.
+        for id in ids:
+            asked = await client.post(f"{second.url}/api/executions/{id}/cancel")
+            assert asked.status_code == 202
+        await wait_all_finished(cluster.db_url, timeout=LEASE + 10)
+    state = read_state(cluster.db_url)
+
+    for id in ids:
+        execution = state.executions[id]
+        assert execution.status == "cancelled"
+        assert worker_pid(execution.owner) not in (killed, None)
+    assert state.executions[running].error == "cancelled on request"
+    assert state.executions[waiting].error == "cancelled before it started"
+    # Neither ran again: the nap the kill cut off left no record, nothing ran after it.
+    assert state.jobs_of(waiting) == []
+    assert state.jobs_of(running) == []

@@ -190,3 +190,34 @@ async def test_a_cancel_reaches_the_engine_running_the_execution(url: str) -> No
         with trio.fail_after(5):
             outcome = await admission.handle.wait_finished()
     assert outcome.status == "cancelled"
+
+
+async def test_a_cancel_sent_while_the_owner_is_down_is_carried_out_by_its_adopter(
+    url: str,
+) -> None:
+    async with open_engine([LONG], store=store(url), shutdown_timeout=0) as owner:
+        admission = await owner.submit("long", data={"n": 1})
+        await trio.sleep(0.3)
+    # The owner is gone, its execution unfinished; no engine runs to hear the cancel.
+    sender = PostgresBackend(url)
+    sender.open()
+    try:
+        assert sender.coordinator is not None
+        sender.coordinator.request_cancel(admission.execution_id)
+    finally:
+        sender.close()
+    async with open_engine([LONG], store=store(url)) as adopter:
+        with trio.fail_after(10):
+            while executions(url, "long")[0].status == "running":
+                await trio.sleep(0.05)
+        stats = adopter.statistics().cluster
+    assert stats is not None
+    assert stats.adopted == 1
+    [record] = executions(url, "long")
+    assert record.status == "cancelled"
+    with psycopg.connect(url, autocommit=True) as conn:
+        done = conn.execute(
+            "SELECT count(*) FROM jobs WHERE execution_id = %s AND node = 'done'",
+            (admission.execution_id,),
+        ).fetchone()
+    assert done == (0,)

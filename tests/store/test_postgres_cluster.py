@@ -15,7 +15,7 @@ import psycopg
 import pytest
 
 from hookline.errors import StoreClosed
-from hookline.store._ops import AcceptDelivery, UpdateExecution
+from hookline.store._ops import AcceptDelivery, RequeueExecution, UpdateExecution
 from hookline.store._postgres import PostgresBackend
 
 from ..conftest import postgres_schema_url
@@ -93,8 +93,8 @@ def test_a_dead_workers_executions_are_adopted_once_and_it_is_fenced(
     kill(url, a)
     adopted_by_b = b.coordinator.adopt(["orders"], lease=1.0, limit=3)
     adopted_by_c = c.coordinator.adopt(["orders"], lease=1.0, limit=10)
-    assert [r.id for r in adopted_by_b] == ids[:3]  # oldest first
-    assert [r.id for r in adopted_by_c] == ids[3:]
+    assert [r.record.id for r in adopted_by_b] == ids[:3]  # oldest first
+    assert [r.record.id for r in adopted_by_c] == ids[3:]
     assert {owner(url, id) for id in ids[:3]} == {b.worker_id}
     # The dead worker's row is gone: if it was only paused, it learns it lost its work.
     assert not a.coordinator.heartbeat()
@@ -116,7 +116,7 @@ def test_concurrent_sweeps_never_adopt_the_same_execution(open_backend: Opener, 
             records = sweepers[index].coordinator.adopt(["orders"], lease=1.0, limit=7)
             if not records:
                 return
-            taken[index].extend(r.id for r in records)
+            taken[index].extend(r.record.id for r in records)
 
     threads = [threading.Thread(target=sweep, args=(i,)) for i in range(3)]
     for thread in threads:
@@ -132,7 +132,7 @@ def test_adoption_is_limited_to_the_workflows_asked_for(open_backend: Opener, ur
     mine = accept(a, workflow="orders")
     accept(a, workflow="elsewhere")
     kill(url, a)
-    assert [r.id for r in b.coordinator.adopt(["orders"], lease=1.0, limit=10)] == [mine]
+    assert [r.record.id for r in b.coordinator.adopt(["orders"], lease=1.0, limit=10)] == [mine]
 
 
 def test_claims_hold_concurrency_max_across_workers(open_backend: Opener) -> None:
@@ -189,6 +189,37 @@ def test_an_ending_execution_and_a_cancel_request_wake_the_others(open_backend: 
     assert cancels == [id]
 
 
+def test_a_cancel_sent_while_the_owner_is_dead_reaches_its_adopter(
+    open_backend: Opener, url: str
+) -> None:
+    a, b = open_backend(), open_backend()
+    doomed, spared = accept(a), accept(a)
+    kill(url, a)  # its lease has not run out yet for b, or it has: the same either way
+    b.coordinator.request_cancel(doomed)
+    adopted = b.coordinator.adopt(["orders"], lease=1.0, limit=10)
+    assert {(r.record.id, r.cancel_requested) for r in adopted} == {
+        (doomed, True),
+        (spared, False),
+    }
+
+
+def test_a_retry_starts_without_the_cancel_request_and_a_requeue_keeps_it(
+    open_backend: Opener, url: str
+) -> None:
+    a, b = open_backend(), open_backend()
+    retried, requeued = accept(a), accept(a)
+    for id in (retried, requeued):
+        a.coordinator.request_cancel(id)
+    a.apply([UpdateExecution(retried, "cancelled", finished_at=2.0, error="cancelled")])
+    a.apply([RequeueExecution(retried), RequeueExecution(requeued, statuses=("queued",))])
+    a.close()
+    adopted = b.coordinator.adopt(["orders"], lease=1.0, limit=10)
+    assert {(r.record.id, r.cancel_requested) for r in adopted} == {
+        (retried, False),
+        (requeued, True),
+    }
+
+
 def test_a_closed_worker_leaves_and_its_executions_are_adopted_at_once(
     open_backend: Opener,
 ) -> None:
@@ -196,7 +227,7 @@ def test_a_closed_worker_leaves_and_its_executions_are_adopted_at_once(
     id = accept(a)
     a.close()
     assert a.worker_id not in {w.id for w in b.coordinator.workers()}
-    assert [r.id for r in b.coordinator.adopt(["orders"], lease=1.0, limit=10)] == [id]
+    assert [r.record.id for r in b.coordinator.adopt(["orders"], lease=1.0, limit=10)] == [id]
     with pytest.raises(StoreClosed):
         a.coordinator.heartbeat()
 
