@@ -155,6 +155,27 @@ async def test_a_delay_whose_process_is_killed_fires_once_elsewhere_on_time(
     assert until <= fired_at < until + 1.0
 
 
+async def one_running_one_waiting(
+    cluster: Cluster, client: httpx.AsyncClient, prefix: str
+) -> tuple[str, str]:
+    """Send two ``long`` deliveries to the first node: the first is well into its nap
+    when this returns, the second waits for its start permit (``max: 1``)."""
+    ids = []
+    for n in range(2):
+        answer = await deliver(
+            cluster, client, "/api/webhooks/long", f"{prefix}-{n}", {}, prefer=cluster.nodes[0]
+        )
+        ids.append(answer.json()["execution_id"])
+    await wait_for(
+        cluster.db_url,
+        "SELECT 1 FROM executions WHERE id = %s AND status = 'running'",
+        (ids[0],),
+        timeout=10,
+    )
+    await trio.sleep(0.2)
+    return ids[0], ids[1]
+
+
 async def test_a_cancel_sent_to_another_process_reaches_the_one_running_it(
     make_cluster: MakeCluster,
 ) -> None:
@@ -162,20 +183,8 @@ async def test_a_cancel_sent_to_another_process_reaches_the_one_running_it(
     await cluster.start()
     holder, second, third = cluster.nodes
     async with httpx.AsyncClient(timeout=10) as client:
-        ids = []
-        for n in range(2):
-            answer = await deliver(
-                cluster, client, "/api/webhooks/long", f"c-{n}", {}, prefer=holder
-            )
-            ids.append(answer.json()["execution_id"])
-        running, waiting = ids
-        await wait_for(
-            cluster.db_url,
-            "SELECT 1 FROM executions WHERE id = %s AND status = 'running'",
-            (running,),
-            timeout=10,
-        )
-        await trio.sleep(0.2)  # well into its nap
+        running, waiting = await one_running_one_waiting(cluster, client, "c")
+        ids = (running, waiting)
         # One waits for its start permit (concurrency.max 1) in the holder, queued.
         asked = await client.post(f"{second.url}/api/executions/{waiting}/cancel")
         assert asked.status_code == 202
@@ -211,20 +220,8 @@ async def test_a_cancel_sent_while_its_process_is_dead_is_carried_out_by_the_nex
     await cluster.start()
     holder, second, _ = cluster.nodes
     async with httpx.AsyncClient(timeout=10) as client:
-        ids = []
-        for n in range(2):
-            answer = await deliver(
-                cluster, client, "/api/webhooks/long", f"d-{n}", {}, prefer=holder
-            )
-            ids.append(answer.json()["execution_id"])
-        running, waiting = ids
-        await wait_for(
-            cluster.db_url,
-            "SELECT 1 FROM executions WHERE id = %s AND status = 'running'",
-            (running,),
-            timeout=10,
-        )
-        await trio.sleep(0.2)  # well into its nap
+        running, waiting = await one_running_one_waiting(cluster, client, "d")
+        ids = (running, waiting)
         killed = holder.pid
         holder.kill()
         # Within the dead process's lease: nobody runs them, the cancels are recorded.
