@@ -15,7 +15,7 @@ import bisect
 import functools
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, TypeVar
 
 import attrs
@@ -130,6 +130,9 @@ class Cluster:
         self._adopted = 0
         self._claims = 0
         self._heartbeats = 0
+        #: What to do when another process changed the workflow definitions (the
+        #: engine loads its folder again).
+        self.on_definitions_changed: Callable[[], Awaitable[object]] | None = None
 
     # -- what the runners call -----------------------------------------------------------
 
@@ -169,6 +172,10 @@ class Cluster:
         """Have the process that runs ``execution_id`` cancel it (or, if that one
         died, the process that takes it over)."""
         await self._call(lambda: self.coordinator.request_cancel(execution_id))
+
+    async def announce_definitions(self) -> None:
+        """Tell the other processes that this one's workflow definitions changed."""
+        await self._call(self.coordinator.announce_definitions)
 
     # -- start-up ------------------------------------------------------------------------
 
@@ -303,6 +310,10 @@ class Cluster:
         for wakeup in wakeups:
             if wakeup.cancel is not None:
                 await self.workflows.cancel(wakeup.cancel)
+            elif wakeup.definitions_changed_by is not None:
+                mine = wakeup.definitions_changed_by == self.coordinator.worker_id
+                if not mine and self.on_definitions_changed is not None:
+                    await self.on_definitions_changed()
             elif wakeup.workflow in self._waiting:
                 self._dirty.set()
 

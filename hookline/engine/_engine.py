@@ -96,6 +96,7 @@ class Engine:
                 lease=coordinator.lease,
                 threaded=store.backend.threaded,
             )
+            self.cluster.on_definitions_changed = self.reload
         self._intake = Intake(store, self._workflows, pending_limit)
         self._stop = trio.Event()
         self._stopped = trio.Event()
@@ -168,6 +169,13 @@ class Engine:
         """Make these the engine's workflows: start new and changed ones, retire the
         ones that changed, were disabled or are gone (they finish what they hold)."""
         await self._workflows.apply(workflows, self.services)
+
+    async def definitions_changed(self) -> None:
+        """Tell the other processes sharing the store that this one's workflow
+        definitions changed (through the admin API): they load their folders again,
+        which ``hookline serve --workers`` shares. Nothing to do for a store of one."""
+        if self.cluster is not None:
+            await self.cluster.announce_definitions()
 
     async def reload(self) -> tuple[DefinitionError, ...]:
         """Load the workflows folder again and apply it. Returns the files' errors."""

@@ -56,11 +56,16 @@ class WorkflowSet:
         self._retiring: list[WorkflowSupervisor] = []
         self._router: Router[str] = Router(())
         self._generation = 0
+        # The admin API and a reload another process asked for may apply at once.
+        self._applying = trio.Lock()
 
     async def apply(self, workflows: Iterable[Workflow], services: NodeServices) -> None:
         """Make these the workflows: start new and changed ones, retire the ones that
         changed, were disabled or are gone (they finish what they hold)."""
-        wanted = {workflow.key: workflow for workflow in workflows}
+        async with self._applying:
+            await self._apply({workflow.key: workflow for workflow in workflows}, services)
+
+    async def _apply(self, wanted: dict[str, Workflow], services: NodeServices) -> None:
         for key, supervisor in list(self.supervisors.items()):
             new = wanted.get(key)
             if new is None or not new.enabled or new is not supervisor.workflow:

@@ -101,6 +101,7 @@ class WorkflowEditor:
                 raise NotFound(f"there is no workflow '{key}'")
             await self._remove_file(old)
             await self.engine.apply(w for w in self.engine.workflows.values() if w.key != key)
+            await self.engine.definitions_changed()
 
     async def set_enabled(self, key: str, *, enabled: bool) -> Workflow:
         """Enable or disable workflow ``key``, its definition text changed to match.
@@ -126,6 +127,7 @@ class WorkflowEditor:
         current = dict(self.engine.workflows)
         current[workflow.key] = workflow
         await self.engine.apply(current.values())
+        await self.engine.definitions_changed()
 
     async def _write(self, workflow: Workflow, old: Workflow | None) -> None:
         if not self._in_folder(workflow.source):

@@ -18,6 +18,8 @@ their guarantees together:
 - **Wake-ups.** An execution leaving queued/running notifies every worker
   (:meth:`Coordinator.wait`): the ones waiting to start one of that workflow claim
   again. Wake-ups are hints; workers also claim again now and then without one.
+- **Definitions.** A worker whose workflows were changed through the admin API tells
+  the others, which load their workflows folder again (shared by ``--workers``).
 - **Cancels.** A cancel is recorded with the execution and sent to every worker: its
   owner cancels it, and if the owner died first, whoever takes it over does.
 
@@ -73,10 +75,12 @@ class Claim:
 @attrs.frozen
 class Wakeup:
     """A hint from another worker: an execution of ``workflow`` ended (its slot and
-    its order key may be free), or ``cancel`` names an execution to cancel."""
+    its order key may be free), ``cancel`` names an execution to cancel, or the worker
+    ``definitions_changed_by`` changed the workflow definitions."""
 
     workflow: str | None = None
     cancel: str | None = None
+    definitions_changed_by: str | None = None
 
 
 class Coordinator(Protocol):
@@ -115,6 +119,10 @@ class Coordinator(Protocol):
         """Record that ``execution_id`` is to be cancelled, if it is unfinished, and
         ask every worker to cancel it: its owner will, or, if the owner died, the
         worker that adopts it."""
+        ...
+
+    def announce_definitions(self) -> None:
+        """Tell every worker that this one changed the workflow definitions."""
         ...
 
     def workers(self) -> list[WorkerRecord]:

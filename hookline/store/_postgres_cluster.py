@@ -29,7 +29,7 @@ __all__ = ["PostgresCoordinator", "new_worker_id"]
 Connection = psycopg.Connection[Any]
 T = TypeVar("T")
 
-_ENDED, _CANCEL = "hookline_ended", "hookline_cancel"
+_ENDED, _CANCEL, _DEFINITIONS = "hookline_ended", "hookline_cancel", "hookline_definitions"
 # The first key of the two-key advisory lock a claim holds per workflow ("cl").
 _CLAIM_LOCK = 0x636C
 
@@ -204,12 +204,7 @@ class PostgresCoordinator:
             received.extend(listener.notifies(timeout=0))
         except psycopg.Error as exc:
             raise StoreError(f"could not listen on {self._where}: {exc}") from exc
-        return [
-            Wakeup(cancel=note.payload)
-            if note.channel == _CANCEL
-            else Wakeup(workflow=note.payload)
-            for note in received
-        ]
+        return [_wakeup(note.channel, note.payload) for note in received]
 
     def _listening(self) -> Connection:
         listener = self._listener
@@ -219,6 +214,7 @@ class PostgresCoordinator:
             listener = self._listener = self._connect()
             listener.execute(f"LISTEN {_ENDED}")
             listener.execute(f"LISTEN {_CANCEL}")
+            listener.execute(f"LISTEN {_DEFINITIONS}")
         return listener
 
     def request_cancel(self, execution_id: str) -> None:
@@ -229,9 +225,21 @@ class PostgresCoordinator:
 
         self._call(request)
 
+    def announce_definitions(self) -> None:
+        notify = "SELECT pg_notify(%s, %s)"
+        self._call(lambda conn: conn.execute(notify, (_DEFINITIONS, self.worker_id)))
+
     def workers(self) -> list[WorkerRecord]:
         rows = self._call(lambda conn: conn.execute(_WORKERS).fetchall())
         return [
             WorkerRecord(row[0], row[1], int(row[2]), row[3], row[4], max(0.0, float(row[5])))
             for row in rows
         ]
+
+
+def _wakeup(channel: str, payload: str) -> Wakeup:
+    if channel == _CANCEL:
+        return Wakeup(cancel=payload)
+    if channel == _DEFINITIONS:
+        return Wakeup(definitions_changed_by=payload)
+    return Wakeup(workflow=payload)

@@ -213,3 +213,51 @@ async def test_sigterm_lets_each_worker_finish_its_requests_in_flight(parent: Pa
     assert sorted(a.json()["output"]["n"] for a in answers) == list(range(6))
     assert all(a.status_code == 200 for a in answers)
     assert parent.log().count("SIGTERM: shutting down") == 2
+
+
+GREETING = """
+key: greet
+trigger: {type: webhook, path: greet, mode: sync}
+nodes:
+  - {key: done, type: set, values: {hello: "{{$context.data.name}}"}}
+"""
+
+
+async def test_a_workflow_changed_through_one_worker_is_served_by_the_other(
+    parent: Parent,
+) -> None:
+    url = await parent.wait_serving()
+    first, second = await _wait_children(parent, 2)
+    limits = httpx.Limits(max_keepalive_connections=0)
+    async with httpx.AsyncClient(base_url=url, timeout=10, limits=limits) as client:
+        os.kill(second, signal.SIGSTOP)
+        try:  # the first worker alone takes the change
+            put = await client.put(
+                "/api/workflows/greet",
+                content=GREETING,
+                headers={"Content-Type": "application/yaml"},
+            )
+            assert put.status_code == 201, put.text
+        finally:
+            os.kill(second, signal.SIGCONT)
+        os.kill(first, signal.SIGSTOP)
+        try:  # the second worker alone answers: it loaded the new workflow too
+            with trio.fail_after(10):
+                while True:
+                    answer = await client.post("/api/webhooks/greet", json={"name": "ada"})
+                    if answer.status_code != 404:
+                        break
+                    await trio.sleep(0.05)
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["output"] == {"hello": "ada"}
+            gone = await client.delete("/api/workflows/greet")
+            assert gone.status_code == 204, gone.text
+        finally:
+            os.kill(first, signal.SIGCONT)
+        os.kill(second, signal.SIGSTOP)
+        try:  # and the first worker heard of the delete from the second
+            with trio.fail_after(10):
+                while (await client.post("/api/webhooks/greet", json={})).status_code != 404:
+                    await trio.sleep(0.05)
+        finally:
+            os.kill(second, signal.SIGCONT)

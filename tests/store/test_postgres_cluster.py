@@ -220,6 +220,16 @@ def test_a_retry_starts_without_the_cancel_request_and_a_requeue_keeps_it(
     }
 
 
+def test_a_change_of_definitions_is_announced_to_every_worker(open_backend: Opener) -> None:
+    a, b = open_backend(), open_backend()
+    a.coordinator.announce_definitions()
+    heard: list[str | None] = []
+    deadline = time.monotonic() + 5
+    while not heard and time.monotonic() < deadline:
+        heard += [w.definitions_changed_by for w in b.coordinator.wait(1)]
+    assert heard == [a.worker_id]
+
+
 def test_a_closed_worker_leaves_and_its_executions_are_adopted_at_once(
     open_backend: Opener,
 ) -> None:
