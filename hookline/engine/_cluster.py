@@ -304,7 +304,14 @@ class Cluster:
                 log.warning("could not listen to the shared store: %s", exc)
                 await trio.sleep(self.heartbeat)
                 continue
-            await self._woken(wakeups)
+            try:
+                await self._woken(wakeups)
+            except StoreClosed:
+                return
+            except StoreError as exc:
+                # A cancel or a reload that could not be stored: the store's trouble
+                # is logged, the wake-ups after it still count.
+                log.warning("could not act on a wake-up from another process: %s", exc)
 
     async def _woken(self, wakeups: Sequence[Wakeup]) -> None:
         for wakeup in wakeups:

@@ -19,7 +19,7 @@ import trio
 
 from hookline.engine._engine import Engine, open_engine
 from hookline.engine._loader import load_workflow_text
-from hookline.errors import LeaseLost
+from hookline.errors import LeaseLost, StoreError
 from hookline.store._postgres import PostgresBackend
 from hookline.store._records import ExecutionRecord
 from hookline.store._store import Store
@@ -221,3 +221,31 @@ async def test_a_cancel_sent_while_the_owner_is_down_is_carried_out_by_its_adopt
             (admission.execution_id,),
         ).fetchone()
     assert done == (0,)
+
+
+async def test_a_wake_up_that_fails_to_be_acted_on_leaves_the_engine_listening(
+    url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    reloads = 0
+
+    async def failing_reload() -> None:
+        nonlocal reloads
+        reloads += 1
+        raise StoreError("the database went away")
+
+    async with engines(url, 2) as (runner, other):
+        assert runner.cluster is not None
+        runner.cluster.on_definitions_changed = failing_reload
+        await other.definitions_changed()
+        with trio.fail_after(5):
+            while reloads == 0:
+                await trio.sleep(0.02)
+        # Still listening: a cancel from the other engine still reaches it.
+        admission = await runner.submit("long", data={"n": 1})
+        await trio.sleep(0.3)
+        assert await other.cancel(admission.execution_id)
+        assert admission.handle is not None
+        with trio.fail_after(5):
+            outcome = await admission.handle.wait_finished()
+    assert outcome.status == "cancelled"
+    assert "could not act on a wake-up" in caplog.text
