@@ -193,13 +193,13 @@ async def test_a_cancel_sent_to_another_process_reaches_the_one_running_it(
             cluster.db_url,
             "SELECT 1 FROM executions WHERE id = %s AND status = 'cancelled'",
             (waiting,),
-            timeout=3,
+            timeout=10,
         )
         # The running one: its job is cut off at once, in the holder.
         cancelled_at = time.time()
         asked = await client.post(f"{third.url}/api/executions/{running}/cancel")
         assert asked.status_code == 202
-        await wait_all_finished(cluster.db_url, timeout=3)
+        await wait_all_finished(cluster.db_url, timeout=10)
     state = read_state(cluster.db_url)
 
     assert {worker_pid(state.executions[id].owner) for id in ids} == {holder.pid}
@@ -210,7 +210,8 @@ async def test_a_cancel_sent_to_another_process_reaches_the_one_running_it(
     [nap] = state.jobs_of(running)
     assert (nap.node, nap.status) == ("nap", "cancelled")
     assert nap.finished_at is not None
-    assert nap.finished_at - cancelled_at < 1.0
+    # Cut off, not run out: its nap is 20 s (the margin is for a loaded machine).
+    assert nap.finished_at - cancelled_at < 5.0
 
 
 async def test_a_cancel_sent_while_its_process_is_dead_is_carried_out_by_the_next_owner(
