@@ -169,8 +169,9 @@ class Cluster:
         return await self._call(self.coordinator.workers)
 
     async def request_cancel(self, execution_id: str) -> None:
-        """Have the process that runs ``execution_id`` cancel it (or, if that one
-        died, the process that takes it over)."""
+        """Have the process that runs ``execution_id`` cancel it: at once, or at its
+        next heartbeat if it missed the wake-up, or, if it died, the process that takes
+        the execution over."""
         await self._call(lambda: self.coordinator.request_cancel(execution_id))
 
     async def announce_definitions(self) -> None:
@@ -235,8 +236,9 @@ class Cluster:
                 return
 
     async def _beat_once(self) -> bool:
-        """Heartbeat, then sweep for dead processes' work. False once the store closed;
-        raises LeaseLost if this process was declared dead."""
+        """Heartbeat, carry out the cancels whose wake-up was missed, then sweep for
+        dead processes' work. False once the store closed; raises LeaseLost if this
+        process was declared dead."""
         try:
             alive = await self._call(self.coordinator.heartbeat)
             self._heartbeats += 1
@@ -245,6 +247,8 @@ class Cluster:
                     f"worker {self.coordinator.worker_id} missed its heartbeats for "
                     f"{self.lease}s: the other processes took its executions over"
                 )
+            for execution_id in await self._call(self.coordinator.cancels_requested):
+                await self.workflows.cancel(execution_id)
             await self.adopt()
         except StoreClosed:
             return False

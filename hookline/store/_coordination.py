@@ -21,7 +21,8 @@ their guarantees together:
 - **Definitions.** A worker whose workflows were changed through the admin API tells
   the others, which load their workflows folder again (shared by ``--workers``).
 - **Cancels.** A cancel is recorded with the execution and sent to every worker: its
-  owner cancels it, and if the owner died first, whoever takes it over does.
+  owner cancels it (at its next heartbeat if it missed the wake-up), and if the owner
+  died first, whoever takes it over does.
 
 Every method blocks (network I/O): the engine calls them in worker threads. They raise
 :class:`~hookline.errors.StoreError` when the database fails and
@@ -96,6 +97,11 @@ class Coordinator(Protocol):
     def heartbeat(self) -> bool:
         """Prove this worker alive. False: it was declared dead and its row removed
         (it must stop running executions at once)."""
+        ...
+
+    def cancels_requested(self) -> list[str]:
+        """The unfinished executions of this worker a cancel was requested for, oldest
+        first (their wake-up may have been missed)."""
         ...
 
     def adopt(self, workflows: Sequence[str], lease: float, limit: int) -> list[Adopted]:

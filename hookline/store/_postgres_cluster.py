@@ -61,6 +61,10 @@ _REQUEST_CANCEL = (
     "UPDATE executions SET cancel_requested = true WHERE id = %s "
     "AND status IN ('queued', 'running')"
 )
+_CANCELS = (
+    "SELECT id FROM executions WHERE owner = %s AND cancel_requested "
+    "AND status IN ('queued', 'running') ORDER BY seq"
+)
 _MINE = (
     "SELECT id, status FROM executions WHERE id = ANY(%s::text[]) AND owner = %s "
     "AND status IN ('queued', 'running')"
@@ -160,6 +164,10 @@ class PostgresCoordinator:
                 return conn.execute(_HEARTBEAT, (self.worker_id,)).rowcount == 1
 
         return self._call(beat)
+
+    def cancels_requested(self) -> list[str]:
+        rows = self._call(lambda conn: conn.execute(_CANCELS, (self.worker_id,)).fetchall())
+        return [str(row[0]) for row in rows]
 
     def adopt(self, workflows: Sequence[str], lease: float, limit: int) -> list[Adopted]:
         def adopt(conn: Connection) -> list[Adopted]:

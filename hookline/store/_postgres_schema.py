@@ -151,10 +151,15 @@ _CLUSTER = (
         EXECUTE FUNCTION hookline_execution_ended()""",
 )
 
-# A cancel requested of another process's execution is recorded with it: the process
-# that adopts it when its owner died cancels it (see :mod:`._postgres_cluster`).
+# A cancel requested of another process's execution is recorded with it: its owner
+# finds it at its next heartbeat if the NOTIFY was missed, and the process that adopts
+# it when its owner died cancels it (see :mod:`._postgres_cluster`).
 _CANCEL_REQUESTS = (
     "ALTER TABLE executions ADD COLUMN cancel_requested boolean NOT NULL DEFAULT false",
+    (
+        "CREATE INDEX executions_cancel_requested ON executions (owner) "
+        "WHERE cancel_requested AND status IN ('queued', 'running')"
+    ),
 )
 
 #: Every migration, in order: a name and its statements. A database at version N has

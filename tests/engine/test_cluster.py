@@ -249,3 +249,21 @@ async def test_a_wake_up_that_fails_to_be_acted_on_leaves_the_engine_listening(
             outcome = await admission.handle.wait_finished()
     assert outcome.status == "cancelled"
     assert "could not act on a wake-up" in caplog.text
+
+
+async def test_a_cancel_whose_wake_up_was_missed_is_found_at_the_next_heartbeat(
+    url: str,
+) -> None:
+    async with engines(url, 1) as (runner,):
+        admission = await runner.submit("long", data={"n": 1})
+        await trio.sleep(0.3)
+        # Recorded, but no NOTIFY: as when the owner's listener was reconnecting.
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(
+                "UPDATE executions SET cancel_requested = true WHERE id = %s",
+                (admission.execution_id,),
+            )
+        assert admission.handle is not None
+        with trio.fail_after(5):
+            outcome = await admission.handle.wait_finished()
+    assert outcome.status == "cancelled"

@@ -203,6 +203,16 @@ def test_a_cancel_sent_while_the_owner_is_dead_reaches_its_adopter(
     }
 
 
+def test_an_owner_finds_the_cancels_requested_of_its_executions(open_backend: Opener) -> None:
+    a, b = open_backend(), open_backend()
+    first, second, ended, others = accept(a), accept(a), accept(a), accept(b)
+    for id in (second, first, ended, others):
+        b.coordinator.request_cancel(id)
+    a.apply([UpdateExecution(ended, "cancelled", finished_at=2.0, error="cancelled")])
+    assert a.coordinator.cancels_requested() == [first, second]  # oldest first
+    assert b.coordinator.cancels_requested() == [others]
+
+
 def test_a_retry_starts_without_the_cancel_request_and_a_requeue_keeps_it(
     open_backend: Opener, url: str
 ) -> None:
