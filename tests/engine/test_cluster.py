@@ -17,6 +17,7 @@ import psycopg
 import pytest
 import trio
 
+from hookline.engine._answers import ExecutionOutcome
 from hookline.engine._engine import Engine, open_engine
 from hookline.engine._loader import load_workflow_text
 from hookline.errors import LeaseLost, StoreError
@@ -181,14 +182,20 @@ async def test_an_engine_declared_dead_stops_and_its_work_moves(url: str) -> Non
     assert done == (1,)
 
 
+async def cancel_from(other: Engine, runner: Engine) -> ExecutionOutcome:
+    """Start a ``long`` execution in ``runner``, cancel it through ``other`` while it
+    runs; how it ended."""
+    admission = await runner.submit("long", data={"n": 1})
+    await trio.sleep(0.3)
+    assert await other.cancel(admission.execution_id)
+    assert admission.handle is not None
+    with trio.fail_after(5):
+        return await admission.handle.wait_finished()
+
+
 async def test_a_cancel_reaches_the_engine_running_the_execution(url: str) -> None:
     async with engines(url, 2) as (runner, other):
-        admission = await runner.submit("long", data={"n": 1})
-        await trio.sleep(0.3)
-        assert await other.cancel(admission.execution_id)
-        assert admission.handle is not None
-        with trio.fail_after(5):
-            outcome = await admission.handle.wait_finished()
+        outcome = await cancel_from(other, runner)
     assert outcome.status == "cancelled"
 
 
@@ -241,12 +248,7 @@ async def test_a_wake_up_that_fails_to_be_acted_on_leaves_the_engine_listening(
             while reloads == 0:
                 await trio.sleep(0.02)
         # Still listening: a cancel from the other engine still reaches it.
-        admission = await runner.submit("long", data={"n": 1})
-        await trio.sleep(0.3)
-        assert await other.cancel(admission.execution_id)
-        assert admission.handle is not None
-        with trio.fail_after(5):
-            outcome = await admission.handle.wait_finished()
+        outcome = await cancel_from(other, runner)
     assert outcome.status == "cancelled"
     assert "could not act on a wake-up" in caplog.text
 
