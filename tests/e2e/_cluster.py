@@ -4,7 +4,7 @@ A :class:`Cluster` starts its :class:`Node` processes on free ports of 127.0.0.1
 ``HOOKLINE_TEST_NODES=1`` (the ``sleep`` and ``fail`` node types) and a store URL whose
 ``heartbeat`` and ``lease`` are short, so that a killed process's work moves to the
 others within seconds. Each process's output goes to a log file per start. The test
-reads what the processes stored straight from PostgreSQL (:func:`read_state`), as an
+reads what the processes stored straight from PostgreSQL (:func:`read_db`), as an
 operator would, with times written by the processes' own clocks (one machine: they
 agree).
 """
@@ -17,12 +17,10 @@ import signal
 import subprocess
 import sys
 import time
-from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-import attrs
 import httpx
 import psycopg
 import trio
@@ -30,8 +28,10 @@ import trio
 # unfinished and wait_all_finished are shared with the one-process tests.
 from ._harness import (
     ROOT,
+    Stored,
+    StoredExecution,
+    read_db,
     unfinished,
-    unpacked,
     wait_all_finished,
     wait_for_url,
     write_setup,
@@ -41,15 +41,13 @@ __all__ = [
     "HEARTBEAT",
     "LEASE",
     "Cluster",
-    "ClusterState",
     "Node",
-    "StoredDelivery",
+    "Stored",
     "StoredExecution",
-    "StoredJob",
     "deliver",
     "max_overlap",
     "ran",
-    "read_state",
+    "read_db",
     "unfinished",
     "wait_all_finished",
     "wait_for",
@@ -244,129 +242,6 @@ async def deliver(
         assert answer.status_code in (429, 503), f"{delivery}: {answer.status_code} {answer.text}"
         assert "retry-after" in answer.headers
         await trio.sleep(0.1)
-
-
-# -- what the processes stored --------------------------------------------------------------
-
-
-@attrs.frozen
-class StoredExecution:
-    id: str
-    workflow: str
-    status: str
-    created_at: float
-    started_at: float | None
-    finished_at: float | None
-    context: dict[str, Any]
-    output: Any
-    error: str | None
-    order_key: str | None
-    owner: str | None
-    seq: int
-
-    @property
-    def sender_id(self) -> str:
-        """The delivery id its sender gave (``X-GitHub-Delivery``)."""
-        return str(self.context["headers"]["x-github-delivery"])
-
-
-@attrs.frozen
-class StoredJob:
-    execution_id: str
-    node: str
-    scope: str
-    attempt: int
-    type: str
-    status: str
-    started_at: float
-    finished_at: float | None
-    output: Any
-    log: Any
-    error: str | None = None
-
-
-@attrs.frozen
-class StoredDelivery:
-    id: str
-    verdict: str
-    status: int | None
-    execution_id: str | None
-
-
-@attrs.frozen
-class ClusterState:
-    """Everything the cluster stored: executions by id, their jobs in save order."""
-
-    executions: dict[str, StoredExecution]
-    jobs: dict[str, list[StoredJob]]
-    deliveries: list[StoredDelivery]
-
-    def jobs_of(self, execution_id: str, status: str | None = None) -> list[StoredJob]:
-        jobs = self.jobs.get(execution_id, [])
-        return [job for job in jobs if status is None or job.status == status]
-
-    def by_sender_id(self) -> dict[str, list[StoredExecution]]:
-        found: dict[str, list[StoredExecution]] = defaultdict(list)
-        for execution in self.executions.values():
-            found[execution.sender_id].append(execution)
-        return found
-
-
-def read_state(db_url: str) -> ClusterState:
-    """Read every execution, job and delivery from the schema at ``db_url``."""
-    with psycopg.connect(db_url) as conn:
-        rows = conn.execute(
-            "SELECT id, workflow, status, created_at, started_at, finished_at, context, "
-            "output, error, order_key, owner, seq FROM executions ORDER BY seq"
-        )
-        executions = {row[0]: _execution(row) for row in rows}
-        jobs: dict[str, list[StoredJob]] = defaultdict(list)
-        for row in conn.execute(
-            "SELECT execution_id, node, scope, attempt, type, status, started_at, "
-            "finished_at, output, log, error FROM jobs ORDER BY seq"
-        ):
-            jobs[row[0]].append(_job(row))
-        deliveries = [
-            StoredDelivery(*row)
-            for row in conn.execute("SELECT id, verdict, status, execution_id FROM deliveries")
-        ]
-    return ClusterState(executions, dict(jobs), deliveries)
-
-
-def _execution(row: Sequence[Any]) -> StoredExecution:
-    key, workflow, status, created_at, started_at, finished_at = row[:6]
-    context, output, error, order_key, owner, seq = row[6:]
-    return StoredExecution(
-        key,
-        workflow,
-        status,
-        created_at,
-        started_at,
-        finished_at,
-        unpacked(context),
-        unpacked(output),
-        error,
-        order_key,
-        owner,
-        seq,
-    )
-
-
-def _job(row: Sequence[Any]) -> StoredJob:
-    execution_id, node, scope, attempt, kind, status, started_at, finished_at = row[:8]
-    return StoredJob(
-        execution_id,
-        node,
-        scope,
-        attempt,
-        kind,
-        status,
-        started_at,
-        finished_at,
-        unpacked(row[8]),
-        unpacked(row[9]),
-        row[10],
-    )
 
 
 async def wait_for(

@@ -175,6 +175,9 @@ class Server:
 
 @attrs.frozen
 class StoredExecution:
+    """An execution as stored. ``owner`` and ``seq`` are PostgreSQL's (None and 0 on
+    SQLite)."""
+
     id: str
     workflow: str
     status: str
@@ -182,25 +185,59 @@ class StoredExecution:
     started_at: float | None
     finished_at: float | None
     context: dict[str, Any]
+    output: Any
+    error: str | None
     order_key: str | None
+    owner: str | None
+    seq: int
+
+    @property
+    def sender_id(self) -> str:
+        """The delivery id its sender gave (``X-GitHub-Delivery``)."""
+        return str(self.context["headers"]["x-github-delivery"])
 
 
 @attrs.frozen
 class StoredJob:
     execution_id: str
     node: str
-    status: str
+    scope: str
     attempt: int
-    output: Any
+    type: str
+    status: str
     started_at: float
     finished_at: float | None
+    output: Any
+    log: Any
+    error: str | None
+
+
+@attrs.frozen
+class StoredDelivery:
+    id: str
+    verdict: str
+    status: int | None
+    execution_id: str | None
 
 
 @attrs.frozen
 class Stored:
+    """Everything a store holds: executions by id (in arrival order), their jobs in
+    save order, the deliveries."""
+
     executions: dict[str, StoredExecution]
     jobs: dict[str, list[StoredJob]]
-    deliveries: list[tuple[str, str, str | None]]  # (id, verdict, execution id)
+    deliveries: list[StoredDelivery]
+
+    def jobs_of(self, execution_id: str, status: str | None = None) -> list[StoredJob]:
+        jobs = self.jobs.get(execution_id, [])
+        return [job for job in jobs if status is None or job.status == status]
+
+    def by_sender_id(self) -> dict[str, list[StoredExecution]]:
+        found: dict[str, list[StoredExecution]] = {}
+        for execution in self.executions.values():
+            found.setdefault(execution.sender_id, []).append(execution)
+        return found
 
 
 def query(store: Path | str, sql: str) -> list[tuple[Any, ...]]:
@@ -227,28 +264,56 @@ def unpacked(value: bytes | None) -> Any:
 
 def read_db(store: Path | str) -> Stored:
     """Everything the server stored in ``store`` (a SQLite file or a PostgreSQL URL)."""
-    executions = {
-        row[0]: StoredExecution(
-            row[0], row[1], row[2], row[3], row[4], row[5], unpacked(row[6]), row[7]
+    # Only PostgreSQL has owners, and arrival numbers whatever the clocks.
+    arrival = "owner, seq FROM executions ORDER BY seq"
+    if not isinstance(store, str):
+        arrival = "NULL, 0 FROM executions ORDER BY id"
+    executions = {}
+    for row in query(
+        store,
+        "SELECT id, workflow, status, created_at, started_at, finished_at, context, output, "
+        f"error, order_key, {arrival}",
+    ):
+        key, workflow, status, created_at, started_at, finished_at = row[:6]
+        context, output, error, order_key, owner, seq = row[6:]
+        executions[key] = StoredExecution(
+            key,
+            workflow,
+            status,
+            created_at,
+            started_at,
+            finished_at,
+            unpacked(context),
+            unpacked(output),
+            error,
+            order_key,
+            owner,
+            seq,
         )
-        for row in query(
-            store,
-            "SELECT id, workflow, status, created_at, started_at, finished_at, context, "
-            "order_key FROM executions ORDER BY id",
-        )
-    }
     jobs: dict[str, list[StoredJob]] = {}
     for row in query(
         store,
-        "SELECT execution_id, node, status, attempt, output, started_at, finished_at "
-        "FROM jobs ORDER BY seq",
+        "SELECT execution_id, node, scope, attempt, type, status, started_at, finished_at, "
+        "output, log, error FROM jobs ORDER BY seq",
     ):
-        jobs.setdefault(row[0], []).append(
-            StoredJob(row[0], row[1], row[2], row[3], unpacked(row[4]), row[5], row[6])
+        execution_id, node, scope, attempt, kind, status, started_at, finished_at = row[:8]
+        job = StoredJob(
+            execution_id,
+            node,
+            scope,
+            attempt,
+            kind,
+            status,
+            started_at,
+            finished_at,
+            unpacked(row[8]),
+            unpacked(row[9]),
+            row[10],
         )
+        jobs.setdefault(execution_id, []).append(job)
     deliveries = [
-        (row[0], row[1], row[2])
-        for row in query(store, "SELECT id, verdict, execution_id FROM deliveries")
+        StoredDelivery(*row)
+        for row in query(store, "SELECT id, verdict, status, execution_id FROM deliveries")
     ]
     return Stored(executions, jobs, deliveries)
 

@@ -22,7 +22,7 @@ import pytest
 import trio
 
 from ..conftest import postgres_schema_url
-from ._cluster import Cluster, deliver, max_overlap, ran, read_state, wait_all_finished
+from ._cluster import Cluster, deliver, max_overlap, ran, read_db, wait_all_finished
 
 # The same workflows as the one-process fault test, on three processes.
 from .test_faults import FAULTY, ORDERED
@@ -117,7 +117,7 @@ async def test_sigkill_of_random_processes_loses_duplicates_and_reorders_nothing
                 nursery.start_soon(sync_sender, number, client)
     await wait_all_finished(cluster.db_url, timeout=20)
     assert await cluster.stop() == [0, 0, 0]
-    state = read_state(cluster.db_url)
+    state = read_db(cluster.db_url)
     logs = cluster.logs()
 
     assert kills == KILLS

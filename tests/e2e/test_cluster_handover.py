@@ -21,7 +21,7 @@ from ._cluster import (
     LEASE,
     Cluster,
     deliver,
-    read_state,
+    read_db,
     wait_all_finished,
     wait_for,
     worker_pid,
@@ -128,7 +128,7 @@ async def test_a_delay_whose_process_is_killed_fires_once_elsewhere_on_time(
         await first.start()  # the restarted process competes to take it over too
         await wait_all_finished(cluster.db_url, timeout=DELAY + 10)
         nursery.cancel_scope.cancel()
-    state = read_state(cluster.db_url)
+    state = read_db(cluster.db_url)
 
     execution = state.executions[execution_id]
     assert execution.status == "succeeded"
@@ -200,7 +200,7 @@ async def test_a_cancel_sent_to_another_process_reaches_the_one_running_it(
         asked = await client.post(f"{third.url}/api/executions/{running}/cancel")
         assert asked.status_code == 202
         await wait_all_finished(cluster.db_url, timeout=10)
-    state = read_state(cluster.db_url)
+    state = read_db(cluster.db_url)
 
     assert {worker_pid(state.executions[id].owner) for id in ids} == {holder.pid}
     assert state.executions[waiting].status == "cancelled"
@@ -230,7 +230,7 @@ async def test_a_cancel_sent_while_its_process_is_dead_is_carried_out_by_the_nex
             asked = await client.post(f"{second.url}/api/executions/{id}/cancel")
             assert asked.status_code == 202
         await wait_all_finished(cluster.db_url, timeout=LEASE + 10)
-    state = read_state(cluster.db_url)
+    state = read_db(cluster.db_url)
 
     for id in ids:
         execution = state.executions[id]

@@ -16,7 +16,7 @@ import pytest
 import trio
 
 from ..conftest import postgres_schema_url
-from ._cluster import Cluster, deliver, max_overlap, ran, read_state, wait_all_finished
+from ._cluster import Cluster, deliver, max_overlap, ran, read_db, wait_all_finished
 
 pytestmark = pytest.mark.slow
 
@@ -60,7 +60,7 @@ async def test_concurrency_max_counts_executions_of_every_process(cluster: Clust
             for n in range(DELIVERIES):
                 nursery.start_soon(send, n, client)
     await wait_all_finished(cluster.db_url, timeout=30)
-    state = read_state(cluster.db_url)
+    state = read_db(cluster.db_url)
 
     runs = [state.executions[id] for id in accepted]
     assert len(set(accepted)) == DELIVERIES
@@ -102,7 +102,7 @@ async def test_order_per_key_holds_across_processes(cluster: Cluster) -> None:
             for name in sent:
                 nursery.start_soon(device, name, client)
     await wait_all_finished(cluster.db_url, timeout=30)
-    state = read_state(cluster.db_url)
+    state = read_db(cluster.db_url)
 
     every = [state.executions[id] for ids in sent.values() for id in ids]
     assert {run.status for run in every} == {"succeeded"}

@@ -102,6 +102,6 @@ async def test_sigkill_after_202_loses_no_acknowledged_delivery(
     server.stop(signal.SIGKILL)
     assert len(acknowledged) == 50
     stored = read_db(store)
-    accepted = {execution for _, verdict, execution in stored.deliveries if verdict == "accepted"}
+    accepted = {d.execution_id for d in stored.deliveries if d.verdict == "accepted"}
     assert set(acknowledged) <= set(stored.executions)
     assert set(acknowledged) <= accepted
