@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ._spec import BENCH_SECRET, HERE, REPO_ROOT, Skip
 
-__all__ = ["SERVER_ENV", "WORKFLOWS", "hookline_server", "validate"]
+__all__ = ["SERVER_ENV", "WORKFLOWS", "hookline_server", "validate", "workflow_folder"]
 
 WORKFLOWS = HERE / "workflows"
 
@@ -49,15 +49,22 @@ def validate(folder: Path) -> None:
         raise Skip(f"this hookline cannot load the workflow yet: {message}")
 
 
+def workflow_folder(folder: Path, workflow: str) -> Path:
+    """``folder/workflows`` holding ``benchmarks/workflows/<workflow>.yaml`` alone,
+    validated (raises :class:`Skip` as :func:`validate` does)."""
+    workflows = folder / "workflows"
+    shutil.rmtree(workflows, ignore_errors=True)
+    workflows.mkdir(parents=True)
+    shutil.copy(WORKFLOWS / f"{workflow}.yaml", workflows)
+    validate(workflows)
+    return workflows
+
+
 def hookline_server(workflow: str) -> Callable[[int, Path, bool], list[str]]:
     """A scenario command serving ``benchmarks/workflows/<workflow>.yaml`` alone."""
 
     def command(port: int, folder: Path, quick: bool) -> list[str]:
-        workflows = folder / "workflows"
-        shutil.rmtree(workflows, ignore_errors=True)
-        workflows.mkdir(parents=True)
-        shutil.copy(WORKFLOWS / f"{workflow}.yaml", workflows)
-        validate(workflows)
+        workflows = workflow_folder(folder, workflow)
         config = folder / "hookline.yaml"
         config.write_text(_CONFIG.format(port=port, workflows=workflows))
         return [

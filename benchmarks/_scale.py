@@ -20,7 +20,6 @@ installs PostgreSQL.
 from __future__ import annotations
 
 import os
-import shutil
 import sqlite3
 import sys
 import threading
@@ -31,7 +30,7 @@ from pathlib import Path
 
 import attrs
 
-from ._hookline import SERVER_ENV, WORKFLOWS, validate
+from ._hookline import SERVER_ENV, workflow_folder
 from ._postgres import PostgresServer, fresh_schema, postgres_server, unfinished_executions
 from ._results import LoadResult, Outcome
 from ._runner import Runner, Served
@@ -111,11 +110,7 @@ def _command(
     workload: Workload, url: str, processes: int
 ) -> Callable[[int, Path, bool], list[str]]:
     def command(port: int, folder: Path, quick: bool) -> list[str]:
-        workflows = folder / "workflows"
-        shutil.rmtree(workflows, ignore_errors=True)
-        workflows.mkdir(parents=True)
-        shutil.copy(WORKFLOWS / f"{workload.workflow}.yaml", workflows)
-        validate(workflows)
+        workflows = workflow_folder(folder, workload.workflow)
         config = folder / "hookline.yaml"
         config.write_text(_CONFIG.format(port=port, url=url, workflows=workflows))
         serve = ["serve", "--config", str(config), "--bind", f"127.0.0.1:{port}"]
