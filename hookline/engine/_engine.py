@@ -26,6 +26,7 @@ from ._answers import ExecutionOutcome
 from ._cluster import Cluster, ClusterStatistics
 from ._definition import Workflow
 from ._delivery import Delivery, embedded_delivery
+from ._groups import lone_error
 from ._handle import ExecutionHandle
 from ._intake import Intake
 from ._loader import LoadResult, load_workflows
@@ -107,7 +108,32 @@ class Engine:
     # -- lifecycle -------------------------------------------------------------------
 
     async def main(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """The engine's root task: run until :meth:`aclose`, then shut down in order."""
+        """The engine's root task: run until :meth:`aclose`, then shut down in order.
+
+        Cancelled from outside, it shuts down as after :meth:`hurry` (running executions
+        are cancelled and stay resumable, the store commits what it holds, within
+        ``shutdown_timeout``), then lets the cancellation through.
+        """
+        async with trio.open_nursery() as watch:
+            # The shutdown runs in order even when the caller's scope is cancelled:
+            # cancelling everything at once would stop the store under executions
+            # still recording how they ended.
+            with trio.CancelScope(shield=True) as shutdown:
+                watch.start_soon(self._stop_when_cancelled, shutdown)
+                await self._main(task_status)
+            watch.cancel_scope.cancel()
+
+    async def _stop_when_cancelled(self, shutdown: trio.CancelScope) -> None:
+        try:
+            await trio.sleep_forever()
+        finally:
+            # Also reached once the engine stopped by itself: then this changes nothing.
+            shutdown.deadline = min(shutdown.deadline, trio.current_time() + self.shutdown_timeout)
+            self.hurry()
+            self.stop_intake()
+            self._stop.set()
+
+    async def _main(self, task_status: trio.TaskStatus[None]) -> None:
         try:
             async with trio.open_nursery() as outer, _http_client(self.services) as client:
                 self.services = attrs.evolve(self.services, http=client)
@@ -349,9 +375,14 @@ async def open_engine(
     A bug that keeps crashing a workflow's actors escalates: past its restart
     intensity (3 restarts in 5 s) the workflow's supervisor is restarted by the
     engine's root supervisor; past the root's own intensity the engine stops. Then the
-    block is cancelled and ``open_engine`` raises an ExceptionGroup holding
+    block is cancelled and ``open_engine`` raises
     :class:`~hookline.errors.RestartIntensityExceeded`; the store is flushed first, and
     the executions of other workflows keep their stored status to resume on next start.
+
+    An exception raised in the block comes out as itself (not in an ExceptionGroup);
+    only several errors at once (the block's and the engine's) come out as a group.
+    Cancelling the scope around the block shuts the engine down at once: running
+    executions are cancelled, stay resumable and resume on the next start.
     """
     if isinstance(store, str):
         store = open_store(store)
@@ -372,10 +403,19 @@ async def open_engine(
     )
     if folder is not None:
         engine._initial = engine._load(folder).workflows
-    async with trio.open_nursery() as nursery:
-        await nursery.start(engine.main)
-        try:
-            yield engine
-        finally:
-            with trio.CancelScope(shield=True):
-                await engine.aclose()
+    try:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(engine.main)
+            try:
+                yield engine
+            finally:
+                with trio.CancelScope(shield=True):
+                    await engine.aclose()
+    except BaseExceptionGroup as group:
+        error = lone_error(group)
+        if error is group:
+            raise
+    else:
+        return
+    # Raised outside the except clause, so that it keeps its own context (not the group).
+    raise error

@@ -155,7 +155,7 @@ async def test_what_a_stopping_engine_leaves_is_taken_over(url: str) -> None:
 
 async def test_an_engine_declared_dead_stops_and_its_work_moves(url: str) -> None:
     async with open_engine([LONG], store=store(url)):
-        with pytest.raises(BaseExceptionGroup) as stopped:  # noqa: PT012
+        with pytest.raises(LeaseLost):  # noqa: PT012
             async with open_engine([LONG], store=store(url)) as doomed:
                 admission = await doomed.submit("long", data={"n": 1})
                 await trio.sleep(0.3)
@@ -167,7 +167,6 @@ async def test_an_engine_declared_dead_stops_and_its_work_moves(url: str) -> Non
                     conn.execute("DELETE FROM workers WHERE id = %s", (worker.worker_id,))
                 with trio.fail_after(10):
                     await trio.sleep_forever()
-        assert stopped.group_contains(LeaseLost)
         with trio.fail_after(10):
             while executions(url, "long")[0].status != "succeeded":
                 await trio.sleep(0.1)
