@@ -19,6 +19,7 @@ from .engine import open_engine as open_engine
 from .errors import HooklineError as HooklineError
 from .http._app import create_app as create_app
 from .http._serve import serve as serve
+from .nodes import NodeCall as NodeCall
 from .store import Answer as Answer
 from .store import MemoryStore as MemoryStore
 from .store import Store as Store

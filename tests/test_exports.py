@@ -15,6 +15,7 @@ TOP_LEVEL = {
     "ExecutionOutcome",
     "HooklineError",
     "MemoryStore",
+    "NodeCall",
     "ServerConfig",
     "Store",
     "Workflow",

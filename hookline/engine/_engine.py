@@ -18,6 +18,7 @@ import trio
 
 from ..errors import DefinitionError, Rejected, WorkflowNotFound
 from ..nodes._base import NodeServices
+from ..nodes._call import NodeFunction, custom_node_types
 from ..nodes._ssrf import new_http_client
 from ..store._collection_service import CollectionService
 from ..store._store import Store, StoreStatistics, open_store
@@ -71,7 +72,11 @@ class Engine:
         http_allow_hosts: Iterable[str] = (),
         smtp: Any = None,
         retention: RetentionPolicy | None = None,
+        nodes: Mapping[str, NodeFunction] | None = None,
     ) -> None:
+        custom_node_types(nodes)  # a bad entry raises here, not at the first load
+        self.nodes: Mapping[str, NodeFunction] = dict(nodes or {})
+        """The engine's own node types, by name (what ``open_engine(nodes=...)`` took)."""
         self.store = store
         self.env: Mapping[str, str] = dict(env or {})
         self.services = NodeServices(
@@ -212,7 +217,7 @@ class Engine:
         return result.errors
 
     def _load(self, folder: Path) -> LoadResult:
-        result = load_workflows(folder, env=os.environ)
+        result = load_workflows(folder, env=os.environ, nodes=self.nodes)
         for error in result.errors:
             log.error("%s", error)
         self.load_errors = result.errors
@@ -360,6 +365,7 @@ async def open_engine(
     http_allow_hosts: Iterable[str] = (),
     smtp: Any = None,
     retention: RetentionPolicy | None = None,
+    nodes: Mapping[str, NodeFunction] | None = None,
 ) -> AsyncIterator[Engine]:
     """Run an engine inside the caller's trio program.
 
@@ -369,6 +375,11 @@ async def open_engine(
     ``http_allow_hosts`` the private hosts http nodes may call, ``smtp`` the
     :class:`~hookline._config.SmtpConfig` email nodes send through, ``retention``
     how long finished executions and deliveries are kept (None: no pruning at all).
+    ``nodes`` adds node types for this engine alone (``{"double": double}``, each an
+    async function of a :class:`~hookline.NodeCall`; see ``docs/custom-nodes.md``): the
+    folder's definitions, and :meth:`Engine.reload`, may use them. A name that is a
+    built-in type raises :class:`ValueError`. Workflows passed as objects run the
+    functions they were loaded with (``load_workflow_text(..., nodes=...)``).
     Executions a previous run left queued or running are resumed before the block is
     entered. Leaving the block shuts the engine down gracefully.
 
@@ -400,6 +411,7 @@ async def open_engine(
         http_allow_hosts=http_allow_hosts,
         smtp=smtp,
         retention=retention,
+        nodes=nodes,
     )
     if folder is not None:
         engine._initial = engine._load(folder).workflows

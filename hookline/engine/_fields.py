@@ -104,6 +104,11 @@ class Fields:
         """Whether ``name`` is present and not null. Does not count as reading it."""
         return self._data.get(name) is not None
 
+    def names(self) -> tuple[str, ...]:
+        """The field names written, in order (for a type whose fields are free: custom
+        nodes). Does not count as reading them."""
+        return tuple(str(name) for name in self._data)
+
     def value(self, name: str, default: object = REQUIRED, *, expected: str = "a value") -> Any:
         """The raw value of ``name``, any JSON value; ``default`` when absent or null."""
         self._read.add(name)

@@ -7,6 +7,15 @@ and node keys (unique across the whole tree). A definition that does not validat
 expected. :func:`load_workflows` reads a folder and collects the errors of bad files
 instead of raising, so one bad file never stops the others.
 
+``nodes`` (every function here takes it) maps custom node type names to their async
+functions (:mod:`hookline.nodes._call`): the definitions may use those types besides
+the built-in ones. It is the same mapping ``open_engine(..., nodes=...)`` takes, and
+what plugin entry points will produce.
+
+A node written to take longer than its workflow may run (an explicit ``timeout``, or a
+``delay`` node's literal ``duration``, above the workflow's ``timeout``) is refused: it
+could only end in the workflow timing out. A templated duration is checked when it runs.
+
 Two workflows conflict when a request could reach both: a method in common and paths
 that match the same requests with neither more specific. ``github/{repo}`` and
 ``github/{name}`` conflict; ``github/push`` and ``github/{repo}`` do not (a router takes
@@ -27,7 +36,8 @@ import attrs
 
 from ..errors import DefinitionError
 from ..http._verify import compile_verifiers
-from ..nodes._registry import NodeListParser
+from ..nodes._call import NodeFunction, custom_node_types
+from ..nodes._registry import NodeListParser, NodeTypes
 from ._definition import (
     HTTP_METHODS,
     Concurrency,
@@ -85,13 +95,20 @@ class LoadResult:
     errors: tuple[DefinitionError, ...]
 
 
-def load_workflows(folder: str | Path, *, env: Mapping[str, str] | None = None) -> LoadResult:
+def load_workflows(
+    folder: str | Path,
+    *,
+    env: Mapping[str, str] | None = None,
+    nodes: Mapping[str, NodeFunction] | None = None,
+) -> LoadResult:
     """Load every ``*.yaml``, ``*.yml`` and ``*.json`` file of ``folder``, in name order.
 
     Never raises for a bad file: its error is collected and the others load. A file
     whose key or route conflicts with one loaded before it is an error of the later file.
-    A missing folder gives no workflows and one error.
+    A missing folder gives no workflows and one error. ``nodes`` are custom node types
+    (see the module's docs); a bad one raises :class:`ValueError` or :class:`TypeError`.
     """
+    types = custom_node_types(nodes)
     folder = Path(folder)
     if not folder.is_dir():
         error = DefinitionError(str(folder), "", "a folder of workflow files")
@@ -108,7 +125,7 @@ def load_workflows(folder: str | Path, *, env: Mapping[str, str] | None = None) 
             errors.append(DefinitionError(source, "", "a readable UTF-8 text file", str(exc)))
             continue
         try:
-            workflow = load_workflow_text(text, source=source, env=env)
+            workflow = _load_text(text, source=source, env=env, types=types)
             check_conflicts(workflow, loaded)
         except DefinitionError as exc:
             errors.append(exc)
@@ -117,40 +134,71 @@ def load_workflows(folder: str | Path, *, env: Mapping[str, str] | None = None) 
     return LoadResult(workflows=tuple(loaded), errors=tuple(errors))
 
 
-def load_workflow_text(text: str, *, source: str, env: Mapping[str, str] | None = None) -> Workflow:
+def load_workflow_text(
+    text: str,
+    *,
+    source: str,
+    env: Mapping[str, str] | None = None,
+    nodes: Mapping[str, NodeFunction] | None = None,
+) -> Workflow:
     """Parse and validate one definition written in YAML (or JSON, a ``.json`` source).
 
     ``source`` names the file in messages and becomes :attr:`Workflow.source`; ``text``
     becomes :attr:`Workflow.text`. Raises :class:`DefinitionError` for a syntax error
     (with its line), a duplicate mapping key, or anything :func:`load_workflow_data` refuses.
     """
-    data = (
-        _parse_json(text, source) if source.endswith(".json") else parse_yaml(text, source=source)
-    )
-    return attrs.evolve(load_workflow_data(data, source=source, env=env), text=text)
+    return _load_text(text, source=source, env=env, types=custom_node_types(nodes))
 
 
 def load_workflow_data(
-    data: object, *, source: str, env: Mapping[str, str] | None = None
+    data: object,
+    *,
+    source: str,
+    env: Mapping[str, str] | None = None,
+    nodes: Mapping[str, NodeFunction] | None = None,
 ) -> Workflow:
     """Validate an already parsed definition (a mapping). ``env`` (default
-    :data:`os.environ`) resolves ``env:NAME`` secrets. Raises :class:`DefinitionError`."""
+    :data:`os.environ`) resolves ``env:NAME`` secrets; ``nodes`` adds custom node types
+    (``{"double": double}``, each an async function of a :class:`~hookline.NodeCall`).
+    Raises :class:`DefinitionError`; :class:`ValueError` or :class:`TypeError` for a
+    bad entry of ``nodes`` (a built-in name, not an async function)."""
+    return _load_data(data, source=source, env=env, types=custom_node_types(nodes))
+
+
+def _load_text(
+    text: str, *, source: str, env: Mapping[str, str] | None, types: NodeTypes
+) -> Workflow:
+    data = (
+        _parse_json(text, source) if source.endswith(".json") else parse_yaml(text, source=source)
+    )
+    return attrs.evolve(_load_data(data, source=source, env=env, types=types), text=text)
+
+
+def _load_data(
+    data: object, *, source: str, env: Mapping[str, str] | None, types: NodeTypes
+) -> Workflow:
     if not isinstance(data, Mapping):
         raise DefinitionError(source, "", "a workflow definition (a mapping)", data)
     fields = Fields(data, source=source, env=os.environ if env is None else env)
     key = fields.string("key", pattern=_KEY, expected=f"a workflow key matching {_KEY}")
-    workflow = Workflow(
+    title = fields.string("title", "")
+    enabled = fields.boolean("enabled", default=True)
+    trigger = _trigger(fields.sub("trigger"), key)
+    concurrency = _concurrency(fields.sub("concurrency"))
+    timeout = fields.duration("timeout", 300.0)
+    # Read before the nodes: no node may be written to take longer than the workflow.
+    nodes = NodeListParser(types, workflow_timeout=timeout)(fields, "nodes", required=True)
+    fields.done()
+    return Workflow(
         key=key,
-        title=fields.string("title", ""),
-        enabled=fields.boolean("enabled", default=True),
-        trigger=_trigger(fields.sub("trigger"), key),
-        concurrency=_concurrency(fields.sub("concurrency")),
-        timeout=fields.duration("timeout", 300.0),
-        nodes=NodeListParser()(fields, "nodes", required=True),
+        title=title,
+        enabled=enabled,
+        trigger=trigger,
+        concurrency=concurrency,
+        timeout=timeout,
+        nodes=nodes,
         source=source,
     )
-    fields.done()
-    return workflow
 
 
 def check_conflicts(workflow: Workflow, others: Iterable[Workflow]) -> None:

@@ -14,23 +14,46 @@ frozen config implementing :class:`~hookline.nodes._base.NodeConfig`. Unknown fi
 refused after it returns.
 Every module of the package except this one and ``_base`` is imported here, so adding a
 node type is adding one module.
+
+Registered types are the built-ins, known to every load in the process. An engine's own
+types (``open_engine(..., nodes=...)``, see :mod:`hookline.nodes._call`) are not
+registered: each load gets a :data:`NodeTypes` mapping, the built-ins plus its own,
+threaded through :class:`NodeListParser`, so two engines in one process never see each
+other's types.
 """
 
 from __future__ import annotations
 
 import importlib
+import math
 import pkgutil
-from collections.abc import Callable, KeysView
+from collections import ChainMap
+from collections.abc import Callable, KeysView, Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import TypeVar
 
+from .._units import format_duration
 from ..engine._fields import Fields
 from ._base import NodeConfig, NodeSpec, RetryPolicy
 
-__all__ = ["NODE_TYPES", "NodeListParser", "NodeParser", "parse_node", "parse_retry", "register"]
+__all__ = [
+    "BUILT_IN_TYPES",
+    "NODE_TYPES",
+    "NodeListParser",
+    "NodeParser",
+    "NodeTypes",
+    "node_types",
+    "parse_node",
+    "parse_retry",
+    "register",
+]
 
 NodeParser = Callable[[Fields, "NodeListParser"], NodeConfig]
 P = TypeVar("P", bound=NodeParser)
+
+NodeTypes = Mapping[str, NodeParser]
+"""The node types one load knows, by name: the built-ins and, for an engine, its own."""
 
 KEY_PATTERN = r"[A-Za-z_][A-Za-z0-9_-]*"
 
@@ -42,6 +65,9 @@ _PARSERS: dict[str, NodeParser] = {}
 
 NODE_TYPES: KeysView[str] = _PARSERS.keys()
 """The registered node type names (a live view)."""
+
+BUILT_IN_TYPES: NodeTypes = MappingProxyType(_PARSERS)
+"""The registered node types (a live, read-only view): what a load knows by default."""
 
 
 def register(name: str) -> Callable[[P], P]:
@@ -59,15 +85,39 @@ def register(name: str) -> Callable[[P], P]:
     return decorate
 
 
+def node_types(own: Mapping[str, NodeParser]) -> NodeTypes:
+    """The built-in types together with ``own`` (an engine's types, by name).
+
+    Raises :class:`ValueError` for a name of ``own`` that is a built-in type: a
+    definition's ``type: set`` must mean the same node in every engine. The built-ins
+    are looked up live, so types registered later (``register_test_nodes``) are known.
+    """
+    for name in own:
+        if name in _PARSERS:
+            raise ValueError(f"node type {name!r} is built in; give your node type another name")
+    if not own:
+        return BUILT_IN_TYPES
+    return ChainMap(_PARSERS, dict(own))
+
+
 class NodeListParser:
     """Parses the node lists of one workflow, keeping node keys unique across its tree.
 
     Call it as ``nodes(fields, "then")`` for the list at a field (absent: empty;
     ``required=True``: present and non-empty), or ``nodes.parse(fields, name, value)``
     for a list found elsewhere (an item of ``branches``).
+
+    ``types`` are the node types the workflow may use (default: the built-ins).
+    ``workflow_timeout`` bounds what a node may be written to take: an explicit
+    ``timeout``, or a ``delay`` node's literal ``duration``, longer than it is refused
+    (it could only end in the workflow timing out).
     """
 
-    def __init__(self) -> None:
+    def __init__(
+        self, types: NodeTypes = BUILT_IN_TYPES, *, workflow_timeout: float = math.inf
+    ) -> None:
+        self.types = types
+        self.workflow_timeout = workflow_timeout
         self._keys: dict[str, str] = {}
 
     def __call__(
@@ -97,9 +147,9 @@ def parse_node(fields: Fields, nodes: NodeListParser | None = None) -> NodeSpec:
     nodes = NodeListParser() if nodes is None else nodes
     key = fields.string("key", pattern=KEY_PATTERN, expected=f"a node key matching {KEY_PATTERN}")
     nodes.claim(fields, key)
-    known = "a node type (one of: " + ", ".join(sorted(_PARSERS)) + ")"
+    known = "a node type (one of: " + ", ".join(sorted(nodes.types)) + ")"
     kind = fields.string("type", expected=known)
-    parser = _PARSERS.get(kind)
+    parser = nodes.types.get(kind)
     if parser is None:
         fields.fail("type", known, kind)
     title = fields.string("title", None)
@@ -107,6 +157,7 @@ def parse_node(fields: Fields, nodes: NodeListParser | None = None) -> NodeSpec:
     # Read after the type's own fields: a type may own `concurrency` or `retry`, or
     # set another default `timeout` (see hookline.nodes._base).
     timeout = fields.duration("timeout", getattr(config, "default_timeout", DEFAULT_TIMEOUT))
+    _check_within(fields, kind, config, nodes.workflow_timeout)
     concurrency = (
         None
         if getattr(config, "handles_concurrency", False)
@@ -123,6 +174,25 @@ def parse_node(fields: Fields, nodes: NodeListParser | None = None) -> NodeSpec:
         title=title,
         retry=retry,
     )
+
+
+def _check_within(fields: Fields, kind: str, config: NodeConfig, limit: float) -> None:
+    """Refuse a node written to take longer than its workflow may run: it could only
+    end in the workflow timing out.
+
+    Only what is written counts: a default timeout (``math.inf`` for nodes that wait)
+    is bounded by the workflow's anyway, and a templated ``duration`` is known only
+    when the node runs.
+    """
+    if math.isinf(limit):
+        return
+    expected = f"at most the workflow's timeout ({format_duration(limit)})"
+    if fields.has("timeout") and fields.duration("timeout") > limit:
+        fields.fail("timeout", expected, fields.value("timeout"))
+    if kind == "delay" and getattr(config, "template", None) is None:
+        waits = getattr(config, "duration", 0.0)
+        if waits > limit:
+            fields.fail("duration", expected, fields.value("duration"))
 
 
 def parse_retry(fields: Fields) -> RetryPolicy | None:

@@ -91,6 +91,7 @@ async def test_a_delay_past_its_own_timeout_is_timed_out(
     capped = workflow(
         """
         key: capped
+        timeout: 15m
         nodes:
           - {key: pause, type: delay, duration: 10m, timeout: 1m}
         """
