@@ -77,7 +77,7 @@ class WorkflowEditor:
         suffix = ".json" if json_text else ".yaml"
         path = self._path(key, suffix)
         source = str(path) if path is not None else f"{key}{suffix}"
-        workflow = load_workflow_text(text, source=source, env=os.environ)
+        workflow = load_workflow_text(text, source=source, env=os.environ, nodes=self.engine.nodes)
         if workflow.key != key:
             raise DefinitionError(source, "key", f"the key in the URL ({key!r})", workflow.key)
         check_conflicts(workflow, [w for w in self.engine.workflows.values() if w.key != key])
@@ -118,7 +118,9 @@ class WorkflowEditor:
             if source is None:
                 path = self._path(key, ".json" if json_text else ".yaml")
                 source = old.source if path is None else str(path)
-            workflow = load_workflow_text(text, source=source, env=os.environ)
+            workflow = load_workflow_text(
+                text, source=source, env=os.environ, nodes=self.engine.nodes
+            )
             await self._write(workflow, old)
             await self._apply(workflow)
             return workflow

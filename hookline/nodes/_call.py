@@ -156,7 +156,7 @@ def _is_async(function: object) -> bool:
 
 
 def _describe(function: object) -> str:
-    name = getattr(function, "__qualname__", None) or getattr(function, "__name__", None)
+    name = getattr(function, "__name__", None)
     return f"{name}()" if isinstance(name, str) else "the node function"
 
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import ipaddress
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import attrs
 import pytest
 
+import hookline
 from hookline.engine._fields import Fields
 from hookline.engine._loader import (
     load_workflow_data,
@@ -508,3 +509,167 @@ def test_missing_folder_is_one_error(tmp_path: Path) -> None:
     result = load_workflows(tmp_path / "nope", env={})
     assert result.workflows == ()
     assert [e.source for e in result.errors] == [str(tmp_path / "nope")]
+
+
+# -- nothing written to outlast its workflow ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        pytest.param(
+            "timeout: 5m\n"
+            + _nodes(_END, "- {key: b, type: end}", "- {key: pause, type: delay, duration: 10m}"),
+            "nodes[2].duration: expected at most the workflow's timeout (5m), got '10m'",
+            id="delay",
+        ),
+        pytest.param(
+            _nodes("- {key: pause, type: delay, duration: 301}"),
+            "nodes[0].duration: expected at most the workflow's timeout (5m), got 301",
+            id="delay-default-workflow-timeout",
+        ),
+        pytest.param(
+            "timeout: 10s\n" + _nodes("- {key: a, type: set, values: {x: 1}, timeout: 11s}"),
+            "nodes[0].timeout: expected at most the workflow's timeout (10s), got '11s'",
+            id="node-timeout",
+        ),
+        pytest.param(
+            "timeout: 1m\n"
+            + _nodes(
+                "- key: each",
+                "  type: loop",
+                "  items: 3",
+                "  body:",
+                "    - key: c",
+                "      type: condition",
+                "      if: {exists: [1]}",
+                "      then: [{key: pause, type: delay, duration: 2m}]",
+            ),
+            "nodes[0].body[0].then[0].duration: expected at most the workflow's timeout (1m), "
+            "got '2m'",
+            id="nested-delay",
+        ),
+        pytest.param(
+            "timeout: 1m\n"
+            + _nodes(
+                "- key: both",
+                "  type: parallel",
+                "  branches: [[{key: a, type: end}], [{key: b, type: end, timeout: 90s}]]",
+            ),
+            "nodes[0].branches[1][0].timeout: expected at most the workflow's timeout (1m), "
+            "got '90s'",
+            id="nested-timeout",
+        ),
+        pytest.param(
+            "timeout: 1m\n" + _nodes("- {key: pause, type: delay, duration: 30s, timeout: 2m}"),
+            "nodes[0].timeout: expected at most the workflow's timeout (1m), got '2m'",
+            id="delay-timeout",
+        ),
+    ],
+)
+def test_a_node_written_to_outlast_its_workflow_is_refused(text: str, message: str) -> None:
+    with pytest.raises(DefinitionError) as caught:
+        hookline.load_workflow_text(text, source="w.yaml", env={})
+    assert str(caught.value) == f"w.yaml: {message}"
+
+
+def test_defaults_templates_and_equal_durations_are_within_the_workflow() -> None:
+    text = "timeout: 10s\n" + _nodes(
+        "- {key: a, type: set, values: {x: 1}}",  # its default 30s timeout is not written
+        "- {key: b, type: delay, duration: 10s, timeout: 10s}",
+        "- {key: c, type: delay, duration: '{{$context.data.wait}}'}",  # checked as it runs
+        "- {key: d, type: delay, duration: 1s}",  # no timeout of its own: inf, not written
+    )
+
+    workflow = hookline.load_workflow_text(text, source="w.yaml", env={})
+
+    assert [node.key for node in workflow.walk()] == ["a", "b", "c", "d"]
+
+
+class _AnyEnv(Mapping[str, str]):
+    """Every variable is set: the examples' secrets come from the Makefile."""
+
+    def __getitem__(self, name: str) -> str:
+        return "stand-in"
+
+    def __contains__(self, name: object) -> bool:
+        return True
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
+
+
+@pytest.mark.parametrize("folder", ["examples/workflows", "benchmarks/workflows"])
+def test_the_shipped_workflows_still_load(folder: str) -> None:
+    path = Path(__file__).parent.parent.parent / folder
+
+    result = hookline.load_workflows(path, env=_AnyEnv())
+
+    assert [str(error) for error in result.errors] == []
+    assert result.workflows
+
+
+# -- custom node types --------------------------------------------------------------------
+
+
+async def _double(call: hookline.NodeCall) -> object:
+    return call.params["value"] * 2
+
+
+_CUSTOM = _nodes("- {key: d, type: double, value: '{{$context.data.n}}', title: Twice}")
+
+
+def test_the_loaders_take_custom_node_types(tmp_path: Path) -> None:
+    (tmp_path / "w.yaml").write_text(_CUSTOM)
+    nodes = {"double": _double}
+
+    from_text = hookline.load_workflow_text(_CUSTOM, source="w.yaml", env={}, nodes=nodes)
+    from_data = hookline.load_workflow_data(
+        {"key": "wf", "nodes": [{"key": "d", "type": "double", "value": 1}]},
+        source="w.yaml",
+        env={},
+        nodes=nodes,
+    )
+    from_folder = hookline.load_workflows(tmp_path, env={}, nodes=nodes)
+
+    assert [(n.key, n.type, n.title) for n in from_text.walk()] == [("d", "double", "Twice")]
+    assert [n.type for n in from_data.walk()] == ["double"]
+    assert (from_folder.errors, [w.key for w in from_folder.workflows]) == ((), ["wf"])
+
+
+def test_without_the_custom_types_the_definition_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "w.yaml").write_text(_CUSTOM)
+
+    result = hookline.load_workflows(tmp_path, env={})
+
+    (error,) = result.errors
+    known = ", ".join(sorted(NODE_TYPES))
+    assert str(error) == (
+        f"{tmp_path / 'w.yaml'}: nodes[0].type: expected a node type (one of: {known}), "
+        "got 'double'"
+    )
+
+
+def test_an_unknown_type_lists_the_custom_ones_too() -> None:
+    with pytest.raises(DefinitionError) as caught:
+        hookline.load_workflow_text(
+            _nodes("- {key: a, type: tripel}"), source="w.yaml", env={}, nodes={"triple": _double}
+        )
+    known = ", ".join(sorted([*NODE_TYPES, "triple"]))
+    assert caught.value.expected == f"a node type (one of: {known})"
+
+
+def test_a_bad_template_in_a_custom_node_names_its_field() -> None:
+    text = _nodes("- {key: d, type: double, value: {deep: ['{{$nope}}']}}")
+    with pytest.raises(DefinitionError) as caught:
+        hookline.load_workflow_text(text, source="w.yaml", env={}, nodes={"double": _double})
+    assert caught.value.path == "nodes[0].value"
+    assert "expected a valid template" in str(caught.value)
+
+
+def test_a_custom_type_may_not_take_a_built_in_name() -> None:
+    with pytest.raises(ValueError, match="node type 'http' is built in"):
+        hookline.load_workflow_text(_CUSTOM, source="w.yaml", env={}, nodes={"http": _double})
