@@ -13,18 +13,20 @@ from pathlib import Path
 
 from rich.console import Console
 
+from ._embedded import CALLERS
 from ._load import wrk_path, wrk_version
 from ._machine import machine_facts
 from ._peers import node_red_version, node_version
-from ._plans import generator_check, latency_sweep, soak
+from ._plans import generator_check, latency_sweep, soak, targets
 from ._progress import RunProgress
 from ._publish import publish
+from ._ratios import ratios_markdown
 from ._report import markdown, print_report, write_json
 from ._results import Outcome
 from ._runner import Runner, RunSettings
 from ._scale import scale
 from ._scale_report import scale_markdown
-from ._scenarios import DEFAULT, SCENARIOS
+from ._scenarios import DEFAULT, SCENARIOS, TARGETS
 from ._spec import HERE, HttpScenario, MicroScenario
 
 RESULTS = HERE / "results"
@@ -33,8 +35,9 @@ _PLANS = {
     "generator-check": generator_check,
     "scale": scale,
     "soak": soak,
+    TARGETS: targets,
 }
-_MICRO_CONCURRENCY = {"embedded-engine": 32, "store-actor": 64}
+_MICRO_CONCURRENCY = {"embedded-engine": CALLERS, "store-actor": 64}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -161,8 +164,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     folder: Path = args.results
     path = write_json(folder / f"{stem}.json", outcomes, facts, run)
     summary = markdown(outcomes, facts, run)
+    ratios = ratios_markdown(outcomes, facts, run)
     scaled = scale_markdown(outcomes, facts, run)
-    (folder / f"{stem}.md").write_text("\n".join(part for part in (summary, scaled) if part))
+    parts = (summary, ratios and f"## Issue 12 targets\n\n{ratios}", scaled)
+    (folder / f"{stem}.md").write_text("\n".join(part for part in parts if part))
     console.print(f"results: {path} and {path.with_suffix('.md')}")
     charts: list[Path] = []
     if not args.no_charts:
@@ -175,7 +180,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         for chart in charts:
             console.print(f"chart: {chart}")
     if args.publish:
-        readme = publish(summary, charts, scale=scaled)
+        # `targets` alone measures a few scenarios: the full results stay as they were.
+        alone = list(names) == [TARGETS]
+        readme = publish(
+            "" if alone else summary, [] if alone else charts, scale=scaled, targets=ratios
+        )
         console.print(f"published to {readme}")
     return 1 if any(outcome.failed for outcome in outcomes) else 0
 

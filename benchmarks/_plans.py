@@ -1,8 +1,9 @@
-"""The composed steps: the latency sweep, the generator check and the soak.
+"""The composed steps: the latency sweep, the generator check, the soak and the
+issue 12 targets.
 
 Each needs a rate, taken from what this run measured (hookline's closed-loop maximum
 on async ingest) or from ``--rate``; when neither is there the maximum is measured
-first, as its own outcome.
+first, as its own outcome. The targets step measures only what this run lacks.
 """
 
 from __future__ import annotations
@@ -10,13 +11,22 @@ from __future__ import annotations
 import threading
 import time
 
+from ._embedded import CALLERS
+from ._ratios import half_rate
 from ._results import Outcome
 from ._runner import Runner
-from ._scenarios import ASYNC_INGEST, SCENARIOS, TRIVIAL
+from ._scenarios import ASYNC_INGEST, BASELINE, EMBEDDED, SCENARIOS, SYNC, TARGETS, TRIVIAL
 from ._servers import rss_bytes
-from ._spec import HttpScenario
+from ._spec import HttpScenario, MicroScenario
 
-__all__ = ["SWEEP_FRACTIONS", "generator_check", "hookline_max", "latency_sweep", "soak"]
+__all__ = [
+    "SWEEP_FRACTIONS",
+    "generator_check",
+    "hookline_max",
+    "latency_sweep",
+    "soak",
+    "targets",
+]
 
 #: The sweep's offered rates as fractions of hookline's maximum (the 50% one is the
 #: target's "half of hookline's maximum rate").
@@ -42,6 +52,12 @@ def hookline_max(runner: Runner) -> float | None:
     if found.result is None or found.result.rps <= 0:
         return None
     return found.result.rps
+
+
+def _micro(name: str) -> MicroScenario:
+    scenario = SCENARIOS[name]
+    assert isinstance(scenario, MicroScenario)
+    return scenario
 
 
 def _round(rate: float) -> float:
@@ -175,3 +191,30 @@ def soak(runner: Runner) -> Outcome:
         )
 
     return runner.guarded("soak", "hookline", "soak", description, body)
+
+
+def targets(runner: Runner) -> list[Outcome]:
+    """What issue 12's five ratios need, each step measured only when this run has not
+    already: the closed-loop maximum of the quart-trio route, async ingest and sync
+    3-node; open loop at half of async ingest's maximum against it and the route; the
+    embedded engine's four sides. ``--rate`` does not apply: the rate is the target's."""
+    outcomes: list[Outcome] = []
+    for name in (BASELINE, ASYNC_INGEST, SYNC):
+        found = runner.find(name)
+        outcomes.append(found if found is not None else runner.http_max(_http(name)))
+    top = runner.find(ASYNC_INGEST)
+    if top is not None and top.result is not None and top.result.rps > 0:
+        rate = half_rate(top.result.rps)
+        for name in (ASYNC_INGEST, BASELINE):
+            found = runner.find(name, f"open@{rate:g}")
+            outcomes += [found] if found is not None else runner.http_rates(_http(name), [rate])
+    else:
+        why = f"no maximum rate for {ASYNC_INGEST}: the open-loop target is not measured"
+        outcomes.append(
+            runner.add(Outcome(TARGETS, "-", "open", "open loop at half the max", skipped=why))
+        )
+    embedded = next(
+        (o for o in reversed(runner.outcomes) if o.scenario == EMBEDDED and o.micro), None
+    )
+    outcomes.append(embedded or runner.micro(_micro(EMBEDDED), CALLERS))
+    return outcomes

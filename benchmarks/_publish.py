@@ -1,7 +1,8 @@
 """``--publish``: put a run's summary and charts into benchmarks/README.md.
 
-The README keeps the latest results between two marker lines, and the scale step's
-between two others, so that a run of one part leaves the other's figures alone; the
+The README keeps the latest results between two marker lines, the issue 12 target
+ratios and the scale step's each between two others, so that a run of one part leaves
+the others' figures alone; the
 charts are copied to ``benchmarks/charts/`` (tracked, unlike ``results/``) so the
 README can show them.
 """
@@ -22,6 +23,8 @@ START = "<!-- results:start -->"
 END = "<!-- results:end -->"
 SCALE_START = "<!-- scale:start -->"
 SCALE_END = "<!-- scale:end -->"
+TARGETS_START = "<!-- targets:start -->"
+TARGETS_END = "<!-- targets:end -->"
 
 
 def _replace(text: str, start: str, end: str, body: str) -> str:
@@ -32,10 +35,11 @@ def _replace(text: str, start: str, end: str, body: str) -> str:
     return f"{head}{start}\n{body}{end}{tail}"
 
 
-def publish(summary: str, charts: Sequence[Path], *, scale: str = "") -> Path:
+def publish(summary: str, charts: Sequence[Path], *, scale: str = "", targets: str = "") -> Path:
     """Replace the README's results section with ``summary`` and ``charts`` (the scale
-    chart excepted), and its scale section with ``scale`` and the scale chart; an empty
-    ``summary`` or ``scale`` leaves its section as it was.
+    chart excepted), its targets section with ``targets``, and its scale section with
+    ``scale`` and the scale chart; an empty ``summary``, ``targets`` or ``scale`` leaves
+    its section as it was.
 
     Raises ValueError when the README lacks the marker lines of a section to replace.
     """
@@ -50,6 +54,8 @@ def publish(summary: str, charts: Sequence[Path], *, scale: str = "") -> Path:
     if summary:
         body = summary + ("\n" + "\n\n".join(images.values()) + "\n" if images else "")
         text = _replace(text, START, END, body)
+    if targets:
+        text = _replace(text, TARGETS_START, TARGETS_END, targets)
     if scale:
         body = scale + (f"\n{scale_image}\n" if scale_image else "")
         text = _replace(text, SCALE_START, SCALE_END, body)

@@ -2,7 +2,8 @@
 
 Ratios are over the minimal quart-trio route (``x quart``) and the bare ASGI app
 (``x asgi``) of the same run; open-loop rows compare at the same offered rate. The
-scale step has a table of its own (:mod:`benchmarks._scale_report`).
+scale step and the issue 12 target ratios have tables of their own
+(:mod:`benchmarks._scale_report`, :mod:`benchmarks._ratios`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ import attrs
 from rich.console import Console
 from rich.table import Table
 
-from ._results import LoadResult, Outcome
+from ._ratios import ratios_json, ratios_table
+from ._results import LoadResult, MicroResult, Outcome
 from ._scale_report import is_scale, scale_json, scale_table
 from ._scenarios import BASELINE, CEILING
 from ._targets import Target, evaluate
@@ -88,6 +90,15 @@ def _http_row(outcome: Outcome, outcomes: Sequence[Outcome]) -> list[str]:
     ]
 
 
+def _also(m: MicroResult) -> str:
+    """The extra rates, then each side's CPU per op when the benchmark recorded it."""
+    also = "; ".join(f"{label}: {rate:,.0f}/s" for label, rate in m.extra)
+    if m.sides:
+        cpu = ", ".join(f"{side.label} {side.cpu_us:,.0f}" for side in m.sides)
+        also += f"; CPU µs per {m.unit.rstrip('s')}: {cpu}"
+    return also
+
+
 def _micro_table(outcomes: Sequence[Outcome]) -> Table | None:
     rows = [o for o in outcomes if o.phase == "micro"]
     if not rows:
@@ -100,7 +111,7 @@ def _micro_table(outcomes: Sequence[Outcome]) -> Table | None:
         if m is None:
             table.add_row(outcome.scenario, "skipped" if outcome.skipped else "FAILED", "", "", "")
             continue
-        also = "; ".join(f"{label}: {rate:,.0f}/s" for label, rate in m.extra)
+        also = _also(m)
         table.add_row(
             f"{outcome.scenario}\n[dim]{m.subject}\nvs {m.baseline}[/dim]",
             f"{m.subject_rate:,.0f}",
@@ -151,6 +162,9 @@ def print_report(outcomes: Sequence[Outcome], console: Console) -> None:
         console.print(scale)
     if not all(is_scale(o) for o in outcomes):
         console.print(_target_table(evaluate(outcomes)))
+    ratios = ratios_table(outcomes)
+    if ratios is not None:
+        console.print(ratios)
     notes = dict.fromkeys(f"note: {o.scenario}: {note}" for o in outcomes for note in o.notes)
     for note in notes:
         console.print(note, highlight=False, markup=False)
@@ -184,6 +198,9 @@ def _outcome_json(outcome: Outcome) -> dict[str, Any]:
         entry["micro"]["subject_per_s"] = round(m.subject_rate, 1)
         entry["micro"]["baseline_per_s"] = round(m.baseline_rate, 1)
         entry["micro"]["ratio"] = round(m.ratio, 5)
+        for side, plain in zip(m.sides, entry["micro"]["sides"], strict=True):
+            plain["per_s"] = round(side.rate, 1)
+            plain["cpu_us"] = round(side.cpu_us, 2)
     return entry
 
 
@@ -196,6 +213,7 @@ def write_json(
         "machine": facts,
         "outcomes": [_outcome_json(o) for o in outcomes],
         "targets": [{**_plain(t), "met": t.met} for t in evaluate(outcomes)],
+        "target_ratios": ratios_json(outcomes),
         "scale": scale_json(outcomes),
     }
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -235,7 +253,7 @@ def markdown(outcomes: Sequence[Outcome], facts: dict[str, object], run: dict[st
     for outcome in outcomes:
         if outcome.micro is not None:
             m = outcome.micro
-            also = "; ".join(f"{label}: {rate:,.0f}/s" for label, rate in m.extra)
+            also = _also(m)
             lines.append(
                 f"| {outcome.scenario}: {m.subject} vs {m.baseline} | {m.subject_rate:,.0f} | "
                 f"{m.baseline_rate:,.0f} | {m.ratio:.3g}x | {also} |"

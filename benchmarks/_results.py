@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 import attrs
 
-__all__ = ["Latency", "LoadResult", "MicroResult", "Outcome", "percentiles"]
+__all__ = ["Latency", "LoadResult", "Measured", "MicroResult", "Outcome", "percentiles"]
 
 Mode = Literal["closed", "open"]
 
@@ -82,12 +82,35 @@ class LoadResult:
 
 
 @attrs.frozen
+class Measured:
+    """One side of an in-process benchmark: ``ops`` done in ``wall_s`` seconds, during
+    which the process spent ``cpu_s`` seconds of CPU (``time.process_time``: every
+    thread, SQLite's writer included). CPU per op is the cost that other work on the
+    machine does not inflate; the rate is what a caller sees."""
+
+    label: str
+    ops: int
+    wall_s: float
+    cpu_s: float
+
+    @property
+    def rate(self) -> float:
+        return self.ops / self.wall_s if self.wall_s > 0 else 0.0
+
+    @property
+    def cpu_us(self) -> float:
+        """CPU microseconds per op (0 when nothing was done)."""
+        return self.cpu_s / self.ops * 1e6 if self.ops else 0.0
+
+
+@attrs.frozen
 class MicroResult:
     """An in-process benchmark: ``subject`` against ``baseline`` in the same run.
 
     Rates are operations per second; ``ratio`` is subject over baseline throughput
     (so ``1 / ratio`` is the subject's cost in units of the baseline's). ``extra`` holds
-    further labelled rates measured alongside, ``facts`` what the figures depend on.
+    further labelled rates measured alongside, ``facts`` what the figures depend on,
+    ``sides`` every side measured with its CPU time (when the benchmark records it).
     """
 
     unit: str
@@ -99,6 +122,11 @@ class MicroResult:
     baseline_s: float
     extra: tuple[tuple[str, float], ...] = ()
     facts: tuple[tuple[str, Any], ...] = ()
+    sides: tuple[Measured, ...] = ()
+
+    def side(self, label: str) -> Measured | None:
+        """The side measured as ``label`` (None: not measured in this run)."""
+        return next((side for side in self.sides if side.label == label), None)
 
     @property
     def subject_rate(self) -> float:

@@ -29,8 +29,11 @@ __all__ = [
     "BASELINE",
     "CEILING",
     "DEFAULT",
+    "EMBEDDED",
     "NODE_RED",
     "SCENARIOS",
+    "SYNC",
+    "TARGETS",
     "TRIVIAL",
     "register",
 ]
@@ -39,6 +42,9 @@ BASELINE = "baseline-quart"
 CEILING = "baseline-asgi"
 NODE_RED = "node-red"
 ASYNC_INGEST = "hookline-async-ingest"
+SYNC = "hookline-sync"
+EMBEDDED = "embedded-engine"
+TARGETS = "targets"
 
 SCENARIOS: dict[str, Scenario] = {}
 
@@ -145,7 +151,7 @@ register(
 )
 register(
     HttpScenario(
-        name="hookline-sync",
+        name=SYNC,
         description="hookline sync workflow of 3 nodes (set, condition, set), 200 with output",
         system="hookline",
         request=RequestSpec(path="/api/webhooks/bench/sync", headers=_GITHUB),
@@ -196,9 +202,10 @@ register(
 )
 register(
     MicroScenario(
-        name="embedded-engine",
-        description="executions/s of a 5-node workflow via open_engine + engine.run (SQLite), "
-        "vs the same steps as plain function calls",
+        name=EMBEDDED,
+        description="a 5-node workflow via open_engine + engine.run on the memory store vs "
+        "the same steps as a plain trio task (CPU/execution), and on SQLite vs the steps "
+        "plus raw SQLite rows",
         system="hookline",
         run=run_embedded,
     )
@@ -210,6 +217,13 @@ register(
         "batched executemany of the same rows",
         system="hookline",
         run=run_store,
+    )
+)
+register(
+    PlanScenario(
+        name=TARGETS,
+        description="the five target ratios of issue 12, measuring only what they need "
+        "(in a full run: read from the steps before it)",
     )
 )
 register(

@@ -10,8 +10,9 @@ from collections.abc import Sequence
 
 import attrs
 
+from ._embedded import ENGINE_MEMORY, TRIO_TASK
 from ._results import Outcome
-from ._scenarios import ASYNC_INGEST, BASELINE, CEILING, NODE_RED
+from ._scenarios import ASYNC_INGEST, BASELINE, CEILING, EMBEDDED, NODE_RED, SYNC
 
 __all__ = ["Target", "evaluate"]
 
@@ -82,7 +83,7 @@ def evaluate(outcomes: Sequence[Outcome]) -> list[Target]:
     """Each target with what this run measured."""
     ingest = _rps(outcomes, ASYNC_INGEST)
     quart, asgi, red = _rps(outcomes, BASELINE), _rps(outcomes, CEILING), _rps(outcomes, NODE_RED)
-    sync = _rps(outcomes, "hookline-sync")
+    sync = _rps(outcomes, SYNC)
     targets = [
         Target("async ingest / quart-trio route (req/s)", _ratio(ingest, quart), 1.0),
         Target("async ingest / bare ASGI (req/s)", _ratio(ingest, asgi), 0.7),
@@ -91,13 +92,13 @@ def evaluate(outcomes: Sequence[Outcome]) -> list[Target]:
         Target("sync 3-node / quart-trio route (req/s)", _ratio(sync, quart), 0.8),
         _half_rate_p99(outcomes),
     ]
-    embedded = _micro(outcomes, "embedded-engine")
+    embedded = _micro(outcomes, EMBEDDED)
     cost = None
-    if embedded and embedded.micro and embedded.micro.ratio:
-        cost = 1 / embedded.micro.ratio
-    targets.append(
-        Target("embedded 5-node: cost over plain function calls", cost, 3.0, at_most=True)
-    )
+    if embedded and embedded.micro:
+        engine = embedded.micro.side(ENGINE_MEMORY)
+        task = embedded.micro.side(TRIO_TASK)
+        cost = _ratio(engine.cpu_us, task.cpu_us) if engine and task else None
+    targets.append(Target("embedded 5-node: CPU over a plain trio task", cost, 3.0, at_most=True))
     store = _micro(outcomes, "store-actor")
     targets.append(
         Target(

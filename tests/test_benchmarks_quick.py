@@ -1,7 +1,7 @@
 """Smoke test of the benchmarks suite: ``python -m benchmarks --quick`` on two cheap
 scenarios (the bare ASGI baseline over HTTP, the store actor in process) runs, prints
-its report and writes results a reader can use. No figure is asserted: speed is not
-a test's business."""
+its report and writes results a reader can use; so does the ``targets`` step, with
+every ratio of issue 12. No figure is asserted: speed is not a test's business."""
 
 from __future__ import annotations
 
@@ -43,6 +43,37 @@ def test_quick_run_measures_and_reports(tmp_path: Path) -> None:
     assert store["subject_ops"] > 0
     assert store["baseline_ops"] > 0
     assert (tmp_path / document_path.name.replace(".json", ".md")).exists()
+
+
+def test_quick_targets_measure_and_report_every_issue_12_ratio(tmp_path: Path) -> None:
+    generator = "wrk" if shutil.which("wrk") else "builtin"
+    argv = [sys.executable, "-m", "benchmarks", "targets", "--quick", "--duration", "1"]
+    argv += ["--generator", generator, "--results", str(tmp_path), "--no-charts"]
+    done = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=180, check=False)
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "issue 12 targets" in done.stdout
+    (document_path,) = tmp_path.glob("*.json")
+    document = json.loads(document_path.read_text())
+    measured = {(o["scenario"], o["phase"].partition("@")[0]) for o in document["outcomes"]}
+    assert measured == {
+        ("baseline-quart", "max"),
+        ("hookline-async-ingest", "max"),
+        ("hookline-sync", "max"),
+        ("hookline-async-ingest", "open"),
+        ("baseline-quart", "open"),
+        ("embedded-engine", "micro"),
+    }
+    ratios = document["target_ratios"]
+    assert len(ratios) == 5
+    for ratio in ratios:
+        assert ratio["a"]["value"] is not None, ratio
+        assert ratio["b"]["value"] is not None, ratio
+        assert ratio["ratio"] is not None, ratio
+        assert ratio["met"] in (True, False)
+        assert ratio["before"]
+    summary = (tmp_path / document_path.name.replace(".json", ".md")).read_text()
+    assert "## Issue 12 targets" in summary
 
 
 def test_unknown_scenario_is_refused_with_the_known_names(tmp_path: Path) -> None:
