@@ -106,3 +106,43 @@ async def test_a_deadline_around_the_engine_stops_it_cleanly(
     outcomes = [await a.handle.wait_finished() for a in admissions if a.handle is not None]
     # The first finished; the one running and the one queued stay resumable.
     assert [o.status for o in outcomes] == ["succeeded", "cancelled", "cancelled"]
+
+
+# -- what a crash is called --------------------------------------------------------------
+
+
+async def test_a_crash_is_named_by_its_error_in_logs_and_statistics(
+    autojump_clock: trio.testing.MockClock,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # A bug in a node's actor, raised from a task of its own (so trio wraps it in a
+    # group of one): the only way to crash an actor without patching is a bug.
+    from hookline.engine._node_actor import NodeActor
+
+    original = NodeActor.run
+    crashed: list[str] = []
+
+    async def run(self: NodeActor, *, task_status: trio.TaskStatus[None]) -> None:
+        if not crashed:
+            crashed.append(self.name)
+            task_status.started()
+
+            async def boom() -> None:
+                raise ValueError("boom")
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(boom)
+        await original(self, task_status=task_status)
+
+    monkeypatch.setattr(NodeActor, "run", run)
+    async with hookline.open_engine([NAPPER]) as engine:
+        await trio.testing.wait_all_tasks_blocked()
+        [workflow] = engine.statistics().workflows
+    [child] = [c for c in workflow.supervisor.children if c.restarts]
+    assert child.last_error == "ValueError: boom"
+    assert workflow.supervisor.restarts == 1
+    crash_lines = [r.getMessage() for r in caplog.records if "crashed" in r.getMessage()]
+    expected = f"supervisor workflow:napper: child {child.name} crashed: ValueError: boom"
+    assert crash_lines == [expected]
+    assert "Trio nursery" not in caplog.text

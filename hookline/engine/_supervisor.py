@@ -8,7 +8,9 @@ restarts it on its own when it ends, according to its :class:`Restart` type:
 - ``TEMPORARY``: never restarted (and forgotten once it ends).
 
 A crash is an ``Exception`` (an ``ExceptionGroup`` of them included) leaving the child's
-``run``; cancellation and other ``BaseException`` s are never caught. Restarts are
+``run``; cancellation and other ``BaseException`` s are never caught. Logs and
+statistics name the error inside a group of one (trio wraps a lone error once per
+nursery it leaves), not the group. Restarts are
 immediate. When more than ``intensity`` restarts happen within ``period`` seconds (of
 :func:`trio.current_time`, so a ``MockClock`` drives it), the supervisor stops all its
 children and raises :class:`~hookline.errors.RestartIntensityExceeded` from ``run``: a
@@ -28,6 +30,7 @@ import attrs
 import trio
 
 from ..errors import RestartIntensityExceeded
+from ._groups import describe, lone_error
 
 logger = logging.getLogger("hookline.engine")
 
@@ -52,7 +55,8 @@ class ChildSpec:
 
 @attrs.frozen
 class ChildStatistics:
-    """A snapshot of one child; ``last_error`` is ``"Type: message"`` of its last crash."""
+    """A snapshot of one child; ``last_error`` is ``"Type: message"`` of its last crash
+    (of the error itself when it came in a group of one: ``"ValueError: boom"``)."""
 
     name: str
     restart: str
@@ -215,11 +219,10 @@ class Supervisor:
                     except Exception as exc:
                         if not status.called:
                             logger.warning(
-                                "supervisor %s: child %s failed to start: %s: %s",
+                                "supervisor %s: child %s failed to start: %s",
                                 self.name,
                                 child.spec.name,
-                                type(exc).__name__,
-                                exc,
+                                describe(exc),
                             )
                             raise
                         error = exc
@@ -241,7 +244,7 @@ class Supervisor:
         """Record how ``child`` ended and decide whether to run it again (maybe escalating)."""
         name = child.spec.name
         if error is not None:
-            child.last_error = f"{type(error).__name__}: {error}"
+            child.last_error = describe(error)
             logger.warning("supervisor %s: child %s crashed: %s", self.name, name, child.last_error)
         if child.terminating or self._stopping or trio.current_effective_deadline() == -math.inf:
             return False
@@ -269,7 +272,7 @@ class Supervisor:
         )
         logger.error("%s; stopping all children", message)
         escalation = RestartIntensityExceeded(message)
-        escalation.__cause__ = error
+        escalation.__cause__ = lone_error(error) if error is not None else None
         self._escalation = escalation
         self._stop()
 

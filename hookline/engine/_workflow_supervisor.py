@@ -14,6 +14,7 @@ import attrs
 import trio
 
 from .._ids import new_id
+from ..definition import MailboxStatistics, Reservation
 from ..errors import QueueFull, Unavailable
 from ..nodes._base import NodeServices
 from ..store._ops import RecordDelivery, RequeueExecution
@@ -23,9 +24,9 @@ from ._actor import ActorStatistics
 from ._admission import Admission, accept_op, replayed, template_roots
 from ._definition import Workflow
 from ._delivery import Delivery
+from ._groups import lone_error
 from ._handle import ExecutionHandle
 from ._idempotency import idempotency_key
-from ._mailbox import MailboxStatistics, Reservation
 from ._node_actor import NodeActor
 from ._recovery import RETRYABLE, not_retryable
 from ._supervisor import ChildSpec, Restart, Supervisor, SupervisorStatistics
@@ -56,13 +57,6 @@ class WorkflowStatistics:
     parked: int = 0
     resuming: int = 0
     waiting: int = 0
-
-
-def _lone_error(exc: Exception) -> Exception:
-    """The one error inside (nested) single-error groups, else ``exc`` itself."""
-    while isinstance(exc, ExceptionGroup) and len(exc.exceptions) == 1:
-        exc = exc.exceptions[0]
-    return exc
 
 
 class WorkflowSupervisor:
@@ -114,7 +108,7 @@ class WorkflowSupervisor:
                 await self.runner.ended.wait()
                 nursery.cancel_scope.cancel()
         except Exception as exc:
-            crash = _lone_error(exc)
+            crash = lone_error(exc)
             await self.runner.fail_interrupted(crash)
             if crash is exc:
                 raise
