@@ -3,7 +3,7 @@ answer and outcome, and to cancel it."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 import trio
 
@@ -11,6 +11,12 @@ from ..store._records import Answer
 from ._answers import ExecutionOutcome
 from ._definition import Workflow
 from ._delivery import Delivery
+
+
+class Cancellable(Protocol):
+    """What a handle's cancel reaches: a cancel scope, or the execution's driver."""
+
+    def cancel(self) -> None: ...
 
 
 class ExecutionHandle:
@@ -44,7 +50,7 @@ class ExecutionHandle:
         self.answer: Answer | None = None
         self.outcome: ExecutionOutcome | None = None
         self.cancel_requested = False
-        self._scope: trio.CancelScope | None = None
+        self._scope: Cancellable | None = None
         self._answered = trio.Event()
         self._finished = trio.Event()
         # Set by whichever comes first: what a sync sender waits for.
@@ -60,10 +66,15 @@ class ExecutionHandle:
         if self._scope is not None:
             self._scope.cancel()
 
-    def attach(self, scope: trio.CancelScope) -> None:
+    def attach(self, scope: Cancellable) -> None:
+        """Let :meth:`cancel` reach ``scope`` from now on (at once if it came already)."""
         self._scope = scope
         if self.cancel_requested:
             scope.cancel()
+
+    def detach(self, scope: Cancellable) -> None:
+        if self._scope is scope:
+            self._scope = None
 
     def set_answer(self, answer: Answer) -> bool:
         """Keep the first answer (a ``response`` node or the end); False if already set."""

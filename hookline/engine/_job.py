@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 import trio
@@ -14,14 +14,7 @@ from ..store._records import JobRecord, JobStatus
 
 
 class JobHost(Protocol):
-    """What a running job asks of the execution that sent it (the Execution)."""
-
-    async def run_nested(
-        self,
-        job: RunningJob,
-        nodes: Sequence[NodeSpec],
-        scope: tuple[str, Mapping[str, Any]] | None,
-    ) -> Any: ...
+    """What a running job asks of the execution that runs it (its driver)."""
 
     async def save_checkpoint(self, job: RunningJob) -> None: ...
 
@@ -59,6 +52,24 @@ class RunningJob:
         # The state this attempt saved with checkpoint(): kept on its record even when
         # it ends unfinished, so that the next attempt finds it.
         self.saved: Any = None
+        # Set by the execution core: when the attempt started (wall clock) and which
+        # try of its retry policy it is.
+        self.started_at = 0.0
+        self.tries = 1
+        self.cancelled = False
+        self._cancel_scope: trio.CancelScope | None = None
+
+    def attach(self, scope: trio.CancelScope) -> None:
+        """Called as the attempt starts running in a task, so that :meth:`cancel`
+        reaches it."""
+        self._cancel_scope = scope
+        if self.cancelled:
+            scope.cancel()
+
+    def cancel(self) -> None:
+        self.cancelled = True
+        if self._cancel_scope is not None:
+            self._cancel_scope.cancel()
 
     @property
     def execution_id(self) -> str:
@@ -99,13 +110,6 @@ class RunningJob:
             raise NodeError("this job has no execution to save a checkpoint in")
         self.saved = state
         await self._host.save_checkpoint(self)
-
-    async def run_nodes(
-        self, nodes: Sequence[NodeSpec], *, scope: tuple[str, Mapping[str, Any]] | None = None
-    ) -> Any:
-        if self._host is None:
-            raise NodeError("this job has no execution to run nested nodes in")
-        return await self._host.run_nested(self, nodes, scope)
 
     def record(
         self,

@@ -6,11 +6,14 @@ import logging
 
 import trio
 
-from .._units import format_duration
+from ..definition import format_duration
 from ..errors import NodeError
-from ..nodes._base import ExecutionEnded, NodeSpec
+from ..nodes._base import ExecutionEnded, NodeResult, NodeSpec
+from ..store._records import JobStatus
 from ._actor import Actor
-from ._job import JobTicket
+from ._job import JobTicket, RunningJob
+
+Outcome = tuple[JobStatus, NodeResult | None, str | None]
 
 log = logging.getLogger("hookline.engine")
 
@@ -25,10 +28,20 @@ def describe_failure(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-class NodeActor(Actor[JobTicket]):
-    """One actor per node of a workflow.
+def _not_a_result(value: object) -> Outcome:
+    return "failed", None, f"the node returned {type(value).__name__}, not a NodeResult"
 
-    Each job runs in its own task (up to the node's ``concurrency``) under
+
+class NodeActor(Actor[JobTicket]):
+    """One actor per node of a workflow: runs its jobs and counts them.
+
+    An execution's driver runs jobs through :meth:`run_inline` (node types that never
+    wait: no task, no cancel scope) or :meth:`run_job` (in a task of the execution,
+    under the node's timeout and ``concurrency``). Either way a node raising, or
+    returning something other than a NodeResult, is a failed job, never a crash.
+
+    Jobs sent to the mailbox instead (the original protocol, kept for tests and tools)
+    each run in their own task (up to the node's ``concurrency``) under
     ``trio.fail_after(node.timeout)``. A node raising is a failed job, never a crash of
     this actor. If the actor itself crashes, the jobs it was running end ``cancelled``
     (their executions see it at once) and its supervisor restarts it; jobs still in the
@@ -45,6 +58,88 @@ class NodeActor(Actor[JobTicket]):
             trio.CapacityLimiter(node.concurrency) if node.concurrency is not None else None
         )
         self._nursery: trio.Nursery | None = None
+        self.inline: bool = getattr(node.config, "inline", False)
+        # A crash an execution's driver saw in this actor's code (never a node failing),
+        # raised by the actor's own task so that its supervisor restarts it.
+        self._crash: Exception | None = None
+        self._crashed = trio.Event()
+
+    def crash(self, exc: Exception) -> None:
+        """Report a bug in this actor seen while running a job outside its task: the
+        actor crashes with ``exc`` and its supervisor restarts it."""
+        if self._crash is None:
+            self._crash = exc
+            self._crashed.set()
+
+    async def _raise_crash(self) -> None:
+        await self._crashed.wait()
+        crash, self._crash = self._crash, None
+        self._crashed = trio.Event()
+        assert crash is not None
+        raise crash
+
+    def run_inline(self, job: RunningJob) -> Outcome:
+        """Run an inline node's job to its end, synchronously."""
+        self.jobs_started()
+        coroutine = self.node.config.run(job)
+        try:
+            coroutine.send(None)
+        except StopIteration as stop:
+            result = stop.value
+        except Exception as exc:
+            log.debug("job of %s failed", self.name, exc_info=True)
+            self.jobs_finished(failed=True)
+            return "failed", None, describe_failure(exc)
+        else:
+            coroutine.close()
+            self.jobs_finished(failed=True)
+            return "failed", None, "an inline node type awaited: declare it inline = False"
+        if not isinstance(result, NodeResult):
+            self.jobs_finished(failed=True)
+            return _not_a_result(result)
+        self.jobs_finished(failed=False)
+        return "succeeded", result, None
+
+    async def run_job(self, job: RunningJob) -> Outcome:
+        """Run a job in the caller's task under the node's timeout and concurrency;
+        :meth:`RunningJob.cancel` cancels it. Cancellation from outside propagates."""
+        timeout = self.node.timeout
+        limiter = self._limiter
+        self.jobs_started()
+        outcome: Outcome = ("cancelled", None, "cancelled")
+        acquired = False
+        try:
+            # One scope for the node's timeout and the job's cancel (the job says which).
+            with trio.CancelScope(deadline=trio.current_time() + timeout) as scope:
+                job.attach(scope)
+                if limiter is not None:
+                    await limiter.acquire_on_behalf_of(job)
+                    acquired = True
+                try:
+                    # Cancelled while it waited: a node that never checkpoints would
+                    # otherwise run to its end (and do its side effects).
+                    await trio.lowlevel.checkpoint_if_cancelled()
+                    result = await self.node.config.run(job)
+                except trio.TooSlowError:
+                    outcome = ("timed_out", None, f"timed out after {format_duration(timeout)}")
+                except Exception as exc:
+                    log.debug("job of %s failed", self.name, exc_info=True)
+                    outcome = ("failed", None, describe_failure(exc))
+                else:
+                    outcome = (
+                        ("succeeded", result, None)
+                        if isinstance(result, NodeResult)
+                        else _not_a_result(result)
+                    )
+                finally:
+                    if acquired:
+                        assert limiter is not None
+                        limiter.release_on_behalf_of(job)
+            if scope.cancelled_caught and not job.cancelled:
+                outcome = ("timed_out", None, f"timed out after {format_duration(timeout)}")
+            return outcome
+        finally:
+            self.jobs_finished(failed=outcome[0] != "succeeded")
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Run jobs until the mailbox is closed and drained, or until cancelled.
@@ -56,7 +151,9 @@ class NodeActor(Actor[JobTicket]):
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
+                nursery.start_soon(self._raise_crash)
                 await super().run(task_status=task_status)
+                nursery.cancel_scope.cancel()  # retired: stop watching for crashes
         except BaseExceptionGroup as group:
             # Jobs never raise (their failures are recorded), so a lone Exception in the
             # group is the crash of the actor's own loop.

@@ -40,9 +40,9 @@ class End:
 
 
 class ExecutionEnded(Exception):
-    """Raised by :meth:`Job.run_nodes` when an ``end`` node ran inside the nested list:
-    the whole execution stops with ``end``. A node running nested lists lets it through
-    (never counts it as a branch failing); its own job is recorded ``cancelled``."""
+    """An ``end`` node ran inside nested nodes: the whole execution stops with ``end``.
+    (Kept for node types driven outside an execution, such as test doubles; the
+    execution core handles ``end`` itself.)"""
 
     def __init__(self, end: End) -> None:
         super().__init__(f"the execution ended ({end.status}) inside this node")
@@ -119,21 +119,6 @@ class Job(Protocol):
     async def checkpoint(self, state: Any) -> None:
         """Commit this job's record as ``running`` with ``state`` as its output, and
         return once it is durable. A later attempt reads it as :attr:`checkpointed`."""
-        ...
-
-    async def run_nodes(
-        self, nodes: Sequence[NodeSpec], *, scope: tuple[str, Mapping[str, Any]] | None = None
-    ) -> Any:
-        """Run ``nodes`` in order through the same execution (node actors, job records,
-        answers, ``end``) and return the last result.
-
-        ``scope`` (``(loop_key, {"item", "index", "length"})``) makes the run one
-        iteration: its values are ``$scopes.<loop_key>`` inside, its ``index`` names its
-        jobs' scope, and the results of its nodes stay inside it. Without a scope the
-        nodes run as if in place (their results are visible after). Raises
-        :class:`~hookline.errors.NodeError` when a node fails, :class:`ExecutionEnded`
-        when an ``end`` node ran.
-        """
         ...
 
     @property

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import ClassVar
 
 import attrs
 
-from ..engine._compare import Condition
-from ..engine._fields import Fields
+from ..definition import Condition, Fields
 from ._base import Job, NodeResult, NodeSpec
 from ._registry import NodeListParser, register
 
@@ -19,6 +19,7 @@ class ConditionNode:
     The result is the name of the branch taken, ``"then"`` or ``"else"``.
     """
 
+    inline: ClassVar[bool] = True  # never waits: runs in its execution's driver
     test: Condition
     then: tuple[NodeSpec, ...] = ()
     otherwise: tuple[NodeSpec, ...] = ()

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
+from typing import ClassVar, Literal
 
 import attrs
 
-from ..engine._fields import Fields
-from ..engine._templates import Compiled
+from ..definition import Compiled, Fields
 from ._base import End, Job, NodeResult, NodeSpec
 from ._registry import NodeListParser, register
 
@@ -17,6 +16,7 @@ from ._registry import NodeListParser, register
 class EndNode:
     """Stop with ``status``; the rendered ``output`` is the node's and the execution's."""
 
+    inline: ClassVar[bool] = True  # never waits: runs in its execution's driver
     status: Literal["succeeded", "failed"] = "succeeded"
     output: Compiled | None = None
 

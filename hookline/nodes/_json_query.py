@@ -8,14 +8,14 @@ workflow with the field's path rather than failing every execution.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import ClassVar
 
 import attrs
 import jmespath
 import jmespath.exceptions
 import jmespath.parser
 
-from ..engine._fields import Fields
-from ..engine._templates import Compiled
+from ..definition import Compiled, Fields
 from ..errors import NodeError
 from ._base import Job, NodeResult, NodeSpec
 from ._registry import NodeListParser, register
@@ -31,6 +31,7 @@ class JsonQueryNode:
     ``length(`5`)``) raises NodeError; a path that finds nothing gives null.
     """
 
+    inline: ClassVar[bool] = True  # never waits: runs in its execution's driver
     source: Compiled
     query: jmespath.parser.ParsedResult = attrs.field(eq=False)
     expression: str

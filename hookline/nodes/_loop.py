@@ -16,16 +16,14 @@ loop, read the loop's result. Each iteration's jobs are recorded with the scope
 from __future__ import annotations
 
 import math
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import attrs
 
-from ..engine._fields import Fields
-from ..engine._templates import Compiled
+from ..definition import Compiled, Fields
 from ..errors import NodeError
 from ._base import Job, NodeResult, NodeSpec
-from ._parallel import gather
 from ._registry import NodeListParser, register
 
 # More items than this is a mistake (a number template gone wrong), not a workload.
@@ -69,22 +67,9 @@ class LoopNode:
         return (self.body,)
 
     async def run(self, job: Job) -> NodeResult:
-        items = loop_items(job.render(self.items))
-        key = job.node.key
-        length = len(items)
-
-        def iteration(index: int) -> Callable[[], Awaitable[Any]]:
-            scope = {"item": items[index], "index": index, "length": length}
-
-            async def run() -> Any:
-                return await job.run_nodes(self.body, scope=(key, scope))
-
-            return run
-
-        calls = [iteration(index) for index in range(length)]
-        if self.concurrency == 1:
-            return NodeResult(output=[await call() for call in calls])
-        return NodeResult(output=await gather(calls, limit=self.concurrency))
+        # Iterations are decided by the execution core (hookline.engine._core), which
+        # never calls this: the type is structural.
+        raise NodeError("a loop runs only inside an execution")
 
 
 @register("loop")

@@ -15,53 +15,18 @@ An ``end`` node in a branch ends the whole execution, in every mode.
 from __future__ import annotations
 
 import math
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, ClassVar, Literal
+from collections.abc import Sequence
+from typing import ClassVar, Literal
 
 import attrs
-import trio
 
-from ..engine._fields import Fields
+from ..definition import Fields
 from ..errors import NodeError
-from ._base import ExecutionEnded, Job, NodeResult, NodeSpec
+from ._base import Job, NodeResult, NodeSpec
 from ._registry import NodeListParser, register
 
 Mode = Literal["all", "any", "race"]
 MODES: tuple[Mode, ...] = ("all", "any", "race")
-
-
-async def gather(calls: Sequence[Callable[[], Awaitable[Any]]], *, limit: float) -> list[Any]:
-    """Run ``calls``, at most ``limit`` at once, and return their results in order.
-
-    The first to raise cancels the others, and its exception is raised as it is (not
-    in a group), so that :class:`ExecutionEnded` and failures keep their meaning.
-    """
-    results: list[Any] = [None] * len(calls)
-    failure: Exception | None = None
-    limiter = trio.CapacityLimiter(limit) if limit < math.inf else None
-
-    async with trio.open_nursery() as nursery:
-
-        async def one(index: int) -> None:
-            nonlocal failure
-            try:
-                results[index] = await calls[index]()
-            except Exception as exc:  # noqa: BLE001 (re-raised below)
-                if failure is None:
-                    failure = exc
-                nursery.cancel_scope.cancel()
-            finally:
-                if limiter is not None:
-                    limiter.release_on_behalf_of(index)
-
-        for index in range(len(calls)):
-            # Taking the slot here, not in the task, starts calls in their order.
-            if limiter is not None:
-                await limiter.acquire_on_behalf_of(index)
-            nursery.start_soon(one, index)
-    if failure is not None:
-        raise failure
-    return results
 
 
 @attrs.frozen
@@ -76,55 +41,9 @@ class ParallelNode:
         return self.lanes
 
     async def run(self, job: Job) -> NodeResult:
-        if self.mode == "all":
-            calls = [_runner(job, lane) for lane in self.lanes]
-            return NodeResult(output=await gather(calls, limit=math.inf))
-        return NodeResult(output=await self._first(job))
-
-    async def _first(self, job: Job) -> Any:
-        """The first branch to succeed (``any``) or to finish (``race``)."""
-        # In the order they finished: (index, result, None) or (index, None, error).
-        finished: list[tuple[int, Any, Exception | None]] = []
-        ended: list[ExecutionEnded] = []
-        async with trio.open_nursery() as nursery:
-
-            async def lane(index: int, nodes: tuple[NodeSpec, ...]) -> None:
-                try:
-                    finished.append((index, await job.run_nodes(nodes), None))
-                except ExecutionEnded as exc:
-                    ended.append(exc)
-                    nursery.cancel_scope.cancel()
-                    return
-                except Exception as exc:  # noqa: BLE001 (a branch failing is an outcome)
-                    finished.append((index, None, exc))
-                    if self.mode == "race" or len(finished) == len(self.lanes):
-                        nursery.cancel_scope.cancel()
-                    return
-                nursery.cancel_scope.cancel()
-
-            for index, nodes in enumerate(self.lanes):
-                nursery.start_soon(lane, index, nodes)
-        if ended:
-            raise ended[0]
-        if self.mode == "race":
-            index, result, error = finished[0]
-            if error is not None:
-                raise NodeError(f"branch {index} finished first, and failed: {error}")
-            job.log(f"branch {index} finished first")
-            return result
-        for index, result, error in finished:
-            if error is None:
-                job.log(f"branch {index} succeeded first")
-                return result
-        detail = "; ".join(f"branch {index}: {error}" for index, _, error in sorted(finished))
-        raise NodeError(f"every branch failed ({detail})")
-
-
-def _runner(job: Job, nodes: tuple[NodeSpec, ...]) -> Callable[[], Awaitable[Any]]:
-    async def run() -> Any:
-        return await job.run_nodes(nodes)
-
-    return run
+        # Branches are decided by the execution core (hookline.engine._core), which
+        # never calls this: the type is structural.
+        raise NodeError("a parallel node runs only inside an execution")
 
 
 @register("parallel")

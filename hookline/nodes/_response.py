@@ -10,12 +10,11 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import attrs
 
-from ..engine._fields import Fields
-from ..engine._templates import Compiled
+from ..definition import Compiled, Fields
 from ..errors import NodeError
 from ..store._records import Answer
 from ._base import Job, NodeResult, NodeSpec
@@ -30,6 +29,7 @@ class ResponseNode:
     """The answer to send: ``status`` (an int, or a template rendering to one),
     ``headers`` (name, template) pairs and an optional ``body`` template."""
 
+    inline: ClassVar[bool] = True  # never waits: runs in its execution's driver
     status: int | Compiled = 200
     headers: tuple[tuple[str, Compiled], ...] = ()
     body: Compiled | None = None

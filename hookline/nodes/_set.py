@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import attrs
 
-from ..engine._fields import Fields
-from ..engine._templates import Compiled
+from ..definition import Compiled, Fields
 from ._base import Job, NodeResult, NodeSpec
 from ._registry import NodeListParser, register
 
@@ -17,6 +16,7 @@ from ._registry import NodeListParser, register
 class SetNode:
     """Render each of ``values`` (name, template); the output maps names to results."""
 
+    inline: ClassVar[bool] = True  # never waits: runs in its execution's driver
     values: tuple[tuple[str, Compiled], ...]
 
     def branches(self) -> Sequence[Sequence[NodeSpec]]:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import ClassVar
 
 import attrs
 
-from ..engine._compare import Condition
-from ..engine._fields import Fields
+from ..definition import Condition, Fields
 from ._base import Job, NodeResult, NodeSpec
 from ._registry import NodeListParser, register
 
@@ -32,6 +32,7 @@ class SwitchNode:
 
     cases: tuple[SwitchCase, ...]
     default: tuple[NodeSpec, ...] = ()
+    inline: ClassVar[bool] = True  # never waits: runs in its execution's driver
 
     def branches(self) -> Sequence[Sequence[NodeSpec]]:
         return (*(case.nodes for case in self.cases), self.default)

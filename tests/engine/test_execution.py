@@ -208,7 +208,7 @@ async def test_execution_timeout_cancels_the_running_job(
         timeout: 2s
         nodes:
           - {key: first, type: sleep, duration: 1500ms}
-          - {key: second, type: sleep, duration: 10s, timeout: 1m}
+          - {key: second, type: sleep, duration: 10s, timeout: 2s}
         """
     )
     store = make_store()
@@ -233,6 +233,7 @@ async def test_cancel_ends_the_running_job_at_once(
     wf = workflow(
         """
         key: long
+        timeout: 3h
         nodes:
           - {key: nap, type: sleep, duration: 1h, timeout: 2h}
         """

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
 import pytest
 import trio
@@ -12,9 +12,9 @@ import trio.testing
 from hookline.engine._definition import Workflow
 from hookline.engine._drain import DrainRate
 from hookline.engine._engine import Engine, open_engine
-from hookline.engine._job import JobTicket
+from hookline.engine._job import RunningJob
 from hookline.engine._loader import load_workflow_text
-from hookline.engine._node_actor import NodeActor
+from hookline.engine._node_actor import NodeActor, Outcome
 from hookline.errors import QueueFull, RestartIntensityExceeded
 from hookline.testing import register_test_nodes
 from tests.conftest import StoreFactory
@@ -112,18 +112,18 @@ def test_drain_rate_estimates_the_wait_for_a_backlog() -> None:
 
 
 def crash_dispatch(monkeypatch: pytest.MonkeyPatch, times: int | None) -> Callable[[], int]:
-    """Make the dispatch of node ``step`` raise (a bug in its actor) ``times`` times
-    (None: always)."""
-    original: Callable[[NodeActor, JobTicket], Awaitable[None]] = NodeActor.dispatch
+    """Make running a job of node ``step`` raise in its actor's own code (a bug in the
+    actor, not the node) ``times`` times (None: always)."""
+    original = NodeActor.run_inline
     crashed = [0]
 
-    async def dispatch(self: NodeActor, ticket: JobTicket) -> None:
+    def run_inline(self: NodeActor, job: RunningJob) -> Outcome:
         if self.node.key == "step" and (times is None or crashed[0] < times):
             crashed[0] += 1
             raise RuntimeError("bug in dispatch")
-        await original(self, ticket)
+        return original(self, job)
 
-    monkeypatch.setattr(NodeActor, "dispatch", dispatch)
+    monkeypatch.setattr(NodeActor, "run_inline", run_inline)
     return lambda: crashed[0]
 
 
