@@ -139,12 +139,14 @@ class Execution:
                 raise
             finally:
                 handle.detach(self)
-            # Jobs still running were cancelled by the core: the nursery waits for each
-            # to really end (a node ignoring its cancel keeps the slot until then).
+            # Jobs still running were cancelled by the core (and recorded so): the
+            # nursery waits for each to really end.
             nursery.cancel_scope.cancel()
-        # Waiters hear of the end only now: until then it holds its slot and counts.
+        # The end is recorded only now: a node ignoring its cancel keeps the execution
+        # running, and its concurrency slot taken (in every process sharing the store),
+        # until its body really ended.
         assert self._outcome is not None
-        handle.set_outcome(self._outcome)
+        await self.finish(self._outcome)
         return self._outcome
 
     async def _cancelled_before_start(self) -> ExecutionOutcome:
@@ -219,7 +221,6 @@ class Execution:
                 self._outcome = ExecutionOutcome(
                     self.handle.id, self.workflow.key, command.status, command.output, command.error
                 )
-                await self.finish(self._outcome, settle=False)
 
     async def _run_job(self, actor: NodeActor, job: RunningJob) -> None:
         try:
@@ -267,10 +268,9 @@ class Execution:
         else:
             await self.store.post(save)
 
-    async def finish(self, outcome: ExecutionOutcome, *, settle: bool = True) -> None:
-        """Record how the execution ended, answer a sync sender, and (with ``settle``)
-        wake its waiters. Shielded: it completes even while the caller is being
-        cancelled.
+    async def finish(self, outcome: ExecutionOutcome) -> None:
+        """Record how the execution ended, answer a sync sender, wake its waiters.
+        Shielded: it completes even while the caller is being cancelled.
 
         The answer is queued before the end (they commit in that order): a crash
         between the two leaves an execution to resume whose answer retries already
@@ -294,5 +294,4 @@ class Execution:
                 log.exception("could not record the end of execution %s", outcome.execution_id)
         if answer is not None:
             self.handle.set_answer(answer)
-        if settle:
-            self.handle.set_outcome(outcome)
+        self.handle.set_outcome(outcome)

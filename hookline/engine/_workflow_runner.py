@@ -12,25 +12,29 @@ execution then waits for a start permit from the :class:`~._cluster.Cluster` ins
 
 from __future__ import annotations
 
+import logging
 from collections import deque
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 import trio
 
+from ..definition import Mailbox
 from ..nodes._base import NodeServices
 from ..store._store import Store
 from ._answers import ExecutionOutcome
 from ._definition import Workflow
 from ._drain import DrainRate
 from ._execution import Execution
+from ._groups import lone_error
 from ._handle import ExecutionHandle
 from ._lanes import Lanes
-from ._mailbox import Mailbox
-from ._node_actor import NodeActor
+from ._node_actor import NodeActor, describe_failure
 
 if TYPE_CHECKING:
     from ._cluster import Cluster
+
+log = logging.getLogger("hookline.engine")
 
 # How long recording the executions a crash interrupted may take, at most.
 FAIL_TIMEOUT = 5.0
@@ -77,6 +81,7 @@ class WorkflowRunner:
         # Executions cut off from outside (shutdown or crash), to be settled by the
         # supervisor once it knows which.
         self._interrupted: list[ExecutionHandle] = []
+        self._cut_keys: dict[str, str] = {}  # their order keys
         # Ordering: the order key of each live execution that has one, and the lanes.
         self._order_keys: dict[str, str] = {}
         self.lanes: Lanes[ExecutionHandle] = Lanes()
@@ -142,8 +147,13 @@ class WorkflowRunner:
         # With a cluster, the permits limit what runs; the limiter only bounds waiters.
         slots = concurrency.max + (concurrency.queue if self.cluster is not None else 0)
         limiter = trio.CapacityLimiter(slots)
-        # Restarted after a crash: what was parked or waiting goes first, by age.
-        waiting = [*self.ready, *self.lanes.reset()]
+        # Restarted after a crash: the executions it cut off run again (resumed from
+        # their records) with what was parked or waiting, first, by age.
+        interrupted, self._interrupted = self._interrupted, []
+        for handle in interrupted:
+            handle.resumed = True
+            self.track(handle, self._cut_keys.pop(handle.id, None))
+        waiting = [*interrupted, *self.ready, *self.lanes.reset()]
         self.ready = deque(sorted(waiting, key=lambda handle: handle.id))
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
@@ -215,7 +225,7 @@ class WorkflowRunner:
     ) -> None:
         try:
             if await self._permitted(handle):
-                outcome = await self._execution(handle).run()
+                outcome = await self._run_isolated(handle)
                 self.completed += 1
                 if not outcome.succeeded:
                     self.failed += 1
@@ -227,13 +237,32 @@ class WorkflowRunner:
             order_key = self._order_keys.pop(handle.id, None)
             self.drain.tick()
             if not handle.finished:
-                # Interrupted from outside: shutdown or a crash; the supervisor decides.
+                # Interrupted from outside: shutdown (the supervisor abandons it) or a
+                # crash (the restarted runner resumes it; past the restart intensity,
+                # the supervisor fails it).
                 self._interrupted.append(handle)
+                if order_key is not None:
+                    self._cut_keys[handle.id] = order_key
                 limiter.release_on_behalf_of(slot)
             else:
                 self._hand_over(order_key, limiter, slot)
             if not self.running:
                 self._idle.set()
+
+    async def _run_isolated(self, handle: ExecutionHandle) -> ExecutionOutcome:
+        """Run one execution; a bug in running it fails that execution alone (its
+        error names the exception), never the runner and the others it holds."""
+        execution = self._execution(handle)
+        try:
+            return await execution.run()
+        except Exception as exc:
+            crash = lone_error(exc)
+            log.error("execution %s crashed", handle.id, exc_info=crash)
+            error = f"internal error: {describe_failure(crash)}"
+            outcome = ExecutionOutcome(handle.id, self.workflow.key, "failed", None, error)
+            if not handle.finished:
+                await execution.finish(outcome)
+            return handle.outcome or outcome
 
     async def _permitted(self, handle: ExecutionHandle) -> bool:
         """Wait for ``handle``'s start permit (cluster only). False: it must not run
@@ -278,6 +307,7 @@ class WorkflowRunner:
     async def fail_interrupted(self, crash: Exception) -> None:
         """Record the executions a crash cut off as ``failed`` (within FAIL_TIMEOUT)."""
         interrupted, self._interrupted = self._interrupted, []
+        self._cut_keys.clear()
         error = f"interrupted: the supervisor of workflow '{self.workflow.key}' crashed ({crash})"
         with trio.move_on_after(FAIL_TIMEOUT, shield=True):
             for handle in interrupted:
@@ -290,6 +320,7 @@ class WorkflowRunner:
         """End the handles of the executions a shutdown cut off, as ``cancelled``; their
         records stay ``running``, so the next start resumes them."""
         interrupted, self._interrupted = self._interrupted, []
+        self._cut_keys.clear()
         for handle in interrupted:
             abandon(handle)
 
