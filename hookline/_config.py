@@ -22,7 +22,7 @@ import attrs
 from .errors import ConfigError
 
 if TYPE_CHECKING:
-    from .engine._fields import Fields
+    from .definition import Fields
 
 __all__ = [
     "AdminConfig",
@@ -198,7 +198,7 @@ def load_config(path: str | Path | None, *, env: Mapping[str, str] | None = None
         return ServerConfig()
     # Imported here: the engine package may import this module, and config loading
     # must not depend on the engine having been imported first.
-    from .engine._fields import Fields, parse_yaml
+    from .definition import Fields, parse_yaml
 
     source = str(path)
     try:

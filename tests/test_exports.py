@@ -1,10 +1,12 @@
 """The public API is exactly what we mean to export; nothing leaks by accident."""
 
 import hookline
+import hookline.definition
 import hookline.engine
 import hookline.nodes
 import hookline.store
 import hookline.testing
+import hookline.verify
 
 TOP_LEVEL = {
     "Admission",
@@ -36,12 +38,13 @@ def public(module: object) -> set[str]:
 
 
 def test_top_level_names_are_pinned() -> None:
-    subpackages = {"engine", "http", "nodes", "store", "cli", "testing"}
+    subpackages = {"definition", "engine", "http", "nodes", "store", "cli", "testing", "verify"}
     assert public(hookline) - subpackages == TOP_LEVEL
 
 
 def test_subpackages_export_only_from_private_modules() -> None:
-    for package in (hookline.engine, hookline.store, hookline.nodes, hookline.testing):
+    packages = (hookline.definition, hookline.verify, hookline.engine, hookline.store)
+    for package in (*packages, hookline.nodes, hookline.testing):
         for name in public(package):
             value = getattr(package, name)
             if isinstance(value, type(hookline)):

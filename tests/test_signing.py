@@ -10,10 +10,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from hookline._signing import SCHEMES, sign
-from hookline.engine._definition import Verifier
 from hookline.engine._loader import VERIFY_SCHEMES
 from hookline.errors import Forbidden
-from hookline.http._verify import SignedRequest, compile_verifiers
+from hookline.verify import SignedRequest, Verifier, compile_verifiers
 
 NOW = 1_700_000_000
 URL = "https://hooks.example.com/api/webhooks/t?x=1"

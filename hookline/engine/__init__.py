@@ -1,5 +1,11 @@
 """The engine: actors, supervision, mailboxes, the workflow runtime, templating."""
 
+from ..definition import Compiled as Compiled
+from ..definition import Mailbox as Mailbox
+from ..definition import MailboxStatistics as MailboxStatistics
+from ..definition import Reservation as Reservation
+from ..definition import compile_value as compile_value
+from ..verify import Verifier as Verifier
 from ._actor import Actor as Actor
 from ._actor import ActorStatistics as ActorStatistics
 from ._admission import Admission as Admission
@@ -7,7 +13,6 @@ from ._answers import ExecutionOutcome as ExecutionOutcome
 from ._definition import Concurrency as Concurrency
 from ._definition import Idempotency as Idempotency
 from ._definition import ResponseSpec as ResponseSpec
-from ._definition import Verifier as Verifier
 from ._definition import WebhookTrigger as WebhookTrigger
 from ._definition import Workflow as Workflow
 from ._delivery import Delivery as Delivery
@@ -19,14 +24,9 @@ from ._loader import LoadResult as LoadResult
 from ._loader import load_workflow_data as load_workflow_data
 from ._loader import load_workflow_text as load_workflow_text
 from ._loader import load_workflows as load_workflows
-from ._mailbox import Mailbox as Mailbox
-from ._mailbox import MailboxStatistics as MailboxStatistics
-from ._mailbox import Reservation as Reservation
 from ._supervisor import ChildSpec as ChildSpec
 from ._supervisor import ChildStatistics as ChildStatistics
 from ._supervisor import Restart as Restart
 from ._supervisor import Supervisor as Supervisor
 from ._supervisor import SupervisorStatistics as SupervisorStatistics
-from ._templates import Compiled as Compiled
-from ._templates import compile_value as compile_value
 from ._workflow_supervisor import WorkflowStatistics as WorkflowStatistics

@@ -15,7 +15,7 @@ from typing import ClassVar, Generic, TypeVar
 import attrs
 import trio
 
-from ._mailbox import Mailbox, MailboxStatistics
+from ..definition import Mailbox, MailboxStatistics
 
 T = TypeVar("T")
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import attrs
 
-from ..http._problem import problem_body
+from ..definition import problem_body
 from ..store._records import Answer, ExecutionStatus
 from ._definition import Workflow
 

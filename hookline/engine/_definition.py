@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Literal
 
 import attrs
 
 from ..nodes._base import NodeSpec, Renderable
-
-if TYPE_CHECKING:
-    from ..http._verify import Verification
+from ..verify import Verification, Verifier, compile_verifiers
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -38,18 +36,7 @@ class ResponseSpec:
     body: Renderable | None = None
 
 
-@attrs.frozen
-class Verifier:
-    """One ``verify`` entry: a scheme name and its raw options (checked by the HTTP front)."""
-
-    scheme: str
-    options: Any
-
-
 def _compile_verify(trigger: WebhookTrigger) -> Verification:
-    # Imported here: the HTTP front's verifiers read this module's Verifier.
-    from ..http._verify import compile_verifiers
-
     return compile_verifiers(trigger.verify, source="", path="trigger.verify")
 
 

@@ -34,21 +34,20 @@ from typing import Any
 
 import attrs
 
+from ..definition import Fields, parse_yaml
 from ..errors import DefinitionError
-from ..http._verify import compile_verifiers
 from ..nodes._call import NodeFunction, custom_node_types
 from ..nodes._registry import NodeListParser, NodeTypes
+from ..verify import Verifier, compile_verifiers
 from ._definition import (
     HTTP_METHODS,
     Concurrency,
     Idempotency,
     IPNetwork,
     ResponseSpec,
-    Verifier,
     WebhookTrigger,
     Workflow,
 )
-from ._fields import Fields, parse_yaml
 
 __all__ = [
     "VERIFY_SCHEMES",

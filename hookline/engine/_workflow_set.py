@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING
 
 import trio
 
+from ..definition import Router
 from ..errors import Unavailable, WorkflowNotFound
-from ..http._router import Router
 from ..nodes._base import NodeServices
 from ..store._ops import SaveWorkflow
 from ..store._records import ExecutionRecord, WorkflowRecord

@@ -28,6 +28,7 @@ import trio
 from quart import Blueprint, Quart, Response, current_app, request
 
 from .._ids import new_id
+from ..definition import problem_body, problem_headers, rejection_problem
 from ..engine._answers import still_running_answer
 from ..engine._definition import HTTP_METHODS, Workflow
 from ..engine._delivery import Delivery
@@ -36,9 +37,9 @@ from ..engine._execution import ExecutionHandle
 from ..errors import PayloadTooLarge, Rejected, RequestTimeout, StoreError, Unavailable
 from ..store._ops import RecordDelivery
 from ..store._records import Answer
+from ..verify import SignedRequest
 from ._body import parse_body
 from ._client_ip import IPNetwork, check_ip_allowed
-from ._problem import problem_body, problem_headers, rejection_problem
 from ._responses import answer_response
 from ._scope import (
     Scope,
@@ -51,7 +52,6 @@ from ._scope import (
     request_target,
     scope_headers,
 )
-from ._signed import SignedRequest
 
 log = logging.getLogger("hookline.http")
 

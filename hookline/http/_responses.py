@@ -8,9 +8,9 @@ from typing import Any
 from quart import Response
 from werkzeug.datastructures import Headers
 
+from ..definition import problem_body, problem_headers, rejection_problem
 from ..errors import Rejected
 from ..store._records import Answer
-from ._problem import problem_body, problem_headers, rejection_problem
 
 
 def answer_response(answer: Answer) -> Response:

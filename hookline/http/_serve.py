@@ -17,11 +17,11 @@ import trio
 from hypercorn.config import Config
 from hypercorn.trio import serve as hypercorn_serve
 
+from ..definition import problem_body, problem_headers
 from ..engine._engine import Engine
 from ._app import create_app
 from ._client_ip import IPNetwork
 from ._ingress import DEFAULT_BODY_TIMEOUT, configure_ingress
-from ._problem import problem_body, problem_headers
 
 DEFAULT_MAX_HEADER_SIZE = 16 * 1024
 DEFAULT_KEEP_ALIVE_TIMEOUT = 5.0

@@ -28,8 +28,7 @@ from typing import Any
 
 import attrs
 
-from ..engine._fields import Fields
-from ..engine._templates import Compiled
+from ..definition import Compiled, Fields
 from ..errors import NodeError
 from ._base import Job, NodeResult, NodeSpec
 from ._registry import NodeListParser, NodeParser, NodeTypes, node_types

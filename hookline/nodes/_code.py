@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 import attrs
 
-from ..engine._fields import Fields
+from ..definition import Fields
 from ..errors import NodeError
 from ._base import Job, NodeResult, NodeSpec
 from ._js import run_script

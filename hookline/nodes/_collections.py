@@ -22,9 +22,7 @@ from typing import Any
 
 import attrs
 
-from ..engine._compare import OPERATORS, UNARY_FUNCTIONS
-from ..engine._fields import Fields
-from ..engine._templates import Compiled, compile_value
+from ..definition import OPERATORS, UNARY_FUNCTIONS, Compiled, Fields, compile_value
 from ..errors import NodeError
 from ..store._collection_service import CollectionService
 from ..store._collections import COLLECTION_PATTERN, FIELD_PATTERN, Filter, Sort, check_field

@@ -20,9 +20,7 @@ from typing import Any, ClassVar
 import attrs
 import trio
 
-from .._units import parse_duration
-from ..engine._fields import Fields
-from ..engine._templates import Compiled
+from ..definition import Compiled, Fields, parse_duration
 from ..errors import NodeError
 from ._base import Job, NodeResult, NodeSpec
 from ._registry import NodeListParser, register

@@ -27,17 +27,38 @@ import threading
 from collections.abc import Sequence
 from email.message import EmailMessage
 from email.utils import formataddr, formatdate, getaddresses, make_msgid
-from typing import Any, Literal, overload
+from typing import Any, Literal, Protocol, overload
 
 import attrs
 import trio
 
-from .._config import SmtpConfig
-from ..engine._fields import Fields
-from ..engine._templates import Compiled
+from ..definition import Compiled, Fields
 from ..errors import NodeError
 from ._base import Job, NodeResult, NodeSpec
 from ._registry import NodeListParser, register
+
+
+class SmtpConfig(Protocol):
+    """What the node reads of the server's ``smtp:`` section.
+
+    The server passes its own config record; nodes sit below the server's config, so they
+    name only the fields they read.
+    """
+
+    @property
+    def host(self) -> str: ...
+    @property
+    def port(self) -> int: ...
+    @property
+    def starttls(self) -> bool: ...
+    @property
+    def ssl(self) -> bool: ...
+    @property
+    def username(self) -> str | None: ...
+    @property
+    def password(self) -> str | None: ...
+    @property
+    def sender(self) -> str: ...
 
 
 @attrs.frozen

@@ -34,8 +34,7 @@ import attrs
 import httpx
 import trio
 
-from ..engine._fields import Fields
-from ..engine._templates import Compiled
+from ..definition import Compiled, Fields
 from ..errors import NodeError
 from ._base import Job, NodeResult, NodeSpec
 from ._registry import NodeListParser, register

@@ -37,7 +37,7 @@ from py_mini_racer import (
     mini_racer,
 )
 
-from .._units import format_duration, format_size
+from ..definition import format_duration, format_size
 
 __all__ = ["MAX_LINES", "ScriptOutcome", "run_script"]
 

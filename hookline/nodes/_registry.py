@@ -33,8 +33,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TypeVar
 
-from .._units import format_duration
-from ..engine._fields import Fields
+from ..definition import Fields, format_duration
 from ._base import NodeConfig, NodeSpec, RetryPolicy
 
 __all__ = [

@@ -23,8 +23,7 @@ from typing import Any, ClassVar, Protocol, cast
 import attrs
 import trio
 
-from ..engine._fields import Fields
-from ..engine._templates import Compiled
+from ..definition import Compiled, Fields
 from ..errors import NodeError, Rejected
 from ..store._records import FINISHED_STATUSES, ExecutionRecord
 from ._base import Job, NodeResult, NodeSpec

@@ -27,7 +27,7 @@ from typing import Any
 import attrs
 
 from .._ids import new_id
-from ..engine._compare import OPERATORS, UNARY_FUNCTIONS
+from ..definition import OPERATORS, UNARY_FUNCTIONS
 from ..errors import StoreError
 
 __all__ = [

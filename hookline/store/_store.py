@@ -20,7 +20,7 @@ from typing import Any, TypeVar, overload
 import attrs
 import trio
 
-from ..engine._mailbox import Mailbox
+from ..definition import Mailbox
 from ..errors import StoreClosed, StoreError
 from ._backend import StoreBackend
 from ._coalesce import coalesce

@@ -22,8 +22,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import trio
 
-from ..engine._fields import Fields
-from ..engine._templates import Compiled
+from ..definition import Compiled, Fields
 from ..errors import NodeError
 from ..nodes._base import Job, NodeResult, NodeServices, NodeSpec, Renderable
 from ..nodes._registry import NodeListParser, register

@@ -15,7 +15,7 @@ import attrs
 import pytest
 import trio
 
-from hookline.engine._fields import Fields
+from hookline.definition import Fields
 from hookline.errors import NodeError
 from hookline.nodes._base import Job, NodeResult, NodeSpec
 from hookline.nodes._registry import NodeListParser, register

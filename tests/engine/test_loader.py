@@ -11,7 +11,7 @@ import attrs
 import pytest
 
 import hookline
-from hookline.engine._fields import Fields
+from hookline.definition import Fields
 from hookline.engine._loader import (
     load_workflow_data,
     load_workflow_text,

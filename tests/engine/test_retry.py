@@ -13,9 +13,9 @@ import pytest
 import trio
 import trio.testing
 
+from hookline.definition import Fields
 from hookline.engine._definition import Workflow
 from hookline.engine._engine import open_engine
-from hookline.engine._fields import Fields
 from hookline.engine._loader import load_workflow_text
 from hookline.errors import DefinitionError, NodeError
 from hookline.nodes._base import Job, NodeResult, NodeSpec, RetryPolicy

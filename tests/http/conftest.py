@@ -19,9 +19,9 @@ import httpx
 import pytest
 import trio
 
+from hookline.definition import Fields
 from hookline.engine._definition import Workflow
 from hookline.engine._engine import Engine, open_engine
-from hookline.engine._fields import Fields
 from hookline.engine._loader import load_workflow_text
 from hookline.http._serve import serve
 from hookline.nodes._base import Job, NodeResult, NodeSpec

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 import attrs
 import pytest
 
-from hookline.engine._fields import Fields
+from hookline.definition import Fields
 from hookline.errors import NodeError
 from hookline.nodes._base import Job, NodeResult, NodeSpec
 from hookline.nodes._registry import NodeListParser, register

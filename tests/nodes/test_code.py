@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import trio
 
-from hookline.engine._fields import Fields
+from hookline.definition import Fields
 from hookline.engine._job import JobTicket, RunningJob
 from hookline.engine._node_actor import NodeActor
 from hookline.errors import DefinitionError, NodeError

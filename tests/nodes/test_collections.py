@@ -10,7 +10,7 @@ import pytest
 import trio
 import trio.testing
 
-from hookline.engine._fields import Fields
+from hookline.definition import Fields
 from hookline.errors import DefinitionError, NodeError
 from hookline.nodes._base import NodeResult, NodeServices, NodeSpec
 from hookline.nodes._collections import QueryNode

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from hookline.engine._fields import Fields
+from hookline.definition import Fields
 from hookline.errors import DefinitionError
 from hookline.nodes._base import NodeSpec
 from hookline.nodes._registry import parse_node

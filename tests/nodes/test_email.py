@@ -23,7 +23,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from hookline._config import SmtpConfig
-from hookline.engine._fields import Fields
+from hookline.definition import Fields
 from hookline.engine._job import JobTicket, RunningJob
 from hookline.engine._node_actor import NodeActor
 from hookline.errors import DefinitionError, NodeError

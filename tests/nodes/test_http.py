@@ -20,7 +20,7 @@ import pytest
 import trio
 import trio.testing
 
-from hookline.engine._fields import Fields
+from hookline.definition import Fields
 from hookline.engine._job import JobTicket, RunningJob
 from hookline.engine._node_actor import NodeActor
 from hookline.errors import DefinitionError, NodeError

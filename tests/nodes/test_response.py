@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from hookline.engine._fields import Fields
+from hookline.definition import Fields
 from hookline.errors import DefinitionError, NodeError
 from hookline.nodes._base import NodeSpec
 from hookline.nodes._registry import parse_node

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from hookline.engine._fields import Fields
+from hookline.definition import Fields
 from hookline.engine._job import RunningJob
 from hookline.errors import NodeError
 from hookline.nodes._base import NodeServices

@@ -13,9 +13,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from hookline.engine._definition import Verifier
 from hookline.errors import DefinitionError, Forbidden, Unauthenticated
-from hookline.http._verify import SignedRequest, Verification, compile_verifiers
+from hookline.verify import SignedRequest, Verification, Verifier, compile_verifiers
 
 NOW = 1_700_000_000
 SECRET = "a-jwt-hmac-secret-long-enough-for-hs512-which-wants-64-bytes-or-more"

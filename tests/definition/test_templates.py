@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hookline.engine._templates import ROOTS, compile_template, compile_value
+from hookline.definition._templates import ROOTS, compile_template, compile_value
 from hookline.errors import TemplateError
 
 ROOTS_DATA: dict[str, Any] = {

@@ -1,7 +1,7 @@
 import pytest
 
+from hookline.definition._router import Router, compile_path, paths_collide
 from hookline.errors import MethodNotAllowed, WorkflowNotFound
-from hookline.http._router import Router, compile_path, paths_collide
 
 
 def make_router():

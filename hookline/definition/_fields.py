@@ -20,10 +20,10 @@ from typing import Any, NoReturn, TypeVar, overload
 
 import yaml
 
-from .._units import parse_duration, parse_size
 from ..errors import ConfigError, DefinitionError, TemplateError
 from ._compare import Condition, compile_condition
 from ._templates import Compiled, compile_value
+from ._units import parse_duration, parse_size
 
 T = TypeVar("T")
 D = TypeVar("D")

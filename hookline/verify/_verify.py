@@ -18,8 +18,7 @@ from typing import Any
 
 import attrs
 
-from ..engine._definition import Verifier
-from ..engine._fields import Fields
+from ..definition import Fields
 from ._credentials import Basic, Bearer, SharedHeader, gitlab
 from ._generic_hmac import GenericHmac
 from ._jwt_scheme import Jwt
@@ -27,7 +26,16 @@ from ._schemes import GitHub, Shopify, Slack, StandardWebhooks, Stripe
 from ._signed import Check, SignedRequest, Verified
 from ._twilio import Twilio
 
-__all__ = ["SCHEMES", "SignedRequest", "Verification", "Verified", "compile_verifiers"]
+__all__ = ["SCHEMES", "SignedRequest", "Verification", "Verified", "Verifier", "compile_verifiers"]
+
+
+@attrs.frozen
+class Verifier:
+    """One ``verify`` entry: a scheme name and its raw options (checked when compiled)."""
+
+    scheme: str
+    options: Any
+
 
 SCHEMES: Mapping[str, Callable[[Fields], Check]] = {
     "github": GitHub.compile,

@@ -23,7 +23,7 @@ from typing import Any, Protocol
 
 import attrs
 
-from ..engine._fields import Fields
+from ..definition import Fields
 from ..errors import Forbidden, Unauthenticated
 
 __all__ = [

@@ -21,7 +21,7 @@ from typing import Any
 import attrs
 import jwt
 
-from ..engine._fields import Fields
+from ..definition import Fields
 from ..errors import Forbidden
 from ._credentials import BEARER_CHALLENGE, authorization
 from ._signed import SignedRequest, read_secrets

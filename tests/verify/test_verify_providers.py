@@ -10,9 +10,8 @@ from typing import Any
 
 import pytest
 
-from hookline.engine._definition import Verifier
 from hookline.errors import DefinitionError, Forbidden, Unauthenticated
-from hookline.http._verify import SignedRequest, Verification, compile_verifiers
+from hookline.verify import SignedRequest, Verification, Verifier, compile_verifiers
 
 NOW = 1_700_000_000
 

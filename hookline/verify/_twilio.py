@@ -18,7 +18,7 @@ from urllib.parse import SplitResult, parse_qs, urlsplit
 
 import attrs
 
-from ..engine._fields import Fields
+from ..definition import Fields
 from ..errors import Forbidden
 from ._signed import (
     MALFORMED,

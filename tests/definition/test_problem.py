@@ -2,6 +2,7 @@ import json
 
 import pytest
 
+from hookline.definition._problem import problem_body, problem_headers, rejection_problem
 from hookline.errors import (
     MalformedBody,
     MethodNotAllowed,
@@ -9,7 +10,6 @@ from hookline.errors import (
     Unavailable,
     WorkflowNotFound,
 )
-from hookline.http._problem import problem_body, problem_headers, rejection_problem
 
 
 def test_problem_body_has_the_rfc9457_members_and_extensions():

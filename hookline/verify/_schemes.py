@@ -16,7 +16,7 @@ from typing import Any
 
 import attrs
 
-from ..engine._fields import Fields
+from ..definition import Fields
 from ..errors import Forbidden, Unauthenticated
 from ._signed import (
     MALFORMED,

@@ -13,7 +13,7 @@ from typing import Any
 
 import attrs
 
-from ..engine._fields import Fields
+from ..definition import Fields
 from ..errors import Forbidden, Unauthenticated
 from ._signed import SignedRequest, decode_base64, matches_any, read_keys, require_header
 

@@ -12,9 +12,8 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from hookline._signing import sign
-from hookline.engine._definition import Verifier
 from hookline.errors import Forbidden, Unauthenticated
-from hookline.http._verify import SignedRequest, Verification, compile_verifiers
+from hookline.verify import SignedRequest, Verification, Verifier, compile_verifiers
 
 NOW = 1_700_000_000
 URL = "https://hooks.example.com/api/webhooks/x?a=1"

@@ -8,10 +8,9 @@ from typing import Any
 
 import pytest
 
-from hookline.engine._definition import Verifier
 from hookline.engine._loader import load_workflow_text
 from hookline.errors import DefinitionError, Forbidden, Unauthenticated
-from hookline.http._verify import SignedRequest, compile_verifiers
+from hookline.verify import SignedRequest, Verifier, compile_verifiers
 
 
 def compile_one(scheme: str, options: Any) -> None:

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hookline.engine._compare import (
+from hookline.definition._compare import (
     OPERATORS,
     UNARY_FUNCTIONS,
     UNARY_OPERATORS,

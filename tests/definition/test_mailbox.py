@@ -9,7 +9,7 @@ import pytest
 import trio
 import trio.testing
 
-from hookline.engine._mailbox import Mailbox, MailboxStatistics
+from hookline.definition._mailbox import Mailbox, MailboxStatistics
 
 
 def test_capacity_must_be_positive() -> None:
