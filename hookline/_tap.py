@@ -29,6 +29,7 @@ from .store._ops import (
     CollectionWrite,
     RecordDelivery,
     SaveJob,
+    SaveJobs,
     UpdateExecution,
     WriteOp,
 )
@@ -157,6 +158,8 @@ class StoreTap:
             return self._execution_update(op)
         if isinstance(op, SaveJob | CollectionWrite):
             return self._job(op.job)
+        if isinstance(op, SaveJobs):
+            return [event for job in op.jobs for event in self._job(job)]
         return []
 
     def _track(self, id: str, live: _Live) -> None:

@@ -28,8 +28,8 @@ import trio
 
 from ..errors import StoreError
 from ..nodes._base import NodeResult, NodeServices
-from ..store._ops import SaveAnswer, SaveJob, UpdateExecution
-from ..store._records import Answer, JobStatus
+from ..store._ops import SaveAnswer, SaveJob, SaveJobs, UpdateExecution
+from ..store._records import Answer, JobRecord, JobStatus
 from ..store._store import Store
 from ._answers import ExecutionOutcome, finished_answer
 from ._core import CancelJob, Command, ExecutionCore, Finish, RunJob, SaveRecord, SendAnswer
@@ -100,6 +100,7 @@ class Execution:
         self._cancel_requested = False
         self._nursery: trio.Nursery | None = None
         self._outcome: ExecutionOutcome | None = None
+        self._records: list[JobRecord] = []
 
     @property
     def outputs(self) -> dict[str, Any]:
@@ -212,7 +213,7 @@ class Execution:
                     assert self._nursery is not None
                     self._nursery.start_soon(self._run_job, actor, job)
             elif isinstance(command, SaveRecord):
-                await self.store.post(SaveJob(command.record))
+                self._records.append(command.record)
             elif isinstance(command, CancelJob):
                 command.job.cancel()
             elif isinstance(command, SendAnswer):
@@ -221,6 +222,16 @@ class Execution:
                 self._outcome = ExecutionOutcome(
                     self.handle.id, self.workflow.key, command.status, command.output, command.error
                 )
+        await self._post_records()
+
+    async def _post_records(self) -> None:
+        """Queue the records gathered since the last call as one store op: the jobs of
+        a run of quick nodes are written together, before the driver waits again."""
+        records, self._records = self._records, []
+        if len(records) == 1:
+            await self.store.post(SaveJob(records[0]))
+        elif records:
+            await self.store.post(SaveJobs(tuple(records)))
 
     async def _run_job(self, actor: NodeActor, job: RunningJob) -> None:
         try:
@@ -233,9 +244,10 @@ class Execution:
     async def _save_records(self, commands: list[Command]) -> None:
         for command in commands:
             if isinstance(command, SaveRecord):
-                await self.store.post(SaveJob(command.record))
+                self._records.append(command.record)
             elif isinstance(command, CancelJob):
                 command.job.cancel()
+        await self._post_records()
 
     async def save_checkpoint(self, job: RunningJob) -> None:
         """Commit ``job`` as ``running`` with its checkpoint as output (durable)."""

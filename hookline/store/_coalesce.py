@@ -12,13 +12,21 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ._ops import RecordDelivery, SaveAnswer, SaveJob, SaveWorkflow, UpdateExecution, WriteOp
+from ._ops import (
+    RecordDelivery,
+    SaveAnswer,
+    SaveJob,
+    SaveJobs,
+    SaveWorkflow,
+    UpdateExecution,
+    WriteOp,
+)
 
 __all__ = ["coalesce", "merge"]
 
 # Ops that never touch an execution row: two updates may merge across them. Anything
 # else (accepting, requeueing, pruning, collection writes) ends the window.
-_TOUCH_NO_EXECUTION = (SaveJob, SaveAnswer, RecordDelivery, SaveWorkflow)
+_TOUCH_NO_EXECUTION = (SaveJob, SaveJobs, SaveAnswer, RecordDelivery, SaveWorkflow)
 
 
 def merge(earlier: UpdateExecution, later: UpdateExecution) -> UpdateExecution:

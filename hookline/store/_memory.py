@@ -44,6 +44,7 @@ from ._ops import (
     RequeueExecution,
     SaveAnswer,
     SaveJob,
+    SaveJobs,
     SaveWorkflow,
     UpdateExecution,
     WriteOp,
@@ -127,6 +128,10 @@ class MemoryBackend:
             return None
         if isinstance(op, SaveJob):
             self._save_job(op.job)
+            return None
+        if isinstance(op, SaveJobs):
+            for job in op.jobs:
+                self._save_job(job)
             return None
         if isinstance(op, CollectionWrite):
             return self._collection_write(op)

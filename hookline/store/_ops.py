@@ -89,6 +89,14 @@ class SaveJob:
 
 
 @attrs.frozen
+class SaveJobs:
+    """Save several job records at once, as :class:`SaveJob` each would (one op, one
+    statement batch: an execution's quick nodes are recorded together). Result: None."""
+
+    jobs: tuple[JobRecord, ...]
+
+
+@attrs.frozen
 class SaveAnswer:
     """Record the answer a delivery got, on the delivery and, if it claimed one, on its
     idempotency record (so a retry gets this answer again). Result: None."""
@@ -173,6 +181,7 @@ WriteOp = (
     | AcceptDelivery
     | UpdateExecution
     | SaveJob
+    | SaveJobs
     | SaveAnswer
     | SaveWorkflow
     | CollectionWrite
@@ -194,6 +203,7 @@ __all__ = [
     "RequeueExecution",
     "SaveAnswer",
     "SaveJob",
+    "SaveJobs",
     "SaveWorkflow",
     "UpdateExecution",
     "WriteOp",

@@ -28,6 +28,7 @@ from ._ops import (
     RequeueExecution,
     SaveAnswer,
     SaveJob,
+    SaveJobs,
     SaveWorkflow,
     UpdateExecution,
     WriteOp,
@@ -162,6 +163,9 @@ def apply_alone(conn: Connection, op: WriteOp) -> object:
 def apply_one(conn: Connection, op: WriteOp) -> object:
     if isinstance(op, SaveJob):
         conn.execute(_UPSERT_JOB, job_row(op.job))
+        return None
+    if isinstance(op, SaveJobs):
+        conn.cursor().executemany(_UPSERT_JOB, [job_row(job) for job in op.jobs])
         return None
     if isinstance(op, CollectionWrite):
         return _collection_write(conn, op)

@@ -27,6 +27,7 @@ from ._ops import (
     RequeueExecution,
     SaveAnswer,
     SaveJob,
+    SaveJobs,
     SaveWorkflow,
     UpdateExecution,
     WriteOp,
@@ -136,6 +137,9 @@ def apply_alone(conn: sqlite3.Connection, op: WriteOp) -> object:
 def apply_one(conn: sqlite3.Connection, op: WriteOp) -> object:
     if isinstance(op, SaveJob):
         conn.execute(_UPSERT_JOB, _rows.job_row(op.job))
+        return None
+    if isinstance(op, SaveJobs):
+        conn.executemany(_UPSERT_JOB, [_rows.job_row(job) for job in op.jobs])
         return None
     if isinstance(op, CollectionWrite):
         return _collection_write(conn, op)

@@ -36,6 +36,7 @@ from ._ops import (
     RequeueExecution,
     SaveAnswer,
     SaveJob,
+    SaveJobs,
     SaveWorkflow,
     UpdateExecution,
     WriteOp,
@@ -283,7 +284,9 @@ class Store(StoreReads):
     @overload
     async def write(self, op: AcceptDelivery) -> IdempotencyRecord | None: ...
     @overload
-    async def write(self, op: RecordDelivery | UpdateExecution | SaveJob | SaveAnswer) -> None: ...
+    async def write(
+        self, op: RecordDelivery | UpdateExecution | SaveJob | SaveJobs | SaveAnswer
+    ) -> None: ...
     @overload
     async def write(self, op: SaveWorkflow) -> int: ...
     @overload

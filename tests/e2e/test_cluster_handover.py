@@ -13,7 +13,7 @@ import httpx
 import pytest
 import trio
 
-from hookline.engine._job_runner import INTERRUPTED
+from hookline.engine._core import INTERRUPTED
 from hookline.store._encoding import unpack
 
 from ..conftest import postgres_schema_url
