@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 HOST ?= 127.0.0.1:8000
 
-.PHONY: serve test lint typecheck bench bench-quick clean
+.PHONY: serve test lint typecheck layers bench bench-quick clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,9 +39,13 @@ lint: $(VENV)/.installed-test
 typecheck: $(VENV)/.installed-test
 	$(BIN)/mypy
 
+# The import-linter contracts of pyproject.toml: the packages import one way.
+layers: $(VENV)/.installed-test
+	$(BIN)/lint-imports
+
 # PostgreSQL: a throwaway cluster for the run (installed from Debian's packages when
 # missing); where none can be had, its tests are skipped with the reason.
-test: $(VENV)/.installed-test lint typecheck
+test: $(VENV)/.installed-test lint typecheck layers
 	test -x /usr/bin/chromium || sh scripts/install-chromium.sh
 	sh scripts/postgres.sh run $(BIN)/pytest
 
@@ -60,4 +64,4 @@ bench-quick: $(VENV)/.installed-bench
 	$(BIN)/python -m benchmarks --quick $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) var .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) var .mypy_cache .pytest_cache .ruff_cache .import_linter_cache

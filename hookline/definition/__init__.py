@@ -7,26 +7,18 @@ other hookline package but :mod:`hookline.errors`, so every layer above may use 
 
 from ._compare import OPERATORS as OPERATORS
 from ._compare import UNARY_FUNCTIONS as UNARY_FUNCTIONS
-from ._compare import UNARY_OPERATORS as UNARY_OPERATORS
 from ._compare import Condition as Condition
-from ._compare import compile_condition as compile_condition
 from ._fields import Fields as Fields
 from ._fields import parse_yaml as parse_yaml
 from ._mailbox import Mailbox as Mailbox
 from ._mailbox import MailboxStatistics as MailboxStatistics
 from ._mailbox import Reservation as Reservation
-from ._problem import PROBLEM_CONTENT_TYPE as PROBLEM_CONTENT_TYPE
 from ._problem import problem_body as problem_body
 from ._problem import problem_headers as problem_headers
 from ._problem import rejection_problem as rejection_problem
 from ._router import Router as Router
-from ._router import compile_path as compile_path
-from ._router import paths_collide as paths_collide
-from ._templates import ROOTS as ROOTS
 from ._templates import Compiled as Compiled
-from ._templates import compile_template as compile_template
 from ._templates import compile_value as compile_value
 from ._units import format_duration as format_duration
 from ._units import format_size as format_size
 from ._units import parse_duration as parse_duration
-from ._units import parse_size as parse_size

@@ -3,7 +3,7 @@
 A tree is a one-key mapping: an operator with its list of operands
 (``{gt: ["{{$context.data.n}}", 5]}``, ``{exists: ["{{$context.data.email}}"]}``), or a
 combination (``{all: [...]}``, ``{any: [...]}``, ``{not: {...}}``). Operands are
-templates (see :mod:`hookline.engine._templates`).
+templates (see :mod:`hookline.definition._templates`).
 
 The operators are forgiving about types the way webhook payloads need: form fields and
 query parameters arrive as strings, so ``"5"`` equals ``5`` and ``"10"`` is greater than

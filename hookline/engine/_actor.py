@@ -1,6 +1,6 @@
 """The actor base class: a named task that handles the messages of its own mailbox.
 
-An :class:`Actor` owns a bounded :class:`~hookline.engine._mailbox.Mailbox`. Its
+An :class:`Actor` owns a bounded :class:`~hookline.definition.Mailbox`. Its
 :meth:`Actor.run` sets up, reports readiness, then handles one message at a time until the
 mailbox is closed and drained. A message whose handler raises crashes the actor; the Actor
 object and its mailbox outlive the crash, so a supervisor calling :meth:`Actor.run` again

@@ -5,7 +5,7 @@ A collection holds records: ``id`` (a sortable id from :func:`hookline._ids.new_
 as records bring them (in SQLite, a column each, added on first sight). A field set to
 null is an absent field: records never carry null values.
 
-Filters use the comparison operators of :mod:`hookline.engine._compare`; a record
+Filters use the comparison operators of :mod:`hookline.definition._compare`; a record
 matches when :meth:`Filter.test` holds for each. Both backends decide matches with that
 same Python test (SQLite first narrows rows in SQL), and both sort in the order SQLite
 gives stored values (:func:`sort_key`), so a query answers the same on either.
