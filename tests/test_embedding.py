@@ -4,8 +4,18 @@ resumes on the next start."""
 
 from __future__ import annotations
 
+import json
+import os
+import statistics
+import subprocess
+import sys
 import textwrap
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
@@ -146,3 +156,95 @@ async def test_a_crash_is_named_by_its_error_in_logs_and_statistics(
     expected = f"supervisor workflow:napper: child {child.name} crashed: ValueError: boom"
     assert crash_lines == [expected]
     assert "Trio nursery" not in caplog.text
+
+
+# -- TLS certificates load on first use -------------------------------------------------
+
+
+class Hello(BaseHTTPRequestHandler):
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        body = json.dumps({"hello": "world"}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+@pytest.fixture
+def hello_url() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Hello)
+    threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/hello"
+    server.shutdown()
+    server.server_close()
+
+
+async def test_an_engine_without_http_nodes_never_builds_its_http_client(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with hookline.open_engine([NAPPER]) as engine:
+        assert (await engine.run("napper", data={"n": 1})).status == "succeeded"
+        # The client (and the SSL context with its CA bundle) is built for the first
+        # http node that runs, not when the engine starts.
+        assert not engine.services.http.started
+
+
+async def test_the_first_http_node_builds_the_shared_client(hello_url: str) -> None:
+    caller = hookline.load_workflow_text(
+        f"key: caller\nnodes:\n- {{key: call, type: http, url: '{hello_url}', only_data: true}}",
+        source="caller.yaml",
+    )
+    async with hookline.open_engine([caller], http_allow_hosts=["127.0.0.1"]) as engine:
+        http = engine.services.http
+        assert not http.started
+        outcomes = [await engine.run("caller") for _ in range(2)]
+        assert http.started
+        assert engine.services.http is http  # one client for every execution
+    assert [(o.status, o.output) for o in outcomes] == [("succeeded", {"hello": "world"})] * 2
+    with pytest.raises(hookline.errors.NodeError, match="stopped"):
+        await http.client()  # closed with the engine
+
+
+# -- what importing hookline costs -------------------------------------------------------
+
+# Loaded only when used: the HTTP server, V8, prometheus; and the libraries that cost
+# more to import than the engine itself (outbound HTTP, SQLite migrations, JWT).
+HEAVY = {"quart", "hypercorn", "py_mini_racer", "prometheus_client", "httpx", "sqlite_utils", "jwt"}
+
+
+def python(code: str, cache: Path) -> subprocess.CompletedProcess[str]:
+    # Compiled bytecode, as an installed package has (this environment may turn writing
+    # it off), kept out of the source tree.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONPYCACHEPREFIX"] = str(cache)
+    return subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+
+
+def test_import_hookline_loads_no_server_v8_or_prometheus(tmp_path: Path) -> None:
+    loaded = f"sorted(m for m in sys.modules if m.split('.')[0] in {sorted(HEAVY)!r})"
+    assert python(f"import hookline, sys; print({loaded})", tmp_path).stdout.strip() == "[]"
+    # Used, they load: the names are there all along.
+    used = python(
+        f"import hookline, sys; hookline.create_app, hookline.serve; print({loaded})", tmp_path
+    )
+    assert "quart" in used.stdout
+    assert "hypercorn" in used.stdout
+
+
+def test_import_hookline_costs_at_most_four_imports_of_trio(tmp_path: Path) -> None:
+    python("import hookline", tmp_path)  # compiles the bytecode once
+    times: dict[str, list[float]] = {"trio": [], "hookline": []}
+    for _ in range(5):
+        # Interleaved, so that both see the same load on a busy machine.
+        for module, seen in times.items():
+            started = time.perf_counter()
+            python(f"import {module}", tmp_path)
+            seen.append(time.perf_counter() - started)
+    ratio = statistics.median(times["hookline"]) / statistics.median(times["trio"])
+    assert ratio <= 4, f"import hookline took {ratio:.1f}x import trio: {times}"

@@ -34,7 +34,8 @@ TOP_LEVEL = {
 
 
 def public(module: object) -> set[str]:
-    return {name for name in vars(module) if not name.startswith("_")}
+    # dir(), not vars(): hookline's HTTP names are imported on first use.
+    return {name for name in dir(module) if not name.startswith("_")}
 
 
 def test_top_level_names_are_pinned() -> None:

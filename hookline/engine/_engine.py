@@ -13,13 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import attrs
-import httpx
 import trio
 
 from ..errors import DefinitionError, Rejected, WorkflowNotFound
 from ..nodes._base import NodeServices
 from ..nodes._call import NodeFunction, custom_node_types
-from ..nodes._ssrf import new_http_client
+from ..nodes._http import SharedHttpClient
 from ..store._collection_service import CollectionService
 from ..store._store import Store, StoreStatistics, open_store
 from ._admission import Admission
@@ -79,8 +78,14 @@ class Engine:
         """The engine's own node types, by name (what ``open_engine(nodes=...)`` took)."""
         self.store = store
         self.env: Mapping[str, str] = dict(env or {})
+        # One outbound client for every http node (connection limits hold across all
+        # executions; every connection goes to an address the SSRF guard checked), built
+        # when the first one runs: an engine without http nodes never loads TLS
+        # certificates. A bad allow_hosts entry raises ValueError here.
+        self._http = SharedHttpClient(http_allow_hosts)
         self.services = NodeServices(
-            http_allow_hosts=tuple(http_allow_hosts),
+            http=self._http,
+            http_allow_hosts=self._http.allow_hosts,
             smtp=smtp,
             collections=CollectionService(store),
             workflows=self,
@@ -140,8 +145,7 @@ class Engine:
 
     async def _main(self, task_status: trio.TaskStatus[None]) -> None:
         try:
-            async with trio.open_nursery() as outer, _http_client(self.services) as client:
-                self.services = attrs.evolve(self.services, http=client)
+            async with trio.open_nursery() as outer:
                 await outer.start(self.store.run)
                 async with trio.open_nursery() as inner:
                     await inner.start(self._root.run)
@@ -164,6 +168,8 @@ class Engine:
                 outer.cancel_scope.cancel()
         finally:
             self._intake.accepting = False
+            with trio.CancelScope(shield=True):
+                await self._http.aclose()
             self._stopped.set()
 
     async def aclose(self) -> None:
@@ -344,14 +350,6 @@ class Engine:
             retention=self.retention.statistics() if self.retention is not None else None,
             cluster=self.cluster.statistics() if self.cluster is not None else None,
         )
-
-
-def _http_client(services: NodeServices) -> httpx.AsyncClient:
-    """The engine's one outbound client, shared by every http node: connection limits
-    hold across all executions, and every connection goes to an address the SSRF guard
-    checked (no DNS rebinding between the check and the connect)."""
-    limits = httpx.Limits(max_connections=100, max_keepalive_connections=20)
-    return new_http_client(services.http_allow_hosts, limits=limits)
 
 
 @asynccontextmanager

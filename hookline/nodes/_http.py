@@ -26,19 +26,23 @@ import json
 import random
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from email.utils import parsedate_to_datetime
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import attrs
-import httpx
 import trio
 
 from ..definition import Compiled, Fields
 from ..errors import NodeError
 from ._base import Job, NodeResult, NodeSpec
 from ._registry import NodeListParser, register
-from ._ssrf import AddressGuard, is_guarded
+from ._ssrf import AddressGuard
+
+if TYPE_CHECKING:
+    # httpx is imported where a request is made (or an http node is loaded): it costs
+    # more to import than the engine, and many programs never call out.
+    import httpx
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 MAX_REDIRECTS = 5
@@ -89,9 +93,12 @@ class HttpNode:
         return ()
 
     async def run(self, job: Job) -> NodeResult:
-        client = job.services.http
-        if client is None:
+        import httpx
+
+        http = job.services.http
+        if http is None:
             raise NodeError("no HTTP client is configured for http nodes")
+        client = await http.client() if isinstance(http, SharedHttpClient) else http
         guard = _guard(tuple(job.services.http_allow_hosts))
         request = self._request(job, client)
         shown = _shown(request.url)
@@ -120,6 +127,8 @@ class HttpNode:
         raise AssertionError("unreachable: the last attempt returns")
 
     def _request(self, job: Job, client: httpx.AsyncClient) -> httpx.Request:
+        import httpx
+
         url = job.render(self.url)
         if not isinstance(url, str) or not url:
             raise NodeError(f"url: expected a URL, got {url!r}")
@@ -197,6 +206,74 @@ class HttpNode:
         return NodeResult(output={"status": None, "headers": {}, "data": None, "error": problem})
 
 
+class SharedHttpClient:
+    """An engine's one outbound client, shared by every ``http`` node so that
+    connection limits hold across all executions; built the first time a node asks
+    (:meth:`client`), closed with :meth:`aclose` when the engine stops.
+
+    Building it loads the CA bundle in a worker thread, so the event loop never waits
+    for it, and an engine that runs no ``http`` node never loads it. ``allow_hosts``
+    is checked here (a bad entry raises :class:`ValueError` at once, not at the first
+    request).
+    """
+
+    def __init__(
+        self,
+        allow_hosts: Iterable[str] = (),
+        *,
+        max_connections: int = 100,
+        max_keepalive_connections: int = 20,
+        timeout: float = 30.0,
+        verify: bool | str = True,
+    ) -> None:
+        self.allow_hosts = tuple(allow_hosts)
+        AddressGuard.from_allow_hosts(self.allow_hosts)
+        self._limits = (max_connections, max_keepalive_connections)
+        self._timeout = timeout
+        self._verify = verify
+        self._client: httpx.AsyncClient | None = None
+        self._building = trio.Lock()
+        self._closed = False
+
+    async def client(self) -> httpx.AsyncClient:
+        """The client, built now if this is the first call. Raises :class:`NodeError`
+        once the engine closed it."""
+        if self._client is None:
+            async with self._building:
+                if self._closed:
+                    raise NodeError("the engine has stopped: no more outbound requests")
+                if self._client is None:
+                    import httpx
+
+                    from ._transport import new_http_client, ssl_context
+
+                    # Loaded in a thread: tens of ms the event loop would otherwise wait.
+                    context = await trio.to_thread.run_sync(ssl_context, self._verify)
+                    self._client = new_http_client(
+                        self.allow_hosts,
+                        limits=httpx.Limits(
+                            max_connections=self._limits[0],
+                            max_keepalive_connections=self._limits[1],
+                        ),
+                        timeout=self._timeout,
+                        verify=context,
+                    )
+        elif self._closed:
+            raise NodeError("the engine has stopped: no more outbound requests")
+        return self._client
+
+    async def aclose(self) -> None:
+        """Close the client (if it was built); later :meth:`client` calls raise."""
+        self._closed = True
+        if self._client is not None:
+            await self._client.aclose()
+
+    @property
+    def started(self) -> bool:
+        """Whether the client was built (an ``http`` node needed it)."""
+        return self._client is not None
+
+
 def idempotency_key(job: Job) -> str:
     """The ``Idempotency-Key`` of a job: stable across retries and re-runs of the same
     node in the same execution (and loop iteration), different otherwise."""
@@ -215,6 +292,10 @@ def _guard(allow_hosts: tuple[str, ...]) -> AddressGuard:
 
 
 async def _check(guard: AddressGuard, client: httpx.AsyncClient, url: httpx.URL) -> None:
+    import httpx
+
+    from ._transport import is_guarded
+
     if url.scheme not in ("http", "https"):
         raise NodeError(f"{_shown(url)}: only http and https URLs can be requested")
     if not url.host:
@@ -230,6 +311,8 @@ async def _check(guard: AddressGuard, client: httpx.AsyncClient, url: httpx.URL)
 def _redirected(
     client: httpx.AsyncClient, request: httpx.Request, status: int, location: str
 ) -> httpx.Request:
+    import httpx
+
     try:
         url = request.url.join(location)
     except httpx.InvalidURL as exc:
@@ -353,7 +436,12 @@ def _parse_retry(fields: Fields) -> Retry:
 def parse(fields: Fields, nodes: NodeListParser) -> HttpNode:
     url = fields.template("url")
     if url.is_static:
-        parsed = httpx.URL(url.source) if isinstance(url.source, str) else None
+        import httpx
+
+        try:
+            parsed = httpx.URL(url.source) if isinstance(url.source, str) else None
+        except httpx.InvalidURL:
+            parsed = None
         if parsed is None or parsed.scheme not in ("http", "https") or not parsed.host:
             fields.fail("url", "an http:// or https:// URL, or a template", url.source)
     method = fields.string("method", "GET").upper()

@@ -19,23 +19,22 @@ never call, so ``/(a+)+$/`` on a long input ran for 20 s past a 1 s limit.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import json
 import re
 import threading
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import trio
-from py_mini_racer import (
-    JSEvalException,
-    JSOOMException,
-    JSParseException,
-    MiniRacer,
-    mini_racer,
-)
+
+if TYPE_CHECKING:
+    # Imported where a script runs (in its worker thread): V8 and asyncio cost more to
+    # import than the rest of hookline's engine, and most programs never run a script.
+    import asyncio
+
+    from py_mini_racer import MiniRacer
 
 from ..definition import format_duration, format_size
 
@@ -176,12 +175,18 @@ class _Stopper:
 def _run_blocking(
     body: str, globals_json: str, time_limit: float, memory_limit: int, stopper: _Stopper
 ) -> ScriptOutcome:
+    import asyncio
+
     return asyncio.run(_evaluate(body, globals_json, time_limit, memory_limit, stopper))
 
 
 async def _evaluate(
     body: str, globals_json: str, time_limit: float, memory_limit: int, stopper: _Stopper
 ) -> ScriptOutcome:
+    import asyncio
+
+    from py_mini_racer import JSEvalException, JSOOMException, JSParseException, mini_racer
+
     task = asyncio.current_task()
     assert task is not None
     if not stopper.attach(asyncio.get_running_loop(), task):
@@ -215,6 +220,8 @@ class _ScriptError(Exception):
 
 
 async def _execute(racer: MiniRacer, body: str, globals_json: str) -> Any:
+    import asyncio
+
     await racer.eval_cancelable(_PRELUDE)
     await racer.eval_cancelable(
         f"Object.assign(globalThis, JSON.parse({json.dumps(globals_json)}));"
@@ -235,6 +242,10 @@ async def _execute(racer: MiniRacer, body: str, globals_json: str) -> Any:
 
 
 async def _lines(racer: MiniRacer) -> tuple[str, ...]:
+    import asyncio
+
+    from py_mini_racer import JSEvalException
+
     try:
         found = await asyncio.wait_for(racer.eval_cancelable("__hookline.lines()"), 0.1)
         collected = json.loads(str(found))

@@ -222,8 +222,9 @@ def parse_retry(fields: Fields) -> RetryPolicy | None:
 def _import_node_modules() -> None:
     # Importing a node module runs its @register: discovering them keeps "add a type"
     # down to "add a module", with no list here to edit.
+    # (_transport holds the http nodes' httpx client: imported on their first request.)
     for module in pkgutil.iter_modules([str(Path(__file__).parent)]):
-        if module.name not in {"_base", "_registry"}:
+        if module.name not in {"_base", "_registry", "_transport"}:
             importlib.import_module(f"{__package__}.{module.name}")
 
 

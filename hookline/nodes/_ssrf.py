@@ -10,8 +10,9 @@ addresses).
 
 The check belongs where the connection is made, not before the request: checking a name
 and then letting the client resolve it again leaves a window for DNS rebinding. So
-:func:`new_http_client` builds an httpx client whose network backend resolves each host
-itself, refuses it if any address is not allowed, and connects to the checked address.
+:func:`~hookline.nodes._transport.new_http_client` builds an httpx client whose network
+backend resolves each host itself, refuses it if any address is not allowed, and
+connects to the checked address.
 The ``http`` node adds the cheap checks it can do without DNS (scheme, literal IPs) on
 every redirect hop, and a full resolving check when it is handed a client that was not
 built here.
@@ -20,28 +21,21 @@ built here.
 from __future__ import annotations
 
 import ipaddress
-import math
 import re
 import socket
-import weakref
 from collections.abc import Iterable
-from typing import Any
 
-import anyio
 import attrs
-import httpcore
-import httpx
 
 from ..errors import NodeError
 
-__all__ = ["AddressGuard", "GuardedBackend", "is_guarded", "is_public_address", "new_http_client"]
+__all__ = ["AddressGuard", "is_public_address"]
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 _HOSTNAME = re.compile(r"[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?)*")
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
-_GUARDED: weakref.WeakSet[httpx.AsyncClient] = weakref.WeakSet()
 
 
 def is_public_address(address: IPAddress) -> bool:
@@ -136,6 +130,8 @@ class AddressGuard:
         Raises :class:`NodeError` if any address is refused (a name resolving to both a
         public and a private address is refused), :class:`OSError` if it does not resolve.
         """
+        import anyio  # only when a name is resolved: importing it costs more than this module
+
         found = await anyio.getaddrinfo(host, port, type=socket.SOCK_STREAM)
         addresses: list[str] = []
         for _family, _type, _proto, _name, sockaddr in found:
@@ -156,96 +152,3 @@ def _refusal(host: str, address: str) -> str:
         f"refusing to connect to {host}{via}: not a public address; "
         "list it under http_node.allow_hosts to allow it"
     )
-
-
-class GuardedBackend(httpcore.AsyncNetworkBackend):
-    """An httpcore network backend that resolves each host, checks every address with
-    ``guard`` and connects to a checked address, so the name is never resolved twice.
-
-    A refused host raises :class:`NodeError` (httpx passes it through unchanged, so it is
-    never mistaken for a connection error worth retrying). Unix sockets are refused.
-    """
-
-    def __init__(self, guard: AddressGuard, inner: httpcore.AsyncNetworkBackend | None = None):
-        self.guard = guard
-        self._inner = inner if inner is not None else httpcore.AnyIOBackend()
-
-    async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Iterable[Any] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        if self.guard.allows_name(host):
-            return await self._inner.connect_tcp(host, port, timeout, local_address, socket_options)
-        deadline = math.inf if timeout is None else anyio.current_time() + timeout
-        try:
-            with anyio.fail_after(timeout):
-                addresses = await self.guard.resolve(host, port)
-        except TimeoutError as exc:
-            raise httpcore.ConnectTimeout(f"resolving {host} timed out") from exc
-        except OSError as exc:
-            raise httpcore.ConnectError(f"cannot resolve {host}: {exc}") from exc
-        failure: Exception | None = None
-        for address in addresses:
-            remaining = None if timeout is None else max(0.0, deadline - anyio.current_time())
-            try:
-                return await self._inner.connect_tcp(
-                    address, port, remaining, local_address, socket_options
-                )
-            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
-                failure = exc
-        assert failure is not None
-        raise failure
-
-    async def connect_unix_socket(
-        self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
-    ) -> httpcore.AsyncNetworkStream:
-        raise NodeError("refusing to connect to a Unix socket")
-
-    async def sleep(self, seconds: float) -> None:
-        await self._inner.sleep(seconds)
-
-
-def new_http_client(
-    allow_hosts: Iterable[str] = (),
-    *,
-    limits: httpx.Limits | None = None,
-    timeout: float = 30.0,
-    verify: bool | str = True,
-) -> httpx.AsyncClient:
-    """An httpx client whose every connection goes through :class:`GuardedBackend`.
-
-    The engine builds one per process for the ``http`` nodes (pass the same
-    ``allow_hosts`` as ``NodeServices.http_allow_hosts``). It ignores proxy environment
-    variables (a proxy would resolve names beyond the guard's reach) and follows no
-    redirects (the node follows them itself, checking each hop). ``verify`` is passed to
-    :func:`httpx.create_ssl_context` (a CA bundle path for tests). Raises
-    :class:`ValueError` for a bad ``allow_hosts`` entry.
-    """
-    guard = AddressGuard.from_allow_hosts(allow_hosts)
-    limits = limits if limits is not None else httpx.Limits(max_connections=100)
-    transport = httpx.AsyncHTTPTransport(limits=limits, trust_env=False)
-    # httpx takes no network backend; its pool is rebuilt with the same settings and
-    # ours. The check fails loudly at startup if a future httpx changes the attribute.
-    if not isinstance(getattr(transport, "_pool", None), httpcore.AsyncConnectionPool):
-        raise RuntimeError("this httpx version does not expose its connection pool")
-    transport._pool = httpcore.AsyncConnectionPool(
-        ssl_context=httpx.create_ssl_context(verify=verify, trust_env=False),
-        max_connections=limits.max_connections,
-        max_keepalive_connections=limits.max_keepalive_connections,
-        keepalive_expiry=limits.keepalive_expiry,
-        network_backend=GuardedBackend(guard),
-    )
-    client = httpx.AsyncClient(
-        transport=transport, timeout=timeout, follow_redirects=False, trust_env=False
-    )
-    _GUARDED.add(client)
-    return client
-
-
-def is_guarded(client: httpx.AsyncClient) -> bool:
-    """Whether ``client`` was built by :func:`new_http_client` (checks at connect time)."""
-    return client in _GUARDED

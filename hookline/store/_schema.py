@@ -11,14 +11,18 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Callable
-
-import sqlite_utils
+from typing import TYPE_CHECKING
 
 from ..errors import StoreError
 
+if TYPE_CHECKING:
+    # Imported when a SQLite file is opened: sqlite-utils (and numpy, which it loads
+    # when installed) cost more to import than the whole engine.
+    import sqlite_utils
+
 __all__ = ["MIGRATIONS", "migrate"]
 
-Migration = Callable[[sqlite_utils.Database], None]
+Migration = Callable[["sqlite_utils.Database"], None]
 
 
 def _initial(db: sqlite_utils.Database) -> None:
@@ -177,6 +181,8 @@ def migrate(conn: sqlite3.Connection) -> list[str]:
     open. Raises StoreError if the file was written by a newer hookline (it has
     migrations this one does not know) or cannot be migrated.
     """
+    import sqlite_utils
+
     db = sqlite_utils.Database(conn, execute_plugins=False)
     applied_now: list[str] = []
     try:

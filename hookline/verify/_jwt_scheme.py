@@ -19,7 +19,6 @@ from collections.abc import Mapping
 from typing import Any
 
 import attrs
-import jwt
 
 from ..definition import Fields
 from ..errors import Forbidden
@@ -90,6 +89,8 @@ class Jwt:
         )
 
     def check(self, request: SignedRequest, now: float) -> Mapping[str, Any] | None:
+        import jwt
+
         token = authorization(request, "Bearer", BEARER_CHALLENGE)
         claims = None
         for key in self.keys:
@@ -134,6 +135,10 @@ class Jwt:
 
 def _prepare(fields: Fields, algorithms: tuple[str, ...], key: str, hmac_family: bool) -> Any:
     """``key`` parsed for every algorithm, or the definition refused."""
+    # PyJWT (and the cryptography package under it) is imported by the first workflow
+    # that verifies JWTs, not with hookline: it costs more to import than the engine.
+    import jwt
+
     field = ("secret" if fields.has("secret") else "secrets") if hmac_family else "public_key"
     prepared: Any = key
     for name in algorithms:

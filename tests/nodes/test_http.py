@@ -26,7 +26,7 @@ from hookline.engine._node_actor import NodeActor
 from hookline.errors import DefinitionError, NodeError
 from hookline.nodes._base import NodeServices, NodeSpec
 from hookline.nodes._registry import parse_node
-from hookline.nodes._ssrf import new_http_client
+from hookline.nodes._transport import new_http_client
 
 
 def parse(**fields: Any) -> NodeSpec:

@@ -19,7 +19,8 @@ from hookline.engine._job import RunningJob
 from hookline.errors import NodeError
 from hookline.nodes._base import NodeServices
 from hookline.nodes._registry import parse_node
-from hookline.nodes._ssrf import AddressGuard, GuardedBackend, is_public_address, new_http_client
+from hookline.nodes._ssrf import AddressGuard, is_public_address
+from hookline.nodes._transport import GuardedBackend, new_http_client
 
 from .test_http import Server, start
 
