@@ -12,7 +12,6 @@ from typing import Any
 
 import attrs
 
-from ..errors import Rejected
 from ..store._ops import AcceptDelivery, IdempotencyClaim
 from ..store._records import Answer, ExecutionRecord, IdempotencyRecord
 from ._answers import accepted_answer
@@ -46,7 +45,7 @@ def template_roots(
         "scopes": {},
         "execution": {"id": execution_id},
         "workflow": {"key": workflow.key, "title": workflow.title},
-        "env": dict(env),
+        "env": env,  # read-only, and the engine's own: shared, never copied
     }
 
 
@@ -102,15 +101,10 @@ def accept_op(
     return AcceptDelivery(record, execution, claim, answer)
 
 
-def replayed(earlier: IdempotencyRecord, body_hash: str, *, recorded: bool = False) -> Admission:
+def replayed(earlier: IdempotencyRecord, body_hash: str) -> Admission:
     """The admission of a duplicate of ``earlier``: its first answer again.
 
-    Raises IdempotencyConflict (still running) or IdempotencyMismatch (another body),
-    marked ``delivery_recorded`` when the store already recorded the duplicate.
+    Raises IdempotencyConflict (still running) or IdempotencyMismatch (another body).
     """
-    try:
-        answer = replay(earlier, body_hash)
-    except Rejected as exc:
-        exc.delivery_recorded = recorded
-        raise
+    answer = replay(earlier, body_hash)
     return Admission(earlier.execution_id, None, answer, replayed=True)

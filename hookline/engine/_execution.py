@@ -288,7 +288,10 @@ class Execution:
         between the two leaves an execution to resume whose answer retries already
         get, never a finished one whose answer is lost (retries would get 409 forever).
         """
-        answer = finished_answer(outcome) if self.handle.answer is None else None
+        handle = self.handle
+        # Only a sync sender hears the end as an answer (async ones had theirs at intake).
+        sync = handle.workflow.trigger.mode == "sync"
+        answer = finished_answer(outcome) if sync and handle.answer is None else None
         with trio.CancelScope(shield=True):
             try:
                 if answer is not None:

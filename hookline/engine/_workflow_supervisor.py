@@ -29,7 +29,7 @@ from ._handle import ExecutionHandle
 from ._idempotency import idempotency_key
 from ._node_actor import NodeActor
 from ._recovery import RETRYABLE, not_retryable
-from ._supervisor import ChildSpec, Restart, Supervisor, SupervisorStatistics
+from ._supervisor import ChildSpec, Restart, RestartPolicy, Supervisor, SupervisorStatistics
 from ._workflow_runner import WorkflowRunner
 
 if TYPE_CHECKING:
@@ -67,7 +67,8 @@ class WorkflowSupervisor:
     Executions parked behind another of their order key count against the queue too.
     ``version`` is the stored version number of ``workflow``'s definition, recorded on
     each execution it runs (None: not known). With a ``cluster`` (a store shared by
-    several processes), its limits hold across all of them.
+    several processes), its limits hold across all of them. ``restart`` is how many
+    crashes of its actors its supervisor absorbs.
     """
 
     def __init__(
@@ -78,6 +79,7 @@ class WorkflowSupervisor:
         services: NodeServices,
         version: int | None = None,
         cluster: Cluster | None = None,
+        restart: RestartPolicy | None = None,
     ) -> None:
         self.workflow = workflow
         self.version = version
@@ -88,7 +90,7 @@ class WorkflowSupervisor:
             node.key: NodeActor(workflow.key, node, capacity=capacity) for node in workflow.walk()
         }
         self.runner = WorkflowRunner(workflow, self.actors, store, services, cluster)
-        self.supervisor = Supervisor(f"workflow:{workflow.key}")
+        self.supervisor = Supervisor(f"workflow:{workflow.key}", policy=restart)
         self._retiring = False
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -153,18 +155,30 @@ class WorkflowSupervisor:
         # the stored record and the execution all read the same one.
         roots = self._roots(delivery)
         key = idempotency_key(self.workflow, delivery, roots)
-        body_hash = delivery.body_hash()
-        if key is not None:
+        # The body is hashed only to tell a retry from a reuse of its key.
+        body_hash = delivery.body_hash() if key is not None else ""
+        try:
+            # No read of the key first: the accepting transaction checks it anyway.
+            return await self._admit(delivery, key, body_hash, roots)
+        except QueueFull:
+            if key is None:
+                raise
+            # A duplicate gets its first answer again, even while the queue is full.
             earlier = await self.store.get_idempotency(self.workflow.key, key)
-            if earlier is not None:
-                admission = replayed(earlier, body_hash)
-                status = admission.answer.status if admission.answer else None
-                duplicate = delivery.record(
-                    "duplicate", status=status, execution_id=earlier.execution_id
-                )
-                await self.store.post(RecordDelivery(duplicate))
-                return admission
-        return await self._admit(delivery, key, body_hash, roots)
+            if earlier is None:
+                raise
+        return await self._duplicate(delivery, earlier, body_hash)
+
+    async def _duplicate(
+        self, delivery: Delivery, earlier: IdempotencyRecord, body_hash: str
+    ) -> Admission:
+        """The first answer again for a duplicate of ``earlier``, recorded; 409 or 422
+        (raised, for the caller to record) when it cannot be replayed."""
+        admission = replayed(earlier, body_hash)
+        status = admission.answer.status if admission.answer else None
+        duplicate = delivery.record("duplicate", status=status, execution_id=earlier.execution_id)
+        await self.store.post(RecordDelivery(duplicate))
+        return admission
 
     async def replay(self, delivery: Delivery, of: str) -> Admission:
         """Start a new execution from ``delivery`` (a copy of the one execution ``of``
@@ -202,7 +216,7 @@ class WorkflowSupervisor:
             with trio.CancelScope(shield=True):
                 result = await self.store.write(op)
             if isinstance(result, IdempotencyRecord):
-                return replayed(result, body_hash, recorded=True)
+                return await self._duplicate(delivery, result, body_hash)
             execution = op.execution
             handle = ExecutionHandle(
                 execution.id,

@@ -299,11 +299,6 @@ class MemoryBackend:
         if op.claim is not None:
             earlier = self._idempotency.get((execution.workflow, op.claim.key))
             if earlier is not None and earlier.expires_at > now:
-                self._insert_delivery(
-                    attrs.evolve(
-                        op.delivery, verdict="duplicate", execution_id=earlier.execution_id
-                    )
-                )
                 return earlier
         self._check_new_delivery(op.delivery)
         if execution.id in self._executions:

@@ -45,9 +45,10 @@ class AcceptDelivery:
     """Store a delivery together with the execution it starts, atomically.
 
     With a ``claim``, the key is checked inside the transaction: if a live record for
-    (workflow, key) exists, nothing but the delivery (verdict ``duplicate``) is stored
-    and the result is that earlier :class:`IdempotencyRecord`. Otherwise the result is
-    None. ``answer`` is the answer already known (async mode), kept for replays.
+    (workflow, key) exists, nothing is stored and the result is that earlier
+    :class:`IdempotencyRecord` (the caller records the duplicate with the answer it
+    decides on: a replay, 409 or 422). Otherwise the result is None. ``answer`` is the
+    answer already known (async mode), kept for replays.
     """
 
     delivery: DeliveryRecord

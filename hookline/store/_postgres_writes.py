@@ -227,12 +227,7 @@ def _accept(conn: Connection, op: AcceptDelivery) -> IdempotencyRecord | None:
             ).fetchone()
             if row is None:  # cannot happen: the conflicting row is live and locked
                 raise StoreError(f"idempotency key {claim.key!r} is claimed but not found")
-            earlier = idempotency(row)
-            duplicate = delivery_row(
-                delivery, verdict="duplicate", execution_id=earlier.execution_id
-            )
-            conn.execute(_INSERT_DELIVERY, duplicate)
-            return earlier
+            return idempotency(row)
     conn.execute(_INSERT_DELIVERY, delivery_row(delivery, execution_id=execution.id))
     conn.execute(_INSERT_EXECUTION, execution_row(execution))
     return None

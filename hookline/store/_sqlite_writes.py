@@ -192,12 +192,7 @@ def _accept(conn: sqlite3.Connection, op: AcceptDelivery) -> IdempotencyRecord |
     if claim is not None:
         row = conn.execute(GET_IDEMPOTENCY, (execution.workflow, claim.key, now)).fetchone()
         if row is not None:
-            earlier = _rows.idempotency(row)
-            duplicate = _rows.delivery_row(
-                delivery, verdict="duplicate", execution_id=earlier.execution_id
-            )
-            conn.execute(_INSERT_DELIVERY, duplicate)
-            return earlier
+            return _rows.idempotency(row)
     conn.execute(_INSERT_DELIVERY, _rows.delivery_row(delivery, execution_id=execution.id))
     conn.execute(_INSERT_EXECUTION, _rows.execution_row(execution))
     if claim is not None:
