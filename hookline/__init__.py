@@ -16,6 +16,7 @@ from .engine import Delivery as Delivery
 from .engine import Engine as Engine
 from .engine import EngineStatistics as EngineStatistics
 from .engine import ExecutionOutcome as ExecutionOutcome
+from .engine import RestartPolicy as RestartPolicy
 from .engine import Workflow as Workflow
 from .engine import load_workflow_data as load_workflow_data
 from .engine import load_workflow_text as load_workflow_text

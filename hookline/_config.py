@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Literal
 
 import attrs
 
+from .engine._supervisor import RestartPolicy
 from .errors import ConfigError
 
 if TYPE_CHECKING:
@@ -137,9 +138,11 @@ class RetentionConfig:
 @attrs.frozen
 class EngineConfig:
     """``engine:``: ``pending`` is the engine-wide limit of accepted, unfinished
-    executions; past it deliveries get 503."""
+    executions; past it deliveries get 503. ``restart`` is how many actor crashes the
+    supervisors absorb before giving up (``{intensity: 3, period: 5s}``)."""
 
     pending: int = 10000
+    restart: RestartPolicy = attrs.field(factory=RestartPolicy)
 
 
 @attrs.frozen
@@ -312,7 +315,13 @@ def _retention(fields: Fields) -> RetentionConfig:
 
 
 def _engine(fields: Fields) -> EngineConfig:
-    section = EngineConfig(pending=fields.integer("pending", 10000, low=1))
+    restart = fields.sub("restart")
+    policy = RestartPolicy(
+        intensity=restart.integer("intensity", 3, low=0),
+        period=restart.duration("period", 5.0),
+    )
+    restart.done()
+    section = EngineConfig(pending=fields.integer("pending", 10000, low=1), restart=policy)
     fields.done()
     return section
 

@@ -185,6 +185,7 @@ async def _serve(config: ServerConfig, shutdown: _Shutdown, fd: int | None) -> N
         store=_store_url(config),
         env=config.env_values,
         pending_limit=config.engine.pending,
+        restart=config.engine.restart,
         shutdown_timeout=config.server.shutdown_timeout,
         http_allow_hosts=config.http_node.allow_hosts,
         smtp=config.smtp,

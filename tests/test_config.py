@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from hookline import RestartPolicy
 from hookline._config import ServerConfig, load_config, parse_bind
 from hookline.errors import ConfigError
 
@@ -48,6 +49,7 @@ def test_no_file_gives_the_defaults() -> None:
     assert (config.env, dict(config.env_values)) == ((), {})
     assert (config.retention.executions, config.retention.deliveries) == (30 * 86400, 7 * 86400)
     assert config.engine.pending == 10000
+    assert config.engine.restart == RestartPolicy(intensity=3, period=5.0)
 
 
 def test_design_example_loads(tmp_path: Path) -> None:
@@ -75,7 +77,7 @@ def test_every_field_is_read(tmp_path: Path) -> None:
         http_node: {allow_hosts: [10.1.2.3, internal.example]}
         smtp: {host: mail, port: 465, ssl: true, username: u, password: "env:SMTP_PW", from: a@b.c}
         retention: {executions: 1d, deliveries: 12h}
-        engine: {pending: 50}
+        engine: {pending: 50, restart: {intensity: 10, period: 1m}}
         """.replace("        ", ""),
         env={"DB_URL": "postgresql://db/hookline", "SMTP_PW": "pw"},
     )
@@ -93,6 +95,7 @@ def test_every_field_is_read(tmp_path: Path) -> None:
     assert (config.smtp.ssl, config.smtp.password, config.smtp.sender) == (True, "pw", "a@b.c")
     assert (config.retention.executions, config.retention.deliveries) == (86400, 43200)
     assert config.engine.pending == 50
+    assert config.engine.restart == RestartPolicy(intensity=10, period=60.0)
     assert "pw" not in repr(config)
 
 
@@ -175,6 +178,18 @@ def test_a_bad_bind_override_is_refused() -> None:
         ),
         ("env: DEPLOY_CHANNEL", "env: expected a list, got 'DEPLOY_CHANNEL'"),
         ("engine: {pending: 0}", "engine.pending: expected an integer >= 1, got 0"),
+        (
+            "engine: {restart: {intensity: -1}}",
+            "engine.restart.intensity: expected an integer >= 0, got -1",
+        ),
+        (
+            "engine: {restart: {period: 0s}}",
+            "engine.restart.period: expected a duration above zero, such as '5s', got '0s'",
+        ),
+        (
+            "engine: {restart: {burst: 2}}",
+            "engine.restart.burst: expected a known field (one of: intensity, period)",
+        ),
         (
             "retention: {executions: 0s}",
             "retention.executions: expected a duration above zero, such as '5s', got '0s'",

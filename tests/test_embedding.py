@@ -126,27 +126,10 @@ async def test_a_crash_is_named_by_its_error_in_logs_and_statistics(
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    # A bug in a node's actor, raised from a task of its own (so trio wraps it in a
-    # group of one): the only way to crash an actor without patching is a bug.
-    from hookline.engine._node_actor import NodeActor
-
-    original = NodeActor.run
-    crashed: list[str] = []
-
-    async def run(self: NodeActor, *, task_status: trio.TaskStatus[None]) -> None:
-        if not crashed:
-            crashed.append(self.name)
-            task_status.started()
-
-            async def boom() -> None:
-                raise ValueError("boom")
-
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(boom)
-        await original(self, task_status=task_status)
-
-    monkeypatch.setattr(NodeActor, "run", run)
+    # A bug in a node's actor: the only way to crash an actor without patching is a bug.
+    crash = crash_node_actors(monkeypatch, 1)
     async with hookline.open_engine([NAPPER]) as engine:
+        crash.set()
         await trio.testing.wait_all_tasks_blocked()
         [workflow] = engine.statistics().workflows
     [child] = [c for c in workflow.supervisor.children if c.restarts]
@@ -156,6 +139,64 @@ async def test_a_crash_is_named_by_its_error_in_logs_and_statistics(
     expected = f"supervisor workflow:napper: child {child.name} crashed: ValueError: boom"
     assert crash_lines == [expected]
     assert "Trio nursery" not in caplog.text
+
+
+def crash_node_actors(monkeypatch: pytest.MonkeyPatch, times: int) -> trio.Event:
+    """Make node actors crash (a bug, raised from a task of their own, so trio wraps it
+    in a group of one) on their first ``times`` runs, once the returned event is set."""
+    from hookline.engine._node_actor import NodeActor
+
+    original = NodeActor.run
+    go = trio.Event()
+    crashes = [times]
+
+    async def run(self: NodeActor, *, task_status: trio.TaskStatus[None]) -> None:
+        if crashes[0] > 0:
+            crashes[0] -= 1
+            task_status.started()
+            await go.wait()
+
+            async def boom() -> None:
+                raise ValueError("boom")
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(boom)
+        await original(self, task_status=task_status)
+
+    monkeypatch.setattr(NodeActor, "run", run)
+    return go
+
+
+@pytest.mark.parametrize(
+    ("restart", "escalated"),
+    [(None, False), (hookline.RestartPolicy(intensity=1, period=10.0), True)],
+)
+async def test_the_restart_policy_is_the_engines_and_shows_in_statistics(
+    autojump_clock: trio.testing.MockClock,
+    monkeypatch: pytest.MonkeyPatch,
+    restart: hookline.RestartPolicy | None,
+    escalated: bool,
+) -> None:
+    crash = crash_node_actors(monkeypatch, 2)
+    async with hookline.open_engine([NAPPER], restart=restart) as engine:
+        crash.set()  # two crashes at once
+        await trio.testing.wait_all_tasks_blocked()
+        stats = engine.statistics()
+        assert (await engine.run("napper", data={"n": 1})).status == "succeeded"
+    policy = restart or hookline.RestartPolicy()
+    [workflow] = stats.workflows
+    for supervisor in (stats.supervisor, workflow.supervisor):
+        assert (supervisor.intensity, supervisor.period) == (policy.intensity, policy.period)
+    [child] = stats.supervisor.children
+    if escalated:
+        # More than 1 restart in 10 s: the workflow's supervisor gave up, the engine's
+        # root supervisor restarted it (within its own intensity).
+        assert stats.supervisor.restarts == 1
+        assert child.last_error is not None
+        assert "more than 1 restarts in 10.0s" in child.last_error
+    else:
+        assert stats.supervisor.restarts == 0
+        assert workflow.supervisor.restarts == 2
 
 
 # -- TLS certificates load on first use -------------------------------------------------

@@ -17,6 +17,7 @@ TOP_LEVEL = {
     "ExecutionOutcome",
     "HooklineError",
     "MemoryStore",
+    "RestartPolicy",
     "NodeCall",
     "ServerConfig",
     "Store",

@@ -27,6 +27,7 @@ from ._loader import load_workflows as load_workflows
 from ._supervisor import ChildSpec as ChildSpec
 from ._supervisor import ChildStatistics as ChildStatistics
 from ._supervisor import Restart as Restart
+from ._supervisor import RestartPolicy as RestartPolicy
 from ._supervisor import Supervisor as Supervisor
 from ._supervisor import SupervisorStatistics as SupervisorStatistics
 from ._workflow_supervisor import WorkflowStatistics as WorkflowStatistics

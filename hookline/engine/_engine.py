@@ -31,7 +31,7 @@ from ._handle import ExecutionHandle
 from ._intake import Intake
 from ._loader import LoadResult, load_workflows
 from ._retention import Retention, RetentionPolicy, RetentionStatistics
-from ._supervisor import Supervisor, SupervisorStatistics
+from ._supervisor import RestartPolicy, Supervisor, SupervisorStatistics
 from ._workflow_set import WorkflowSet
 from ._workflow_supervisor import WorkflowStatistics
 
@@ -72,6 +72,7 @@ class Engine:
         smtp: Any = None,
         retention: RetentionPolicy | None = None,
         nodes: Mapping[str, NodeFunction] | None = None,
+        restart: RestartPolicy | None = None,
     ) -> None:
         custom_node_types(nodes)  # a bad entry raises here, not at the first load
         self.nodes: Mapping[str, NodeFunction] = dict(nodes or {})
@@ -95,8 +96,10 @@ class Engine:
         self.folder = folder
         self.load_errors: tuple[DefinitionError, ...] = ()
         self._initial = tuple(workflows)
-        self._root = Supervisor("engine")
-        self._workflows = WorkflowSet(store, self._root)
+        self.restart = restart if restart is not None else RestartPolicy()
+        """How many crashes each supervisor absorbs (the engine's root, each workflow's)."""
+        self._root = Supervisor("engine", policy=self.restart)
+        self._workflows = WorkflowSet(store, self._root, restart=self.restart)
         self.cluster: Cluster | None = None
         coordinator = store.backend.coordinator
         if coordinator is not None:
@@ -364,6 +367,7 @@ async def open_engine(
     smtp: Any = None,
     retention: RetentionPolicy | None = None,
     nodes: Mapping[str, NodeFunction] | None = None,
+    restart: RestartPolicy | None = None,
 ) -> AsyncIterator[Engine]:
     """Run an engine inside the caller's trio program.
 
@@ -382,11 +386,14 @@ async def open_engine(
     entered. Leaving the block shuts the engine down gracefully.
 
     A bug that keeps crashing a workflow's actors escalates: past its restart
-    intensity (3 restarts in 5 s) the workflow's supervisor is restarted by the
-    engine's root supervisor; past the root's own intensity the engine stops. Then the
-    block is cancelled and ``open_engine`` raises
+    intensity (``restart``, a :class:`~hookline.RestartPolicy`; by default more than 3
+    restarts in 5 s) the workflow's supervisor is restarted by the engine's root
+    supervisor; past the root's own intensity (the same policy) the engine stops. Then
+    the block is cancelled and ``open_engine`` raises
     :class:`~hookline.errors.RestartIntensityExceeded`; the store is flushed first, and
     the executions of other workflows keep their stored status to resume on next start.
+    ``statistics().supervisor`` and each workflow's ``supervisor`` show the policy and
+    the restarts so far.
 
     An exception raised in the block comes out as itself (not in an ExceptionGroup);
     only several errors at once (the block's and the engine's) come out as a group.
@@ -410,6 +417,7 @@ async def open_engine(
         smtp=smtp,
         retention=retention,
         nodes=nodes,
+        restart=restart,
     )
     if folder is not None:
         engine._initial = engine._load(folder).workflows

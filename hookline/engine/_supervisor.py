@@ -7,11 +7,13 @@ restarts it on its own when it ends, according to its :class:`Restart` type:
 - ``TRANSIENT``: restarted only after a crash;
 - ``TEMPORARY``: never restarted (and forgotten once it ends).
 
-A crash is an ``Exception`` (an ``ExceptionGroup`` of them included) leaving the child's
-``run``; cancellation and other ``BaseException`` s are never caught. Logs and
-statistics name the error inside a group of one (trio wraps a lone error once per
-nursery it leaves), not the group. Restarts are
-immediate. When more than ``intensity`` restarts happen within ``period`` seconds (of
+How often is a :class:`RestartPolicy` (``intensity`` restarts within ``period``
+seconds); an engine gives the same one to all its supervisors (``open_engine(...,
+restart=...)``). A crash is an ``Exception`` (an ``ExceptionGroup`` of them included)
+leaving the child's ``run``; cancellation and other ``BaseException`` s are never
+caught. Logs and statistics name the error inside a group of one (trio wraps a lone
+error once per nursery it leaves), not the group. Restarts are immediate. When more
+than ``intensity`` restarts happen within ``period`` seconds (of
 :func:`trio.current_time`, so a ``MockClock`` drives it), the supervisor stops all its
 children and raises :class:`~hookline.errors.RestartIntensityExceeded` from ``run``: a
 parent supervisor sees that as its child crashing and applies its own policy. To run a
@@ -41,6 +43,27 @@ class Restart(enum.Enum):
     PERMANENT = "permanent"
     TRANSIENT = "transient"
     TEMPORARY = "temporary"
+
+
+def _non_negative(instance: object, attribute: attrs.Attribute[int], value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{attribute.name}: expected an integer >= 0, got {value!r}")
+
+
+def _positive(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise ValueError(f"{attribute.name}: expected a number of seconds > 0, got {value!r}")
+
+
+@attrs.frozen
+class RestartPolicy:
+    """How many crashes a supervisor absorbs: it restarts crashed children until more
+    than ``intensity`` restarts happen within ``period`` seconds, then gives up
+    (escalates to its own supervisor). ``intensity=0`` gives up at the first crash.
+    Raises :class:`ValueError` for a negative intensity or a period that is not > 0."""
+
+    intensity: int = attrs.field(default=3, validator=_non_negative)
+    period: float = attrs.field(default=5.0, validator=_positive)
 
 
 @attrs.frozen
@@ -103,14 +126,21 @@ class _Child:
 class Supervisor:
     """Runs children one-for-one, restarting each by its :class:`Restart` type and
     escalating with :class:`~hookline.errors.RestartIntensityExceeded` when more than
-    ``intensity`` restarts happen within ``period`` seconds."""
+    ``intensity`` restarts happen within ``period`` seconds (or as ``policy`` says)."""
 
-    def __init__(self, name: str, *, intensity: int = 3, period: float = 5.0) -> None:
-        if intensity < 0 or period <= 0:
-            raise ValueError(f"need intensity >= 0 and period > 0, got {intensity}, {period}")
+    def __init__(
+        self,
+        name: str,
+        *,
+        intensity: int = 3,
+        period: float = 5.0,
+        policy: RestartPolicy | None = None,
+    ) -> None:
+        if policy is None:
+            policy = RestartPolicy(intensity, period)
         self.name = name
-        self.intensity = intensity
-        self.period = period
+        self.intensity = policy.intensity
+        self.period = policy.period
         self._children: dict[str, _Child] = {}
         self._restart_times: deque[float] = deque()
         self._restarts = 0

@@ -26,7 +26,7 @@ from ._definition import Workflow
 from ._drain import drain_seconds
 from ._handle import ExecutionHandle
 from ._recovery import plan_resume, stored_delivery
-from ._supervisor import ChildSpec, Restart, Supervisor
+from ._supervisor import ChildSpec, Restart, RestartPolicy, Supervisor
 from ._workflow_runner import abandon
 from ._workflow_supervisor import WorkflowSupervisor
 
@@ -44,9 +44,13 @@ class WorkflowSet:
     the enabled ones' supervisors, which take new work.
     """
 
-    def __init__(self, store: Store, root: Supervisor) -> None:
+    def __init__(
+        self, store: Store, root: Supervisor, *, restart: RestartPolicy | None = None
+    ) -> None:
         self.store = store
         self.root = root
+        #: How many crashes each workflow's supervisor absorbs.
+        self.restart = restart
         #: Set when the store is shared by several processes: the supervisors' limits
         #: then hold across them all.
         self.cluster: Cluster | None = None
@@ -79,7 +83,12 @@ class WorkflowSet:
                 version = await self.store.write(SaveWorkflow(_workflow_record(workflow)))
             if workflow.enabled and key not in self.supervisors:
                 supervisor = WorkflowSupervisor(
-                    workflow, self.store, services=services, version=version, cluster=self.cluster
+                    workflow,
+                    self.store,
+                    services=services,
+                    version=version,
+                    cluster=self.cluster,
+                    restart=self.restart,
                 )
                 self._generation += 1
                 name = f"workflow:{key}#{self._generation}"
