@@ -148,12 +148,26 @@ class StoreTap:
             return [DeliveryRecorded(op.delivery, op.delivery.verdict)]
         if isinstance(op, AcceptDelivery):
             if isinstance(result, IdempotencyRecord):
-                return [DeliveryRecorded(op.delivery, "duplicate")]
+                return []  # nothing stored: the engine records the duplicate itself
             execution = op.execution
             self._track(
                 execution.id, _Live(execution.workflow, op.delivery.id, execution.created_at)
             )
-            return [DeliveryRecorded(op.delivery, "accepted")]
+            events: list[StoreEvent] = [DeliveryRecorded(op.delivery, "accepted")]
+            if execution.status in FINISHED_STATUSES:
+                # Run whole before it was accepted (a sync workflow of quick nodes).
+                for job in op.jobs:
+                    events += self._job(job)
+                events += self._execution_update(
+                    UpdateExecution(
+                        execution.id,
+                        execution.status,
+                        started_at=execution.started_at,
+                        finished_at=execution.finished_at,
+                        error=execution.error,
+                    )
+                )
+            return events
         if isinstance(op, UpdateExecution):
             return self._execution_update(op)
         if isinstance(op, SaveJob | CollectionWrite):

@@ -19,6 +19,7 @@ from ._definition import Workflow
 from ._delivery import Delivery
 from ._handle import ExecutionHandle
 from ._idempotency import replay
+from ._inline_run import InlineRun
 
 
 @attrs.frozen
@@ -70,12 +71,16 @@ def accept_op(
     roots: dict[str, Any],
     version: int | None,
     reason: str | None = None,
+    ran: InlineRun | None = None,
 ) -> AcceptDelivery:
     """The one write that accepts ``delivery``: its record, its new ``queued``
     execution, the idempotency claim of ``key`` and, in async mode, the immediate
-    answer. ``roots`` (the intake template roots) get the execution id."""
+    answer. ``roots`` (the intake template roots) get the execution id.
+
+    With ``ran`` (a sync execution run whole in memory), the execution is stored
+    finished, with its jobs, and the answer is the one its sender gets."""
     ordered_by = order_key(workflow, roots)
-    answer = None
+    answer = None if ran is None else ran.answer
     if workflow.trigger.mode == "async":
         roots["execution"] = {"id": execution_id}
         answer = accepted_answer(workflow, execution_id, roots)
@@ -92,13 +97,17 @@ def accept_op(
         id=execution_id,
         workflow=workflow.key,
         delivery_id=delivery.id,
-        status="queued",
+        status="queued" if ran is None else ran.status,
         created_at=now,
+        started_at=None if ran is None else ran.started_at,
+        finished_at=None if ran is None else ran.finished_at,
         context={**roots["context"], "headers": record.headers},
+        output=None if ran is None else ran.output,
+        error=None if ran is None else ran.error,
         order_key=ordered_by,
         workflow_version=version,
     )
-    return AcceptDelivery(record, execution, claim, answer)
+    return AcceptDelivery(record, execution, claim, answer, () if ran is None else ran.jobs)
 
 
 def replayed(earlier: IdempotencyRecord, body_hash: str) -> Admission:

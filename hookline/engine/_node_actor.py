@@ -78,9 +78,19 @@ class NodeActor(Actor[JobTicket]):
         assert crash is not None
         raise crash
 
-    def run_inline(self, job: RunningJob) -> Outcome:
-        """Run an inline node's job to its end, synchronously."""
+    def run_inline(self, job: RunningJob, *, count: bool = True) -> Outcome:
+        """Run an inline node's job to its end, synchronously. Without ``count`` the
+        caller counts it later with :meth:`count_inline` (once it is kept)."""
+        outcome = self._run_inline(job)
+        if count:
+            self.count_inline(succeeded=outcome[0] == "succeeded")
+        return outcome
+
+    def count_inline(self, *, succeeded: bool) -> None:
         self.jobs_started()
+        self.jobs_finished(failed=not succeeded)
+
+    def _run_inline(self, job: RunningJob) -> Outcome:
         coroutine = self.node.config.run(job)
         try:
             coroutine.send(None)
@@ -88,16 +98,12 @@ class NodeActor(Actor[JobTicket]):
             result = stop.value
         except Exception as exc:
             log.debug("job of %s failed", self.name, exc_info=True)
-            self.jobs_finished(failed=True)
             return "failed", None, describe_failure(exc)
         else:
             coroutine.close()
-            self.jobs_finished(failed=True)
             return "failed", None, "an inline node type awaited: declare it inline = False"
         if not isinstance(result, NodeResult):
-            self.jobs_finished(failed=True)
             return _not_a_result(result)
-        self.jobs_finished(failed=False)
         return "succeeded", result, None
 
     async def run_job(self, job: RunningJob) -> Outcome:

@@ -212,10 +212,14 @@ class WorkflowRunner:
         if execution_id not in self.running:
             del self.handles[execution_id]
             self.lanes.remove(self._order_keys.pop(execution_id, None), handle)
-            await self._execution(handle).run()
-            self.completed += 1
-            self.failed += 1  # as a cancelled running one counts
+            self.count(await self._execution(handle).run())
         return True
+
+    def count(self, outcome: ExecutionOutcome) -> None:
+        """Count an execution that ended (here, or run whole at admission)."""
+        self.completed += 1
+        if not outcome.succeeded:
+            self.failed += 1
 
     def _execution(self, handle: ExecutionHandle) -> Execution:
         return Execution(handle, self.actors, self.store, services=self.services)
@@ -225,10 +229,7 @@ class WorkflowRunner:
     ) -> None:
         try:
             if await self._permitted(handle):
-                outcome = await self._run_isolated(handle)
-                self.completed += 1
-                if not outcome.succeeded:
-                    self.failed += 1
+                self.count(await self._run_isolated(handle))
         finally:
             if self.cluster is not None:
                 self.cluster.ended()
@@ -313,8 +314,7 @@ class WorkflowRunner:
             for handle in interrupted:
                 outcome = ExecutionOutcome(handle.id, self.workflow.key, "failed", None, error)
                 await self._execution(handle).finish(outcome)
-                self.completed += 1
-                self.failed += 1
+                self.count(outcome)
 
     def abandon_interrupted(self) -> None:
         """End the handles of the executions a shutdown cut off, as ``cancelled``; their

@@ -27,6 +27,7 @@ from ._delivery import Delivery
 from ._groups import lone_error
 from ._handle import ExecutionHandle
 from ._idempotency import idempotency_key
+from ._inline_run import run_inline, runs_inline
 from ._node_actor import NodeActor
 from ._recovery import RETRYABLE, not_retryable
 from ._supervisor import ChildSpec, Restart, RestartPolicy, Supervisor, SupervisorStatistics
@@ -34,6 +35,10 @@ from ._workflow_runner import WorkflowRunner
 
 if TYPE_CHECKING:
     from ._cluster import Cluster
+
+# How long a delivery waiting for room (``wait=True``) waits before it looks again when
+# parked or resuming executions, not the queue itself, fill the queue's limit.
+BACKLOG_RECHECK = 0.05
 
 # Admission lives in ._admission; importers of it from here keep working.
 __all__ = ["Admission", "WorkflowStatistics", "WorkflowSupervisor"]
@@ -90,6 +95,7 @@ class WorkflowSupervisor:
             node.key: NodeActor(workflow.key, node, capacity=capacity) for node in workflow.walk()
         }
         self.runner = WorkflowRunner(workflow, self.actors, store, services, cluster)
+        self._runs_inline = runs_inline(workflow)
         self.supervisor = Supervisor(f"workflow:{workflow.key}", policy=restart)
         self._retiring = False
 
@@ -143,12 +149,13 @@ class WorkflowSupervisor:
 
     # -- admission -------------------------------------------------------------------
 
-    async def accept(self, delivery: Delivery) -> Admission:
+    async def accept(self, delivery: Delivery, *, wait: bool = False) -> Admission:
         """Store the delivery and its new execution, then queue it.
 
-        Raises QueueFull when the queue has no room, IdempotencyConflict (409) or
-        IdempotencyMismatch (422) for a repeated key; replays the first answer of a
-        finished duplicate. A rejection raised before the store write is recorded by the
+        Raises QueueFull when the queue has no room (with ``wait``, waits for room in
+        turn instead; Unavailable if the workflow is replaced meanwhile),
+        IdempotencyConflict (409) or IdempotencyMismatch (422) for a repeated key;
+        replays the first answer of a finished duplicate. A rejection raised before the store write is recorded by the
         caller.
         """
         # The $context is built once per delivery (in the roots): the intake templates,
@@ -159,7 +166,7 @@ class WorkflowSupervisor:
         body_hash = delivery.body_hash() if key is not None else ""
         try:
             # No read of the key first: the accepting transaction checks it anyway.
-            return await self._admit(delivery, key, body_hash, roots)
+            return await self._admit(delivery, key, body_hash, roots, wait=wait)
         except QueueFull:
             if key is None:
                 raise
@@ -197,8 +204,13 @@ class WorkflowSupervisor:
         roots: dict[str, Any],
         *,
         reason: str | None = None,
+        wait: bool = False,
     ) -> Admission:
-        reservation = self._reserve()
+        if self._runs_inline and self._may_run_now():
+            admission = await self._admit_run(delivery, key, body_hash, roots, reason)
+            if admission is not None:
+                return admission
+        reservation = await self._reserve_waiting() if wait else self._reserve()
         try:
             op = accept_op(
                 self.workflow,
@@ -234,9 +246,80 @@ class WorkflowSupervisor:
             reservation.release()
             self._close_if_retiring()
 
+    def _may_run_now(self) -> bool:
+        """Whether an execution may run whole at admission: no other process shares
+        the limits, none of this workflow's executions is live here (so ``max`` and
+        order per key hold), and the workflow is not being replaced."""
+        runner = self.runner
+        return runner.cluster is None and not runner.handles and not self._retiring
+
+    async def _admit_run(
+        self,
+        delivery: Delivery,
+        key: str | None,
+        body_hash: str,
+        roots: dict[str, Any],
+        reason: str | None,
+    ) -> Admission | None:
+        """Run a sync execution of quick nodes whole, then accept it finished in one
+        transaction (see :mod:`._inline_run`). None: it is too long to run here."""
+        execution_id = new_id()
+        roots["execution"] = {"id": execution_id}
+        ran = run_inline(self.workflow, execution_id, roots, self.actors, self.services)
+        if ran is None:
+            return None
+        op = accept_op(
+            self.workflow,
+            delivery,
+            execution_id,
+            now=ran.started_at,
+            key=key,
+            body_hash=body_hash,
+            roots=roots,
+            version=self.version,
+            reason=reason,
+            ran=ran,
+        )
+        # Shielded: once queued it commits, and its sender must hear of it.
+        with trio.CancelScope(shield=True):
+            result = await self.store.write(op)
+        if isinstance(result, IdempotencyRecord):
+            return await self._duplicate(delivery, result, body_hash)
+        handle = ExecutionHandle(
+            execution_id, self.workflow, delivery, idempotency_key=key, context=roots["context"]
+        )
+        outcome = ran.outcome(execution_id, self.workflow.key)
+        ran.count(self.actors)
+        handle.set_answer(ran.answer)
+        handle.set_outcome(outcome)
+        self.runner.count(outcome)
+        self.runner.drain.tick()
+        return Admission(execution_id, handle, ran.answer)
+
+    def _replaced(self) -> Unavailable:
+        return Unavailable(f"workflow '{self.workflow.key}' is being replaced", retry_after=1.0)
+
+    async def _reserve_waiting(self) -> Reservation[ExecutionHandle]:
+        """A queue slot as :meth:`_reserve` takes one, waiting for room in turn instead
+        of raising QueueFull. Raises Unavailable once the workflow is being replaced."""
+        while True:
+            if self._retiring:
+                raise self._replaced()
+            try:
+                reservation = await self.runner.queue.reserve()
+            except trio.ClosedResourceError:
+                raise self._replaced() from None
+            # Parked and resuming executions count against the queue too (the slot
+            # just taken is in the backlog).
+            if not self._retiring and self.runner.backlog <= self.workflow.concurrency.queue:
+                return reservation
+            reservation.release()
+            # Those leave the backlog as running executions end: look again shortly.
+            await trio.sleep(BACKLOG_RECHECK)
+
     def _reserve(self) -> Reservation[ExecutionHandle]:
         if self._retiring:
-            raise Unavailable(f"workflow '{self.workflow.key}' is being replaced", retry_after=1.0)
+            raise self._replaced()
         # Parked and resuming executions hold no mailbox slot but count against the queue.
         backlog = self.runner.backlog
         if backlog < self.workflow.concurrency.queue:

@@ -307,6 +307,8 @@ class MemoryBackend:
         self._executions[execution.id] = attrs.evolve(
             execution, context=_copy(execution.context), output=_copy(execution.output)
         )
+        for job in op.jobs:
+            self._save_job(job)
         if op.claim is not None:
             self._idempotency[(execution.workflow, op.claim.key)] = IdempotencyRecord(
                 workflow=execution.workflow,

@@ -55,6 +55,9 @@ class AcceptDelivery:
     execution: ExecutionRecord
     claim: IdempotencyClaim | None = None
     answer: Answer | None = None
+    # The jobs of an execution run whole before it was accepted (``execution`` is then
+    # already finished): stored in the same transaction.
+    jobs: tuple[JobRecord, ...] = ()
 
 
 @attrs.frozen

@@ -230,6 +230,8 @@ def _accept(conn: Connection, op: AcceptDelivery) -> IdempotencyRecord | None:
             return idempotency(row)
     conn.execute(_INSERT_DELIVERY, delivery_row(delivery, execution_id=execution.id))
     conn.execute(_INSERT_EXECUTION, execution_row(execution))
+    if op.jobs:
+        conn.cursor().executemany(_UPSERT_JOB, [job_row(job) for job in op.jobs])
     return None
 
 

@@ -195,6 +195,8 @@ def _accept(conn: sqlite3.Connection, op: AcceptDelivery) -> IdempotencyRecord |
             return _rows.idempotency(row)
     conn.execute(_INSERT_DELIVERY, _rows.delivery_row(delivery, execution_id=execution.id))
     conn.execute(_INSERT_EXECUTION, _rows.execution_row(execution))
+    if op.jobs:
+        conn.executemany(_UPSERT_JOB, [_rows.job_row(job) for job in op.jobs])
     if claim is not None:
         answer = None if op.answer is None else _rows.pack_answer(op.answer)
         conn.execute(
