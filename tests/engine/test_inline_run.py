@@ -39,7 +39,8 @@ QUICK = load_workflow_text(
 def test_only_sync_workflows_of_quick_nodes_run_whole() -> None:
     assert runs_inline(QUICK)
     slow = load_workflow_text(
-        "key: s\ntrigger: {type: webhook, mode: sync}\nnodes: [{key: n, type: sleep, duration: 1s}]",
+        "key: s\ntrigger: {type: webhook, mode: sync}\n"
+        "nodes: [{key: n, type: sleep, duration: 1s}]",
         source="s.yaml",
     )
     asynchronous = load_workflow_text(
