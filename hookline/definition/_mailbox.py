@@ -3,7 +3,7 @@
 Every mailbox in hookline is bounded (DESIGN.md invariant 2). A slot is either taken by an
 item waiting to be received or held by a :class:`Reservation`; when all ``capacity`` slots
 are taken, :meth:`Mailbox.send_nowait` raises :class:`trio.WouldBlock` and
-:meth:`Mailbox.send` waits its turn.
+:meth:`Mailbox.send` waits its turn (:meth:`Mailbox.reserve` too, for a slot).
 
 Waiting senders and receivers are served strictly first come, first served, by handing
 items over task to task (as :mod:`trio`'s memory channels do): a waiting sender's item
@@ -23,6 +23,13 @@ import outcome
 import trio
 
 T = TypeVar("T")
+
+
+class _Slot:
+    """What a task waiting in :meth:`Mailbox.reserve` waits for, in the senders' line."""
+
+
+_SLOT = _Slot()
 
 
 @attrs.frozen
@@ -61,7 +68,8 @@ class Mailbox(Generic[T]):
         self._closed = False
         self._sent = 0
         self._received = 0
-        self._senders: OrderedDict[trio.lowlevel.Task, T] = OrderedDict()
+        # Waiting senders, and waiting reservers (_SLOT), in one first-come line.
+        self._senders: OrderedDict[trio.lowlevel.Task, T | _Slot] = OrderedDict()
         self._receivers: OrderedDict[trio.lowlevel.Task, None] = OrderedDict()
 
     @property
@@ -122,6 +130,31 @@ class Mailbox(Generic[T]):
         self._reserved += 1
         return Reservation(self)
 
+    async def reserve(self) -> Reservation[T]:
+        """Hold one slot as :meth:`reserve_nowait` does, waiting for one behind earlier
+        waiting senders and reservers.
+
+        Raises :class:`trio.ClosedResourceError` if the mailbox is closed before a slot
+        was held. If cancelled while waiting, nothing is held.
+        """
+        await trio.lowlevel.checkpoint_if_cancelled()
+        try:
+            reservation = self.reserve_nowait()
+        except trio.WouldBlock:
+            pass
+        else:
+            await trio.lowlevel.cancel_shielded_checkpoint()
+            return reservation
+        task = trio.lowlevel.current_task()
+        self._senders[task] = _SLOT
+
+        def abort(_: trio.lowlevel.RaiseCancelT) -> trio.lowlevel.Abort:
+            del self._senders[task]
+            return trio.lowlevel.Abort.SUCCEEDED
+
+        held: Reservation[T] = await trio.lowlevel.wait_task_rescheduled(abort)
+        return held
+
     def receive_nowait(self) -> T:
         """Take the oldest item now.
 
@@ -173,9 +206,10 @@ class Mailbox(Generic[T]):
     def close(self) -> None:
         """Refuse further sends; receivers drain the items already in. Idempotent.
 
-        Waiting senders get :class:`trio.ClosedResourceError` (their items were not
-        sent); waiting receivers (there are items for none of them) get
-        :class:`trio.EndOfChannel`. Unused reservations can no longer send.
+        Waiting senders and reservers get :class:`trio.ClosedResourceError` (their
+        items were not sent, no slot is held); waiting receivers (there are items for
+        none of them) get :class:`trio.EndOfChannel`. Unused reservations can no longer
+        send.
         """
         if self._closed:
             return
@@ -218,8 +252,12 @@ class Mailbox(Generic[T]):
         # Called whenever a slot frees up; keeps "senders wait only when full" true.
         while self._senders and self._has_room():
             task, item = self._senders.popitem(last=False)
-            self._deliver(item)
-            trio.lowlevel.reschedule(task)
+            if isinstance(item, _Slot):
+                self._reserved += 1
+                trio.lowlevel.reschedule(task, outcome.Value(Reservation(self)))
+            else:
+                self._deliver(item)
+                trio.lowlevel.reschedule(task)
 
     def _send_reserved(self, item: T) -> None:
         self._reserved -= 1
@@ -234,7 +272,8 @@ class Mailbox(Generic[T]):
 
 
 class Reservation(Generic[T]):
-    """One slot held in a :class:`Mailbox`, from :meth:`Mailbox.reserve_nowait`.
+    """One slot held in a :class:`Mailbox`, from :meth:`Mailbox.reserve_nowait` or
+    :meth:`Mailbox.reserve`.
 
     Use it once: :meth:`send` an item or :meth:`release` the slot. As a context manager it
     releases the slot on exit unless an item was sent, so an abandoned reservation never

@@ -155,8 +155,8 @@ class WorkflowSupervisor:
         Raises QueueFull when the queue has no room (with ``wait``, waits for room in
         turn instead; Unavailable if the workflow is replaced meanwhile),
         IdempotencyConflict (409) or IdempotencyMismatch (422) for a repeated key;
-        replays the first answer of a finished duplicate. A rejection raised before the store write is recorded by the
-        caller.
+        replays the first answer of a finished duplicate. A rejection raised before the
+        store write is recorded by the caller.
         """
         # The $context is built once per delivery (in the roots): the intake templates,
         # the stored record and the execution all read the same one.

@@ -113,6 +113,56 @@ async def test_reservation_as_context_manager_releases_unless_sent() -> None:
     assert mailbox.statistics().depth == 1
 
 
+async def test_reserve_waits_its_turn_among_waiting_senders() -> None:
+    mailbox = Mailbox[str](1)
+    mailbox.send_nowait("first")
+    order: list[str] = []
+
+    async def send(item: str) -> None:
+        await mailbox.send(item)
+        order.append(item)
+
+    async def reserve(item: str) -> None:
+        reservation = await mailbox.reserve()
+        order.append(f"reserved for {item}")
+        reservation.send(item)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(send, "a")
+        await trio.testing.wait_all_tasks_blocked()
+        nursery.start_soon(reserve, "b")
+        await trio.testing.wait_all_tasks_blocked()
+        nursery.start_soon(send, "c")
+        await trio.testing.wait_all_tasks_blocked()
+        assert mailbox.statistics().senders_waiting == 3
+        received = [await mailbox.receive() for _ in range(4)]
+    assert received == ["first", "a", "b", "c"]
+    assert order == ["a", "reserved for b", "c"]
+
+
+async def test_a_cancelled_or_closed_reserve_holds_nothing(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    mailbox = Mailbox[int](1)
+    mailbox.send_nowait(1)
+    with trio.move_on_after(0.01):
+        await mailbox.reserve()
+    assert mailbox.statistics().senders_waiting == 0
+    assert mailbox.receive_nowait() == 1
+    assert mailbox.statistics().reserved == 0
+    mailbox.send_nowait(2)
+
+    async def closer() -> None:
+        await trio.testing.wait_all_tasks_blocked()
+        mailbox.close()
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(closer)
+        with pytest.raises(trio.ClosedResourceError):
+            await mailbox.reserve()
+    assert mailbox.statistics().reserved == 0
+
+
 async def test_close_refuses_sends_and_drains() -> None:
     mailbox = Mailbox[int](3)
     reservation = mailbox.reserve_nowait()
