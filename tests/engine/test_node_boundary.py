@@ -16,7 +16,7 @@ import trio.testing
 import hookline
 from hookline import open_engine
 from hookline.definition import Fields
-from hookline.engine._execution import Execution
+from hookline.engine._execution import INLINE_BUDGET, Execution
 from hookline.engine._workflow_runner import WorkflowRunner
 from hookline.nodes._base import Job, NodeSpec
 from hookline.nodes._registry import NodeListParser, register
@@ -201,3 +201,35 @@ async def test_a_node_ignoring_its_cancel_keeps_its_slot_until_it_really_ends(
     assert second.status == "succeeded"
     assert peak[0] == 1  # `max: 1` held: the second body started after the first ended
     assert [(j.status, j.error) for j in jobs] == [("cancelled", "cancelled")]
+
+
+async def test_a_long_loop_of_quick_nodes_leaves_room_for_other_tasks(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    wf = workflow(
+        """
+        key: busy
+        nodes:
+          - key: each
+            type: loop
+            items: 2000
+            body: [{key: step, type: set, values: {i: "{{$scopes.each.index}}"}}]
+        """
+    )
+    turns = [0]
+    done = [False]
+
+    async def other_task() -> None:
+        while not done[0]:
+            turns[0] += 1
+            await trio.lowlevel.checkpoint()
+
+    async with open_engine([wf]) as engine, trio.open_nursery() as nursery:
+        nursery.start_soon(other_task)
+        await trio.lowlevel.checkpoint()
+        before = turns[0]
+        outcome = await engine.run("busy")
+        done[0] = True
+    assert outcome.status == "succeeded"
+    # 2,000 quick nodes: the driver yields at least once per INLINE_BUDGET of them.
+    assert turns[0] - before >= 2000 // INLINE_BUDGET
