@@ -192,7 +192,9 @@ async def test_cancelling_a_running_script_stops_it_at_once() -> None:
         cancelled = time.monotonic()
         ticket.cancel()
         await ticket.wait()
-        assert time.monotonic() - cancelled < 0.3  # real clock: allow scheduling noise
+        # V8 in a worker thread: a generous bound on the real clock (the 100 ms cancel
+        # promise is shown on trio's clock in tests/engine).
+        assert time.monotonic() - cancelled < 1.0
         with trio.fail_after(2):  # the worker thread ends too, long before 20s
             while _limiter().borrowed_tokens:
                 await trio.sleep(0.01)

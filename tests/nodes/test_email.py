@@ -288,7 +288,9 @@ async def test_a_silent_server_ends_the_job_and_frees_the_connection(how: str) -
         if how == "cancel":
             ticket.cancel()
         await ticket.wait()
-        assert time.monotonic() - ended < (0.3 if how == "cancel" else 0.8)  # real clock: noise
+        # Real sockets and a worker thread: a generous bound on the real clock (the
+        # 100 ms cancel promise is shown on trio's clock in tests/engine).
+        assert time.monotonic() - ended < (1.0 if how == "cancel" else 1.5)
         with trio.fail_after(2):  # the worker thread let go of the socket, not in 30s
             while not closed:
                 await trio.sleep(0.01)

@@ -370,7 +370,9 @@ async def test_cancelling_a_waiting_request_ends_the_job_at_once(
         cancelled = time.monotonic()
         ticket.cancel()
         await ticket.wait()
-        assert time.monotonic() - cancelled < 0.3  # real clock: allow scheduling noise
+        # A real server: a generous bound on the real clock (the 100 ms cancel promise
+        # is shown on trio's clock in tests/engine).
+        assert time.monotonic() - cancelled < 1.0
         nursery.cancel_scope.cancel()
     assert ticket.status == "cancelled"
 
