@@ -199,6 +199,106 @@ async def test_the_restart_policy_is_the_engines_and_shows_in_statistics(
         assert workflow.supervisor.restarts == 2
 
 
+# -- waiting for room in a full queue ----------------------------------------------------
+
+NARROW = hookline.load_workflow_text(
+    textwrap.dedent(
+        """
+        key: narrow
+        concurrency: {max: 1, queue: 1}
+        nodes:
+          - {key: nap, type: delay, duration: 10s}
+          - {key: after, type: set, values: {n: "{{$context.data.n}}"}}
+        """
+    ),
+    source="narrow.yaml",
+)
+
+
+async def test_submit_with_wait_waits_for_room_instead_of_queue_full(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with hookline.open_engine([NARROW]) as engine:
+        admissions = [await engine.submit("narrow", data={"n": 1})]
+        await wait_running(engine, "narrow", 1)
+        admissions.append(await engine.submit("narrow", data={"n": 2}))  # the queue's one
+        with pytest.raises(hookline.errors.QueueFull):
+            await engine.submit("narrow", data={"n": 3})
+        started = trio.current_time()
+        # Room frees up when the first ends and the second leaves the queue.
+        admissions.append(await engine.submit("narrow", data={"n": 3}, wait=True))
+        assert trio.current_time() - started == pytest.approx(10, abs=0.5)
+        outcomes = [await a.handle.wait_finished() for a in admissions if a.handle is not None]
+    assert [(o.status, o.output) for o in outcomes] == [
+        ("succeeded", {"n": 1}),
+        ("succeeded", {"n": 2}),
+        ("succeeded", {"n": 3}),
+    ]
+
+
+async def test_waiters_get_room_first_come_first_served(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with hookline.open_engine([NARROW]) as engine:
+        await engine.submit("narrow", data={"n": 0})
+        await wait_running(engine, "narrow", 1)
+        await engine.submit("narrow", data={"n": 1})
+        order: list[int] = []
+
+        async def submit(n: int) -> None:
+            admission = await engine.submit("narrow", data={"n": n}, wait=True)
+            order.append(n)
+            assert admission.handle is not None
+            await admission.handle.wait_finished()
+
+        async with trio.open_nursery() as nursery:
+            for n in (2, 3, 4):
+                nursery.start_soon(submit, n)
+                await trio.testing.wait_all_tasks_blocked()
+    assert order == [2, 3, 4]
+
+
+async def test_a_wait_for_room_ends_unavailable_when_the_engine_stops(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with hookline.open_engine([NARROW]) as engine:
+        await engine.submit("narrow", data={"n": 1})
+        await wait_running(engine, "narrow", 1)
+        await engine.submit("narrow", data={"n": 2})
+
+        async def stop() -> None:
+            await trio.sleep(1)  # the running one needs 10 s: the submit below waits
+            engine.stop_intake()
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(stop)
+            with pytest.raises(hookline.errors.Unavailable, match="shutting down"):
+                await engine.submit("narrow", data={"n": 3}, wait=True)
+        assert trio.current_time() < 5
+
+
+async def test_a_wait_for_room_ends_unavailable_when_the_workflow_is_disabled(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    disabled = hookline.load_workflow_text(
+        NARROW.text.replace("key: narrow", "key: narrow\nenabled: false"), source="narrow.yaml"
+    )
+    async with hookline.open_engine([NARROW]) as engine:
+        await engine.submit("narrow", data={"n": 1})
+        await wait_running(engine, "narrow", 1)
+        await engine.submit("narrow", data={"n": 2})
+
+        async def disable() -> None:
+            await trio.sleep(1)  # the running one needs 10 s: the submit below waits
+            await engine.apply([disabled])
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(disable)
+            with pytest.raises(hookline.errors.Unavailable, match="replaced"):
+                await engine.submit("narrow", data={"n": 3}, wait=True)
+        assert trio.current_time() < 5
+
+
 # -- TLS certificates load on first use -------------------------------------------------
 
 

@@ -164,13 +164,13 @@ class Engine:
                     self._intake.accepting = not self._stop.is_set()
                     task_status.started()
                     await self._stop.wait()
-                    self._intake.accepting = False
+                    self._intake.stop()
                     await self._workflows.drain(self._drain_scope, self.shutdown_timeout)
                     inner.cancel_scope.cancel()
                 self._workflows.abandon_queued()
                 outer.cancel_scope.cancel()
         finally:
-            self._intake.accepting = False
+            self._intake.stop()
             with trio.CancelScope(shield=True):
                 await self._http.aclose()
             self._stopped.set()
@@ -185,8 +185,9 @@ class Engine:
 
     def stop_intake(self) -> None:
         """Refuse new deliveries, replays and retries (503) from now on; what is running
-        goes on. The first step of :meth:`aclose`."""
-        self._intake.accepting = False
+        goes on (deliveries waiting for room get Unavailable). The first step of
+        :meth:`aclose`."""
+        self._intake.stop()
 
     @property
     def pending_limit(self) -> int:
@@ -243,13 +244,15 @@ class Engine:
         """Live executions (queued, parked, resuming or running) across workflows."""
         return self._workflows.pending()
 
-    async def accept(self, delivery: Delivery) -> Admission:
+    async def accept(self, delivery: Delivery, *, wait: bool = False) -> Admission:
         """Admit a delivery: store it with its execution (committed) and queue it.
 
         Raises Unavailable (503) when stopping, overloaded or the workflow is disabled,
-        QueueFull (429) when its queue is full, and the idempotency rejections.
+        QueueFull (429) when its queue is full, and the idempotency rejections. With
+        ``wait``, a full queue is waited on in turn instead of refused; the wait ends
+        with Unavailable if the engine stops or the workflow is disabled or replaced.
         """
-        return await self._intake.accept(delivery)
+        return await self._intake.accept(delivery, wait=wait)
 
     async def replay(self, execution_id: str) -> Admission:
         """Start a new execution of the same workflow from the delivery execution
@@ -306,19 +309,50 @@ class Engine:
             method=method,
         )
 
-    async def submit(self, key: str, **request: Any) -> Admission:
+    async def submit(
+        self,
+        key: str,
+        *,
+        data: Any = None,
+        headers: Mapping[str, str] | None = None,
+        query: Mapping[str, Any] | None = None,
+        body: bytes | None = None,
+        method: str = "POST",
+        wait: bool = False,
+    ) -> Admission:
         """Start an execution of workflow ``key`` without HTTP; returns once it is
-        durably queued (or the earlier answer, for a repeated idempotency key)."""
-        delivery = self.delivery(key, **request)
+        durably queued (or the earlier answer, for a repeated idempotency key).
+
+        Raises QueueFull when the workflow's queue is full, unless ``wait``: then it
+        waits for room, first come first served. Raises Unavailable when the engine is
+        stopping (a wait under way ends then too), overloaded, or the workflow is
+        disabled; WorkflowNotFound for an unknown ``key``.
+        """
+        delivery = self.delivery(
+            key, data=data, headers=headers, query=query, body=body, method=method
+        )
         try:
-            return await self.accept(delivery)
+            return await self.accept(delivery, wait=wait)
         except Rejected as rejection:
             await self.record_rejection(delivery, rejection)
             raise
 
-    async def run(self, key: str, **request: Any) -> ExecutionOutcome:
-        """Run workflow ``key`` without HTTP and wait for it to end."""
-        admission = await self.submit(key, **request)
+    async def run(
+        self,
+        key: str,
+        *,
+        data: Any = None,
+        headers: Mapping[str, str] | None = None,
+        query: Mapping[str, Any] | None = None,
+        body: bytes | None = None,
+        method: str = "POST",
+        wait: bool = False,
+    ) -> ExecutionOutcome:
+        """Run workflow ``key`` without HTTP and wait for it to end (``wait``: for room
+        in its queue first, as :meth:`submit` does)."""
+        admission = await self.submit(
+            key, data=data, headers=headers, query=query, body=body, method=method, wait=wait
+        )
         if admission.handle is None:
             record = await self._intake.stored(admission.execution_id)
             return ExecutionOutcome(

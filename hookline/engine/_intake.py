@@ -7,6 +7,7 @@ import logging
 import time
 
 import attrs
+import trio
 
 from .._ids import new_id
 from ..errors import NotFound, Rejected, StoreClosed, Unavailable
@@ -32,6 +33,15 @@ class Intake:
         self.workflows = workflows
         self.pending_limit = pending_limit
         self.accepting = False
+        # Deliveries waiting for room in their workflow's queue (``wait=True``): a stop
+        # ends their wait with Unavailable.
+        self._waiting: set[trio.CancelScope] = set()
+
+    def stop(self) -> None:
+        """Refuse new work from now on; deliveries waiting for room get Unavailable."""
+        self.accepting = False
+        for scope in self._waiting:
+            scope.cancel()
 
     def supervisor(self, workflow: str) -> WorkflowSupervisor:
         """The supervisor that takes new work for ``workflow``. Raises Unavailable
@@ -47,8 +57,19 @@ class Intake:
             raise NotFound(f"no execution {execution_id}")
         return record
 
-    async def accept(self, delivery: Delivery) -> Admission:
-        return await self.supervisor(delivery.workflow).accept(delivery)
+    async def accept(self, delivery: Delivery, *, wait: bool = False) -> Admission:
+        supervisor = self.supervisor(delivery.workflow)
+        if not wait:
+            return await supervisor.accept(delivery)
+        with trio.CancelScope() as scope:
+            self._waiting.add(scope)
+            try:
+                # Cancelled by stop() only while it waits for room: the store write
+                # after it is shielded, and nothing after that waits.
+                return await supervisor.accept(delivery, wait=True)
+            finally:
+                self._waiting.discard(scope)
+        raise Unavailable("the engine is shutting down", retry_after=10.0)
 
     async def replay(self, execution_id: str) -> Admission:
         record = await self.stored(execution_id)
