@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import traceback
 
 import trio
 
@@ -97,14 +98,21 @@ class NodeActor(Actor[JobTicket]):
         except StopIteration as stop:
             result = stop.value
         except Exception as exc:
-            log.debug("job of %s failed", self.name, exc_info=True)
-            return "failed", None, describe_failure(exc)
+            return self._job_failed(job, exc)
         else:
             coroutine.close()
             return "failed", None, "an inline node type awaited: declare it inline = False"
         if not isinstance(result, NodeResult):
             return _not_a_result(result)
         return "succeeded", result, None
+
+    def _job_failed(self, job: RunningJob, exc: Exception) -> Outcome:
+        """A node raised: its job failed. A NodeError is the node saying why; anything
+        else is a bug somewhere, whose traceback the job's log keeps."""
+        log.debug("job of %s failed", self.name, exc_info=True)
+        if not isinstance(exc, NodeError):
+            job.log("".join(traceback.format_exception(exc)).rstrip())
+        return "failed", None, describe_failure(exc)
 
     async def run_job(self, job: RunningJob) -> Outcome:
         """Run a job in the caller's task under the node's timeout and concurrency;
@@ -129,8 +137,7 @@ class NodeActor(Actor[JobTicket]):
                 except trio.TooSlowError:
                     outcome = ("timed_out", None, f"timed out after {format_duration(timeout)}")
                 except Exception as exc:
-                    log.debug("job of %s failed", self.name, exc_info=True)
-                    outcome = ("failed", None, describe_failure(exc))
+                    outcome = self._job_failed(job, exc)
                 else:
                     outcome = (
                         ("succeeded", result, None)

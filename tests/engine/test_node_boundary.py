@@ -233,3 +233,27 @@ async def test_a_long_loop_of_quick_nodes_leaves_room_for_other_tasks(
     assert outcome.status == "succeeded"
     # 2,000 quick nodes: the driver yields at least once per INLINE_BUDGET of them.
     assert turns[0] - before >= 2000 // INLINE_BUDGET
+
+
+async def test_a_node_that_raises_fails_its_job_which_keeps_the_traceback(
+    autojump_clock: trio.testing.MockClock, make_store: StoreFactory
+) -> None:
+    async def buggy(call: hookline.NodeCall) -> object:
+        return {"x": 1}["missing"]
+
+    wf = workflow(
+        """
+        key: buggy
+        nodes:
+          - {key: bug, type: buggy}
+        """,
+        nodes={"buggy": buggy},
+    )
+    store = make_store()
+    async with open_engine([wf], store=store, nodes={"buggy": buggy}) as engine:
+        outcome = await engine.run("buggy")
+        (job,) = await store.list_jobs(outcome.execution_id)
+    assert outcome.error == "node 'bug' failed: KeyError: 'missing'"
+    assert (job.status, job.error) == ("failed", "KeyError: 'missing'")
+    assert job.log[-1].startswith("Traceback (most recent call last):")
+    assert 'return {"x": 1}["missing"]' in job.log[-1]
