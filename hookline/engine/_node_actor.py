@@ -97,7 +97,7 @@ class NodeActor(Actor[JobTicket]):
             coroutine.send(None)
         except StopIteration as stop:
             result = stop.value
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 (a node failing is its job failing)
             return self._job_failed(job, exc)
         else:
             coroutine.close()
@@ -136,7 +136,7 @@ class NodeActor(Actor[JobTicket]):
                     result = await self.node.config.run(job)
                 except trio.TooSlowError:
                     outcome = ("timed_out", None, f"timed out after {format_duration(timeout)}")
-                except Exception as exc:
+                except Exception as exc:  # noqa: BLE001 (a node failing is its job failing)
                     outcome = self._job_failed(job, exc)
                 else:
                     outcome = (
