@@ -18,6 +18,7 @@ from .engine import EngineStatistics as EngineStatistics
 from .engine import ExecutionOutcome as ExecutionOutcome
 from .engine import RestartPolicy as RestartPolicy
 from .engine import Workflow as Workflow
+from .engine import WorkflowStatistics as WorkflowStatistics
 from .engine import load_workflow_data as load_workflow_data
 from .engine import load_workflow_text as load_workflow_text
 from .engine import load_workflows as load_workflows

@@ -299,6 +299,67 @@ async def test_a_wait_for_room_ends_unavailable_when_the_workflow_is_disabled(
         assert trio.current_time() < 5
 
 
+# -- one workflow's statistics ----------------------------------------------------------
+
+
+async def nap(call: hookline.NodeCall) -> object:
+    await trio.sleep(float(call.params["seconds"]))
+    return {"slept": call.params["seconds"]}
+
+
+ENDINGS = hookline.load_workflow_text(
+    textwrap.dedent(
+        """
+        key: endings
+        timeout: 2s
+        concurrency: {max: 10}
+        nodes:
+          - key: how
+            type: switch
+            cases:
+              - if: {equal: ["{{$context.data.end}}", "fail"]}
+                nodes: [{key: stop, type: end, status: failed}]
+            default:
+              - {key: first, type: nap, seconds: "{{$context.data.nap}}"}
+              - {key: second, type: nap, seconds: "{{$context.data.nap}}"}
+        """
+    ),
+    source="endings.yaml",
+    nodes={"nap": nap},
+)
+
+
+async def test_workflow_statistics_count_each_ending_apart(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with hookline.open_engine([ENDINGS, NAPPER], nodes={"nap": nap}) as engine:
+        endings = [
+            await engine.submit("endings", data={"end": end, "nap": seconds})
+            for end, seconds in [("ok", 0.1), ("fail", 0), ("slow", 1.5), ("cancel", 0.5)]
+        ]
+        await trio.sleep(0.2)
+        assert await engine.cancel(endings[3].execution_id)
+        statuses = [(await a.handle.wait_finished()).status for a in endings if a.handle]
+        assert statuses == ["succeeded", "failed", "timed_out", "cancelled"]
+        stats = engine.workflow_statistics("endings")
+        assert stats == next(w for w in engine.statistics().workflows if w.workflow == "endings")
+        assert engine.workflow_statistics("napper") is not None
+        with pytest.raises(hookline.errors.WorkflowNotFound):
+            engine.workflow_statistics("nowhere")
+    assert stats is not None
+    assert (stats.completed, stats.failed, stats.cancelled, stats.timed_out) == (4, 1, 1, 1)
+
+
+async def test_a_disabled_workflow_has_no_statistics(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    disabled = hookline.load_workflow_text(
+        NAPPER.text.replace("key: napper", "key: napper\nenabled: false"), source="napper.yaml"
+    )
+    async with hookline.open_engine([disabled]) as engine:
+        assert engine.workflow_statistics("napper") is None
+
+
 # -- TLS certificates load on first use -------------------------------------------------
 
 

@@ -22,6 +22,7 @@ TOP_LEVEL = {
     "ServerConfig",
     "Store",
     "Workflow",
+    "WorkflowStatistics",
     "create_app",
     "errors",
     "load_config",

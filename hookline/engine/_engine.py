@@ -375,6 +375,17 @@ class Engine:
             return True
         return False
 
+    def workflow_statistics(self, key: str) -> WorkflowStatistics | None:
+        """The statistics of workflow ``key`` alone (cheap: no other workflow is
+        looked at); None while it is disabled. Raises WorkflowNotFound for an unknown
+        ``key``."""
+        supervisor = self._workflows.supervisors.get(key)
+        if supervisor is not None:
+            return supervisor.statistics()
+        if key in self.workflows:
+            return None
+        raise WorkflowNotFound(f"there is no workflow '{key}'")
+
     def statistics(self) -> EngineStatistics:
         return EngineStatistics(
             accepting=self._intake.accepting,

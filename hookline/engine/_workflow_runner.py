@@ -72,6 +72,8 @@ class WorkflowRunner:
         self.running: dict[str, ExecutionHandle] = {}
         self.completed = 0
         self.failed = 0
+        self.cancelled = 0
+        self.timed_out = 0
         self.drain = DrainRate(clock=trio.current_time)
         self.ended = trio.Event()
         self._intake = trio.CancelScope()
@@ -218,7 +220,11 @@ class WorkflowRunner:
     def count(self, outcome: ExecutionOutcome) -> None:
         """Count an execution that ended (here, or run whole at admission)."""
         self.completed += 1
-        if not outcome.succeeded:
+        if outcome.status == "cancelled":
+            self.cancelled += 1
+        elif outcome.status == "timed_out":
+            self.timed_out += 1
+        elif not outcome.succeeded:
             self.failed += 1
 
     def _execution(self, handle: ExecutionHandle) -> Execution:

@@ -46,11 +46,13 @@ __all__ = ["Admission", "WorkflowStatistics", "WorkflowSupervisor"]
 
 @attrs.frozen
 class WorkflowStatistics:
-    """``queue`` is the mailbox of new executions; ``parked`` ones wait behind a running
-    execution with the same order key; ``resuming`` ones (found at start-up, retried)
-    wait to start ahead of the queue. On a store shared by several processes the limits
-    hold across all of them: no execution is parked, and ``waiting`` ones wait for a
-    start permit (counted in ``queue.depth``, not in ``running``)."""
+    """``completed`` counts the executions that ended, whatever their status;
+    ``failed``, ``cancelled`` and ``timed_out`` those that ended so (the rest
+    succeeded). ``queue`` is the mailbox of new executions; ``parked`` ones wait behind
+    a running execution with the same order key; ``resuming`` ones (found at start-up,
+    retried) wait to start ahead of the queue. On a store shared by several processes
+    the limits hold across all of them: no execution is parked, and ``waiting`` ones
+    wait for a start permit (counted in ``queue.depth``, not in ``running``)."""
 
     workflow: str
     queue: MailboxStatistics
@@ -62,6 +64,8 @@ class WorkflowStatistics:
     parked: int = 0
     resuming: int = 0
     waiting: int = 0
+    cancelled: int = 0
+    timed_out: int = 0
 
 
 class WorkflowSupervisor:
@@ -395,6 +399,8 @@ class WorkflowSupervisor:
             running=len(runner.running) - runner.waiting,
             completed=runner.completed,
             failed=runner.failed,
+            cancelled=runner.cancelled,
+            timed_out=runner.timed_out,
             supervisor=self.supervisor.statistics(),
             nodes=tuple(actor.statistics() for actor in self.actors.values()),
             parked=runner.lanes.parked,

@@ -214,6 +214,8 @@ def workflow_json(
             "running": stats.running,
             "completed": stats.completed,
             "failed": stats.failed,
+            "cancelled": stats.cancelled,
+            "timed_out": stats.timed_out,
         }
     if definition:
         document["format"] = "json" if workflow.source.endswith(".json") else "yaml"
@@ -258,7 +260,8 @@ async def show_workflow(key: str) -> Response:
     workflow = engine.workflows.get(key)
     if workflow is None:
         return problem_response(404, "Not found", f"there is no workflow '{key}'")
-    return json_response(workflow_json(workflow, _stats(engine).get(key), definition=True))
+    stats = engine.workflow_statistics(key)
+    return json_response(workflow_json(workflow, stats, definition=True))
 
 
 @workflows_api.put("/api/workflows/<key>")
@@ -312,7 +315,7 @@ async def patch_workflow(key: str) -> Response:
         workflow = await workflow_editor(current_engine()).set_enabled(key, enabled=body["enabled"])
     except NotFound as exc:
         return problem_response(404, "Not found", str(exc))
-    return json_response(workflow_json(workflow, _stats(current_engine()).get(key)))
+    return json_response(workflow_json(workflow, current_engine().workflow_statistics(key)))
 
 
 def version_json(

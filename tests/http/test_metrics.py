@@ -208,3 +208,38 @@ async def test_json_lines_carry_the_linking_ids(
     assert delivery["execution_id"] == ended["execution_id"]
     assert ended["delivery_id"] == delivery["delivery_id"]
     assert ended["duration_ms"] >= 0
+
+
+async def test_cancelled_and_timed_out_executions_are_counted_apart_from_failed(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    from hookline import NodeCall, load_workflow_text, open_engine
+    from hookline.http._metrics import engine_metrics
+
+    async def nap(call: NodeCall) -> object:
+        await trio.sleep(1.5)
+        return None
+
+    text = """
+    key: naps
+    timeout: 2s
+    nodes:
+      - {key: first, type: nap}
+      - {key: second, type: nap}
+    """
+    workflow = load_workflow_text(text, source="naps.yaml", nodes={"nap": nap})
+    async with open_engine([workflow], nodes={"nap": nap}) as engine:
+        metrics = engine_metrics(engine)
+        timed_out = await engine.submit("naps")
+        cancelled = await engine.submit("naps")
+        await trio.sleep(0.5)
+        await engine.cancel(cancelled.execution_id)
+        for admission in (timed_out, cancelled):
+            assert admission.handle is not None
+            await admission.handle.wait_finished()
+        await engine.store.flush()
+        samples = parse(metrics.render().decode())
+    finished = "hookline_executions_finished_total"
+    assert value(samples, finished, workflow="naps", status="timed_out") == 1
+    assert value(samples, finished, workflow="naps", status="cancelled") == 1
+    assert value(samples, finished, workflow="naps", status="failed") == 0
