@@ -22,6 +22,7 @@ import trio
 import trio.testing
 
 import hookline
+from hookline.testing import TEST_EPOCH, trio_wall_clock
 
 NAPPER = hookline.load_workflow_text(
     textwrap.dedent(
@@ -358,6 +359,53 @@ async def test_a_disabled_workflow_has_no_statistics(
     )
     async with hookline.open_engine([disabled]) as engine:
         assert engine.workflow_statistics("napper") is None
+
+
+# -- the engine's wall clock -------------------------------------------------------------
+
+CLOCKED = hookline.load_workflow_text(
+    textwrap.dedent(
+        """
+        key: clocked
+        nodes:
+          - {key: stamp, type: set, values: {now: "{{$system.now}}"}}
+          - {key: wait, type: delay, duration: 90s}
+          - key: later
+            type: set
+            values: {first: "{{$nodes.stamp.now}}", until: "{{$nodes.wait.until}}",
+                     now: "{{$system.now}}"}
+        """
+    ),
+    source="clocked.yaml",
+)
+
+
+async def test_the_engine_clock_drives_system_now_delays_and_record_times(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    epoch = TEST_EPOCH  # 2026-01-01T00:00:00Z
+    async with hookline.open_engine([CLOCKED], clock=trio_wall_clock()) as engine:
+        await trio.sleep(10)
+        outcome = await engine.run("clocked")
+        record = await engine.store.get_execution(outcome.execution_id)
+        assert record is not None
+        assert record.delivery_id is not None
+        delivery = await engine.store.get_delivery(record.delivery_id)
+        jobs = await engine.store.list_jobs(outcome.execution_id)
+    # The same run gives the same times, every time: they follow trio's clock.
+    assert outcome.output == {
+        "first": "2026-01-01T00:00:10.000Z",
+        "until": epoch + 100,
+        "now": "2026-01-01T00:01:40.000Z",
+    }
+    assert (record.started_at, record.finished_at) == (epoch + 10, epoch + 100)
+    assert delivery is not None
+    assert delivery.received_at == epoch + 10
+    assert [(j.node, j.started_at, j.finished_at) for j in jobs] == [
+        ("stamp", epoch + 10, epoch + 10),
+        ("wait", epoch + 10, epoch + 100),
+        ("later", epoch + 100, epoch + 100),
+    ]
 
 
 # -- TLS certificates load on first use -------------------------------------------------

@@ -67,5 +67,7 @@ def test_testing_helpers_are_pinned() -> None:
         "FakeJob",
         "MemoryStore",
         "SleepNode",
+        "TEST_EPOCH",
         "register_test_nodes",
+        "trio_wall_clock",
     }

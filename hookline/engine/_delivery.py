@@ -138,15 +138,17 @@ def embedded_delivery(
     query: Mapping[str, Any] | None = None,
     body: bytes | None = None,
     method: str = "POST",
+    received_at: float | None = None,
 ) -> Delivery:
     """A delivery made in-process (no HTTP) for ``workflow`` listening on ``path``;
-    without ``body``, the body is ``data`` as compact JSON."""
+    without ``body``, the body is ``data`` as compact JSON. ``received_at`` defaults to
+    now (unix seconds)."""
     if body is None:
         body = b"" if data is None else json.dumps(data, separators=(",", ":")).encode()
     return Delivery(
         id=new_id(),
         workflow=workflow,
-        received_at=time.time(),
+        received_at=time.time() if received_at is None else received_at,
         method=method.upper(),
         path=path,
         headers={k.lower(): v for k, v in (headers or {}).items()},

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -73,6 +73,7 @@ class Engine:
         retention: RetentionPolicy | None = None,
         nodes: Mapping[str, NodeFunction] | None = None,
         restart: RestartPolicy | None = None,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         custom_node_types(nodes)  # a bad entry raises here, not at the first load
         self.nodes: Mapping[str, NodeFunction] = dict(nodes or {})
@@ -92,6 +93,11 @@ class Engine:
             workflows=self,
             env=self.env,
         )
+        if clock is not None:
+            self.services = attrs.evolve(self.services, clock=clock)
+        self.clock: Callable[[], float] = self.services.clock
+        """The wall clock (unix seconds) of ``$system.now``, delay due times and the
+        times in records: ``time.time`` unless ``open_engine(clock=...)`` gave one."""
         self.shutdown_timeout = shutdown_timeout
         self.folder = folder
         self.load_errors: tuple[DefinitionError, ...] = ()
@@ -99,7 +105,7 @@ class Engine:
         self.restart = restart if restart is not None else RestartPolicy()
         """How many crashes each supervisor absorbs (the engine's root, each workflow's)."""
         self._root = Supervisor("engine", policy=self.restart)
-        self._workflows = WorkflowSet(store, self._root, restart=self.restart)
+        self._workflows = WorkflowSet(store, self._root, restart=self.restart, clock=self.clock)
         self.cluster: Cluster | None = None
         coordinator = store.backend.coordinator
         if coordinator is not None:
@@ -111,7 +117,7 @@ class Engine:
                 threaded=store.backend.threaded,
             )
             self.cluster.on_definitions_changed = self.reload
-        self._intake = Intake(store, self._workflows, pending_limit)
+        self._intake = Intake(store, self._workflows, pending_limit, clock=self.clock)
         self._stop = trio.Event()
         self._stopped = trio.Event()
         self._drain_scope = trio.CancelScope()
@@ -307,6 +313,7 @@ class Engine:
             query=query,
             body=body,
             method=method,
+            received_at=self.clock(),
         )
 
     async def submit(
@@ -413,6 +420,7 @@ async def open_engine(
     retention: RetentionPolicy | None = None,
     nodes: Mapping[str, NodeFunction] | None = None,
     restart: RestartPolicy | None = None,
+    clock: Callable[[], float] | None = None,
 ) -> AsyncIterator[Engine]:
     """Run an engine inside the caller's trio program.
 
@@ -422,6 +430,10 @@ async def open_engine(
     ``http_allow_hosts`` the private hosts http nodes may call, ``smtp`` the
     :class:`~hookline._config.SmtpConfig` email nodes send through, ``retention``
     how long finished executions and deliveries are kept (None: no pruning at all).
+    ``clock`` is the wall clock (unix seconds; default :func:`time.time`) of
+    ``{{$system.now}}``, delay due times and the times in records:
+    :func:`hookline.testing.trio_wall_clock` makes them follow trio's ``MockClock``.
+    Timeouts and other deadlines always run on trio's clock.
     ``nodes`` adds node types for this engine alone (``{"double": double}``, each an
     async function of a :class:`~hookline.NodeCall`; see ``docs/custom-nodes.md``): the
     folder's definitions, and :meth:`Engine.reload`, may use them. A name that is a
@@ -463,6 +475,7 @@ async def open_engine(
         retention=retention,
         nodes=nodes,
         restart=restart,
+        clock=clock,
     )
     if folder is not None:
         engine._initial = engine._load(folder).workflows

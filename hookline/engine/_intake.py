@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 
 import attrs
 import trio
@@ -28,8 +29,16 @@ class Intake:
     live executions across them (see :class:`~hookline.engine._engine.Engine` for
     what each method raises)."""
 
-    def __init__(self, store: Store, workflows: WorkflowSet, pending_limit: int) -> None:
+    def __init__(
+        self,
+        store: Store,
+        workflows: WorkflowSet,
+        pending_limit: int,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.store = store
+        self.clock = clock
         self.workflows = workflows
         self.pending_limit = pending_limit
         self.accepting = False
@@ -78,7 +87,9 @@ class Intake:
         if record.delivery_id is not None:
             original = await self.store.get_delivery(record.delivery_id)
             body = original.body if original is not None else None
-        delivery = attrs.evolve(stored_delivery(record, body), id=new_id(), received_at=time.time())
+        delivery = attrs.evolve(
+            stored_delivery(record, body), id=new_id(), received_at=self.clock()
+        )
         return await supervisor.replay(delivery, of=execution_id)
 
     async def retry(self, execution_id: str) -> Admission:

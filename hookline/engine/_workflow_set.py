@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 import trio
@@ -45,9 +45,16 @@ class WorkflowSet:
     """
 
     def __init__(
-        self, store: Store, root: Supervisor, *, restart: RestartPolicy | None = None
+        self,
+        store: Store,
+        root: Supervisor,
+        *,
+        restart: RestartPolicy | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
+        #: The wall clock of the times recorded with definitions.
+        self.clock = clock
         self.root = root
         #: How many crashes each workflow's supervisor absorbs.
         self.restart = restart
@@ -80,7 +87,8 @@ class WorkflowSet:
             version = None
             if self.definitions.get(key) is not workflow:
                 # Saved before its supervisor starts: its executions record the version.
-                version = await self.store.write(SaveWorkflow(_workflow_record(workflow)))
+                record = _workflow_record(workflow, self.clock())
+                version = await self.store.write(SaveWorkflow(record))
             if workflow.enabled and key not in self.supervisors:
                 supervisor = WorkflowSupervisor(
                     workflow,
@@ -195,12 +203,12 @@ class WorkflowSet:
                 abandon(handle)
 
 
-def _workflow_record(workflow: Workflow) -> WorkflowRecord:
+def _workflow_record(workflow: Workflow, now: float) -> WorkflowRecord:
     return WorkflowRecord(
         key=workflow.key,
         title=workflow.title,
         enabled=workflow.enabled,
         source=workflow.text,
         digest=hashlib.sha256(workflow.text.encode()).hexdigest(),
-        updated_at=time.time(),
+        updated_at=now,
     )

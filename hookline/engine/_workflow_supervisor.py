@@ -7,7 +7,6 @@ executions (queue, concurrency, ordering) is :mod:`._workflow_runner`'s.
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -220,7 +219,7 @@ class WorkflowSupervisor:
                 self.workflow,
                 delivery,
                 new_id(),
-                now=time.time(),
+                now=self.services.clock(),
                 key=key,
                 body_hash=body_hash,
                 roots=roots,
