@@ -8,6 +8,7 @@ import trio
 
 import hookline
 from hookline.errors import NodeError
+from hookline.testing import trio_wall_clock
 
 WORKFLOW = """
 key: doubler
@@ -30,7 +31,8 @@ NODES = {"double": double}
 
 async def main() -> None:
     workflow = hookline.load_workflow_text(WORKFLOW, source="doubler.yaml", nodes=NODES)
-    async with hookline.open_engine([workflow], nodes=NODES) as engine:
+    clock = trio_wall_clock()  # times follow trio's clock
+    async with hookline.open_engine([workflow], nodes=NODES, clock=clock) as engine:
         outcome: hookline.ExecutionOutcome = await engine.run("doubler", data={"n": 21})
         assert outcome.status == "succeeded", outcome.error
         assert outcome.output == {"result": 42}
@@ -39,6 +41,9 @@ async def main() -> None:
         await admission.handle.wait_finished()
         stats: hookline.EngineStatistics = engine.statistics()
         assert stats.workflows[0].completed == 2
+        doubler: hookline.WorkflowStatistics | None = engine.workflow_statistics("doubler")
+        assert doubler is not None
+        assert doubler.failed == 0
 
 
 if __name__ == "__main__":
