@@ -21,11 +21,11 @@ import trio.testing
 from hookline._ids import new_id
 from hookline.definition import Fields
 from hookline.engine._answers import ExecutionOutcome
+from hookline.engine._core import INTERRUPTED
 from hookline.engine._definition import Workflow
 from hookline.engine._delivery import Delivery
 from hookline.engine._engine import open_engine
 from hookline.engine._execution import Execution, ExecutionHandle
-from hookline.engine._core import INTERRUPTED
 from hookline.engine._loader import load_workflow_text
 from hookline.engine._node_actor import NodeActor
 from hookline.nodes._base import Job, NodeResult, NodeServices, NodeSpec
