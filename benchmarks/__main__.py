@@ -15,7 +15,7 @@ from rich.console import Console
 
 from ._embedded import CALLERS
 from ._load import wrk_path, wrk_version
-from ._machine import machine_facts
+from ._machine import CoreUse, machine_facts
 from ._peers import node_red_version, node_version
 from ._plans import generator_check, latency_sweep, soak, targets
 from ._progress import RunProgress
@@ -129,6 +129,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"built-in, {settings.open_connections} connections"
     )
     started = datetime.datetime.now(datetime.UTC)
+    cores_before = CoreUse.now()
     outcomes: list[Outcome]
     with tempfile.TemporaryDirectory(prefix="hookline-bench-") as scratch:
         with RunProgress(console, len(names)) as progress:
@@ -137,6 +138,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 _run_step(runner, name)
                 progress.step_done()
         outcomes = runner.outcomes
+        other_cores = CoreUse.now().other_cores(cores_before)
         facts = machine_facts(
             Path(scratch),
             wrk=wrk_version(wrk) if wrk else None,
@@ -158,8 +160,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             "open_connections": settings.open_connections,
             "micro_duration_s": settings.micro_duration,
         },
+        # Figures taken while other work shared the cores are not comparable.
+        "other_work_cores": other_cores,
     }
     print_report(outcomes, console)
+    if other_cores is not None:
+        console.print(f"other work on this machine during the run: {other_cores:.2f} cores")
     stem = f"{started:%Y%m%dT%H%M%SZ}"
     folder: Path = args.results
     path = write_json(folder / f"{stem}.json", outcomes, facts, run)

@@ -1,5 +1,5 @@
 """The facts a run's figures depend on: cores, CPU, memory, file system, Python,
-package and tool versions, the commit."""
+package and tool versions, the commit; and how much other work shared the cores."""
 
 from __future__ import annotations
 
@@ -8,11 +8,14 @@ import os
 import platform
 import subprocess
 import sys
+import time
 from pathlib import Path
+
+import attrs
 
 from ._spec import REPO_ROOT
 
-__all__ = ["machine_facts"]
+__all__ = ["CoreUse", "machine_facts"]
 
 PACKAGES = (
     "hookline",
@@ -102,3 +105,34 @@ def machine_facts(
         "git_commit": _git("rev-parse", "HEAD"),
         "git_dirty": bool(_git("status", "--porcelain", "--untracked-files=no")),
     }
+
+
+@attrs.frozen
+class CoreUse:
+    """CPU seconds so far: of every core (``busy``, from /proc/stat) and of this run
+    (``own``: this process and the servers and generators it waited for), at
+    monotonic time ``at``."""
+
+    at: float
+    busy: float
+    own: float
+
+    @classmethod
+    def now(cls) -> CoreUse:
+        try:
+            ticks = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+            busy = (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
+        except (OSError, IndexError, ValueError):
+            busy = 0.0
+        mine = os.times()
+        own = mine.user + mine.system + mine.children_user + mine.children_system
+        return cls(time.monotonic(), busy, own)
+
+    def other_cores(self, earlier: CoreUse) -> float | None:
+        """Cores kept busy by other work, on average, since ``earlier`` (None where
+        /proc cannot tell). Servers still running are counted as other work."""
+        wall = self.at - earlier.at
+        if wall <= 0 or self.busy <= earlier.busy:
+            return None
+        other = (self.busy - earlier.busy) - (self.own - earlier.own)
+        return round(max(other, 0.0) / wall, 2)

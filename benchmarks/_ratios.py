@@ -227,7 +227,8 @@ def ratios_markdown(
             f"{' (with local changes)' if facts.get('git_dirty') else ''}; HTTP: "
             f"{run['generator']}, {effective.get('connections')} connections, "
             f"{effective.get('duration_s')} s per phase; in process: "
-            f"{effective.get('micro_duration_s')} s per side."
+            f"{effective.get('micro_duration_s')} s per side. Other work on the machine "
+            f"during the run: {run.get('other_work_cores', '-')} cores on average."
         ),
         "",
         f"Command: `{run['command']}`",
