@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import trio
@@ -72,8 +72,12 @@ class Execution:
         store: Store,
         *,
         services: NodeServices,
+        quick: bool = False,
     ) -> None:
         self.handle = handle
+        # Every node of the workflow is inline (see runs_inline): no task is needed.
+        self.quick = quick
+        self._started_at: float | None = None
         self.workflow = handle.workflow
         self.actors = actors
         self.store = store
@@ -119,36 +123,48 @@ class Execution:
             return await self._cancelled_before_start()
         # A resumed execution keeps the time it first started, if it had started.
         started_at = self.clock() if handle.started_at is None else None
-        await self.store.post(UpdateExecution(handle.id, "running", started_at=started_at))
+        if self.quick and not handle.resumed:
+            # Quick nodes only: over in moments, its end records its start too. (A
+            # crash before leaves it queued, which resumes as running would.)
+            self._started_at = started_at
+        else:
+            await self.store.post(UpdateExecution(handle.id, "running", started_at=started_at))
         records = await self.store.list_jobs(handle.id) if handle.resumed else ()
-        core = self.core
-        async with trio.open_nursery() as nursery:
-            self._nursery = nursery
-            handle.attach(self)
-            try:
-                commands = core.start(records, now=trio.current_time(), wall=self.clock())
-                while True:
-                    await self._carry_out(commands)
-                    if core.finished is not None:
-                        break
-                    commands = await self._next_commands()
-            except BaseException:
-                # Cancelled from outside (shutdown): close the jobs that ran, leave the
-                # execution's record to resume from.
-                with trio.CancelScope(shield=True):
-                    await self._save_records(core.abandon(wall=self.clock()))
-                raise
-            finally:
-                handle.detach(self)
-            # Jobs still running were cancelled by the core (and recorded so): the
-            # nursery waits for each to really end.
-            nursery.cancel_scope.cancel()
+        if self.quick:
+            await self._drive(records)  # no task to run: no nursery either
+        else:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                await self._drive(records)
+                # Jobs still running were cancelled by the core (and recorded so): the
+                # nursery waits for each to really end.
+                nursery.cancel_scope.cancel()
         # The end is recorded only now: a node ignoring its cancel keeps the execution
         # running, and its concurrency slot taken (in every process sharing the store),
         # until its body really ended.
         assert self._outcome is not None
         await self.finish(self._outcome)
         return self._outcome
+
+    async def _drive(self, records: Sequence[JobRecord]) -> None:
+        """Feed the core its events and carry out its commands until it finishes."""
+        core = self.core
+        self.handle.attach(self)
+        try:
+            commands = core.start(records, now=trio.current_time(), wall=self.clock())
+            while True:
+                await self._carry_out(commands)
+                if core.finished is not None:
+                    break
+                commands = await self._next_commands()
+        except BaseException:
+            # Cancelled from outside (shutdown): close the jobs that ran, leave the
+            # execution's record to resume from.
+            with trio.CancelScope(shield=True):
+                await self._save_records(core.abandon(wall=self.clock()))
+            raise
+        finally:
+            self.handle.detach(self)
 
     async def _cancelled_before_start(self) -> ExecutionOutcome:
         handle = self.handle
@@ -300,6 +316,7 @@ class Execution:
                     UpdateExecution(
                         outcome.execution_id,
                         outcome.status,
+                        started_at=self._started_at,
                         finished_at=self.clock(),
                         output=outcome.output,
                         error=outcome.error,

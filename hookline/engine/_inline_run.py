@@ -57,14 +57,18 @@ class InlineRun:
                 actor.count_inline(succeeded=job.status == "succeeded")
 
 
-def runs_inline(workflow: Workflow) -> bool:
-    """Whether ``workflow`` is sync and every node of it runs inline."""
-    if workflow.trigger.mode != "sync":
-        return False
+def all_inline(workflow: Workflow) -> bool:
+    """Whether every node of ``workflow`` runs inline (loops and parallel nodes are
+    decided by the core: they count when what they hold is inline)."""
     return all(
         getattr(node.config, "inline", False) or isinstance(node.config, LoopNode | ParallelNode)
         for node in workflow.walk()
     )
+
+
+def runs_inline(workflow: Workflow) -> bool:
+    """Whether ``workflow`` is sync and every node of it runs inline."""
+    return workflow.trigger.mode == "sync" and all_inline(workflow)
 
 
 def run_inline(

@@ -28,6 +28,7 @@ from ._drain import DrainRate
 from ._execution import Execution
 from ._groups import lone_error
 from ._handle import ExecutionHandle
+from ._inline_run import all_inline
 from ._lanes import Lanes
 from ._node_actor import NodeActor, describe_failure
 
@@ -62,6 +63,9 @@ class WorkflowRunner:
     ) -> None:
         self.workflow = workflow
         self.cluster = cluster
+        # Quick nodes only (and a store of one process: a cluster counts what runs by
+        # its stored status, so every start is written).
+        self._quick = cluster is None and all_inline(workflow)
         self.actors = actors
         self.store = store
         self.services = services
@@ -228,7 +232,7 @@ class WorkflowRunner:
             self.failed += 1
 
     def _execution(self, handle: ExecutionHandle) -> Execution:
-        return Execution(handle, self.actors, self.store, services=self.services)
+        return Execution(handle, self.actors, self.store, services=self.services, quick=self._quick)
 
     async def _execute(
         self, handle: ExecutionHandle, limiter: trio.CapacityLimiter, slot: _Slot

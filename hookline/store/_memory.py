@@ -205,7 +205,20 @@ class MemoryBackend:
         return len(finished)
 
     def _save_job(self, job: JobRecord) -> None:
-        stored = attrs.evolve(job, output=_copy(job.output), log=tuple(_copy(job.log)))
+        # Built directly (attrs.evolve is generic, and slow for the row saved most).
+        stored = JobRecord(
+            execution_id=job.execution_id,
+            node=job.node,
+            type=job.type,
+            status=job.status,
+            attempt=job.attempt,
+            started_at=job.started_at,
+            finished_at=job.finished_at,
+            output=_copy(job.output),
+            error=job.error,
+            log=tuple(_copy(job.log)) if job.log else (),
+            scope=job.scope,
+        )
         jobs = self._jobs.setdefault(job.execution_id, [])
         identity = (job.execution_id, job.node, job.scope, job.attempt)
         position = self._job_index.get(identity)
