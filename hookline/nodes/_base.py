@@ -24,11 +24,20 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import attrs
 
 from ..store._records import Answer
+
+if TYPE_CHECKING:
+    # The node modules that use each service define what they need of it.
+    import httpx
+
+    from ..store._collection_service import CollectionService
+    from ._email import SmtpConfig
+    from ._http import SharedHttpClient
+    from ._workflow import Workflows
 
 
 @attrs.frozen
@@ -77,11 +86,13 @@ class NodeServices:
     clear error).
     """
 
-    http: Any = None  # httpx.AsyncClient shared by every http node (connection limits)
+    # The one client of every http node (connection limits hold across executions),
+    # made on first use; tests may pass an httpx.AsyncClient.
+    http: SharedHttpClient | httpx.AsyncClient | None = None
     http_allow_hosts: tuple[str, ...] = ()  # private targets the http node may reach
-    smtp: Any = None  # hookline._config.SmtpConfig
-    collections: Any = None  # collection records in the store
-    workflows: Any = None  # runs other workflows (the workflow node)
+    smtp: SmtpConfig | None = None  # the server's ``smtp:`` section
+    collections: CollectionService | None = None  # collection records in the store
+    workflows: Workflows | None = None  # runs other workflows (the engine)
     env: Mapping[str, str] = attrs.field(factory=dict)
     # The wall clock (unix seconds) of durable timers (``delay``); tests pass one that
     # follows trio's MockClock. The default looks time.time up at each call.

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar, Protocol, cast
+from typing import Any, ClassVar, Protocol
 
 import attrs
 import trio
@@ -66,7 +66,9 @@ class Workflows(Protocol):
     @property
     def store(self) -> _Store: ...
 
-    async def submit(self, key: str, **request: Any) -> _Admission: ...
+    async def submit(
+        self, key: str, *, data: Any = None, headers: Mapping[str, str] | None = None
+    ) -> _Admission: ...
 
     def handle(self, execution_id: str) -> _Handle | None: ...
 
@@ -94,7 +96,7 @@ class WorkflowNode:
         return ()
 
     async def run(self, job: Job) -> NodeResult:
-        engine = cast(Workflows | None, job.services.workflows)
+        engine = job.services.workflows
         if engine is None:
             raise NodeError("workflows cannot be started here: the engine lent no runner")
         depth = current_depth(job.variables) + 1
