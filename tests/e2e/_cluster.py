@@ -160,6 +160,8 @@ class Cluster:
         store = f"{db_url}&heartbeat={HEARTBEAT}&lease={LEASE}"
         config = write_setup(folder, workflows, f'store: {{url: "{store}"}}\n{server}')
         self.nodes = [Node(f"node{n}", config, folder) for n in range(size)]
+        # Which live node a sender picks: a test with a seeded schedule sets its own.
+        self.rng = random.Random()
 
     async def start(self) -> None:
         """Start every node at once; return when all serve."""
@@ -225,7 +227,7 @@ async def deliver(
         if not live:
             await trio.sleep(0.05)
             continue
-        node = prefer if prefer is not None and prefer in live else random.choice(live)
+        node = prefer if prefer is not None and prefer in live else cluster.rng.choice(live)
         try:
             answer = await client.post(
                 f"{node.url}{path}", json=data, headers={"X-GitHub-Delivery": delivery}

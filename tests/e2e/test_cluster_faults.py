@@ -57,10 +57,10 @@ def cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Cluster]
 
 
 async def test_sigkill_of_random_processes_loses_duplicates_and_reorders_nothing(
-    cluster: Cluster,
+    cluster: Cluster, rng: random.Random
 ) -> None:
+    cluster.rng = rng
     await cluster.start()
-    rng = random.Random()
     kills = 0
     killing = trio.Event()
     answered: dict[str, set[str]] = {}

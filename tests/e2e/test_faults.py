@@ -89,10 +89,11 @@ async def send_until_accepted(
         await trio.sleep(0.1)
 
 
-async def test_sigkill_at_random_moments_loses_and_duplicates_nothing(server: Server) -> None:
+async def test_sigkill_at_random_moments_loses_and_duplicates_nothing(
+    server: Server, rng: random.Random
+) -> None:
     await server.start()
     answered: dict[str, set[str]] = defaultdict(set)
-    rng = random.Random()
     kills = 0
 
     async def sender(number: int, client: httpx.AsyncClient) -> None:
