@@ -35,12 +35,14 @@ HALF = 0.5
 @attrs.frozen
 class Figure:
     """One side of a ratio: ``value`` in ``unit`` (None: not measured); ``detail``
-    adds what else was measured with it."""
+    adds what else was measured with it, ``cpu_us`` its CPU cost per execution or
+    request (None: not sampled)."""
 
     label: str
     value: float | None
     unit: str
     detail: str = ""
+    cpu_us: float | None = None
 
     def render(self) -> str:
         if self.value is None:
@@ -79,8 +81,21 @@ class TargetRatio:
         return f"{'<=' if self.at_most else '>='} {self.goal:g}x"
 
     @property
+    def cpu_ratio(self) -> float | None:
+        """The same ratio from CPU cost alone (throughput: B's cost over A's): what
+        the figures would give if each side had the cores to itself."""
+        a, b = self.a.cpu_us, self.b.cpu_us
+        if not a or not b:
+            return None
+        return a / b if self.at_most else b / a
+
+    @property
     def ratio_text(self) -> str:
         return "-" if self.ratio is None else f"{self.ratio:.3g}x"
+
+    @property
+    def cpu_ratio_text(self) -> str:
+        return "-" if self.cpu_ratio is None else f"{self.cpu_ratio:.3g}x"
 
 
 def _max_rps(outcomes: Sequence[Outcome], scenario: str) -> float | None:
@@ -114,17 +129,27 @@ def _sides(outcomes: Sequence[Outcome]) -> dict[str, Measured]:
 def _cpu(side: Measured | None, label: str) -> Figure:
     if side is None or not side.ops:
         return Figure(label, None, "CPU µs/execution")
-    return Figure(label, side.cpu_us, "CPU µs/execution", f"{side.rate:,.0f} executions/s")
+    detail = f"{side.rate:,.0f} executions/s"
+    return Figure(label, side.cpu_us, "CPU µs/execution", detail, side.cpu_us)
 
 
 def _rate(side: Measured | None, label: str) -> Figure:
     if side is None or not side.ops:
         return Figure(label, None, "executions/s")
-    return Figure(label, side.rate, "executions/s", f"{side.cpu_us:,.0f} CPU µs/execution")
+    detail = f"{side.cpu_us:,.0f} CPU µs/execution"
+    return Figure(label, side.rate, "executions/s", detail, side.cpu_us)
 
 
 def _req(outcomes: Sequence[Outcome], scenario: str, label: str) -> Figure:
-    return Figure(label, _max_rps(outcomes, scenario), "req/s")
+    found = next(
+        (o for o in reversed(outcomes) if o.scenario == scenario and o.phase == "max" and o.result),
+        None,
+    )
+    if found is None or found.result is None:
+        return Figure(label, None, "req/s")
+    cpu = found.cpu_us_per_request
+    detail = "" if cpu is None else f"server {cpu:,.0f} CPU µs/request"
+    return Figure(label, found.result.rps or None, "req/s", detail, cpu)
 
 
 def _open_loop(outcomes: Sequence[Outcome]) -> TargetRatio:
@@ -184,12 +209,25 @@ def target_ratios(outcomes: Sequence[Outcome]) -> list[TargetRatio]:
     ]
 
 
-_COLUMNS = ("target", "figure A", "figure B", "ratio", "goal", "met", "before")
+_COLUMNS = ("target", "figure A", "figure B", "ratio", "goal", "met", "before", "by CPU")
+_CAPTION = (
+    "before: the ratio issue 12 quotes for the code before its rewrite; by CPU: the same "
+    "ratio from CPU per execution or request alone, to read when other work shared the cores"
+)
 _MET = {True: "yes", False: "no", None: "-"}
 
 
 def _cells(t: TargetRatio) -> list[str]:
-    return [t.name, t.a.render(), t.b.render(), t.ratio_text, t.goal_text, _MET[t.met], t.before]
+    return [
+        t.name,
+        t.a.render(),
+        t.b.render(),
+        t.ratio_text,
+        t.goal_text,
+        _MET[t.met],
+        t.before,
+        t.cpu_ratio_text,
+    ]
 
 
 def ratios_table(outcomes: Sequence[Outcome]) -> Table | None:
@@ -198,8 +236,7 @@ def ratios_table(outcomes: Sequence[Outcome]) -> Table | None:
     if all(t.ratio is None for t in rows):
         return None
     table = Table(
-        title="issue 12 targets: ratios of two figures measured in this run",
-        caption="before: the ratio issue 12 quotes for the code before its rewrite",
+        title="issue 12 targets: ratios of two figures measured in this run", caption=_CAPTION
     )
     for index, heading in enumerate(_COLUMNS):
         table.add_column(heading, justify="left" if index < 3 else "right")
@@ -236,6 +273,8 @@ def ratios_markdown(
         "| " + " | ".join(_COLUMNS) + " |",
         "|" + "---|" * len(_COLUMNS),
         *("| " + " | ".join(_cells(t)) + " |" for t in rows),
+        "",
+        _CAPTION[0].upper() + _CAPTION[1:] + ".",
     ]
     return "\n".join(lines) + "\n"
 
@@ -245,7 +284,8 @@ def ratios_json(outcomes: Sequence[Outcome]) -> list[dict[str, Any]]:
 
     def figure(f: Figure) -> dict[str, Any]:
         value = None if f.value is None else round(f.value, 3)
-        return {"label": f.label, "value": value, "unit": f.unit, "detail": f.detail}
+        cpu = None if f.cpu_us is None else round(f.cpu_us, 2)
+        return {"label": f.label, "value": value, "unit": f.unit, "detail": f.detail, "cpu_us": cpu}
 
     return [
         {
@@ -253,6 +293,7 @@ def ratios_json(outcomes: Sequence[Outcome]) -> list[dict[str, Any]]:
             "a": figure(t.a),
             "b": figure(t.b),
             "ratio": None if t.ratio is None else round(t.ratio, 4),
+            "cpu_ratio": None if t.cpu_ratio is None else round(t.cpu_ratio, 4),
             "goal": t.goal,
             "at_most": t.at_most,
             "met": t.met,

@@ -193,6 +193,8 @@ def _outcome_json(outcome: Outcome) -> dict[str, Any]:
     entry: dict[str, Any] = _plain(outcome)
     if outcome.result is not None:
         entry["result"]["requests_per_s"] = round(outcome.result.rps, 1)
+        cpu = outcome.cpu_us_per_request
+        entry["server_cpu_us_per_request"] = None if cpu is None else round(cpu, 1)
     if outcome.micro is not None:
         m = outcome.micro
         entry["micro"]["subject_per_s"] = round(m.subject_rate, 1)

@@ -148,7 +148,9 @@ class Outcome:
     ``system`` names what was measured (``hookline``, ``quart-trio``, ``node-red``...);
     ``phase`` how (``max`` for closed-loop, ``open@800`` for an open-loop rate, ``micro``).
     Exactly one of ``result``, ``micro``, ``skipped`` and ``error`` is set. ``rss``
-    holds (seconds, bytes) samples of the server's memory (the soak).
+    holds (seconds, bytes) samples of the server's memory (the soak); ``server_cpu_s``
+    the CPU seconds the server spent over a closed-loop window (None: not sampled), a
+    cost that other work on the machine does not inflate the way it lowers req/s.
     """
 
     scenario: str
@@ -163,7 +165,15 @@ class Outcome:
     notes: tuple[str, ...] = ()
     reproduce: str = ""
     rss: tuple[tuple[float, int], ...] = ()
+    server_cpu_s: float | None = None
 
     @property
     def failed(self) -> bool:
         return self.error is not None
+
+    @property
+    def cpu_us_per_request(self) -> float | None:
+        """The server's CPU microseconds per answered request over the window."""
+        if self.server_cpu_s is None or self.result is None or not self.result.completed:
+            return None
+        return self.server_cpu_s / self.result.completed * 1e6

@@ -19,7 +19,7 @@ from ._load import run_builtin, run_wrk
 from ._openloop import DRAIN_SECONDS, run_open
 from ._progress import RunProgress
 from ._results import LoadResult, Outcome
-from ._servers import ServerError, running_server, signature_checked
+from ._servers import CpuSample, ServerError, running_server, signature_checked
 from ._spec import HttpScenario, MicroScenario, MicroSettings, Skip
 
 __all__ = ["RunSettings", "Runner", "Served"]
@@ -174,7 +174,9 @@ class Runner:
             with self.serve(scenario) as served:
                 if s.warmup > 0:
                     self.closed(served, scenario, s.warmup, "warm-up")
+                before = CpuSample.now(served.pid) if served.pid else None
                 result = self.closed(served, scenario, s.duration, "max")
+                cpu = CpuSample.now(served.pid).server - before.server if before else None
             extra = ["--connections", str(s.connections)]
             extra += ["--generator", "wrk" if s.wrk else "builtin"]
             return self.add(
@@ -187,6 +189,7 @@ class Runner:
                     server_command=served.command,
                     notes=served.notes,
                     reproduce=self.reproduce(scenario.name, *extra),
+                    server_cpu_s=cpu,
                 )
             )
 
