@@ -129,11 +129,11 @@ async def test_a_retried_node_sees_its_attempt() -> None:
         return call.attempt
 
     outcome, jobs = await run_one(
-        {"flaky": flaky},
+        {"shaky": flaky},
         """
         key: flaking
         nodes:
-          - {key: f, type: flaky, retry: {attempts: 3, backoff: 0s}}
+          - {key: f, type: shaky, retry: {attempts: 3, backoff: 0s}}
         """,
     )
 
