@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Iterator
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -81,21 +82,33 @@ class Metrics:
             registry=registry,
         )
         registry.register(EngineCollector(engine))
+        # Labelled series by (metric, labels): prometheus_client's labels() takes a lock
+        # and validates its arguments on every call, a sizeable part of a quick request.
+        self._series: dict[tuple[object, ...], Any] = {}
+
+    def _labelled(self, metric: Any, *labels: str) -> Any:
+        key = (metric, *labels)
+        series = self._series.get(key)
+        if series is None:
+            series = self._series[key] = metric.labels(*labels)
+        return series
 
     def observe(self, event: StoreEvent) -> None:
         """Count one committed event (called from the store's writer thread)."""
         if isinstance(event, DeliveryRecorded):
-            self.deliveries.labels(event.delivery.workflow or "", event.verdict).inc()
+            self._labelled(self.deliveries, event.delivery.workflow or "", event.verdict).inc()
         elif isinstance(event, ExecutionEnded):
-            self.executions.labels(event.workflow, event.status).inc()
+            self._labelled(self.executions, event.workflow, event.status).inc()
             if event.started_at is not None and event.finished_at is not None:
                 elapsed = max(0.0, event.finished_at - event.started_at)
-                self.execution_seconds.labels(event.workflow, event.status).observe(elapsed)
+                series = self._labelled(self.execution_seconds, event.workflow, event.status)
+                series.observe(elapsed)
         elif isinstance(event, JobEnded):
             job = event.job
             if job.finished_at is not None:
                 elapsed = max(0.0, job.finished_at - job.started_at)
-                self.job_seconds.labels(event.workflow, job.type, job.status).observe(elapsed)
+                series = self._labelled(self.job_seconds, event.workflow, job.type, job.status)
+                series.observe(elapsed)
         elif isinstance(event, BatchCommitted):
             self.batch_size.observe(event.size)
             self.commit_seconds.observe(event.seconds)
