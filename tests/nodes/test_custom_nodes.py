@@ -6,9 +6,11 @@ import math
 import re
 import textwrap
 from collections.abc import Mapping
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import trio
 import trio.testing
@@ -331,6 +333,30 @@ async def test_a_bad_entry_is_refused_at_open_engine(
     with pytest.raises(error, match=re.escape(message)):
         async with hookline.open_engine(nodes=nodes):
             pass
+
+
+async def test_the_admin_api_accepts_a_definition_using_the_engine_types() -> None:
+    async with hookline.open_engine(nodes={"double": double}) as engine:
+        async with trio.open_nursery() as nursery:
+            urls = await nursery.start(partial(hookline.serve, engine, bind="127.0.0.1:0"))
+            async with httpx.AsyncClient(base_url=urls[0], timeout=10.0) as client:
+                put = await client.put(
+                    "/api/workflows/calc",
+                    content="key: calc\nnodes: [{key: c, type: double, value: 4}]\n",
+                    headers={"content-type": "application/yaml"},
+                )
+                unknown = await client.put(
+                    "/api/workflows/other",
+                    content="key: other\nnodes: [{key: c, type: triple, value: 4}]\n",
+                    headers={"content-type": "application/yaml"},
+                )
+            nursery.cancel_scope.cancel()
+        outcome = await engine.run("calc")
+
+    assert put.status_code == 201, put.text
+    assert unknown.status_code == 422
+    assert "nodes[0].type" in unknown.text
+    assert (outcome.status, outcome.output) == ("succeeded", {"value": 8})
 
 
 # -- testing a node, and the docs ---------------------------------------------------------
