@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import trio
@@ -46,6 +46,23 @@ log = logging.getLogger("hookline.engine")
 INLINE_BUDGET = 100
 
 _Report = tuple[RunningJob, JobStatus, NodeResult | None, str | None]
+
+
+def run_inline_job(
+    core: ExecutionCore,
+    actor: NodeActor,
+    job: RunningJob,
+    clock: Callable[[], float],
+    *,
+    count: bool = True,
+) -> list[Command]:
+    """Run an inline node's job now and tell ``core``; what it decides next. Without
+    ``count`` the actor's statistics are left to the caller (see NodeActor.run_inline)."""
+    try:
+        status, result, error = actor.run_inline(job, count=count)
+    except Exception as exc:  # noqa: BLE001 (a bug: reported to its supervisor)
+        status, result, error = _actor_crashed(actor, exc)
+    return core.job_finished(job, status, result, error, now=trio.current_time(), wall=clock())
 
 
 def _actor_crashed(actor: NodeActor, exc: Exception) -> Outcome:
@@ -214,13 +231,7 @@ class Execution:
                 job = command.job
                 actor = self.actors[job.node.key]
                 if actor.inline:
-                    try:
-                        status, result, error = actor.run_inline(job)
-                    except Exception as exc:  # noqa: BLE001 (a bug: reported to its supervisor)
-                        status, result, error = _actor_crashed(actor, exc)
-                    commands += core.job_finished(
-                        job, status, result, error, now=trio.current_time(), wall=self.clock()
-                    )
+                    commands += run_inline_job(core, actor, job, self.clock)
                     inline += 1
                     if inline >= INLINE_BUDGET:
                         inline = 0

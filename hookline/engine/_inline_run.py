@@ -28,7 +28,7 @@ from ..store._records import Answer, ExecutionStatus, JobRecord
 from ._answers import ExecutionOutcome, finished_answer
 from ._core import ExecutionCore, Finish, RunJob, SaveRecord, SendAnswer
 from ._definition import Workflow
-from ._execution import INLINE_BUDGET
+from ._execution import INLINE_BUDGET, run_inline_job
 from ._node_actor import NodeActor
 
 
@@ -108,10 +108,7 @@ def run_inline(
                 return None
             job = command.job
             # Counted once it is kept: an execution found to be a duplicate is not.
-            status, result, error = actors[job.node.key].run_inline(job, count=False)
-            commands += core.job_finished(
-                job, status, result, error, now=trio.current_time(), wall=clock()
-            )
+            commands += run_inline_job(core, actors[job.node.key], job, clock, count=False)
         elif isinstance(command, SaveRecord):
             jobs.append(command.record)
         elif isinstance(command, SendAnswer):

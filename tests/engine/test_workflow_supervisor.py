@@ -117,11 +117,11 @@ def crash_dispatch(monkeypatch: pytest.MonkeyPatch, times: int | None) -> Callab
     original = NodeActor.run_inline
     crashed = [0]
 
-    def run_inline(self: NodeActor, job: RunningJob) -> Outcome:
+    def run_inline(self: NodeActor, job: RunningJob, *, count: bool = True) -> Outcome:
         if self.node.key == "step" and (times is None or crashed[0] < times):
             crashed[0] += 1
             raise RuntimeError("bug in dispatch")
-        return original(self, job)
+        return original(self, job, count=count)
 
     monkeypatch.setattr(NodeActor, "run_inline", run_inline)
     return lambda: crashed[0]
