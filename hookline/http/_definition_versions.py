@@ -19,6 +19,7 @@ from ..engine._definition import Workflow
 from ..engine._engine import Engine
 from ..engine._loader import load_workflow_text
 from ..errors import DefinitionError
+from ..nodes._call import NodeFunction
 from ..store._records import ExecutionRecord
 
 __all__ = ["RanWith", "definition_digest", "definition_format", "ran_with"]
@@ -40,12 +41,17 @@ def definition_format(text: str) -> Literal["json", "yaml"]:
 
 
 @functools.lru_cache(maxsize=64)
-def _load_version(key: str, version: int, text: str) -> Workflow | None:
+def _load_version(
+    key: str, version: int, text: str, nodes: tuple[tuple[str, NodeFunction], ...]
+) -> Workflow | None:
     # Cached: a live execution page reloads every second. Stored text never changes
-    # under a (key, version), and the text is part of the cache key anyway.
+    # under a (key, version), and the text is part of the cache key anyway. ``nodes``:
+    # the engine's own node types, as a key.
     suffix = definition_format(text)
     try:
-        return load_workflow_text(text, source=f"{key}@{version}.{suffix}", env=os.environ)
+        return load_workflow_text(
+            text, source=f"{key}@{version}.{suffix}", env=os.environ, nodes=dict(nodes)
+        )
     except DefinitionError:
         # Secrets it named may be gone, or node types unregistered since.
         return None
@@ -80,7 +86,8 @@ async def ran_with(engine: Engine, record: ExecutionRecord) -> RanWith:
         return RanWith(current, version, fallback=True)
     if current is not None and definition_digest(current.text) == stored.digest:
         return RanWith(current, version)
-    loaded = _load_version(record.workflow, version, stored.source)
+    nodes = tuple(sorted(engine.nodes.items()))
+    loaded = _load_version(record.workflow, version, stored.source, nodes)
     if loaded is None:
         return RanWith(current, version, changed=True, fallback=True)
     return RanWith(loaded, version, changed=True)

@@ -192,3 +192,31 @@ async def test_an_old_version_that_no_longer_loads_falls_back_to_the_current_one
         assert "not available" in page.text
         record = (await server.client.get(f"/api/executions/{old}")).json()
         assert record["workflow_version"] == 1
+
+
+async def test_an_old_version_using_the_engines_own_node_types_still_loads(
+    make_store: StoreFactory,
+) -> None:
+    import hookline
+    from hookline.http._definition_versions import ran_with
+
+    async def echo(call: hookline.NodeCall) -> object:
+        return dict(call.params)
+
+    nodes = {"echo_custom": echo}
+    v1 = "key: custom\nnodes: [{key: e, type: echo_custom, say: one}]\n"
+    v2 = "key: custom\nnodes: [{key: e, type: echo_custom, say: two}]\n"
+    load = hookline.load_workflow_text
+    store = make_store()
+    async with hookline.open_engine(
+        [load(v1, source="v1.yaml", nodes=nodes)], store=store, nodes=nodes
+    ) as engine:
+        old = await engine.run("custom")
+        await engine.apply([load(v2, source="v2.yaml", nodes=nodes)])
+        record = await store.get_execution(old.execution_id)
+        assert record is not None
+        drawn = await ran_with(engine, record)
+    assert old.output == {"say": "one"}
+    assert (drawn.version, drawn.changed, drawn.fallback) == (1, True, False)
+    assert drawn.workflow is not None
+    assert "say: one" in drawn.workflow.text
