@@ -147,7 +147,7 @@ class Job(Protocol):
 
 
 class Renderable(Protocol):
-    """A compiled template value (see :mod:`hookline.engine._templates`)."""
+    """A compiled template value (see :mod:`hookline.definition._templates`)."""
 
     def render(self, roots: Mapping[str, Any]) -> Any: ...
 
