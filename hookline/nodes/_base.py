@@ -2,11 +2,16 @@
 
 A node type is a frozen attrs class (its config, validated at load time) with an async
 ``run(job)`` method. The execution hands it a :class:`Job` to render templates, write
-log lines and (for loops and parallel branches) run nested nodes; it returns a
-:class:`NodeResult`. Raising :class:`hookline.errors.NodeError` (or any exception) fails
-the job; it never crashes the actor that runs it.
+log lines and save checkpoints; it returns a :class:`NodeResult`. Raising
+:class:`hookline.errors.NodeError` (or any exception) fails the job; it never crashes
+the actor that runs it. Loops and parallel nodes are structural: the execution core
+(:mod:`hookline.engine._core`) runs their node lists itself.
 
 A config class may also declare, as class attributes or methods (all optional):
+
+- ``inline = True``: ``run`` never awaits (it computes from the job's variables), so
+  the execution runs it synchronously, with no task of its own (``set``,
+  ``condition``, ``switch``, ``json_query``, ``end``, ``response``);
 
 - ``replay(output) -> NodeResult``: what a job that succeeded before a restart yields
   when its execution resumes (default ``NodeResult(output)``); branching nodes return
