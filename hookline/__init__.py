@@ -11,6 +11,7 @@ import typing as _typing
 from . import errors as errors
 from ._config import ServerConfig as ServerConfig
 from ._config import load_config as load_config
+from .definition import JSON as JSON
 from .engine import Admission as Admission
 from .engine import Delivery as Delivery
 from .engine import Engine as Engine

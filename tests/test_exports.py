@@ -16,6 +16,7 @@ TOP_LEVEL = {
     "EngineStatistics",
     "ExecutionOutcome",
     "HooklineError",
+    "JSON",
     "MemoryStore",
     "RestartPolicy",
     "NodeCall",

@@ -10,6 +10,7 @@ from ._compare import UNARY_FUNCTIONS as UNARY_FUNCTIONS
 from ._compare import Condition as Condition
 from ._fields import Fields as Fields
 from ._fields import parse_yaml as parse_yaml
+from ._json import JSON as JSON
 from ._mailbox import Mailbox as Mailbox
 from ._mailbox import MailboxStatistics as MailboxStatistics
 from ._mailbox import Reservation as Reservation

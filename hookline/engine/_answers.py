@@ -8,11 +8,11 @@ from typing import Any
 
 import attrs
 
-from ..definition import problem_body
+from ..definition import JSON, problem_body
 from ..store._records import Answer, ExecutionStatus
 from ._definition import Workflow
 
-JSON = "application/json"
+JSON_TYPE = "application/json"
 PROBLEM = "application/problem+json"
 
 
@@ -23,7 +23,7 @@ class ExecutionOutcome:
     execution_id: str
     workflow: str
     status: ExecutionStatus
-    output: Any = None
+    output: JSON = None
     error: str | None = None
 
     @property
@@ -36,7 +36,7 @@ def encode_json(value: Any) -> bytes:
 
 
 def json_answer(status: int, value: Any, headers: tuple[tuple[str, str], ...] = ()) -> Answer:
-    return Answer(status, (("content-type", JSON), *headers), encode_json(value))
+    return Answer(status, (("content-type", JSON_TYPE), *headers), encode_json(value))
 
 
 def location(execution_id: str) -> tuple[str, str]:
@@ -69,7 +69,7 @@ def render_answer(status: int, headers: Mapping[str, Any] | None, body: Any) -> 
         default_type = "text/plain; charset=utf-8"
     else:
         payload = encode_json(body)
-        default_type = JSON
+        default_type = JSON_TYPE
     if not has_type:
         pairs = (("content-type", default_type), *pairs)
     return Answer(status, pairs, payload)
