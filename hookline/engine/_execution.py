@@ -135,6 +135,15 @@ class Execution:
     async def run(self) -> ExecutionOutcome:
         """Run the execution; never raises except for cancellation from outside (and
         a store that cannot be read to resume, which leaves it to resume again)."""
+        try:
+            return await self._run()
+        finally:
+            # The core points back here (jobs ask it for checkpoints): without this
+            # cycle, an ended execution is freed at once, not by the cycle collector,
+            # whose passes would otherwise grow with the load.
+            self.core.host = None
+
+    async def _run(self) -> ExecutionOutcome:
         handle = self.handle
         if handle.cancel_requested:
             return await self._cancelled_before_start()
