@@ -66,7 +66,16 @@ T = TypeVar("T")
 _UNFINISHED = ("queued", "running")
 
 
+_SCALARS = (str, float, bool, bytes, type(None))
+
+
 def _copy(value: Any) -> Any:
+    """``value`` as the store would give it back: through its encoding, which copies
+    containers and refuses what cannot be stored (an integer wider than 64 bits too).
+    Scalars it would store as they are come back as they are."""
+    kind = type(value)
+    if kind in _SCALARS or (kind is int and -(2**63) <= value < 2**64):
+        return value
     return unpack(pack(value))
 
 
