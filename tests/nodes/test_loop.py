@@ -13,7 +13,7 @@ from hookline.engine._definition import Workflow
 from hookline.engine._engine import open_engine
 from hookline.engine._loader import load_workflow_text
 from hookline.errors import DefinitionError
-from hookline.testing import register_test_nodes
+from hookline.testing import register_test_nodes, trio_wall_clock
 from tests.conftest import StoreFactory
 
 register_test_nodes()
@@ -101,7 +101,9 @@ async def test_concurrency_bounds_the_iterations_at_once(
     make_store: StoreFactory,
 ) -> None:
     store = make_store()
-    async with open_engine([timed_loop(concurrency)], store=store) as engine:
+    async with open_engine(
+        [timed_loop(concurrency)], store=store, clock=trio_wall_clock()
+    ) as engine:
         started = trio.current_time()
         outcome = await engine.run("timed")
         elapsed = trio.current_time() - started
@@ -259,7 +261,7 @@ async def test_cancelling_the_execution_cancels_the_running_iterations(
     make_store: StoreFactory,
 ) -> None:
     store = make_store()
-    async with open_engine([timed_loop(3)], store=store) as engine:
+    async with open_engine([timed_loop(3)], store=store, clock=trio_wall_clock()) as engine:
         admission = await engine.submit("timed")
         assert admission.handle is not None
         await trio.sleep(1.5)
