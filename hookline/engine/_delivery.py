@@ -12,6 +12,7 @@ from typing import Any
 import attrs
 
 from .._ids import new_id
+from ..definition import JSON
 from ..store._records import DeliveryRecord, Verdict
 
 # Headers whose values are credentials or signatures: never stored, never logged.
@@ -65,7 +66,7 @@ class Delivery:
     query: Mapping[str, Any] = attrs.field(factory=dict)
     params: Mapping[str, str] = attrs.field(factory=dict)
     body: bytes = b""
-    data: Any = None
+    data: JSON = None
     text: str = ""
     files: Mapping[str, Mapping[str, Any]] = attrs.field(factory=dict)
     remote_addr: str = ""
