@@ -8,6 +8,8 @@ other hookline package but :mod:`hookline.errors`, so every layer above may use 
 from ._compare import OPERATORS as OPERATORS
 from ._compare import UNARY_FUNCTIONS as UNARY_FUNCTIONS
 from ._compare import Condition as Condition
+from ._escapes import compile_html as compile_html
+from ._escapes import compile_url as compile_url
 from ._fields import Fields as Fields
 from ._fields import parse_yaml as parse_yaml
 from ._json import JSON as JSON

@@ -17,20 +17,27 @@ compile time.
 
 Compiling turns each expression into a root name and a tuple of precomputed steps, so
 rendering is a short loop of dictionary lookups with no parsing.
+
+Some fields escape what is rendered into them (an ``http`` node's ``url`` is
+percent-encoded, an ``email`` node's ``html`` is HTML-escaped): they are compiled with
+:func:`compile_escaped`, which asks, per expression and at load time, how to escape it
+given the text before it. ``{{ $nodes.page.html | safe }}`` marks one expression as
+trusted there: its text is inserted as it is. In fields that escape nothing the marker
+is a load-time error, since it would promise something it does not do.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 import attrs
 
 from ..errors import TemplateError
 
-__all__ = ["ROOTS", "Compiled", "compile_template", "compile_value"]
+__all__ = ["ROOTS", "Compiled", "Escape", "compile_escaped", "compile_template", "compile_value"]
 
 ROOTS: frozenset[str] = frozenset(
     {"context", "nodes", "scopes", "execution", "workflow", "system", "env"}
@@ -45,6 +52,9 @@ _ROOT_LIST = ", ".join(
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _SEGMENT = re.compile(r"[A-Za-z0-9_-]+")
 _INTEGER = re.compile(r"-?[0-9]+")
+
+Escape = Callable[[str], str]
+"""Turns an expression's text into what the text around it needs (``html.escape``...)."""
 
 # One step of a path: the key for a mapping, and the index to use if the value is a list
 # (None: this step never indexes a list, as for ["0"] or .name).
@@ -108,6 +118,11 @@ class _Path:
 
 
 @attrs.frozen
+class _SafePath(_Path):
+    """A path marked ``| safe``: inserted as it is where values are escaped."""
+
+
+@attrs.frozen
 class _Single(Compiled):
     path: _Path = attrs.field(eq=False, repr=False)
 
@@ -127,6 +142,24 @@ class _Interpolated(Compiled):
         for path, literal in self.tail:
             value = path.resolve(roots)
             pieces.append(value if type(value) is str else _text(value))
+            pieces.append(literal)
+        return "".join(pieces)
+
+
+@attrs.frozen
+class _Escaped(Compiled):
+    """Text like :class:`_Interpolated`, each expression's text passed through its escape
+    (None: inserted as it is)."""
+
+    head: str = attrs.field(eq=False, repr=False)
+    tail: tuple[tuple[_Path, Escape | None, str], ...] = attrs.field(eq=False, repr=False)
+
+    def render(self, roots: Mapping[str, Any]) -> Any:
+        pieces = [self.head]
+        for path, escape, literal in self.tail:
+            value = path.resolve(roots)
+            text = value if type(value) is str else _text(value)
+            pieces.append(text if escape is None else escape(text))
             pieces.append(literal)
         return "".join(pieces)
 
@@ -168,6 +201,12 @@ def compile_template(text: str) -> Compiled:
     so are extra braces around an expression: ``{{{$context.n}}}`` renders as ``{5}``.
     """
     parts = _parse(text)
+    if any(isinstance(part, _SafePath) for part in parts):
+        raise TemplateError(
+            f"'| safe' in {_quote(text)}: this field inserts values as they are, so there is "
+            "nothing to mark; '| safe' belongs in fields that escape values (an http node's "
+            "url, an email node's html)"
+        )
     if not any(isinstance(part, _Path) for part in parts):
         return _Static(text)
     if len(parts) == 1 and isinstance(parts[0], _Path):
@@ -181,6 +220,42 @@ def compile_template(text: str) -> Compiled:
         else:  # the literal after the last expression; _parse never yields two in a row
             tail[-1] = (tail[-1][0], part)
     return _Interpolated(text, head, tuple(tail))
+
+
+def compile_escaped(
+    text: str, escape_for: Callable[[tuple[str | None, ...]], Escape | None]
+) -> Compiled:
+    """Compile one template string whose expressions are escaped where they stand.
+
+    ``escape_for`` is called once per expression, here at compile time, with the parts
+    of ``text`` before it (literal text as strings, earlier expressions as ``None``); it
+    returns the :data:`Escape` for that expression's text, or ``None`` to insert it as it
+    is. An expression marked ``| safe`` is never escaped. A string that is exactly one
+    expression renders to its typed value when ``escape_for(())`` is ``None`` (a whole
+    URL), to escaped text otherwise.
+
+    Raises :class:`hookline.errors.TemplateError` as :func:`compile_template` does.
+    """
+    parts = _parse(text)
+    if not any(isinstance(part, _Path) for part in parts):
+        return _Static(text)
+    head = parts[0] if isinstance(parts[0], str) else ""
+    tail: list[tuple[_Path, Escape | None, str]] = []
+    for index, part in enumerate(parts):
+        if isinstance(part, _Path):
+            escape = (
+                None
+                if isinstance(part, _SafePath)
+                else escape_for(
+                    tuple(item if isinstance(item, str) else None for item in parts[:index])
+                )
+            )
+            tail.append((part, escape, ""))
+        elif tail:  # the literal after an expression; _parse never yields two in a row
+            tail[-1] = (tail[-1][0], tail[-1][1], part)
+    if len(parts) == 1 and tail[0][1] is None:
+        return _Single(text, tail[0][0])
+    return _Escaped(text, head, tuple(tail))
 
 
 def _compile(value: object, where: str) -> Compiled:
@@ -289,9 +364,17 @@ class _Parser:
             else:
                 break
         self._skip_space()
+        safe = self.text.startswith("|", self.pos)
+        if safe:
+            self.pos += 1
+            self._skip_space()
+            if self._match(_IDENTIFIER) != "safe":
+                raise self._error("expected 'safe' after '|' (the only marker)")
+            self._skip_space()
         if not self.text.startswith("}}", self.pos):
             raise self._error("expected '.name', '[index]' or '}}'")
-        return _Path(root, tuple(steps)), self.pos + 2
+        path = (_SafePath if safe else _Path)(root, tuple(steps))
+        return path, self.pos + 2
 
     def _bracket(self) -> _Step:
         self._skip_space()

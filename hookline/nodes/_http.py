@@ -5,6 +5,22 @@ Fields: ``method`` (default GET), ``url``, ``headers``, ``query``, one of ``json
 ``only_data``; the node's ``timeout`` bounds the whole run, retries included. Every
 field is a template compiled at load time.
 
+Values rendered into ``url`` are encoded for where they stand, decided at load time:
+
+- ``url: "{{$nodes.x.next}}"`` (the whole URL) or ``"{{$env.API}}/users"`` (a value at
+  the very start: the base) is used as it is;
+- in the host (``"https://{{$env.HOST}}/..."``) a value is percent-encoded but for
+  ``:`` and ``[]``, so it can give a host and port, never a path or a user;
+- in the path (``"/users/{{$context.params.name}}/profile"``) a value is one segment:
+  ``/``, ``?``, ``#`` and the rest are percent-encoded (``../admin`` is sent as
+  ``..%2Fadmin``; ``.`` and ``..`` as ``%2E``, ``%2E%2E``);
+- in the query (after ``?``) or fragment a value is one value: ``&``, ``=`` and ``#``
+  are percent-encoded, so it cannot add a parameter. ``query:`` entries are always
+  encoded this way.
+
+``{{ $context.data.path | safe }}`` inserts a trusted value as it is (a path with
+several segments, for instance): never mark a value the sender controls.
+
 The result is ``{status, headers, data}`` (header names lower-cased; ``data`` is the
 parsed JSON body when the answer says JSON, its text otherwise, null when empty), or
 only ``data`` with ``only_data``. A status outside 2xx after the last attempt, or a
@@ -33,8 +49,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import attrs
 import trio
 
-from ..definition import Compiled, Fields
-from ..errors import NodeError
+from ..definition import Compiled, Fields, compile_url
+from ..errors import NodeError, TemplateError
 from ._base import Job, NodeResult, NodeSpec
 from ._registry import NodeListParser, register
 from ._ssrf import AddressGuard
@@ -434,7 +450,11 @@ def _parse_retry(fields: Fields) -> Retry:
 
 @register("http")
 def parse(fields: Fields, nodes: NodeListParser) -> HttpNode:
-    url = fields.template("url")
+    written = fields.string("url", expected="an http:// or https:// URL, or a template")
+    try:
+        url = compile_url(written)
+    except TemplateError as exc:
+        fields.fail("url", f"a valid template: {exc}")
     if url.is_static:
         import httpx
 

@@ -46,6 +46,7 @@ class Seen:
     query: dict[str, list[str]]
     headers: dict[str, str]
     body: bytes
+    target: str = ""  # the request line's target, as sent
 
 
 class Server(ThreadingHTTPServer):
@@ -81,7 +82,8 @@ class Handler(BaseHTTPRequestHandler):
     def _handle(self) -> None:
         parts = urlsplit(self.path)
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        seen = Seen(self.command, parts.path, parse_qs(parts.query), dict(self.headers), body)
+        query = parse_qs(parts.query)
+        seen = Seen(self.command, parts.path, query, dict(self.headers), body, self.path)
         self.server.seen.append(seen)
         self.server.arrived.set()
         if parts.path == "/hang":
@@ -130,6 +132,64 @@ async def services() -> Any:
 
 
 # -- success ------------------------------------------------------------------------------
+
+
+async def test_values_in_the_url_cannot_change_its_path_or_add_parameters(
+    server: Server, services: NodeServices
+) -> None:
+    # Issue 13, finding 7: these values made the receiver see
+    # GET /admin/delete-all?x=/profile?q=1&admin=true
+    spec = parse(
+        url=server.url("/api/users/{{$context.params.name}}/profile?q={{$context.data.q}}")
+    )
+    roots = {
+        "context": {"params": {"name": "../../admin/delete-all?x="}, "data": {"q": "1&admin=true#"}}
+    }
+    await spec.config.run(job(spec, services, roots))
+    [seen] = server.seen
+    assert (
+        seen.target
+        == "/api/users/..%2F..%2Fadmin%2Fdelete-all%3Fx%3D/profile?q=1%26admin%3Dtrue%23"
+    )
+    assert seen.query == {"q": ["1&admin=true#"]}
+
+
+@pytest.mark.parametrize(
+    ("url", "env", "target"),
+    [
+        # a whole-URL template, and a base at the start, are used as they are
+        ("{{$env.URL}}", {"URL": "/a/b?c=d"}, "/a/b?c=d"),
+        ("{{$env.URL}}/x/{{$env.N}}", {"URL": "/a/b", "N": ".."}, "/a/b/x/%2E%2E"),
+        # `| safe` inserts a trusted value with its slashes
+        (
+            "{{$env.URL}}/{{$env.P | safe}}?n={{$env.N}}",
+            {"URL": "", "P": "a/b", "N": "é"},
+            "/a/b?n=%C3%A9",
+        ),
+    ],
+)
+async def test_where_a_url_value_stands_decides_its_encoding(
+    server: Server, services: NodeServices, url: str, env: dict[str, str], target: str
+) -> None:
+    base = server.url("")
+    env = {**env, "URL": base + env["URL"]}
+    spec = parse(url=url)
+    await spec.config.run(job(spec, services, {"env": env}))
+    assert server.seen[0].target == target
+
+
+async def test_a_value_in_the_host_cannot_add_a_path_or_a_user(services: NodeServices) -> None:
+    spec = parse(url="http://{{$context.data.host}}/x")
+    roots = {"context": {"data": {"host": "evil.example/steal?@127.0.0.1"}}}
+    with pytest.raises(NodeError, match=r"evil\.example%2fsteal%3f%40127\.0\.0\.1/x failed"):
+        await spec.config.run(job(spec, services, roots))
+
+
+def test_safe_is_refused_where_nothing_is_escaped() -> None:
+    with pytest.raises(DefinitionError) as caught:
+        parse(url="http://h/x", headers={"X-A": "{{$context.data.a | safe}}"})
+    assert caught.value.path == "headers.X-A"
+    assert "'| safe'" in caught.value.expected
 
 
 async def test_a_templated_json_post_is_sent_and_its_answer_parsed(
