@@ -6,6 +6,19 @@ comma-separated string of them, or a list), ``subject`` (required), ``text`` and
 (default ``smtp.from``), ``reply_to``. ``bcc`` recipients get the message through the
 envelope only; no header names them.
 
+Webhook data is kept in its place:
+
+- every value rendered into ``html`` is HTML-escaped (``<`` becomes ``&lt;``, quotes
+  too), so a sender's ``<img src=x onerror=...>`` shows as text. A value that is HTML you
+  trust (made by your own ``code`` node, say) is marked ``{{ $nodes.page.html | safe }}``
+  and inserted as it is; never mark what the sender wrote. ``text`` and ``subject`` are
+  not HTML and are not escaped;
+- in an address field with a template in it, each rendered string holds one address:
+  a rendered ``"x@example.com, y@evil.example"`` fails the job instead of mailing both.
+  For several recipients, render a list (``to: "{{$context.data.emails}}"`` with a JSON
+  array) or write a list of templates. Comma-separated strings are read only in fields
+  that hold no template.
+
 The result is ``{message_id, accepted}``: the ``Message-ID`` sent and the recipients the
 server accepted. The job fails when the server cannot be reached, refuses the login or
 refuses every recipient.
@@ -32,8 +45,8 @@ from typing import Any, Literal, Protocol, overload
 import attrs
 import trio
 
-from ..definition import Compiled, Fields
-from ..errors import NodeError
+from ..definition import Compiled, Fields, compile_html
+from ..errors import NodeError, TemplateError
 from ._base import Job, NodeResult, NodeSpec
 from ._registry import NodeListParser, register
 
@@ -262,7 +275,14 @@ def _addresses(job: Job, template: Compiled | None, field: str) -> list[tuple[st
     for item in items:
         if not isinstance(item, str):
             raise NodeError(f"{field}: expected an email address, got {item!r}")
-        found.extend(_parse_addresses(item, field))
+        addresses = _parse_addresses(item, field)
+        if len(addresses) > 1 and not template.is_static:
+            # A comma in webhook data must not add recipients.
+            raise NodeError(
+                f"{field}: a templated address holds one address, got {len(addresses)} in "
+                f"{item!r}; render a list for several recipients"
+            )
+        found.extend(addresses)
     return found
 
 
@@ -300,13 +320,24 @@ def parse(fields: Fields, nodes: NodeListParser) -> EmailNode:
         cc=addresses["cc"],
         bcc=addresses["bcc"],
         text=fields.template("text", None),
-        html=fields.template("html", None),
+        html=_html_field(fields),
         sender=addresses["from"],
         reply_to=addresses["reply_to"],
     )
 
 
 ADDRESS_FIELDS = ("cc", "bcc", "from", "reply_to")
+
+
+def _html_field(fields: Fields) -> Compiled | None:
+    """``html``, compiled so that every value is HTML-escaped unless marked ``| safe``."""
+    written = fields.string("html", None, expected="HTML text, with {{...}} templates")
+    if written is None:
+        return None
+    try:
+        return compile_html(written)
+    except TemplateError as exc:
+        fields.fail("html", f"a valid template: {exc}")
 
 
 @overload

@@ -250,6 +250,49 @@ async def test_header_injection_is_refused_and_nothing_sent(smtp: SmtpServer) ->
     assert smtp.mailbox.received == []
 
 
+async def test_webhook_html_is_escaped_unless_marked_safe(smtp: SmtpServer) -> None:
+    # Issue 13, finding 8: this name landed unescaped in the html part.
+    spec = parse(
+        to="ann@example.com",
+        html="<p>Hi {{$context.data.name}}</p>{{ $nodes.page.output | safe }}",
+    )
+    roots = {
+        "context": {"data": {"name": "<img src=x onerror=alert(1)>"}},
+        "nodes": {"page": {"output": "<hr>"}},
+    }
+    await spec.config.run(job(spec, smtp.config, roots))
+    html = smtp.mailbox.received[0].message.get_body(("html",))
+    assert html is not None
+    assert html.get_content().strip() == "<p>Hi &lt;img src=x onerror=alert(1)&gt;</p><hr>"
+
+
+@pytest.mark.parametrize("field", ["to", "cc", "bcc", "reply_to"])
+async def test_a_templated_address_with_two_addresses_fails_and_nothing_is_sent(
+    smtp: SmtpServer, field: str
+) -> None:
+    # Issue 13, finding 8: one templated value became two recipients.
+    fields = {"to": "ann@example.com", field: "{{$context.data.email}}"}
+    spec = parse(**fields)
+    roots = {"context": {"data": {"email": "x@example.com, y@evil.example"}}}
+    with pytest.raises(NodeError, match=f"{field}: a templated address holds one address, got 2"):
+        await spec.config.run(job(spec, smtp.config, roots))
+    assert smtp.mailbox.received == []
+
+
+async def test_a_rendered_list_of_addresses_and_a_written_comma_list_are_kept(
+    smtp: SmtpServer,
+) -> None:
+    spec = parse(to="{{$context.data.emails}}", cc="ops@example.com, lead@example.com")
+    roots = {"context": {"data": {"emails": ["x@example.com", "Y <y@example.com>"]}}}
+    result = await spec.config.run(job(spec, smtp.config, roots))
+    assert result.output["accepted"] == [
+        "x@example.com",
+        "y@example.com",
+        "ops@example.com",
+        "lead@example.com",
+    ]
+
+
 async def test_no_server_or_no_config_fails_clearly() -> None:
     spec = parse(to="ann@example.com")
     with pytest.raises(NodeError, match="no SMTP server is configured"):
@@ -310,6 +353,8 @@ async def test_a_silent_server_ends_the_job_and_frees_the_connection(how: str) -
         ({"to": "not an address"}, "to", "email addresses"),
         ({"to": "a@example.com", "cc": [5]}, "cc", "an email address"),
         ({"to": "a@example.com", "attach": "x"}, "attach", "a known field"),
+        ({"to": "a@example.com", "html": ["x"]}, "html", "HTML text"),
+        ({"to": "a@example.com", "text": "{{$context.n | safe}}"}, "text", "nothing to mark"),
     ],
 )
 def test_bad_config_is_refused_at_load(fields: dict[str, Any], path: str, expected: str) -> None:
