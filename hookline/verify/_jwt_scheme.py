@@ -8,13 +8,15 @@ once at load time.
 
 Time claims are checked here against the ``now`` the caller passes (not the wall
 clock), with PyJWT's own rules: ``exp`` must be after ``now - leeway``, ``nbf`` and
-``iat`` not after ``now + leeway``. ``require`` lists claims that must be present
+``iat`` not after ``now + leeway``; a time claim that is not a finite number (``NaN``,
+``Infinity``, ``1e400``) makes the token invalid. ``require`` lists claims that must be present
 (default ``[exp]``: a token that never expires is a password). The decoded claims
 are returned and become ``$context.jwt``.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -124,6 +126,9 @@ class Jwt:
             if name in claims:
                 value = claims[name]
                 if isinstance(value, bool) or not isinstance(value, int | float):
+                    raise Forbidden(INVALID)
+                if isinstance(value, float) and not math.isfinite(value):
+                    # NaN, Infinity and 1e400 (read as Infinity) are no time.
                     raise Forbidden(INVALID)
                 times[name] = int(value)
         if "exp" in times and times["exp"] <= now - self.leeway:

@@ -138,6 +138,21 @@ def test_time_claims_use_the_given_now(claims: dict[str, Any], at: int, passes: 
             check.verify(signed, at)
 
 
+@pytest.mark.parametrize("claim", ["exp", "nbf", "iat"])
+@pytest.mark.parametrize("number", ["NaN", "Infinity", "-Infinity", "1e400"])
+def test_a_signed_time_claim_that_is_no_number_is_refused(claim: str, number: str) -> None:
+    # Issue 13, finding 9: a validly signed exp of NaN, Infinity or 1e400 gave 500.
+    header = b64url(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
+    claims = {"sub": "x", "exp": NOW + 60, "iat": NOW}
+    text = json.dumps({**claims, claim: 0}).replace(f'"{claim}": 0', f'"{claim}": {number}')
+    payload = b64url(text.encode())
+    signature = hmac.new(SECRET.encode(), f"{header}.{payload}".encode(), hashlib.sha256)
+    forged = f"{header}.{payload}.{b64url(signature.digest())}"
+    check = verification(secret=SECRET, algorithms=["HS256"])
+    with pytest.raises(Forbidden, match="not valid"):
+        check.verify(bearer(forged), NOW)
+
+
 def test_leeway_extends_the_window() -> None:
     check = verification(secret=SECRET, algorithms=["HS256"], leeway="30s")
     check.verify(bearer(token(exp=NOW + 10)), NOW + 39)
