@@ -21,6 +21,7 @@
     │   └── ExecutionConflict        409: an execution cannot be retried in its state
     ├── NotFound                     an admin lookup (execution, workflow) found nothing
     ├── NodeError                    a node failed its job (recorded, never a crash)
+    │   └── AddressRefused           an http node's target is not a public address
     ├── StoreError                   the store could not read or write
     │   └── StoreClosed              the store was used after it stopped
     └── ActorError
@@ -35,6 +36,7 @@ from __future__ import annotations
 
 __all__ = [
     "ActorError",
+    "AddressRefused",
     "ConfigError",
     "DefinitionError",
     "ExecutionConflict",
@@ -244,6 +246,24 @@ class NodeError(HooklineError):
 
     Recorded as a failed job with this message; it is never an actor crash.
     """
+
+
+class AddressRefused(NodeError):
+    """An ``http`` node's target is not a public address, and ``http_node.allow_hosts``
+    does not list it (the address guard refused to connect).
+
+    The message names neither the host nor what it resolved to: it becomes the job's and
+    the execution's error, which a sync webhook's sender may read, and internal DNS
+    results are not theirs to learn. ``host`` and ``address`` hold them for the job log.
+    """
+
+    def __init__(self, host: str, address: str) -> None:
+        super().__init__(
+            "refusing to connect: the target is not a public address (the job log names "
+            "it); list its host under http_node.allow_hosts to allow it"
+        )
+        self.host = host
+        self.address = address
 
 
 class StoreError(HooklineError):

@@ -25,8 +25,14 @@ The result is ``{status, headers, data}`` (header names lower-cased; ``data`` is
 parsed JSON body when the answer says JSON, its text otherwise, null when empty), or
 only ``data`` with ``only_data``. A status outside 2xx after the last attempt, or a
 connection that never succeeds, fails the job unless ``ignore_fail`` is set (the result
-then carries the status, or ``error`` when there was no answer). A refused address
-always fails the job.
+then carries the status, or ``error`` when there was no answer).
+
+A refused address (not public, not in ``http_node.allow_hosts``; checked on every
+redirect hop too) always fails the job, ``ignore_fail`` or not: it is the operator's
+policy, not a receiver that is down, and a workflow that carried on past it could turn
+the refusal into a probe of which names resolve to internal addresses. The job log
+names the host and the address it resolved to; the job's error (which a sync webhook's
+sender may read) names neither.
 
 Requests carry an ``Idempotency-Key`` derived from the execution id, the node key and
 the current loop indexes, the same for every retry and for a re-run after a crash, so
@@ -50,10 +56,10 @@ import attrs
 import trio
 
 from ..definition import Compiled, Fields, compile_url
-from ..errors import NodeError, TemplateError
+from ..errors import AddressRefused, NodeError, TemplateError
 from ._base import Job, NodeResult, NodeSpec
 from ._registry import NodeListParser, register
-from ._ssrf import AddressGuard
+from ._ssrf import AddressGuard, describe_refusal
 
 if TYPE_CHECKING:
     # httpx is imported where a request is made (or an http node is loaded): it costs
@@ -121,6 +127,11 @@ class HttpNode:
         for attempt in range(1, self.retry.attempts + 1):
             try:
                 response, content = await self._exchange(job, client, guard, request)
+            except AddressRefused as refused:
+                # The host and its addresses go to the job log, for the operator; the
+                # error (which a sync sender may read) names neither.
+                job.log(f"{request.method} {shown}: {describe_refusal(refused)}")
+                raise
             except httpx.TransportError as exc:
                 problem = f"{request.method} {shown} failed: {_describe(exc)}"
                 if attempt == self.retry.attempts:

@@ -16,6 +16,10 @@ connects to the checked address.
 The ``http`` node adds the cheap checks it can do without DNS (scheme, literal IPs) on
 every redirect hop, and a full resolving check when it is handed a client that was not
 built here.
+
+A refusal raises :class:`~hookline.errors.AddressRefused`, whose message names neither
+the host nor its addresses (a sync webhook's sender reads the execution's error); the
+``http`` node writes :func:`describe_refusal`, with both, to the job log.
 """
 
 from __future__ import annotations
@@ -27,9 +31,9 @@ from collections.abc import Iterable
 
 import attrs
 
-from ..errors import NodeError
+from ..errors import AddressRefused
 
-__all__ = ["AddressGuard", "is_public_address"]
+__all__ = ["AddressGuard", "describe_refusal", "is_public_address"]
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -116,18 +120,18 @@ class AddressGuard:
 
     def check_literal(self, host: str) -> bool:
         """Check ``host`` without DNS: True if it is decided (listed, or an allowed IP
-        literal); raises :class:`NodeError` for a refused IP literal; False for a name
+        literal); raises :class:`AddressRefused` for a refused IP literal; False for a name
         that still needs resolving."""
         if self.allows_name(host):
             return True
         if _parse_address(host) is not None:
-            raise NodeError(_refusal(host, host))
+            raise AddressRefused(host, host)
         return False
 
     async def resolve(self, host: str, port: int) -> list[str]:
         """Resolve ``host`` and return its addresses, all checked.
 
-        Raises :class:`NodeError` if any address is refused (a name resolving to both a
+        Raises :class:`AddressRefused` if any address is refused (a name resolving to both a
         public and a private address is refused), :class:`OSError` if it does not resolve.
         """
         import anyio  # only when a name is resolved: importing it costs more than this module
@@ -138,7 +142,7 @@ class AddressGuard:
             text = str(sockaddr[0])
             address = _parse_address(text)
             if address is None or not self.allows_address(address):
-                raise NodeError(_refusal(host, text))
+                raise AddressRefused(host, text)
             if text not in addresses:
                 addresses.append(text)
         if not addresses:
@@ -146,7 +150,10 @@ class AddressGuard:
         return addresses
 
 
-def _refusal(host: str, address: str) -> str:
+def describe_refusal(refused: AddressRefused) -> str:
+    """The refusal with its host and the address the host resolved to: for the job log,
+    which the operator reads, not for the error, which a sync webhook's sender reads."""
+    host, address = refused.host, refused.address
     via = "" if _host_key(host) == _host_key(address) else f" (resolves to {address})"
     return (
         f"refusing to connect to {host}{via}: not a public address; "

@@ -16,7 +16,7 @@ import pytest
 
 from hookline.definition import Fields
 from hookline.engine._job import RunningJob
-from hookline.errors import NodeError
+from hookline.errors import AddressRefused, NodeError
 from hookline.nodes._base import NodeServices
 from hookline.nodes._registry import parse_node
 from hookline.nodes._ssrf import AddressGuard, is_public_address
@@ -134,11 +134,32 @@ async def test_a_name_resolving_to_loopback_is_refused_unless_listed(
     server: Server, services: Callable[..., NodeServices]
 ) -> None:
     url = f"http://localhost:{server.server_address[1]}/echo"
-    with pytest.raises(NodeError, match=r"localhost \(resolves to .*\): not a public address"):
-        await call(url, services())
+    spec = parse_node(Fields({"key": "call", "type": "http", "url": url}, source="w.yaml"))
+    running = RunningJob("ex-1", spec, {}, services=services())
+    with pytest.raises(AddressRefused, match="not a public address") as caught:
+        await spec.config.run(running)
     assert server.seen == []
+    # Issue 13, finding 9: the error (a sync sender reads it) holds no DNS result; the
+    # job log (the operator reads it) names the host and its address.
+    assert "localhost" not in str(caught.value)
+    assert "127.0.0.1" not in str(caught.value)
+    assert "::1" not in str(caught.value)
+    [line] = running.lines
+    assert "localhost (resolves to " in line
     allowed = await call(url, services("localhost"))
     assert allowed["status"] == 200
+
+
+async def test_ignore_fail_does_not_cover_a_refused_address(
+    server: Server, services: Callable[..., NodeServices]
+) -> None:
+    # Issue 13, finding 9: decided and documented: a refusal always fails the job.
+    url = f"http://localhost:{server.server_address[1]}/echo"
+    fields = {"key": "call", "type": "http", "url": url, "ignore_fail": True}
+    spec = parse_node(Fields(fields, source="w.yaml"))
+    with pytest.raises(AddressRefused):
+        await spec.config.run(RunningJob("ex-1", spec, {}, services=services()))
+    assert server.seen == []
 
 
 async def test_a_redirect_to_a_private_address_is_refused(
