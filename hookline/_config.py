@@ -77,6 +77,7 @@ class ServerSection:
     shutdown_timeout: float = 10.0
     access_log: bool = False
     body_timeout: float = 30.0  # a body that takes longer to arrive: 408
+    max_form_parts: int = 1000  # a multipart or URL-encoded form with more parts: 413
     max_header_size: int = 16 * 1024  # request line and headers larger: 431
     keep_alive_timeout: float = 5.0
     workers: int = 1  # processes serving the port (more than one: PostgreSQL only)
@@ -252,6 +253,7 @@ def _server(fields: Fields, base: Path) -> ServerSection:
         shutdown_timeout=fields.duration("shutdown_timeout", 10.0),
         access_log=fields.boolean("access_log", default=False),
         body_timeout=fields.duration("body_timeout", 30.0),
+        max_form_parts=fields.integer("max_form_parts", 1000, low=1),
         max_header_size=fields.size("max_header_size", 16 * 1024),
         keep_alive_timeout=fields.duration("keep_alive_timeout", 5.0),
         workers=fields.integer("workers", 1, low=1),

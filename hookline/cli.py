@@ -206,6 +206,7 @@ async def _serve(config: ServerConfig, shutdown: _Shutdown, fd: int | None) -> N
                     access_log=config.server.access_log,
                     trusted_proxies=config.server.trusted_proxies,
                     body_timeout=config.server.body_timeout,
+                    max_form_parts=config.server.max_form_parts,
                     max_header_size=config.server.max_header_size,
                     keep_alive_timeout=config.server.keep_alive_timeout,
                     shutdown_trigger=http_stop.wait,

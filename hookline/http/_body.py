@@ -15,7 +15,15 @@ anything else, or none                                      None (the caller kee
                                                             raw bytes)
 ==========================================================  ==========================
 
-Only :class:`~hookline.errors.MalformedBody` is ever raised, and its detail never
+A form (multipart or URL-encoded) of more than ``max_parts`` parts (default
+:data:`MAX_FORM_PARTS`) is refused with :class:`~hookline.errors.PayloadTooLarge`
+(413): :func:`check_form_parts` counts them in one pass of C code before anything is
+parsed. Multipart parsing is pure Python, so :func:`body_steps` does it in small
+steps, and :func:`parse_body_cooperatively` lets other tasks run between them: one
+body never holds the event loop for more than a few milliseconds.
+
+Only :class:`~hookline.errors.MalformedBody` and
+:class:`~hookline.errors.PayloadTooLarge` are ever raised, and their detail never
 echoes the body.
 """
 
@@ -23,9 +31,10 @@ from __future__ import annotations
 
 import json
 import urllib.parse
-from collections.abc import Iterable, Mapping
+from collections.abc import Generator, Iterable, Mapping
 
 import attrs
+import trio
 from werkzeug.http import parse_options_header
 from werkzeug.sansio.multipart import (
     Data,
@@ -36,9 +45,25 @@ from werkzeug.sansio.multipart import (
     NeedData,
 )
 
-from ..errors import MalformedBody
+from ..errors import MalformedBody, PayloadTooLarge
 
-__all__ = ["ParsedBody", "collect_fields", "parse_body"]
+__all__ = [
+    "MAX_FORM_PARTS",
+    "ParsedBody",
+    "body_steps",
+    "check_form_parts",
+    "collect_fields",
+    "parse_body",
+    "parse_body_cooperatively",
+]
+
+# The parts (fields and files) a form may have; more: 413. werkzeug's own default.
+MAX_FORM_PARTS = 1000
+# Multipart bodies are fed to the decoder this many bytes at a time (a whole body at
+# once makes each part's bookkeeping cost the size of what is left: quadratic)...
+_SLICE = 16 * 1024
+# ...and :func:`body_steps` yields after each slice and after this many events.
+_EVENTS_PER_STEP = 32
 
 
 @attrs.frozen
@@ -57,14 +82,47 @@ class ParsedBody:
     text: str
 
 
-def parse_body(raw: bytes, content_type: str | None) -> ParsedBody:
-    """Parse ``raw`` as ``content_type`` says (see the module docstring).
+def parse_body(
+    raw: bytes, content_type: str | None, *, max_parts: int = MAX_FORM_PARTS
+) -> ParsedBody:
+    """Parse ``raw`` as ``content_type`` says (see the module docstring), in one go.
 
     Raises :class:`~hookline.errors.MalformedBody` when a JSON body is not valid
-    JSON, or a multipart body has no boundary or does not parse. Never raised for
-    a media type it does not parse: those give ``data`` None.
+    JSON, or a multipart body has no boundary or does not parse; and
+    :class:`~hookline.errors.PayloadTooLarge` for a form of more than ``max_parts``
+    parts. Never raised for a media type it does not parse: those give ``data`` None.
     """
+    steps = body_steps(raw, content_type, max_parts=max_parts)
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            parsed: ParsedBody = done.value
+            return parsed
+
+
+async def parse_body_cooperatively(
+    raw: bytes, content_type: str | None, *, max_parts: int = MAX_FORM_PARTS
+) -> ParsedBody:
+    """:func:`parse_body`, letting other tasks run between its steps."""
+    steps = body_steps(raw, content_type, max_parts=max_parts)
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            parsed: ParsedBody = done.value
+            return parsed
+        await trio.lowlevel.checkpoint()
+
+
+def body_steps(
+    raw: bytes, content_type: str | None, *, max_parts: int = MAX_FORM_PARTS
+) -> Generator[None, None, ParsedBody]:
+    """Parse ``raw`` as :func:`parse_body` does, yielding after each bounded piece of
+    work (a slice of a multipart body, or a few dozen of its parts); the parsed body
+    is the generator's return value. Raises as :func:`parse_body` does."""
     media_type, params = _media_type(content_type)
+    _check_parts(raw, media_type, params.get("boundary"), max_parts)
     text = _decode(raw, params.get("charset"))
     files: Mapping[str, Mapping[str, object]] = {}
     data: object = None
@@ -73,10 +131,36 @@ def parse_body(raw: bytes, content_type: str | None) -> ParsedBody:
     elif media_type == "application/x-www-form-urlencoded":
         data = collect_fields(urllib.parse.parse_qsl(text, keep_blank_values=True))
     elif media_type == "multipart/form-data":
-        data, files = _parse_multipart(raw, params.get("boundary"))
+        data, files = yield from _parse_multipart(raw, params.get("boundary"), max_parts)
     elif media_type.startswith("text/"):
         data = text
     return ParsedBody(data=data, files=files, text=text)
+
+
+def check_form_parts(raw: bytes, content_type: str | None, max_parts: int = MAX_FORM_PARTS) -> None:
+    """Raise :class:`~hookline.errors.PayloadTooLarge` when a form body has more than
+    ``max_parts`` parts: multipart delimiters or ``&``-separated fields, counted
+    without parsing. Other bodies pass."""
+    media_type, params = _media_type(content_type)
+    _check_parts(raw, media_type, params.get("boundary"), max_parts)
+
+
+def _check_parts(raw: bytes, media_type: str, boundary: str | None, max_parts: int) -> None:
+    if media_type == "multipart/form-data" and boundary:
+        delimiter = b"--" + boundary.encode("latin-1", "replace")
+        # Every part opens with a delimiter on a line of its own; the close is one more.
+        count = raw.count(b"\r\n" + delimiter) + raw.startswith(delimiter)
+        parts = count - 1
+    elif media_type == "application/x-www-form-urlencoded":
+        parts = raw.count(b"&") + 1
+    else:
+        return
+    if parts > max_parts:
+        raise _too_many_parts(max_parts)
+
+
+def _too_many_parts(max_parts: int) -> PayloadTooLarge:
+    return PayloadTooLarge(f"the form has more than {max_parts} parts, the limit of this server")
 
 
 def _media_type(content_type: str | None) -> tuple[str, dict[str, str]]:
@@ -140,13 +224,13 @@ def collect_fields(pairs: Iterable[tuple[str, str]]) -> dict[str, str | list[str
 
 
 def _parse_multipart(
-    raw: bytes, boundary: str | None
-) -> tuple[dict[str, str | list[str]], Mapping[str, Mapping[str, object]]]:
+    raw: bytes, boundary: str | None, max_parts: int
+) -> Generator[None, None, tuple[dict[str, str | list[str]], Mapping[str, Mapping[str, object]]]]:
     if not boundary:
         raise MalformedBody("The multipart body has no boundary in its Content-Type.")
     try:
-        return _decode_parts(raw, boundary.encode())
-    except MalformedBody:
+        return (yield from _decode_parts(raw, boundary.encode(), max_parts))
+    except (MalformedBody, PayloadTooLarge):
         raise
     except (ValueError, AttributeError, TypeError, IndexError) as exc:
         # werkzeug signals a broken body with ValueError (UnicodeDecodeError for
@@ -155,23 +239,42 @@ def _parse_multipart(
 
 
 def _decode_parts(
-    raw: bytes, boundary: bytes
-) -> tuple[dict[str, str | list[str]], Mapping[str, Mapping[str, object]]]:
+    raw: bytes, boundary: bytes, max_parts: int
+) -> Generator[None, None, tuple[dict[str, str | list[str]], Mapping[str, Mapping[str, object]]]]:
     decoder = MultipartDecoder(boundary)
-    decoder.receive_data(raw)
-    decoder.receive_data(None)
     fields: list[tuple[str, str]] = []
     files: dict[str, Mapping[str, object]] = {}
     part: Field | File | None = None
     chunks: list[bytes] = []
     size = 0
+    parts = 0
+    view = memoryview(raw)
+    offset = 0
+    events = 0
+    ended = False
     while True:
         event = decoder.next_event()
+        if isinstance(event, NeedData):
+            if ended:  # pragma: no cover - werkzeug raises instead
+                raise MalformedBody("The multipart body ends before its closing boundary.")
+            if offset >= len(raw):
+                # Fed everything: werkzeug raises for a body without its closing boundary.
+                decoder.receive_data(None)
+                ended = True
+            else:
+                decoder.receive_data(bytes(view[offset : offset + _SLICE]))
+                offset += _SLICE
+                yield
+            continue
+        events += 1
+        if events % _EVENTS_PER_STEP == 0:
+            yield
         if isinstance(event, Epilogue):
             break
-        if isinstance(event, NeedData):  # pragma: no cover - werkzeug raises instead
-            raise MalformedBody("The multipart body ends before its closing boundary.")
         if isinstance(event, Field | File):
+            parts += 1
+            if parts > max_parts:
+                raise _too_many_parts(max_parts)
             if not event.name:
                 raise MalformedBody("A multipart part has no field name.")
             part, chunks, size = event, [], 0

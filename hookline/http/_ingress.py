@@ -2,9 +2,10 @@
 
 In order: who called (the socket peer, or behind ``trusted_proxies`` the client they
 forwarded for), which workflow (404, 405), the workflow's ``ip_allow`` (403), the body
-within ``max_body`` (413) and the body timeout (408), the ``verify`` checks on the raw
-bytes (401, 403), the body parsed (400), then the engine's admission. A request refused
-before admission never creates an execution.
+within ``max_body`` (413) and the body timeout (408), a form within ``max_form_parts``
+parts (413), the ``verify`` checks on the raw bytes (401, 403), the body parsed (400),
+then the engine's admission. A request refused before admission never creates an
+execution.
 
 Every request ends as a recorded delivery: accepted ones are stored by the engine with
 their execution; refused ones (404, 405, 403, 401, 408, 413, 400, 409, 422, 429, 503
@@ -38,7 +39,7 @@ from ..errors import PayloadTooLarge, Rejected, RequestTimeout, StoreError, Unav
 from ..store._ops import RecordDelivery
 from ..store._records import Answer
 from ..verify import SignedRequest
-from ._body import parse_body
+from ._body import MAX_FORM_PARTS, check_form_parts, parse_body_cooperatively
 from ._client_ip import IPNetwork, check_ip_allowed
 from ._responses import answer_response
 from ._scope import (
@@ -61,6 +62,7 @@ PREFIX = "/api/webhooks/"
 INTERNAL_ERROR = "an unexpected error occurred"
 TRUSTED_PROXIES = "HOOKLINE_TRUSTED_PROXIES"
 BODY_TIMEOUT = "HOOKLINE_BODY_TIMEOUT"
+MAX_PARTS = "HOOKLINE_MAX_FORM_PARTS"
 DEFAULT_BODY_TIMEOUT = 30.0
 # Bodies above this are cut off whatever a workflow allows.
 HARD_BODY_LIMIT = 64 * 1024 * 1024
@@ -78,15 +80,18 @@ def configure_ingress(
     *,
     trusted_proxies: Sequence[IPNetwork] = (),
     body_timeout: float = DEFAULT_BODY_TIMEOUT,
+    max_form_parts: int = MAX_FORM_PARTS,
 ) -> None:
     """Set the webhook route's server-wide settings on ``app``.
 
     ``trusted_proxies``: the networks whose ``X-Forwarded-For``/``Forwarded`` headers
     are believed (none: the socket peer is the client). ``body_timeout``: seconds a
     sender has to deliver the whole body once its headers arrived (then 408).
+    ``max_form_parts``: the parts a multipart or URL-encoded form may have (then 413).
     """
     app.config[TRUSTED_PROXIES] = tuple(trusted_proxies)
     app.config[BODY_TIMEOUT] = body_timeout
+    app.config[MAX_PARTS] = max_form_parts
 
 
 async def read_body(
@@ -236,6 +241,9 @@ async def handle_webhook(app: Quart, scope: Scope, chunks: AsyncIterator[bytes])
         limit = min(trigger.max_body, HARD_BODY_LIMIT)
         raw = received.body = await read_body(chunks, content_length(scope), limit, timeout)
         content_type = first_header(scope, b"content-type")
+        max_parts: int = app.config.get(MAX_PARTS, MAX_FORM_PARTS)
+        # Counted before verify parses a form: a flood of parts is refused unparsed.
+        check_form_parts(raw, content_type, max_parts)
         claims = None
         if trigger.verification.checks:
             signed = SignedRequest(
@@ -247,7 +255,7 @@ async def handle_webhook(app: Quart, scope: Scope, chunks: AsyncIterator[bytes])
                 client_ip=origin.client_ip,
             )
             claims = _verify(workflow, signed)
-        parsed = parse_body(raw, content_type)
+        parsed = await parse_body_cooperatively(raw, content_type, max_parts=max_parts)
         delivery = received.delivery(parsed.data, parsed.text, parsed.files, claims)
         admission = await engine.accept(delivery)
         admitted = True

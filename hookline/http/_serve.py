@@ -20,6 +20,7 @@ from hypercorn.trio import serve as hypercorn_serve
 from ..definition import problem_body, problem_headers
 from ..engine._engine import Engine
 from ._app import create_app
+from ._body import MAX_FORM_PARTS
 from ._client_ip import IPNetwork
 from ._ingress import DEFAULT_BODY_TIMEOUT, configure_ingress
 
@@ -109,6 +110,7 @@ async def serve(
     access_log: bool = False,
     trusted_proxies: Sequence[IPNetwork] = (),
     body_timeout: float = DEFAULT_BODY_TIMEOUT,
+    max_form_parts: int = MAX_FORM_PARTS,
     max_header_size: int = DEFAULT_MAX_HEADER_SIZE,
     keep_alive_timeout: float = DEFAULT_KEEP_ALIVE_TIMEOUT,
     shutdown_trigger: Callable[[], Awaitable[None]] | None = None,
@@ -137,7 +139,12 @@ async def serve(
     config.accesslog = logging.getLogger("hookline.access") if access_log else None
     config.errorlog = logging.getLogger("hookline.http")
     app = create_app(engine, admin_keys=admin_keys)
-    configure_ingress(app, trusted_proxies=trusted_proxies, body_timeout=body_timeout)
+    configure_ingress(
+        app,
+        trusted_proxies=trusted_proxies,
+        body_timeout=body_timeout,
+        max_form_parts=max_form_parts,
+    )
     await hypercorn_serve(
         TransportGuard(app, max_header_size),
         config,
