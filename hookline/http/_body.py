@@ -30,6 +30,7 @@ echoes the body.
 from __future__ import annotations
 
 import json
+import math
 import urllib.parse
 from collections.abc import Generator, Iterable, Mapping
 
@@ -193,7 +194,7 @@ def _parse_json(raw: bytes, charset: str | None) -> object:
         source: str | bytes = raw
         if charset and charset.lower().replace("_", "-") not in {"utf-8", "utf8"}:
             source = raw.decode(charset)
-        return json.loads(source)
+        return json.loads(source, parse_constant=_no_constant, parse_float=_finite_float)
     except json.JSONDecodeError as exc:
         raise MalformedBody(
             f"The body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}."
@@ -207,6 +208,19 @@ def _parse_json(raw: bytes, charset: str | None) -> object:
     except ValueError as exc:
         # For example an integer literal past Python's digit limit.
         raise MalformedBody("The body is not valid JSON: a value is out of range.") from exc
+
+
+def _no_constant(name: str) -> float:
+    # NaN and Infinity are not JSON (RFC 8259), though Python reads them: a value the
+    # engine could not write back as JSON (an echo would answer `{"pong":NaN}`).
+    raise MalformedBody(f"The body is not valid JSON: {name} is not a JSON number.")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e400: read as Infinity
+        raise MalformedBody("The body is not valid JSON: a number is out of range.")
+    return value
 
 
 def collect_fields(pairs: Iterable[tuple[str, str]]) -> dict[str, str | list[str]]:

@@ -87,8 +87,14 @@ def _encode(body: Any, *, present: bool) -> tuple[bytes, str | None]:
     if isinstance(body, str):
         return body.encode(), "text/plain; charset=utf-8"
     try:
-        text = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
-    except (TypeError, ValueError) as exc:
+        text = json.dumps(body, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except ValueError as exc:
+        if "JSON compliant" not in str(exc):
+            raise NodeError(f"body: cannot be sent as JSON ({exc})") from None
+        # NaN or Infinity (from a code node, an http answer...) has no JSON spelling:
+        # answering {"pong":NaN} would send the caller what JSON parsers refuse.
+        raise NodeError("body: NaN and Infinity cannot be sent as JSON numbers") from None
+    except TypeError as exc:
         raise NodeError(f"body: cannot be sent as JSON ({exc})") from None
     return text.encode(), "application/json"
 

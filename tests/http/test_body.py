@@ -170,3 +170,19 @@ def test_arbitrary_input_raises_only_malformed_body(raw, content_type):
     with contextlib.suppress(MalformedBody):
         parsed = parse_body(raw, content_type)
         assert isinstance(parsed.text, str)
+
+
+@pytest.mark.parametrize(
+    ("raw", "named"),
+    [
+        (b'{"ping": NaN}', "NaN"),
+        (b'{"ping": [Infinity]}', "Infinity"),
+        (b'{"ping": -Infinity}', "-Infinity"),
+        (b'{"ping": 1e400}', "out of range"),
+    ],
+)
+def test_nan_and_infinity_are_not_json(raw: bytes, named: str) -> None:
+    # Issue 13, finding 9: they were read, and echoed back as {"pong":NaN}.
+    with pytest.raises(MalformedBody, match=named):
+        parse_body(raw, "application/json")
+    assert parse_body(b'{"n": 1.5e300}', "application/json").data == {"n": 1.5e300}

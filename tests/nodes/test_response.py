@@ -71,6 +71,14 @@ async def test_a_line_break_from_data_cannot_forge_headers() -> None:
         await node.config.run(FakeJob(VARIABLES))
 
 
+@pytest.mark.parametrize("number", [float("nan"), float("inf"), float("-inf")])
+async def test_nan_or_infinity_in_a_json_body_fails_the_job(number: float) -> None:
+    # Issue 13, finding 9: {"pong": NaN} was answered, which no JSON parser reads.
+    node = response(body={"pong": "{{$context.data.ping}}"})
+    with pytest.raises(NodeError, match="NaN and Infinity cannot be sent as JSON"):
+        await node.config.run(FakeJob({"context": {"data": {"ping": number}}}))
+
+
 async def test_a_status_template_that_is_no_status_fails_the_job() -> None:
     node = response(status="{{$context.data.name}}")
     with pytest.raises(NodeError, match="status"):
