@@ -34,6 +34,7 @@ __all__ = [
     "ServerSection",
     "SmtpConfig",
     "StoreConfig",
+    "check_admin_exposure",
     "load_config",
     "parse_bind",
 ]
@@ -103,9 +104,17 @@ class StoreConfig:
 
 @attrs.frozen
 class AdminConfig:
-    """``admin:``: the admin API's bearer keys (none: loopback clients only)."""
+    """``admin:``: the admin API's bearer keys (none: loopback clients only).
+
+    ``enabled: false`` turns the admin API, the web UI and ``/metrics`` off (404).
+    ``allow_unauthenticated_loopback: true`` accepts, with no keys, that loopback
+    clients need none where :func:`check_admin_exposure` would otherwise refuse to
+    serve (a non-loopback bind, or trusted proxies).
+    """
 
     api_keys: tuple[str, ...] = ()
+    enabled: bool = True
+    allow_unauthenticated_loopback: bool = False
 
 
 @attrs.frozen
@@ -281,8 +290,69 @@ def _admin(fields: Fields) -> AdminConfig:
     for index, key in enumerate(resolved):
         if not key:
             fields.fail(f"api_keys[{index}]", "a non-empty key", keys[index])
+    enabled = fields.boolean("enabled", default=True)
+    unauthenticated = fields.boolean("allow_unauthenticated_loopback", default=False)
+    if unauthenticated and resolved:
+        expected = "false or absent when api_keys are set (keys apply to every client)"
+        fields.fail("allow_unauthenticated_loopback", expected, unauthenticated)
+    if unauthenticated and not enabled:
+        expected = "false or absent when enabled is false (there is no admin API)"
+        fields.fail("allow_unauthenticated_loopback", expected, unauthenticated)
     fields.done()
-    return AdminConfig(api_keys=resolved)
+    return AdminConfig(
+        api_keys=resolved, enabled=enabled, allow_unauthenticated_loopback=unauthenticated
+    )
+
+
+def _loopback_host(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_admin_exposure(config: ServerConfig) -> str | None:
+    """Refuse to serve an admin API that no key guards where "loopback clients only"
+    does not mean "this machine's operator"; give the warning to log when it serves
+    anyway, None when there is nothing to say.
+
+    Without ``admin.api_keys`` the admin API, the web UI and ``/metrics`` answer any
+    loopback client. That is unsafe when ``server.bind`` is not a loopback address, or
+    when ``server.trusted_proxies`` is set (a reverse proxy on the host connects from
+    loopback for everyone). Then :class:`ConfigError` is raised, naming the file and
+    ``admin``, unless ``admin.enabled`` is false or ``admin.allow_unauthenticated_loopback``
+    is true, which give a warning instead.
+    """
+    admin, server = config.admin, config.server
+    if not admin.enabled:
+        return "the admin API, the web UI and /metrics are off (admin.enabled: false)"
+    if admin.api_keys:
+        return None
+    reasons = []
+    if not _loopback_host(server.host):
+        reasons.append(f"server.bind {server.bind!r} is not a loopback address")
+    if server.trusted_proxies:
+        reasons.append(
+            "server.trusted_proxies is set (a reverse proxy on this host connects from "
+            "loopback on behalf of remote clients)"
+        )
+    if not reasons:
+        return None
+    why = " and ".join(reasons)
+    if admin.allow_unauthenticated_loopback:
+        return (
+            "the admin API, the web UI and /metrics have no admin keys and answer loopback "
+            f"clients without one although {why} (admin.allow_unauthenticated_loopback: true)"
+        )
+    raise ConfigError(
+        config.source or "the configuration (no --config file)",
+        "admin",
+        "api_keys, or 'enabled: false' to turn the admin API off, or "
+        "'allow_unauthenticated_loopback: true' to accept the risk, because with no keys "
+        f"the admin API, the web UI and /metrics answer any loopback client, and {why}",
+    )
 
 
 def _http_node(fields: Fields) -> HttpNodeConfig:

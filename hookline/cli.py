@@ -17,7 +17,7 @@ import trio
 from ._cli_executions import deliveries, executions
 from ._cli_send import send_command
 from ._cli_workflows import workflows
-from ._config import ServerConfig, load_config
+from ._config import ServerConfig, check_admin_exposure, load_config
 from ._logging import configure_logging
 from ._workers import refusal, serve_workers
 from .engine._engine import Engine, open_engine
@@ -76,10 +76,16 @@ def serve_command(
     With ``--workers N`` (or ``server.workers``) N processes serve the one port, sharing
     the PostgreSQL store; signals reach each of them, and one that dies is replaced.
 
+    Refuses to start when no admin key guards an admin API that more than this
+    machine's operator can reach (see :func:`~hookline._config.check_admin_exposure`).
+
     ``HOOKLINE_TEST_NODES=1`` in the environment registers the test node types
     (``sleep``, ``fail``) of :mod:`hookline.testing`, for end-to-end tests only.
     """
     config = load_config(config_path).with_overrides(bind=bind, db=db, workers=workers)
+    exposure = check_admin_exposure(config)
+    if exposure is not None and fd is None:
+        logging.getLogger("hookline").warning("%s", exposure)
     pooled = fd is None and config.server.workers > 1
     if pooled:
         origin = "server.workers:" if workers is None else "--workers"
@@ -203,6 +209,7 @@ async def _serve(config: ServerConfig, shutdown: _Shutdown, fd: int | None) -> N
                     certfile=_optional_path(config.server.certfile),
                     keyfile=_optional_path(config.server.keyfile),
                     admin_keys=config.admin.api_keys,
+                    admin_enabled=config.admin.enabled,
                     access_log=config.server.access_log,
                     trusted_proxies=config.server.trusted_proxies,
                     body_timeout=config.server.body_timeout,

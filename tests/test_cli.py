@@ -1,10 +1,12 @@
 """The CLI is a thin shell: main(argv) -> int."""
 
+import logging
 from pathlib import Path
 
 import pytest
 
 import hookline.cli
+from hookline._config import ServerConfig
 from hookline.cli import main
 from hookline.errors import LeaseLost
 
@@ -50,6 +52,48 @@ def test_serve_refuses_a_bad_config(tmp_path: Path, capsys: pytest.CaptureFixtur
     config.write_text("server: {bind: nowhere}\n")
     assert main(["serve", "--config", str(config)]) == 2
     assert "server.bind" in capsys.readouterr().err
+
+
+def test_serve_refuses_an_admin_api_without_keys_behind_a_proxy(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The issue's setup: every interface, a same-host proxy trusted, no admin section.
+    async def must_not_start(config: object, *, fd: int | None = None) -> None:
+        raise AssertionError("the server started")
+
+    monkeypatch.setattr(hookline.cli, "run_server", must_not_start)
+    config = tmp_path / "hookline.yaml"
+    config.write_text('server: {bind: "0.0.0.0:0", trusted_proxies: ["127.0.0.1/32"]}\n')
+    assert main(["serve", "--config", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert f"{config}: admin: expected api_keys" in err
+    assert "server.bind '0.0.0.0:0' is not a loopback address" in err
+    assert "server.trusted_proxies is set" in err
+
+
+@pytest.mark.parametrize(
+    ("admin", "warning"),
+    [("{enabled: false}", "are off"), ("{allow_unauthenticated_loopback: true}", "although")],
+)
+def test_serve_starts_with_a_warning_when_the_config_says_so(
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+    admin: str,
+    warning: str,
+) -> None:
+    started: list[ServerConfig] = []
+
+    async def record(config: ServerConfig, *, fd: int | None = None) -> None:
+        started.append(config)
+
+    monkeypatch.setattr(hookline.cli, "run_server", record)
+    config = tmp_path / "hookline.yaml"
+    config.write_text(f'server: {{bind: "0.0.0.0:0"}}\nadmin: {admin}\n')
+    with caplog.at_level(logging.WARNING, logger="hookline"):
+        assert main(["serve", "--config", str(config)]) == 0
+    assert len(started) == 1
+    assert [r.levelno for r in caplog.records if warning in r.getMessage()] == [logging.WARNING]
 
 
 def test_unknown_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:

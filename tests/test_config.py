@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from hookline import RestartPolicy
-from hookline._config import ServerConfig, load_config, parse_bind
+from hookline._config import ServerConfig, check_admin_exposure, load_config, parse_bind
 from hookline.errors import ConfigError
 
 DESIGN_CONFIG = """\
@@ -249,3 +249,94 @@ def test_a_bad_server_limit_names_its_field(tmp_path: Path) -> None:
     path.write_text("server: {body_timeout: soon}\n")
     with pytest.raises(ConfigError, match=r"server\.body_timeout: expected a duration"):
         load_config(path)
+
+
+# -- the admin API with no keys where loopback is not only the operator (issue 13, 1) ---
+
+
+@pytest.mark.parametrize(
+    ("server", "why"),
+    [
+        ('{bind: "0.0.0.0:8000"}', "server.bind '0.0.0.0:8000' is not a loopback address"),
+        ('{bind: "[::]:8000"}', "server.bind '[::]:8000' is not a loopback address"),
+        ('{trusted_proxies: ["127.0.0.1/32"]}', "server.trusted_proxies is set"),
+    ],
+)
+def test_no_admin_keys_on_an_exposed_server_is_refused(
+    tmp_path: Path, server: str, why: str
+) -> None:
+    config = _load(tmp_path, f"server: {server}\n")
+    with pytest.raises(ConfigError) as caught:
+        check_admin_exposure(config)
+    message = str(caught.value)
+    assert message.startswith(f"{tmp_path / 'hookline.yaml'}: admin: expected api_keys, or ")
+    assert "'enabled: false'" in message
+    assert "'allow_unauthenticated_loopback: true'" in message
+    assert why in message
+
+
+def test_the_issue_s_proxy_config_is_refused(tmp_path: Path) -> None:
+    text = 'server: {bind: "0.0.0.0:8000", trusted_proxies: ["127.0.0.1/32"]}\n'
+    with pytest.raises(ConfigError, match=r"not a loopback address and server\.trusted_proxies"):
+        check_admin_exposure(_load(tmp_path, text))
+
+
+def test_a_bind_override_is_checked_too() -> None:
+    config = load_config(None).with_overrides(bind="0.0.0.0:9000")
+    with pytest.raises(ConfigError, match=r"no --config file\): admin: expected api_keys"):
+        check_admin_exposure(config)
+
+
+@pytest.mark.parametrize(
+    ("admin", "warning"),
+    [
+        ("{enabled: false}", "are off (admin.enabled: false)"),
+        ("{allow_unauthenticated_loopback: true}", "admin.allow_unauthenticated_loopback: true"),
+    ],
+)
+def test_an_explicit_choice_starts_with_a_warning(tmp_path: Path, admin: str, warning: str) -> None:
+    text = f'server: {{bind: "0.0.0.0:8000", trusted_proxies: [10.0.0.0/8]}}\nadmin: {admin}\n'
+    found = check_admin_exposure(_load(tmp_path, text))
+    assert found is not None
+    assert warning in found
+
+
+def test_keys_or_a_loopback_bind_need_no_warning(tmp_path: Path) -> None:
+    keyed = 'server: {bind: "0.0.0.0:8000"}\nadmin: {api_keys: [env:HOOKLINE_ADMIN_KEY]}\n'
+    assert check_admin_exposure(_load(tmp_path, keyed)) is None
+    for bind in ("127.0.0.1:8000", "[::1]:8000", "localhost:8000"):
+        assert check_admin_exposure(_load(tmp_path, f"server: {{bind: '{bind}'}}\n")) is None
+    assert check_admin_exposure(load_config(None)) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "admin: {api_keys: [k], allow_unauthenticated_loopback: true}",
+            (
+                "admin.allow_unauthenticated_loopback: expected false or absent when api_keys are "
+                "set (keys apply to every client), got True"
+            ),
+        ),
+        (
+            "admin: {enabled: false, allow_unauthenticated_loopback: true}",
+            (
+                "admin.allow_unauthenticated_loopback: expected false or absent when enabled is "
+                "false (there is no admin API), got True"
+            ),
+        ),
+        ("admin: {enabled: nope}", "admin.enabled: expected true or false, got 'nope'"),
+        (
+            "admin: {allow_unauthenticated: true}",
+            (
+                "admin.allow_unauthenticated: expected a known field (one of: "
+                "allow_unauthenticated_loopback, api_keys, enabled)"
+            ),
+        ),
+    ],
+)
+def test_bad_admin_settings_name_their_field(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        _load(tmp_path, text + "\n")
+    assert str(caught.value) == f"{tmp_path / 'hookline.yaml'}: {message}"

@@ -17,13 +17,14 @@ from .._logging import log_store_event
 from .._tap import tap_store
 from ..engine._engine import Engine
 from ..errors import StoreError
-from ._access import AdminRefusal, admin_refusal, is_loopback
+from ._access import AdminRefusal, admin_refusal, is_forwarded, is_loopback
 from ._collections_api import collections_api
 from ._executions import executions
-from ._ingress import HARD_BODY_LIMIT, webhooks
+from ._ingress import HARD_BODY_LIMIT, TRUSTED_PROXIES, webhooks
 from ._metrics import engine_metrics, metrics
 from ._openapi import openapi
 from ._responses import json_response, problem_response
+from ._scope import request_origin, scope_headers
 from ._ui import UI_PREFIX, ui, ui_refusal
 from ._webhook_asgi import WebhookIngress
 from ._workers_api import workers_api
@@ -64,14 +65,20 @@ class _OperatorSessions(SecureCookieSessionInterface):
 
 
 def create_app(
-    engine: Engine, *, admin_keys: Sequence[str] = (), secret_key: bytes | None = None
+    engine: Engine,
+    *,
+    admin_keys: Sequence[str] = (),
+    admin_enabled: bool = True,
+    secret_key: bytes | None = None,
 ) -> QuartTrio:
     """The ASGI app serving ``engine``.
 
     Admin routes (the admin API, ``/metrics``, the web UI) need one of ``admin_keys``
     as a Bearer token (the UI: a session opened by signing in with a key); with no key
-    configured they answer loopback clients only. ``secret_key`` signs UI session
-    cookies (default: random, so sessions end with the process).
+    configured they answer loopback clients only: the client as resolved through the
+    trusted proxies, and never a request a proxy forwarded. ``admin_enabled=False``
+    answers every admin route 404. ``secret_key`` signs UI session cookies (default:
+    random, so sessions end with the process).
     """
     app = QuartTrio("hookline", static_folder=None)
     app.config["HOOKLINE_ENGINE"] = engine
@@ -100,10 +107,17 @@ def create_app(
     async def protect_admin() -> Response | None:
         if not is_admin_path(request.path):
             return None
-        remote = request.remote_addr or ""
+        if not admin_enabled:
+            detail = "the admin API, the web UI and /metrics are off (admin.enabled: false)"
+            return problem_response(404, "Not found", detail)
+        headers = scope_headers(request.scope)
+        proxies = app.config.get(TRUSTED_PROXIES, ())
+        client = request_origin(request.scope, headers, proxies).client_ip
+        forwarded = is_forwarded(headers)
+        authorization = headers.get("authorization", "")
         if request.path.startswith(UI_PREFIX):
-            return ui_refusal(remote, request.headers.get("authorization", ""), keys)
-        refusal = admin_refusal(remote, request.headers.get("authorization", ""), keys)
+            return ui_refusal(client, authorization, keys, forwarded=forwarded)
+        refusal = admin_refusal(client, authorization, keys, forwarded=forwarded)
         if refusal is None:
             return None
         headers = {"www-authenticate": "Bearer"} if refusal.status == 401 else {}

@@ -107,6 +107,7 @@ async def serve(
     certfile: str | None = None,
     keyfile: str | None = None,
     admin_keys: Sequence[str] = (),
+    admin_enabled: bool = True,
     access_log: bool = False,
     trusted_proxies: Sequence[IPNetwork] = (),
     body_timeout: float = DEFAULT_BODY_TIMEOUT,
@@ -122,8 +123,10 @@ async def serve(
 
     Reports the bound URLs (``["http://127.0.0.1:8000"]``) through ``task_status``, so
     ``bind="127.0.0.1:0"`` gives a free port: ``urls = await nursery.start(serve, engine)``.
-    ``trusted_proxies`` are the networks whose forwarding headers name the client
-    (``server.trusted_proxies``); without them the socket peer is the client.
+    ``admin_keys`` guard the admin API, the web UI and ``/metrics`` (none: loopback
+    clients only, see :func:`~hookline.http._app.create_app`); ``admin_enabled=False``
+    turns them off. ``trusted_proxies`` are the networks whose forwarding headers name
+    the client (``server.trusted_proxies``); without them the socket peer is the client.
     ``fd`` is an inherited listening socket to serve on instead of binding ``bind``
     (``hookline serve --workers N`` starts each worker with the parent's socket).
     """
@@ -138,7 +141,7 @@ async def serve(
     # format names no header, so no credential can reach it.
     config.accesslog = logging.getLogger("hookline.access") if access_log else None
     config.errorlog = logging.getLogger("hookline.http")
-    app = create_app(engine, admin_keys=admin_keys)
+    app = create_app(engine, admin_keys=admin_keys, admin_enabled=admin_enabled)
     configure_ingress(
         app,
         trusted_proxies=trusted_proxies,

@@ -64,14 +64,16 @@ ui = Blueprint(
 _OPEN = (f"{UI_PREFIX}static/", f"{UI_PREFIX}login")
 
 
-def ui_refusal(remote_addr: str, authorization: str, keys: Sequence[bytes]) -> Response | None:
+def ui_refusal(
+    client_ip: str, authorization: str, keys: Sequence[bytes], *, forwarded: bool = False
+) -> Response | None:
     """None when a UI request may proceed; otherwise the login page (a browser without
-    a session, keys set) or a 403 page (not loopback, no keys set)."""
+    a session, keys set) or a 403 page (not loopback, or forwarded, no keys set)."""
     if request.path.startswith(_OPEN):
         return None
     if keys and session.get("admin") is True:
         return None
-    if admin_refusal(remote_addr, authorization, keys) is None:
+    if admin_refusal(client_ip, authorization, keys, forwarded=forwarded) is None:
         return None
     if not keys:
         return Response("the web UI answers loopback clients only (no admin keys set)", 403)

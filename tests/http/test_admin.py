@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import ipaddress
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any
 
 import httpx
 import pytest
 import trio
 
+from hookline.engine._engine import open_engine
 from hookline.http._app import admin_refusal, create_app, is_loopback
+from hookline.http._serve import serve
 from tests.conftest import StoreFactory
 from tests.http.conftest import (
     STANDARD,
@@ -16,6 +22,7 @@ from tests.http.conftest import (
     assert_problem,
     gate,
     running_server,
+    workflows,
 )
 
 
@@ -245,3 +252,94 @@ async def test_admin_over_a_non_loopback_address_is_refused(server: Server) -> N
         webhook = await outsider.post("/api/webhooks/orders/1", json={"n": 1})
     assert_problem(refused, 403)
     assert webhook.status_code == 202
+
+
+# -- behind a reverse proxy on the same host (issue 13, finding 1) ----------------------
+
+PWNED = "key: pwned\ntrigger: {type: webhook}\nnodes: [{key: a, type: set, values: {x: 1}}]\n"
+FORWARDED = {"x-forwarded-for": "203.0.113.9"}
+
+
+@asynccontextmanager
+async def behind_proxy(
+    *, trusted: Sequence[str] = ("127.0.0.1/32",), **serve_options: Any
+) -> AsyncIterator[Server]:
+    """The standard workflows served on 127.0.0.1 with ``trusted`` proxies: a client of
+    this server on loopback stands for a reverse proxy on the same host."""
+    proxies = [ipaddress.ip_network(network) for network in trusted]
+    async with open_engine(workflows(*STANDARD)) as engine:
+        async with trio.open_nursery() as nursery:
+            options = {"bind": "127.0.0.1:0", "trusted_proxies": proxies, **serve_options}
+            urls = await nursery.start(partial(serve, engine, **options))
+            async with httpx.AsyncClient(base_url=urls[0], timeout=10.0) as client:
+                yield Server(engine, urls[0], client)
+            nursery.cancel_scope.cancel()
+
+
+@pytest.mark.parametrize("trusted", [("127.0.0.1/32",), ()], ids=["trusted", "untrusted"])
+async def test_no_keys_a_request_forwarded_by_a_local_proxy_is_refused(
+    trusted: tuple[str, ...],
+) -> None:
+    # The attack: no admin keys, a reverse proxy on the host (its requests come from
+    # 127.0.0.1) forwards a remote client's requests to the admin API.
+    async with behind_proxy(trusted=trusted) as server:
+        put = await server.client.put("/api/workflows/pwned", content=PWNED, headers=FORWARDED)
+        patch = await server.client.patch(
+            "/api/workflows/orders", json={"enabled": False}, headers=FORWARDED
+        )
+        listed = await server.client.get(
+            "/api/executions", headers={"forwarded": "for=203.0.113.9"}
+        )
+        page = await server.client.get("/ui/", headers={"x-real-ip": "203.0.113.9"})
+        metrics = await server.client.get("/metrics", headers=FORWARDED)
+        webhook = await server.client.post("/api/webhooks/orders/1", json={}, headers=FORWARDED)
+        # The operator on the machine itself, not through the proxy, still gets in.
+        local = await server.client.get("/api/workflows/orders")
+
+        assert "pwned" not in server.engine.workflows
+        assert server.engine.workflows["orders"].enabled
+
+    assert "forwarded by a proxy" in assert_problem(put, 403)["detail"]
+    assert_problem(patch, 403)
+    assert_problem(listed, 403)
+    assert page.status_code == 403
+    assert_problem(metrics, 403)
+    assert webhook.status_code == 202
+    assert local.status_code == 200
+
+
+async def test_a_forwarded_client_is_resolved_before_the_loopback_check() -> None:
+    # A forged chain naming 127.0.0.1 behind the trusted proxy is still a forwarded
+    # request; and the guard reads the client the proxies resolve, not the socket.
+    async with behind_proxy() as server:
+        forged = await server.client.get(
+            "/api/executions", headers={"x-forwarded-for": "127.0.0.1, 203.0.113.9"}
+        )
+    assert_problem(forged, 403)
+    assert admin_refusal("127.0.0.1", "", (), forwarded=True) is not None
+
+
+async def test_with_keys_a_forwarded_request_needs_a_key() -> None:
+    async with behind_proxy(admin_keys=["k-proxy"]) as server:
+        missing = await server.client.get("/api/executions", headers=FORWARDED)
+        keyed = await server.client.get(
+            "/api/executions", headers={**FORWARDED, "authorization": "Bearer k-proxy"}
+        )
+    assert_problem(missing, 401)
+    assert keyed.status_code == 200
+
+
+async def test_a_disabled_admin_api_answers_404_and_webhooks_still_serve() -> None:
+    async with behind_proxy(admin_enabled=False) as server:
+        api = await server.client.get("/api/workflows")
+        put = await server.client.put("/api/workflows/pwned", content=PWNED)
+        page = await server.client.get("/ui/")
+        metrics = await server.client.get("/metrics")
+        webhook = await server.client.post("/api/webhooks/orders/1", json={})
+        health = await server.client.get("/healthz")
+    assert "admin.enabled: false" in assert_problem(api, 404)["detail"]
+    assert_problem(put, 404)
+    assert_problem(page, 404)
+    assert_problem(metrics, 404)
+    assert webhook.status_code == 202
+    assert health.status_code == 200
