@@ -5,6 +5,7 @@ details, and mailbox primitives. Pure code on trio's primitives at most: it impo
 other hookline package but :mod:`hookline.errors`, so every layer above may use it.
 """
 
+from ._compare import LITERAL_PATTERN as LITERAL_PATTERN
 from ._compare import OPERATORS as OPERATORS
 from ._compare import UNARY_FUNCTIONS as UNARY_FUNCTIONS
 from ._compare import Condition as Condition
@@ -19,6 +20,7 @@ from ._mailbox import Reservation as Reservation
 from ._problem import problem_body as problem_body
 from ._problem import problem_headers as problem_headers
 from ._problem import rejection_problem as rejection_problem
+from ._regex import compile_regex as compile_regex
 from ._router import Router as Router
 from ._templates import Compiled as Compiled
 from ._templates import compile_value as compile_value

@@ -22,6 +22,7 @@ from typing import Any
 import attrs
 
 from ..errors import DefinitionError, TemplateError
+from ._regex import Regex, compile_regex
 from ._templates import Compiled, compile_value
 
 __all__ = ["OPERATORS", "UNARY_FUNCTIONS", "UNARY_OPERATORS", "Condition", "compile_condition"]
@@ -153,23 +154,26 @@ def ends_with(text: Any, suffix: Any) -> bool:
 
 
 def matches(text: Any, pattern: Any) -> bool:
-    """``re.search(pattern, text)`` finds a match; numbers are matched as their text.
+    """The RE2 ``pattern`` occurs in ``text``; numbers are matched as their text.
 
-    ``pattern`` is a string or a compiled pattern. A pattern that does not compile, or a
-    ``text`` that is not a string or number, gives False.
+    ``pattern`` is a :class:`~hookline.definition._regex.Regex`, a string, or a
+    compiled ``re`` pattern (its source is compiled by RE2): the search is linear in
+    the text, never backtracking (see :mod:`hookline.definition._regex`). A pattern RE2
+    does not accept, a ``text`` that is not a string or number, or one longer than
+    :data:`~hookline.definition._regex.MAX_TEXT` characters gives False.
     """
     if isinstance(text, int | float) and not isinstance(text, bool):
         text = str(text)
     if not isinstance(text, str):
         return False
-    try:
-        if isinstance(pattern, re.Pattern):
-            return pattern.search(text) is not None
-        if isinstance(pattern, str):
-            return re.search(pattern, text) is not None
-    except (re.error, TypeError):  # a bad dynamic pattern; a bytes pattern
-        return False
-    return False
+    if isinstance(pattern, re.Pattern):
+        pattern = pattern.pattern
+    if isinstance(pattern, str):
+        try:
+            pattern = compile_regex(pattern)
+        except ValueError:  # a pattern RE2 refuses
+            return False
+    return isinstance(pattern, Regex) and pattern.search(text)
 
 
 def exists(value: Any) -> bool:
@@ -276,7 +280,8 @@ def compile_condition(tree: object, *, source: str, path: str) -> Condition:
     Raises :class:`hookline.errors.DefinitionError` naming the offending field, such as
     ``nodes[1].if.all[0].gt``, for: a tree that is not a one-key mapping, an unknown
     operator, a wrong number of operands, an operand template that does not parse, and
-    a static ``matches`` pattern that is not a valid regular expression.
+    and a ``matches`` pattern that is not a literal regular expression RE2 accepts (a
+    template would let a sender choose the pattern).
     """
     if not isinstance(tree, Mapping) or len(tree) != 1:
         raise DefinitionError(
@@ -299,8 +304,8 @@ def compile_condition(tree: object, *, source: str, path: str) -> Condition:
         return _Unary(name, UNARY_FUNCTIONS[name], operand)
     if name in OPERATORS:
         left, right = _operands(argument, 2, source, here)
-        if name == "matches" and right.is_static:
-            right = _static_pattern(right.source, source, f"{here}[1]")
+        if name == "matches":
+            right = _static_pattern(right, argument[1], source, f"{here}[1]")
         return _Binary(name, OPERATORS[name], left, right)
     raise DefinitionError(source, path, f"an operator, one of {_ALL_NAMES}", name)
 
@@ -321,12 +326,21 @@ def _operands(argument: object, count: int, source: str, path: str) -> tuple[Com
 _EXAMPLES = {1: "['{{$context.data.email}}']", 2: "['{{$context.data.n}}', 5]"}
 
 
-def _static_pattern(pattern: object, source: str, path: str) -> Compiled:
+LITERAL_PATTERN = (
+    "a literal regular expression: a template cannot choose the pattern "
+    "(match the templated value against a fixed pattern instead)"
+)
+"""What a ``matches`` pattern must be, for the error naming a templated one."""
+
+
+def _static_pattern(compiled: Compiled, pattern: object, source: str, path: str) -> Compiled:
+    if not compiled.is_static:
+        raise DefinitionError(source, path, LITERAL_PATTERN, pattern)
     if not isinstance(pattern, str):
         raise DefinitionError(source, path, "a regular expression (a string)", pattern)
     try:
-        return compile_value(re.compile(pattern))
-    except re.error as exc:
+        return compile_value(compile_regex(pattern))
+    except ValueError as exc:
         raise DefinitionError(
-            source, path, f"a valid regular expression ({exc})", pattern
+            source, path, f"a regular expression RE2 accepts ({exc})", pattern
         ) from None

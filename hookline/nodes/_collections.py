@@ -15,14 +15,21 @@ DESIGN.md calls it ``key``, but that is every node's own key.
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import attrs
 
-from ..definition import OPERATORS, UNARY_FUNCTIONS, Compiled, Fields, compile_value
+from ..definition import (
+    LITERAL_PATTERN,
+    OPERATORS,
+    UNARY_FUNCTIONS,
+    Compiled,
+    Fields,
+    compile_regex,
+    compile_value,
+)
 from ..errors import NodeError
 from ..store._collection_service import CollectionService
 from ..store._collections import COLLECTION_PATTERN, FIELD_PATTERN, Filter, Sort, check_field
@@ -231,13 +238,16 @@ def _condition(
     compiled = fields.compile(path, operand)
     if operator in UNARY_FUNCTIONS and compiled.is_static and not isinstance(operand, bool):
         fields.fail(path, "true or false", operand)
-    if operator == "matches" and compiled.is_static:
+    if operator == "matches":
+        # A templated pattern would let a sender choose the regular expression.
+        if not compiled.is_static:
+            fields.fail(path, LITERAL_PATTERN, operand)
         if not isinstance(operand, str):
             fields.fail(path, "a regular expression (a string)", operand)
         try:
-            compiled = compile_value(re.compile(operand))
-        except re.error as exc:
-            fields.fail(path, f"a valid regular expression ({exc})", operand)
+            compiled = compile_value(compile_regex(operand))
+        except ValueError as exc:
+            fields.fail(path, f"a regular expression RE2 accepts ({exc})", operand)
     return Condition(field, str(operator), compiled)
 
 

@@ -1,8 +1,10 @@
 import datetime
 import re
+import time
 from typing import Any
 
 import pytest
+import re2
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -12,6 +14,7 @@ from hookline.definition._compare import (
     UNARY_OPERATORS,
     compile_condition,
 )
+from hookline.definition._regex import MAX_TEXT
 from hookline.errors import DefinitionError
 
 
@@ -123,6 +126,9 @@ def test_binary_operators_behave_as_a_user_expects(
     op: str, left: object, right: object, expected: bool
 ) -> None:
     assert OPERATORS[op](left, right) is expected
+    if op == "matches":
+        # A pattern is literal in a definition (test_a_templated_regex_is_refused_at_load).
+        return
     assert holds({op: ["{{$context.left}}", "{{$context.right}}"]}, left=left, right=right) is (
         expected
     )
@@ -177,10 +183,43 @@ def test_interpolated_operands_render_as_text() -> None:
     assert holds({"equal": ["refs/heads/{{$context.branch}}", "refs/heads/main"]}, branch="main")
 
 
-def test_a_dynamic_regex_is_read_per_evaluation() -> None:
-    tree = {"matches": ["{{$context.text}}", "^{{$context.prefix}}"]}
-    assert holds(tree, text="abc", prefix="ab")
-    assert not holds(tree, text="abc", prefix="bc")
+@pytest.mark.parametrize(
+    "pattern", ["^{{$context.prefix}}", "{{$context.pattern}}", ["{{$context.p}}"]]
+)
+def test_a_templated_regex_is_refused_at_load(pattern: object) -> None:
+    # Issue 13, finding 5: a pattern templated from the payload let the sender choose it.
+    tree = {"all": [{"matches": ["{{$context.text}}", pattern]}]}
+    with pytest.raises(DefinitionError, match="a literal regular expression") as caught:
+        compile_condition(tree, source="wf.yaml", path="nodes[1].if")
+    assert caught.value.path == "nodes[1].if.all[0].matches[1]"
+
+
+def test_a_catastrophic_pattern_answers_promptly() -> None:
+    # Issue 13, finding 5: Python's re took about 2 s here, on the event loop; RE2 is
+    # linear in the text. (A generous bound: the point is seconds against microseconds.)
+    tree = {"matches": ["{{$context.email}}", r"^([a-zA-Z0-9]+)+@example\.com$"]}
+    started = time.perf_counter()
+    assert not holds(tree, email="a" * 25 + "!")
+    assert not holds(tree, email="a" * 10_000 + "!")
+    assert time.perf_counter() - started < 1.0
+    assert holds(tree, email="ada@example.com")
+
+
+@pytest.mark.parametrize(
+    ("pattern", "reason"),
+    [(r"(a)\1", "invalid escape sequence"), ("(?=a)", "invalid perl operator")],
+    ids=["backreference", "lookahead"],
+)
+def test_a_pattern_re2_cannot_run_is_refused_at_load(pattern: str, reason: str) -> None:
+    with pytest.raises(DefinitionError, match=re.escape(reason)) as caught:
+        compile_condition({"matches": ["{{$context.x}}", pattern]}, source="wf.yaml", path="if")
+    assert caught.value.path == "if.matches[1]"
+    assert "a regular expression RE2 accepts" in str(caught.value)
+
+
+def test_a_text_past_the_bound_never_matches() -> None:
+    assert holds({"matches": ["{{$context.t}}", "x"]}, t="x" * MAX_TEXT)
+    assert not holds({"matches": ["{{$context.t}}", "x"]}, t="x" * (MAX_TEXT + 1))
 
 
 def test_all_any_and_not_combine() -> None:
@@ -238,7 +277,7 @@ def test_any_and_all_stop_at_the_first_deciding_branch() -> None:
         ({"not": [{"equal": [1, 1]}]}, "nodes[1].if.not", "one operator"),
         ({"equal": ["{{$foo}}", 1]}, "nodes[1].if.equal[0]", "unknown variable '$foo'"),
         ({"gt": [1, {"a": "{{$context.}}"}]}, "nodes[1].if.gt[1]", "a: bad template"),
-        ({"matches": ["{{$context.x}}", "("]}, "nodes[1].if.matches[1]", "a valid regular"),
+        ({"matches": ["{{$context.x}}", "("]}, "nodes[1].if.matches[1]", "RE2 accepts"),
         ({"matches": ["{{$context.x}}", 5]}, "nodes[1].if.matches[1]", "a regular expression"),
     ],
 )
@@ -258,6 +297,7 @@ def test_a_static_regex_is_compiled_once_at_load(monkeypatch: pytest.MonkeyPatch
     def no_compiling(*args: object, **kwargs: object) -> None:
         raise AssertionError("the pattern was compiled again")
 
+    monkeypatch.setattr(re2, "compile", no_compiling)
     monkeypatch.setattr(re, "compile", no_compiling)
     monkeypatch.setattr(re, "search", no_compiling)
     assert condition.evaluate({"context": {"text": "aaa"}})

@@ -228,6 +228,15 @@ async def test_a_job_cancelled_while_its_write_commits_still_learns_the_result(
             {"type": "query", "collection": "c", "where": {"a": {"matches": "("}}},
             "nodes[0].where.a.matches",
         ),
+        (
+            # Issue 13, finding 5: the sender would choose the pattern.
+            {"type": "query", "collection": "c", "where": {"a": {"matches": "{{$context.p}}"}}},
+            "nodes[0].where.a.matches",
+        ),
+        (
+            {"type": "query", "collection": "c", "where": {"a": {"matches": "(?<=x)y"}}},
+            "nodes[0].where.a.matches",
+        ),
         ({"type": "query", "collection": "c", "where": {"a": "{{oops"}}, "nodes[0].where.a"),
         ({"type": "query", "collection": "c", "order_by": ["a", "-b c"]}, "nodes[0].order_by[1]"),
         ({"type": "query", "collection": "c", "order_by": 5}, "nodes[0].order_by"),

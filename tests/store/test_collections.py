@@ -106,6 +106,20 @@ async def test_where_matches_the_same_on_both_backends(
     assert await names(people, where) == expected
 
 
+async def test_a_catastrophic_where_pattern_answers_promptly(store: Store) -> None:
+    # Issue 13, finding 5: Python's re took about 2 s on this record, on the event loop.
+    # Every backend decides `matches` with RE2 in Python (no SQL REGEXP or `~`), so each
+    # is linear in the text. A generous bound: the point is seconds against microseconds.
+    service = CollectionService(store)
+    await service.create("mails", {"to": "a" * 25 + "!"}, job=a_job())
+    await service.create("mails", {"to": "ada@example.com"}, job=a_job())
+    pattern = r"^([a-zA-Z0-9]+)+@example\.com$"
+    started = trio.current_time()
+    found = await service.query("mails", [Filter("to", "matches", pattern)])
+    assert trio.current_time() - started < 1.0
+    assert [record["to"] for record in found] == ["ada@example.com"]
+
+
 async def test_order_by_and_limit(people: CollectionService) -> None:
     assert await names(people, [], order_by=[Sort("name", descending=True)]) == [
         "dee",
