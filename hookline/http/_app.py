@@ -18,14 +18,17 @@ from .._tap import tap_store
 from ..engine._engine import Engine
 from ..errors import StoreError
 from ._access import AdminRefusal, admin_refusal, is_forwarded, is_loopback
+from ._client_ip import Origin
 from ._collections_api import collections_api
 from ._executions import executions
-from ._ingress import HARD_BODY_LIMIT, TRUSTED_PROXIES, webhooks
+from ._ingress import HARD_BODY_LIMIT, PREFIX, TRUSTED_PROXIES, webhooks
 from ._metrics import engine_metrics, metrics
 from ._openapi import openapi
 from ._responses import json_response, problem_response
 from ._scope import request_origin, scope_headers
-from ._ui import UI_PREFIX, ui, ui_refusal
+from ._security_headers import SECURITY_HEADERS
+from ._ui import UI_PREFIX, UI_SESSIONS, ui, ui_refusal
+from ._ui_sessions import SessionRegistry
 from ._webhook_asgi import WebhookIngress
 from ._workers_api import workers_api
 from ._workflows_api import workflows_api
@@ -52,9 +55,15 @@ def is_admin_path(path: str) -> bool:
     return path == "/metrics" or path.startswith(UI_PREFIX)
 
 
+def _origin(app: Quart, headers: dict[str, str]) -> Origin:
+    """The current request's client and public URL, through the trusted proxies."""
+    return request_origin(request.scope, headers, app.config.get(TRUSTED_PROXIES, ()))
+
+
 class _OperatorSessions(SecureCookieSessionInterface):
     """Signed-cookie sessions for the web UI only: webhook requests never pay for
-    opening one."""
+    opening one. The cookie is ``Secure`` when the browser came over HTTPS, to hookline
+    or to a trusted proxy in front of it."""
 
     async def open_session(
         self, app: Quart, request: BaseRequestWebsocket
@@ -62,6 +71,11 @@ class _OperatorSessions(SecureCookieSessionInterface):
         if not request.path.startswith(UI_PREFIX):
             return None
         return await super().open_session(app, request)
+
+    def get_cookie_secure(self, app: Quart) -> bool:
+        if app.config["SESSION_COOKIE_SECURE"]:
+            return True
+        return _origin(app, scope_headers(request.scope)).scheme == "https"
 
 
 def create_app(
@@ -88,6 +102,7 @@ def create_app(
     app.config["SESSION_COOKIE_PATH"] = UI_PREFIX
     app.config["SESSION_COOKIE_SAMESITE"] = "Strict"
     app.config["SESSION_COOKIE_NAME"] = "hookline_session"
+    app.config[UI_SESSIONS] = SessionRegistry()
     app.register_blueprint(webhooks)
     # Webhooks skip Quart's request handling (the route's hot path); the rest is Quart.
     app.asgi_app = WebhookIngress(app, app.asgi_app)  # type: ignore[method-assign]
@@ -111,18 +126,25 @@ def create_app(
             detail = "the admin API, the web UI and /metrics are off (admin.enabled: false)"
             return problem_response(404, "Not found", detail)
         headers = scope_headers(request.scope)
-        proxies = app.config.get(TRUSTED_PROXIES, ())
-        client = request_origin(request.scope, headers, proxies).client_ip
+        client = _origin(app, headers).client_ip
         forwarded = is_forwarded(headers)
         authorization = headers.get("authorization", "")
         if request.path.startswith(UI_PREFIX):
-            return ui_refusal(client, authorization, keys, forwarded=forwarded)
+            return await ui_refusal(client, authorization, keys, forwarded=forwarded)
         refusal = admin_refusal(client, authorization, keys, forwarded=forwarded)
         if refusal is None:
             return None
         headers = {"www-authenticate": "Bearer"} if refusal.status == 401 else {}
         response = problem_response(refusal.status, refusal.title, refusal.detail)
         response.headers.update(headers)
+        return response
+
+    @app.after_request
+    async def secure_headers(response: Response) -> Response:
+        # Every answer but a webhook's (a workflow's own answer) is an operator's.
+        if not request.path.startswith(PREFIX):
+            for name, value in SECURITY_HEADERS:
+                response.headers.setdefault(name, value)
         return response
 
     @app.get("/healthz")

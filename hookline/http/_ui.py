@@ -7,7 +7,10 @@ cancel), deliveries and one delivery (the request as received, secrets redacted)
 
 Access is the admin API's: with admin keys, a Bearer header or a session opened by
 signing in with a key at ``/ui/login``; with none, loopback clients only. Every form
-posts a CSRF token kept in the session, and session cookies are ``SameSite=Strict``.
+posts a CSRF token kept in the session, and session cookies are ``SameSite=Strict``,
+``Secure`` over HTTPS, and end on the server when their owner signs out (see
+:mod:`._ui_sessions`). Every page, error pages included, is a template: Jinja escapes
+whatever a request or a record puts in it.
 """
 
 from __future__ import annotations
@@ -45,12 +48,14 @@ from ._list_query import (
     list_delivery_page,
     list_execution_page,
 )
+from ._ui_sessions import SessionRegistry
 from ._ui_tree import BOX_WIDTH, node_rows, svg_size
 from ._workflows_api import workflow_editor
 
-__all__ = ["UI_PREFIX", "ui", "ui_refusal"]
+__all__ = ["UI_PREFIX", "UI_SESSIONS", "error_page", "ui", "ui_refusal"]
 
 UI_PREFIX = "/ui/"
+UI_SESSIONS = "HOOKLINE_UI_SESSIONS"  # app.config key of the SessionRegistry
 RECENT = 50  # executions a workflow's success rate is computed over
 
 ui = Blueprint(
@@ -64,22 +69,40 @@ ui = Blueprint(
 _OPEN = (f"{UI_PREFIX}static/", f"{UI_PREFIX}login")
 
 
-def ui_refusal(
+async def error_page(status: int, title: str, detail: str) -> Response:
+    """An HTML error page through the ``error.html`` template: ``detail`` may quote the
+    request (an id, a query value), and the template escapes it."""
+    page = await render_template("error.html", title=title, detail=detail)
+    return Response(page, status, content_type="text/html; charset=utf-8")
+
+
+def _sessions() -> SessionRegistry:
+    sessions: SessionRegistry = current_app.config[UI_SESSIONS]
+    return sessions
+
+
+def _signed_in() -> bool:
+    """Whether the request's session signed in and the server still holds it."""
+    return session.get("admin") is True and _sessions().is_live(session.get("sid"))
+
+
+async def ui_refusal(
     client_ip: str, authorization: str, keys: Sequence[bytes], *, forwarded: bool = False
 ) -> Response | None:
     """None when a UI request may proceed; otherwise the login page (a browser without
     a session, keys set) or a 403 page (not loopback, or forwarded, no keys set)."""
     if request.path.startswith(_OPEN):
         return None
-    if keys and session.get("admin") is True:
+    if keys and _signed_in():
         return None
     if admin_refusal(client_ip, authorization, keys, forwarded=forwarded) is None:
         return None
     if not keys:
-        return Response("the web UI answers loopback clients only (no admin keys set)", 403)
+        detail = "the web UI answers loopback clients only (no admin keys set)"
+        return await error_page(403, "Forbidden", detail)
     if request.method == "GET":
         return redirect(url_for("ui.login", next=request.full_path))  # type: ignore[return-value]
-    return Response("sign in first", 403)
+    return await error_page(403, "Forbidden", "sign in first")
 
 
 def csrf_token() -> str:
@@ -99,7 +122,7 @@ async def _csrf_ok() -> bool:
 
 @ui.app_context_processor
 def _globals() -> dict[str, Any]:
-    return {"csrf_token": csrf_token, "signed_in": session.get("admin") is True}
+    return {"csrf_token": csrf_token, "signed_in": _signed_in()}
 
 
 @ui.app_template_filter("when")
@@ -135,8 +158,10 @@ async def login() -> Response | str:
         form = await request.form
         key = form.get("key", "").strip()
         if keys and key and admin_refusal("", f"Bearer {key}", keys) is None:
+            _sessions().close(session.get("sid"))
             session.clear()
             session["admin"] = True
+            session["sid"] = _sessions().open()
             csrf_token()
             return redirect(target)  # type: ignore[return-value]
         error = "that key is not one of the admin keys"
@@ -146,6 +171,8 @@ async def login() -> Response | str:
 @ui.post("/ui/logout")
 async def logout() -> Response:
     if await _csrf_ok():
+        # Ended here, not only in this browser: a copy of the cookie no longer works.
+        _sessions().close(session.get("sid"))
         session.clear()
     return redirect(url_for("ui.login"))  # type: ignore[return-value]
 
@@ -180,7 +207,7 @@ async def executions_page() -> str | Response:
     try:
         page = await list_execution_page(engine)
     except BadQuery as exc:
-        return Response(str(exc), 400)
+        return await error_page(400, "Bad request", str(exc))
     return await render_template(
         "executions.html",
         page=page,
@@ -226,7 +253,7 @@ async def execution_page(execution_id: str) -> str | Response:
     engine = current_engine()
     record = await engine.store.get_execution(execution_id)
     if record is None:
-        return Response(f"there is no execution {execution_id}", 404)
+        return await error_page(404, "Not found", f"there is no execution {execution_id}")
     jobs = await engine.store.list_jobs(execution_id)
     # Drawn as it ran: the definition version the execution recorded, if it loads.
     drawn = await ran_with(engine, record)
@@ -257,7 +284,7 @@ async def deliveries_page() -> str | Response:
     try:
         page = await list_delivery_page(engine)
     except BadQuery as exc:
-        return Response(str(exc), 400)
+        return await error_page(400, "Bad request", str(exc))
     return await render_template(
         "deliveries.html",
         page=page,
@@ -271,11 +298,13 @@ async def deliveries_page() -> str | Response:
 async def delivery_page(delivery_id: str) -> str | Response:
     record = await current_engine().store.get_delivery(delivery_id)
     if record is None:
-        return Response(f"there is no delivery {delivery_id}", 404)
+        return await error_page(404, "Not found", f"there is no delivery {delivery_id}")
     return await render_template("delivery.html", delivery=delivery_json(record))
 
 
 # -- actions ---------------------------------------------------------------------------
+
+_EXPIRED = "the form expired (CSRF token missing or wrong): reload the page"
 
 
 def _back(default: str) -> Response:
@@ -286,16 +315,16 @@ def _back(default: str) -> Response:
 async def execution_action(execution_id: str, action: str) -> Response:
     here = url_for("ui.execution_page", execution_id=execution_id)
     if not await _csrf_ok():
-        return Response("the form expired (CSRF token missing or wrong): reload the page", 403)
+        return await error_page(403, "Forbidden", _EXPIRED)
     if action == "cancel":
         try:
             cancelled = await current_engine().cancel(execution_id)
         except NotFound:
-            return Response(f"there is no execution {execution_id}", 404)
+            return await error_page(404, "Not found", f"there is no execution {execution_id}")
         await flash("cancel requested" if cancelled else "the execution is not running")
         return _back(here)
     if action not in ("replay", "retry"):
-        return Response("no such action", 404)
+        return await error_page(404, "Not found", f"there is no action {action!r}")
     outcome = await restart_execution(execution_id, "replay" if action == "replay" else "retry")
     if isinstance(outcome, Response):
         problem = json.loads(await outcome.get_data(as_text=True))
@@ -307,9 +336,9 @@ async def execution_action(execution_id: str, action: str) -> Response:
 @ui.post("/ui/workflows/<key>/<action>")
 async def workflow_action(key: str, action: str) -> Response:
     if action not in ("enable", "disable"):
-        return Response("no such action", 404)
+        return await error_page(404, "Not found", f"there is no action {action!r}")
     if not await _csrf_ok():
-        return Response("the form expired (CSRF token missing or wrong): reload the page", 403)
+        return await error_page(403, "Forbidden", _EXPIRED)
     try:
         await workflow_editor(current_engine()).set_enabled(key, enabled=action == "enable")
     except HooklineError as exc:

@@ -85,6 +85,10 @@ def browse(url: str, shots: Path) -> str:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 820})
+            # Whatever the Content-Security-Policy blocks is a console error: the UI's own
+            # scripts, styles and pictures must all get through.
+            console: list[str] = []
+            page.on("console", lambda message: console.append(message.text))
             page.goto(f"{url}/ui/")
             expect(page.locator("tr[data-workflow='github-push']")).to_contain_text("enabled")
             page.screenshot(path=str(shots / "ui-workflows.png"), full_page=True)
@@ -119,6 +123,17 @@ def browse(url: str, shots: Path) -> str:
             page.click("text=Deliveries")
             expect(page.locator("#deliveries")).to_contain_text("rejected")
             page.screenshot(path=str(shots / "ui-deliveries.png"), full_page=True)
+            assert [text for text in console if "Content Security Policy" in text] == []
+
+            # Reflected XSS (issue 13, finding 3): the id is shown as text, nothing runs.
+            dialogs: list[str] = []
+            page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+            page.goto(f"{url}/ui/executions/<img src=x onerror=alert(1)>")
+            expect(page.locator("#error-detail")).to_contain_text("<img src=x onerror=alert(1)>")
+            page.goto(f"{url}/ui/executions?status=<img src=x onerror=alert(2)>")
+            expect(page.locator("#error-detail")).to_contain_text("onerror=alert(2)")
+            assert page.locator("img").count() == 0
+            assert dialogs == []
             return replayed
         finally:
             browser.close()

@@ -3,14 +3,20 @@ and access is the admin API's."""
 
 from __future__ import annotations
 
+import ipaddress
 import itertools
 import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
+import pytest
 
 from hookline.engine._definition import Workflow
 from hookline.http._app import create_app
+from hookline.http._ingress import configure_ingress
+from hookline.http._security_headers import CONTENT_SECURITY_POLICY
 from hookline.http._ui_tree import node_rows
 from hookline.store._records import JobRecord
 from tests.conftest import StoreFactory
@@ -207,3 +213,140 @@ def test_tree_without_a_definition_lists_the_jobs() -> None:
     missing: Workflow | None = None
     rows = node_rows(missing, [JobRecord("e1", "a", "set", "running", 1, 1.0)])
     assert [(row.key, row.status, row.seconds) for row in rows] == [("a", "running", None)]
+
+
+# -- reflected XSS, security headers, sessions (issue 13, finding 3) ---------------------
+
+XSS = "<img src=x onerror=alert(1)>"
+
+
+@pytest.mark.parametrize(
+    ("path", "status"),
+    [
+        (f"/ui/executions/{XSS}", 404),
+        (f"/ui/deliveries/{XSS}", 404),
+        (f"/ui/executions?status={XSS}", 400),
+        (f"/ui/executions?limit={XSS}", 400),
+        (f"/ui/deliveries?verdict={XSS}", 400),
+        (f"/ui/deliveries?limit={XSS}", 400),
+    ],
+)
+async def test_error_pages_escape_what_the_request_put_in_them(
+    server: Server, path: str, status: int
+) -> None:
+    page = await server.client.get(path)
+
+    assert page.status_code == status
+    assert page.headers["content-type"].startswith("text/html")
+    assert XSS not in page.text
+    assert "&lt;img src=x onerror=alert(1)&gt;" in page.text
+    assert page.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
+
+
+async def test_action_pages_escape_their_ids(server: Server) -> None:
+    token = csrf((await server.client.get("/ui/")).text)
+    cancel = await server.client.post(f"/ui/executions/{XSS}/cancel", data={"csrf": token})
+    action = await server.client.post(f"/ui/workflows/orders/{XSS}", data={"csrf": token})
+    for page in (cancel, action):
+        assert page.status_code == 404
+        assert XSS not in page.text
+
+
+async def test_ui_and_admin_answers_carry_the_security_headers(server: Server) -> None:
+    executed = (await server.client.post("/api/webhooks/steps", json={"n": 3})).json()
+    answers = [
+        await server.client.get(path)
+        for path in (
+            "/ui/",
+            "/ui/executions",
+            f"/ui/executions/{executed['execution_id']}",
+            "/ui/deliveries",
+            "/ui/login",
+            "/ui/static/ui.js",
+            "/ui/nowhere",
+            "/api/executions",
+            "/api/executions/01NOPE",
+            "/api/openapi.json",
+            "/metrics",
+            "/healthz",
+        )
+    ]
+    for answer in answers:
+        headers = answer.headers
+        assert headers["content-security-policy"] == CONTENT_SECURITY_POLICY, answer.url
+        assert headers["x-content-type-options"] == "nosniff"
+        assert headers["referrer-policy"] == "no-referrer"
+        assert headers["x-frame-options"] == "DENY"
+    assert "frame-ancestors 'none'" in CONTENT_SECURITY_POLICY
+    assert "script-src 'self';" in CONTENT_SECURITY_POLICY
+    assert "unsafe" not in CONTENT_SECURITY_POLICY
+    # A webhook's answer is the workflow's own: no policy of the operator's pages.
+    webhook = await server.client.post("/api/webhooks/orders/1", json={"n": 1})
+    assert "content-security-policy" not in webhook.headers
+
+
+async def test_pages_have_no_inline_script_or_style(server: Server) -> None:
+    executed = (await server.client.post("/api/webhooks/steps", json={"n": 3})).json()
+    await server.client.post("/api/webhooks/steps", json={"n": 50})
+    await server.engine.store.flush()
+    delivery = (await server.client.get("/api/deliveries")).json()["deliveries"][0]
+    for path in (
+        "/ui/",
+        "/ui/executions",
+        f"/ui/executions/{executed['execution_id']}",
+        "/ui/deliveries",
+        f"/ui/deliveries/{delivery['id']}",
+        "/ui/login",
+        "/ui/executions/01NOPE",
+    ):
+        page = (await server.client.get(path)).text
+        assert re.findall(r"<script(?![^>]*\ssrc=)[^>]*>", page) == [], path
+        assert re.findall(r"<style|\sstyle=|\son[a-z]+=|javascript:", page) == [], path
+
+
+@asynccontextmanager
+async def signed_in(
+    app: Any, *, scheme: str = "http", **headers: str
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A browser on loopback that signed in to ``app`` with the key ``k-ui``."""
+    transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 4000))
+    base_url = f"{scheme}://hookline"
+    async with httpx.AsyncClient(transport=transport, base_url=base_url, headers=headers) as client:
+        answer = await client.post("/ui/login", data={"key": "k-ui"})
+        assert answer.status_code == 302
+        yield client
+
+
+async def test_the_session_cookie_is_secure_over_https(server: Server) -> None:
+    app: Any = create_app(server.engine, admin_keys=["k-ui"])
+    configure_ingress(app, trusted_proxies=[ipaddress.ip_network("127.0.0.1/32")])
+    async with signed_in(app) as plain:
+        assert [c.secure for c in plain.cookies.jar] == [False]
+    async with signed_in(app, scheme="https") as direct:
+        assert [c.secure for c in direct.cookies.jar] == [True]
+    # TLS ended at a trusted proxy in front of hookline: the browser still used HTTPS.
+    async with signed_in(app, **{"x-forwarded-proto": "https"}) as proxied:
+        assert [c.secure for c in proxied.cookies.jar] == [True]
+
+
+async def test_signing_out_ends_the_session_on_the_server(server: Server) -> None:
+    app: Any = create_app(server.engine, admin_keys=["k-ui"])
+    async with signed_in(app) as browser:
+        stolen = dict(browser.cookies)
+        page = await browser.get("/ui/")
+        assert page.status_code == 200
+        out = await browser.post("/ui/logout", data={"csrf": csrf(page.text)})
+        assert out.status_code == 302
+        assert (await browser.get("/ui/")).status_code == 302
+
+    # A copy of the cookie taken before signing out no longer works.
+    transport = httpx.ASGITransport(app=app, client=("10.1.2.3", 4000))
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://hookline", cookies=stolen
+    ) as thief:
+        replayed = await thief.get("/ui/")
+        forged = await thief.post("/ui/workflows/orders/disable", data={"csrf": "x"})
+    assert replayed.status_code == 302
+    assert "/ui/login" in replayed.headers["location"]
+    assert forged.status_code == 403
+    assert server.engine.workflows["orders"].enabled
