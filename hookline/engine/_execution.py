@@ -8,8 +8,9 @@ modes, cancel, resume, what is recorded); this module only does the I/O:
   synchronously, through its :class:`~._node_actor.NodeActor` (which counts it), with
   no task, mailbox or cancel scope of its own;
 - any other node runs as a task of the execution's own nursery, under its deadline;
-  a node that ignores its cancellation keeps the execution (and its concurrency slot)
-  alive until it really ends, though the execution is recorded at once;
+  a node that ignores its cancellation has its job recorded ``cancelled`` at once, but
+  keeps the execution (and its concurrency slot) until it really ends: the execution's
+  end is recorded then;
 - records are queued to the store in order; the end is committed before callers hear.
 
 After :data:`INLINE_BUDGET` inline nodes in a row the driver yields to the scheduler,
