@@ -94,12 +94,9 @@ def parse_body(
     parts. Never raised for a media type it does not parse: those give ``data`` None.
     """
     steps = body_steps(raw, content_type, max_parts=max_parts)
-    while True:
-        try:
-            next(steps)
-        except StopIteration as done:
-            parsed: ParsedBody = done.value
-            return parsed
+    while (parsed := _advance(steps)) is None:
+        pass
+    return parsed
 
 
 async def parse_body_cooperatively(
@@ -107,13 +104,19 @@ async def parse_body_cooperatively(
 ) -> ParsedBody:
     """:func:`parse_body`, letting other tasks run between its steps."""
     steps = body_steps(raw, content_type, max_parts=max_parts)
-    while True:
-        try:
-            next(steps)
-        except StopIteration as done:
-            parsed: ParsedBody = done.value
-            return parsed
+    while (parsed := _advance(steps)) is None:
         await trio.lowlevel.checkpoint()
+    return parsed
+
+
+def _advance(steps: Generator[None, None, ParsedBody]) -> ParsedBody | None:
+    """Do one step of ``steps``: the parsed body once it is done, else None."""
+    try:
+        next(steps)
+    except StopIteration as done:
+        parsed: ParsedBody = done.value
+        return parsed
+    return None
 
 
 def body_steps(
