@@ -42,7 +42,7 @@ from typing import Any
 
 import attrs
 
-from ..definition import format_duration
+from ..definition import JSON, format_duration
 from ..errors import NodeError
 from ..nodes._base import End, NodeResult, NodeServices, NodeSpec
 from ..nodes._loop import LoopNode, loop_items
@@ -90,7 +90,7 @@ class Finish:
     """The execution ended: record this outcome. No command follows."""
 
     status: ExecutionStatus
-    output: Any = None
+    output: JSON = None
     error: str | None = None
 
 
@@ -118,7 +118,7 @@ class _Frame:
         self.roots = roots
         self.owner = owner
         self.slot = slot  # which iteration or branch of its group
-        self.last: Any = None
+        self.last: JSON = None
         self.waiting: RunningJob | _Group | _Retry | _Frame | None = None
 
 
@@ -417,7 +417,7 @@ class ExecutionCore:
         error = "ended by an 'end' node with status failed" if end.status == "failed" else None
         self._finish(end.status, end.output, error)
 
-    def _finish(self, status: ExecutionStatus, output: Any, error: str | None) -> None:
+    def _finish(self, status: ExecutionStatus, output: JSON, error: str | None) -> None:
         if self.finished is None:
             self.finished = Finish(status, output, error)
             self._out.append(self.finished)
@@ -505,7 +505,7 @@ class ExecutionCore:
         self._group_ended(group, "succeeded", [last for last, _ in ordered], None)
 
     def _group_ended(
-        self, group: _Group, status: JobStatus, output: Any, error: str | None
+        self, group: _Group, status: JobStatus, output: JSON, error: str | None
     ) -> None:
         """The group's own job ended: record it, then go on as for any job."""
         job = group.job
@@ -564,7 +564,7 @@ class ExecutionCore:
         )
         return result
 
-    def _record(self, job: RunningJob, status: JobStatus, output: Any, error: str | None) -> None:
+    def _record(self, job: RunningJob, status: JobStatus, output: JSON, error: str | None) -> None:
         self._out.append(
             SaveRecord(
                 job.record(

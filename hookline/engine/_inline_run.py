@@ -21,6 +21,7 @@ from typing import Any
 import attrs
 import trio
 
+from ..definition import JSON
 from ..nodes._base import NodeServices
 from ..nodes._loop import LoopNode
 from ..nodes._parallel import ParallelNode
@@ -38,7 +39,7 @@ class InlineRun:
     when it started and ended (wall clock)."""
 
     status: ExecutionStatus
-    output: Any
+    output: JSON
     error: str | None
     answer: Answer
     jobs: tuple[JobRecord, ...]

@@ -8,6 +8,7 @@ from typing import Any, Protocol
 
 import trio
 
+from ..definition import JSON
 from ..errors import NodeError
 from ..nodes._base import NodeResult, NodeServices, NodeSpec, Renderable
 from ..store._records import JobRecord, JobStatus
@@ -117,7 +118,7 @@ class RunningJob:
         *,
         started_at: float,
         finished_at: float | None = None,
-        output: Any = None,
+        output: JSON = None,
         error: str | None = None,
     ) -> JobRecord:
         """This job's record with the given outcome."""

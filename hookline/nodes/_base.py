@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import attrs
 
+from ..definition import JSON
 from ..store._records import Answer
 
 if TYPE_CHECKING:
@@ -50,7 +51,7 @@ class End:
     """Stop the execution now with this status and output (the ``end`` node)."""
 
     status: Literal["succeeded", "failed"]
-    output: Any = None
+    output: JSON = None
 
 
 class ExecutionEnded(Exception):
@@ -72,7 +73,7 @@ class NodeResult:
     answers a sync webhook now while the workflow goes on (``response``).
     """
 
-    output: Any = None
+    output: JSON = None
     branch: tuple[NodeSpec, ...] = ()
     end: End | None = None
     answer: Answer | None = None

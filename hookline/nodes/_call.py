@@ -24,11 +24,11 @@ import json
 import math
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import attrs
 
-from ..definition import Compiled, Fields
+from ..definition import JSON, Compiled, Fields
 from ..errors import NodeError
 from ._base import Job, NodeResult, NodeSpec
 from ._registry import NodeListParser, NodeParser, NodeTypes, node_types
@@ -109,7 +109,7 @@ class CustomNode:
                 f"{_describe(self.function)} returned a value that cannot be stored "
                 f"as JSON: {problem}"
             )
-        return NodeResult(output=output)
+        return NodeResult(output=cast(JSON, output))  # json_problem found none
 
 
 def custom_node_types(functions: Mapping[str, NodeFunction] | None) -> NodeTypes:

@@ -22,6 +22,7 @@ from typing import Any
 import attrs
 
 from ..definition import (
+    JSON,
     LITERAL_PATTERN,
     OPERATORS,
     UNARY_FUNCTIONS,
@@ -160,7 +161,8 @@ class QueryNode:
         )
         if self.single:
             return NodeResult(output=records[0] if records else None)
-        return NodeResult(output=records)
+        rows: list[JSON] = list(records)
+        return NodeResult(output=rows)
 
 
 @attrs.frozen

@@ -7,7 +7,7 @@ from typing import ClassVar
 
 import attrs
 
-from ..definition import Condition, Fields
+from ..definition import JSON, Condition, Fields
 from ._base import Job, NodeResult, NodeSpec
 from ._registry import NodeListParser, register
 
@@ -32,7 +32,7 @@ class ConditionNode:
             return NodeResult(output="then", branch=self.then)
         return NodeResult(output="else", branch=self.otherwise)
 
-    def replay(self, output: object) -> NodeResult:
+    def replay(self, output: JSON) -> NodeResult:
         """The branch a recorded result names (a resumed execution takes it again)."""
         return NodeResult(output=output, branch=self.then if output == "then" else self.otherwise)
 

@@ -45,7 +45,7 @@ from typing import Any, Literal, Protocol, overload
 import attrs
 import trio
 
-from ..definition import Compiled, Fields, compile_html
+from ..definition import JSON, Compiled, Fields, compile_html
 from ..errors import NodeError, TemplateError
 from ._base import Job, NodeResult, NodeSpec
 from ._registry import NodeListParser, register
@@ -96,7 +96,7 @@ class EmailNode:
             raise NodeError("no SMTP server is configured (smtp: in the server config)")
         message, sender, recipients = self._message(job, config)
         refused = await send_message(config, message, sender, recipients, job.node.timeout)
-        accepted = [address for address in recipients if address not in refused]
+        accepted: list[JSON] = [address for address in recipients if address not in refused]
         for address, (code, reply) in refused.items():
             job.log(f"{address} refused by the server: {code} {reply.decode(errors='replace')}")
         return NodeResult(output={"message_id": message["Message-ID"], "accepted": accepted})

@@ -7,7 +7,7 @@ from typing import ClassVar, Literal
 
 import attrs
 
-from ..definition import Compiled, Fields
+from ..definition import JSON, Compiled, Fields
 from ._base import End, Job, NodeResult, NodeSpec
 from ._registry import NodeListParser, register
 
@@ -27,7 +27,7 @@ class EndNode:
         output = None if self.output is None else job.render(self.output)
         return NodeResult(output=output, end=End(self.status, output))
 
-    def replay(self, output: object) -> NodeResult:
+    def replay(self, output: JSON) -> NodeResult:
         """A resumed execution that reached this node before ends here again."""
         return NodeResult(output=output, end=End(self.status, output))
 

@@ -55,7 +55,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import attrs
 import trio
 
-from ..definition import Compiled, Fields, compile_url
+from ..definition import JSON, Compiled, Fields, compile_url
 from ..errors import AddressRefused, NodeError, TemplateError
 from ._base import Job, NodeResult, NodeSpec
 from ._registry import NodeListParser, register
@@ -219,7 +219,7 @@ class HttpNode:
             job.log(f"{problem} (ignored: ignore_fail)")
         if self.only_data:
             return NodeResult(output=data)
-        headers: dict[str, str] = {}
+        headers: dict[str, JSON] = {}
         for name, value in response.headers.multi_items():
             headers[name] = f"{headers[name]}, {value}" if name in headers else value
         return NodeResult(output={"status": status, "headers": headers, "data": data})

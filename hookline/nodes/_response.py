@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 import attrs
 
-from ..definition import Compiled, Fields
+from ..definition import JSON, Compiled, Fields
 from ..errors import NodeError
 from ..store._records import Answer
 from ._base import Job, NodeResult, NodeSpec
@@ -49,7 +49,7 @@ class ResponseNode:
         answer_headers = list(headers)
         if content_type and not any(name.lower() == "content-type" for name, _ in headers):
             answer_headers.append(("content-type", content_type))
-        output = {"status": status, "headers": dict(headers), "body": body}
+        output: dict[str, JSON] = {"status": status, "headers": dict(headers), "body": body}
         answer = Answer(status=status, headers=tuple(answer_headers), body=data)
         return NodeResult(output=output, answer=answer)
 

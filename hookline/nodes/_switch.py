@@ -7,7 +7,7 @@ from typing import ClassVar
 
 import attrs
 
-from ..definition import Condition, Fields
+from ..definition import JSON, Condition, Fields
 from ._base import Job, NodeResult, NodeSpec
 from ._registry import NodeListParser, register
 
@@ -43,7 +43,7 @@ class SwitchNode:
                 return NodeResult(output=index, branch=case.nodes)
         return NodeResult(output=DEFAULT, branch=self.default)
 
-    def replay(self, output: object) -> NodeResult:
+    def replay(self, output: JSON) -> NodeResult:
         """The branch a recorded result names (a resumed execution takes it again)."""
         if isinstance(output, int) and 0 <= output < len(self.cases):
             return NodeResult(output=output, branch=self.cases[output].nodes)

@@ -23,6 +23,7 @@ import sqlite3
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
+from ..definition import JSON
 from ..errors import StoreError
 from ._collections import (
     CollectionAction,
@@ -206,7 +207,7 @@ def list_records(
 # -- writes ----------------------------------------------------------------------------
 
 
-def apply_action(conn: sqlite3.Connection, action: CollectionAction) -> object:
+def apply_action(conn: sqlite3.Connection, action: CollectionAction) -> JSON:
     """Apply ``action`` on the write connection, inside the caller's transaction.
 
     Raises StoreError for a field clashing in case with another; sqlite3 errors pass.

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 import attrs
 
+from ..definition import JSON
 from ..errors import StoreClosed, StoreError
 from ._backend import make_page
 from ._collections import (
@@ -257,7 +258,7 @@ class MemoryBackend:
         self._save_job(attrs.evolve(op.job, status="succeeded", output=result))
         return copy.deepcopy(result)
 
-    def _apply_action(self, action: CollectionAction) -> object:
+    def _apply_action(self, action: CollectionAction) -> JSON:
         # Every check (the field names) comes before the first change: a failed action
         # leaves no trace.
         if isinstance(action, CreateRecord):

@@ -38,6 +38,7 @@ import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
+from ..definition import JSON
 from ..errors import StoreError
 from ._collections import (
     SYSTEM_FIELDS,
@@ -275,7 +276,7 @@ def list_records(conn: Connection, collection: str, limit: int, cursor: str | No
 # -- writes ----------------------------------------------------------------------------
 
 
-def apply_action(conn: Connection, action: CollectionAction) -> object:
+def apply_action(conn: Connection, action: CollectionAction) -> JSON:
     """Apply ``action`` on the write connection, inside the caller's transaction.
 
     Raises StoreError for a field clashing in case with another; psycopg errors pass.

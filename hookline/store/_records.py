@@ -12,6 +12,8 @@ from typing import Any, Generic, Literal, TypeVar
 
 import attrs
 
+from ..definition import JSON
+
 ExecutionStatus = Literal["queued", "running", "succeeded", "failed", "cancelled", "timed_out"]
 JobStatus = Literal["running", "succeeded", "failed", "cancelled", "timed_out", "skipped"]
 Verdict = Literal["accepted", "rejected", "duplicate"]
@@ -66,7 +68,7 @@ class ExecutionRecord:
     context: Mapping[str, Any]
     started_at: float | None = None
     finished_at: float | None = None
-    output: Any = None
+    output: JSON = None
     error: str | None = None
     order_key: str | None = None
     #: The :class:`WorkflowVersionRecord` number of the definition it runs with (None:
@@ -90,7 +92,7 @@ class JobRecord:
     attempt: int
     started_at: float
     finished_at: float | None = None
-    output: Any = None
+    output: JSON = None
     error: str | None = None
     log: tuple[str, ...] = ()
     scope: str = ""
