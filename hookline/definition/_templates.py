@@ -9,6 +9,12 @@ variable (``$context``, ``$nodes`` or its alias ``$jobsMapByNodeKey``, ``$scopes
 - ``[0]``, ``[-1]``: an integer index into a list (or an integer key of an object);
 - ``["any key"]`` / ``['any key']``: any key; a backslash makes the next character literal.
 
+An expression may choose between two values by a comparison:
+``{{ $context.data.plan == 'enterprise' ? 100 : 0 }}``. The comparison is one of ``==``,
+``!=``, ``<``, ``<=``, ``>``, ``>=`` (the ``condition`` node's ``equal``... ``lte``: numbers
+and numeric strings compare as numbers); each operand after the variable is a variable
+path, a number, a quoted string, ``true``, ``false`` or ``null``.
+
 A string that is exactly one ``{{...}}`` renders to the typed value (number, object,
 list, null); a string mixing text and ``{{...}}`` renders to text. A path that leads
 nowhere (missing key, index out of range, indexing into a scalar) renders as ``None``:
@@ -52,6 +58,11 @@ _ROOT_LIST = ", ".join(
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _SEGMENT = re.compile(r"[A-Za-z0-9_-]+")
 _INTEGER = re.compile(r"-?[0-9]+")
+_NUMBER = re.compile(r"-?[0-9]+(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?")
+# Longest first, so that "<=" is not read as "<".
+_COMPARISON = re.compile(r"==|!=|<=|>=|<|>")
+_COMPARISONS = {"==": "equal", "!=": "not_equal", "<": "lt", "<=": "lte", ">": "gt", ">=": "gte"}
+_WORDS: dict[str, object] = {"true": True, "false": False, "null": None}
 
 Escape = Callable[[str], str]
 """Turns an expression's text into what the text around it needs (``html.escape``...)."""
@@ -115,6 +126,39 @@ class _Path:
             else:
                 return None
         return value
+
+
+@attrs.frozen
+class _Literal:
+    """An operand written as a literal (``100``, ``'enterprise'``, ``true``, ``null``)."""
+
+    value: object
+
+    def resolve(self, roots: Mapping[str, Any]) -> Any:
+        return self.value
+
+
+_Operand = _Path | _Literal
+
+
+@attrs.frozen
+class _Choice(_Path):
+    """``$path <op> right ? then : otherwise``: a path compared, and one of two values."""
+
+    test: Callable[[Any, Any], bool] = attrs.field(default=None, eq=False, repr=False)
+    right: _Operand = attrs.field(default=None, eq=False)
+    then: _Operand = attrs.field(default=None, eq=False)
+    otherwise: _Operand = attrs.field(default=None, eq=False)
+
+    def resolve(self, roots: Mapping[str, Any]) -> Any:
+        left = _Path.resolve(self, roots)
+        chosen = self.then if self.test(left, self.right.resolve(roots)) else self.otherwise
+        return chosen.resolve(roots)
+
+
+@attrs.frozen
+class _SafeChoice(_Choice):
+    """A choice marked ``| safe``."""
 
 
 @attrs.frozen
@@ -201,7 +245,7 @@ def compile_template(text: str) -> Compiled:
     so are extra braces around an expression: ``{{{$context.n}}}`` renders as ``{5}``.
     """
     parts = _parse(text)
-    if any(isinstance(part, _SafePath) for part in parts):
+    if any(isinstance(part, _SafePath | _SafeChoice) for part in parts):
         raise TemplateError(
             f"'| safe' in {_quote(text)}: this field inserts values as they are, so there is "
             "nothing to mark; '| safe' belongs in fields that escape values (an http node's "
@@ -245,7 +289,7 @@ def compile_escaped(
         if isinstance(part, _Path):
             escape = (
                 None
-                if isinstance(part, _SafePath)
+                if isinstance(part, _SafePath | _SafeChoice)
                 else escape_for(
                     tuple(item if isinstance(item, str) else None for item in parts[:index])
                 )
@@ -337,6 +381,63 @@ class _Parser:
         self._skip_space()
         if self.text.startswith("}}", self.pos):
             raise self._error("empty expression; write a variable such as {{$context.data}}")
+        root, steps = self._path()
+        self._skip_space()
+        choice = self._choice()
+        safe = self.text.startswith("|", self.pos)
+        if safe:
+            self.pos += 1
+            self._skip_space()
+            if self._match(_IDENTIFIER) != "safe":
+                raise self._error("expected 'safe' after '|' (the only marker)")
+            self._skip_space()
+        if not self.text.startswith("}}", self.pos):
+            raise self._error("expected '.name', '[index]', a comparison or '}}'")
+        if choice is not None:
+            test, right, then, otherwise = choice
+            kind = _SafeChoice if safe else _Choice
+            return kind(root, steps, test, right, then, otherwise), self.pos + 2
+        return (_SafePath if safe else _Path)(root, steps), self.pos + 2
+
+    def _choice(self) -> tuple[Callable[[Any, Any], bool], _Operand, _Operand, _Operand] | None:
+        """``<op> right ? then : otherwise`` after a path, if there is one."""
+        symbol = self._match(_COMPARISON)
+        if symbol is None:
+            return None
+        # Imported here: the comparison module compiles templates itself.
+        from ._compare import OPERATORS
+
+        test = OPERATORS[_COMPARISONS[symbol]]
+        right = self._operand()
+        self._expect("?")
+        then = self._operand()
+        self._expect(":")
+        return test, right, then, self._operand()
+
+    def _expect(self, token: str) -> None:
+        self._skip_space()
+        if not self.text.startswith(token, self.pos):
+            raise self._error(f"expected '{token}' in 'left <op> right ? then : else'")
+        self.pos += len(token)
+
+    def _operand(self) -> _Operand:
+        self._skip_space()
+        char = self.text[self.pos : self.pos + 1]
+        if char == "$":
+            root, steps = self._path()
+            operand: _Operand = _Path(root, steps)
+        elif char in ("'", '"'):
+            operand = _Literal(self._quoted(char))
+        elif (number := self._match(_NUMBER)) is not None:
+            operand = _Literal(float(number) if any(c in number for c in ".eE") else int(number))
+        elif (word := self._match(_IDENTIFIER)) in _WORDS:
+            operand = _Literal(_WORDS[word])
+        else:
+            raise self._error("expected a variable, a number, a quoted string, true, false or null")
+        self._skip_space()
+        return operand
+
+    def _path(self) -> tuple[str, tuple[_Step, ...]]:
         if not self.text.startswith("$", self.pos):
             raise self._error("expected a variable starting with '$', such as $context.data")
         self.pos += 1
@@ -363,18 +464,7 @@ class _Parser:
                 steps.append(self._bracket())
             else:
                 break
-        self._skip_space()
-        safe = self.text.startswith("|", self.pos)
-        if safe:
-            self.pos += 1
-            self._skip_space()
-            if self._match(_IDENTIFIER) != "safe":
-                raise self._error("expected 'safe' after '|' (the only marker)")
-            self._skip_space()
-        if not self.text.startswith("}}", self.pos):
-            raise self._error("expected '.name', '[index]' or '}}'")
-        path = (_SafePath if safe else _Path)(root, tuple(steps))
-        return path, self.pos + 2
+        return root, tuple(steps)
 
     def _bracket(self) -> _Step:
         self._skip_space()

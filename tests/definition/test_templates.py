@@ -158,8 +158,8 @@ def test_text_without_double_braces_is_static(text: str) -> None:
         ("{{$context[x]}}", "expected an integer or a quoted key"),
         ("{{$context[0}}", "expected ']'"),
         ("{{$context['a]}}", "unterminated quoted key"),
-        ("{{$context.a b}}", "expected '.name', '[index]' or '}}'"),
-        ("{{$context.a + 1}}", "expected '.name', '[index]' or '}}'"),
+        ("{{$context.a b}}", "expected '.name', '[index]', a comparison or '}}'"),
+        ("{{$context.a + 1}}", "expected '.name', '[index]', a comparison or '}}'"),
         ("ok {{$context.a}} then {{$nope}}", "unknown variable '$nope'"),
     ],
 )
@@ -324,3 +324,37 @@ def test_interpolation_never_raises_and_keeps_the_text(parts: list[str], tree: o
 )
 def test_extra_braces_around_an_expression_are_text(text: str, expected: str) -> None:
     assert render(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("{{$context.data.ref == 'refs/heads/main' ? 100 : 0}}", 100),
+        ('{{ $context.data.ref != "refs/heads/main" ? 100 : 0 }}', 0),
+        # Numbers compare as numbers, as in the condition node.
+        ("{{$context.data.n >= '5' ? 'big' : 'small'}}", "big"),
+        ("{{$context.data.ratio < 0.25 ? -1 : 1e3}}", 1000.0),
+        ("{{$context.data.n > $context.data.ratio ? $nodes.branch.branch : null}}", "main"),
+        ("{{$context.data.missing == null ? true : false}}", True),
+        ("{{$context.data.ok == true ? $context.data.tags : $context.data.commits}}", ["x", "y"]),
+        ("plan: {{$context.data.n<=4?'lo':'hi'}}!", "plan: hi!"),
+    ],
+)
+def test_a_comparison_chooses_between_two_values(text: str, expected: object) -> None:
+    assert compile_template(text).render(ROOTS_DATA) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("{{$context.data.n == 1 ? 2}}", "expected ':'"),
+        ("{{$context.data.n == 1 : 2}}", "expected '?'"),
+        ("{{$context.data.n == ? 1 : 2}}", "expected a variable, a number, a quoted string"),
+        ("{{$context.data.n = 1 ? 1 : 2}}", "a comparison or '}}'"),
+        ("{{$context.data.n == 1 ? $nope : 2}}", "unknown variable '$nope'"),
+        ("{{$context.data.n == 'open ? 1 : 2}}", "unterminated quoted"),
+    ],
+)
+def test_a_bad_choice_is_refused_at_compile_time(text: str, problem: str) -> None:
+    with pytest.raises(TemplateError, match=re.escape(problem)):
+        compile_template(text)
