@@ -122,6 +122,9 @@ def _restart(client: AdminClient, as_json: bool, execution_id: str, action: str)
         print_json(answer)
     elif action == "cancel":
         click.echo(f"cancel requested for {execution_id}")
+    elif answer["execution_id"] == execution_id:
+        # A retry continues the same execution (same id) from its first unfinished job.
+        click.echo(f"{action}: execution {execution_id} queued again")
     else:
         click.echo(f"{action}: new execution {answer['execution_id']}")
 

@@ -134,6 +134,22 @@ async def test_replay_retry_cancel(server: Server, capsys: pytest.CaptureFixture
     assert "404" in err
 
 
+async def test_retry_names_the_execution_it_queued_again(
+    server: Server, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A retry continues the failed execution under its own id (the API answers that
+    # id); the message must not call it a new one.
+    failed = (await server.client.post("/api/webhooks/fails", json={})).json()
+    await wait_until(lambda: server.engine.pending() == 0)
+    status, out, err = await run(server, capsys, "executions", "retry", failed["execution_id"])
+    assert status == 0, err
+    assert out.strip() == f"retry: execution {failed['execution_id']} queued again"
+    status, out, err = await run(server, capsys, "executions", "replay", failed["execution_id"])
+    assert status == 0, err
+    assert out.startswith("replay: new execution ")
+    assert failed["execution_id"] not in out
+
+
 async def test_deliveries_list_and_show(server: Server, capsys: pytest.CaptureFixture[str]) -> None:
     await server.client.post("/api/webhooks/nowhere", json={})
     await server.client.post(
