@@ -10,13 +10,19 @@ items over task to task (as :mod:`trio`'s memory channels do): a waiting sender'
 enters the mailbox at the moment room frees up, and a waiting receiver is handed its item
 directly. So a cancelled ``send`` has sent nothing and a cancelled ``receive`` has taken
 nothing: cancellation never loses or duplicates an item.
+
+Given ``order``, a mailbox hands out the waiting item whose ``order(item)`` is smallest
+instead of the oldest (ties in arrival order): a workflow's ``priority``.
 """
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import types
 from collections import OrderedDict, deque
-from typing import Generic, TypeVar
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
 
 import attrs
 import outcome
@@ -58,12 +64,18 @@ class Mailbox(Generic[T]):
     what is left, then get :class:`trio.EndOfChannel`.
     """
 
-    def __init__(self, capacity: int, *, name: str = "") -> None:
+    def __init__(
+        self, capacity: int, *, name: str = "", order: Callable[[T], Any] | None = None
+    ) -> None:
         if capacity < 1:
             raise ValueError(f"mailbox capacity must be at least 1, got {capacity}")
         self._name = name
         self._capacity = capacity
         self._items: deque[T] = deque()
+        # With ``order``: a heap of (order, arrival, item) instead of the deque.
+        self._order = order
+        self._ordered: list[tuple[Any, int, T]] = []
+        self._arrivals = itertools.count()
         self._reserved = 0
         self._closed = False
         self._sent = 0
@@ -156,13 +168,13 @@ class Mailbox(Generic[T]):
         return held
 
     def receive_nowait(self) -> T:
-        """Take the oldest item now.
+        """Take the oldest item (with ``order``: the first in that order) now.
 
         Raises :class:`trio.WouldBlock` when empty, and :class:`trio.EndOfChannel` when
         closed and empty.
         """
-        if self._items:
-            item = self._items.popleft()
+        if self._items or self._ordered:
+            item = heapq.heappop(self._ordered)[2] if self._order else self._items.popleft()
             self._received += 1
             self._admit_waiting_senders()
             return item
@@ -171,7 +183,8 @@ class Mailbox(Generic[T]):
         raise trio.WouldBlock
 
     async def receive(self) -> T:
-        """Take the oldest item, waiting for one behind earlier waiting receivers.
+        """Take the next item as :meth:`receive_nowait` does, waiting for one behind
+        earlier waiting receivers.
 
         Raises :class:`trio.EndOfChannel` once the mailbox is closed and drained. If
         cancelled while waiting, nothing was taken.
@@ -226,7 +239,7 @@ class Mailbox(Generic[T]):
         return MailboxStatistics(
             name=self._name,
             capacity=self._capacity,
-            depth=len(self._items),
+            depth=self._depth(),
             reserved=self._reserved,
             sent=self._sent,
             received=self._received,
@@ -234,8 +247,11 @@ class Mailbox(Generic[T]):
             receivers_waiting=len(self._receivers),
         )
 
+    def _depth(self) -> int:
+        return len(self._ordered) if self._order else len(self._items)
+
     def _has_room(self) -> bool:
-        return len(self._items) + self._reserved < self._capacity
+        return self._depth() + self._reserved < self._capacity
 
     def _deliver(self, item: T) -> None:
         # A waiting receiver implies an empty mailbox, so handing over directly keeps
@@ -245,6 +261,8 @@ class Mailbox(Generic[T]):
             task, _ = self._receivers.popitem(last=False)
             self._received += 1
             trio.lowlevel.reschedule(task, outcome.Value(item))
+        elif self._order is not None:
+            heapq.heappush(self._ordered, (self._order(item), next(self._arrivals), item))
         else:
             self._items.append(item)
 

@@ -304,3 +304,24 @@ async def test_statistics() -> None:
         senders_waiting=0,
         receivers_waiting=0,
     )
+
+
+async def test_an_ordered_mailbox_hands_out_the_first_in_order_ties_by_arrival() -> None:
+    mailbox = Mailbox[tuple[str, int]](4, order=lambda item: -item[1])
+    for item in [("low", 0), ("high", 9), ("low-2", 0), ("mid", 5)]:
+        mailbox.send_nowait(item)
+    with pytest.raises(trio.WouldBlock):
+        mailbox.send_nowait(("late", 99))  # the bound holds as for a FIFO mailbox
+    assert mailbox.statistics().depth == 4
+    taken = [mailbox.receive_nowait()[0] for _ in range(4)]
+    assert taken == ["high", "mid", "low", "low-2"]
+
+
+async def test_an_ordered_mailbox_admits_a_waiting_sender_in_order() -> None:
+    mailbox = Mailbox[int](1, order=lambda item: -item)
+    mailbox.send_nowait(1)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(mailbox.send, 7)
+        await trio.testing.wait_all_tasks_blocked()
+        assert mailbox.receive_nowait() == 1
+        assert mailbox.receive_nowait() == 7
