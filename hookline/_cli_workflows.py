@@ -10,7 +10,11 @@ import click
 import yaml
 
 from ._cli_client import AdminClient, admin_options, console, print_json, styled, table
-from .engine._loader import WORKFLOW_SUFFIXES, load_workflow_text, load_workflows
+from .engine._loader import (
+    WORKFLOW_SUFFIXES,
+    check_workflow_text,
+    load_workflows,
+)
 from .errors import DefinitionError
 
 __all__ = ["workflows"]
@@ -25,18 +29,27 @@ def workflows() -> None:
 @click.argument("path", type=click.Path(exists=True))
 def validate_command(path: str) -> None:
     """Validate a definition file, or every definition in a folder; exit 1 if any is
-    invalid. Runs locally: no server needed."""
+    invalid. Runs locally: no server needed. An environment variable named by
+    ``env:NAME`` but not set here is a warning (exit 0): ``hookline serve`` refuses that
+    workflow until it is set."""
     target = Path(path)
     if target.is_dir():
-        result = load_workflows(target)
+        result = load_workflows(target, unset_env="warn")
         loaded, errors = list(result.workflows), list(result.errors)
+        warnings = list(result.warnings)
     else:
         try:
-            loaded, errors = [load_workflow_text(target.read_text("utf-8"), source=path)], []
+            text = target.read_text("utf-8")
+            workflow, unset = check_workflow_text(text, source=path)
         except DefinitionError as exc:
-            loaded, errors = [], [exc]
+            loaded, errors, warnings = [], [exc], []
+        else:
+            loaded, errors, warnings = ([] if workflow is None else [workflow]), [], list(unset)
     for workflow in loaded:
         click.echo(f"ok      {workflow.source}  ({workflow.key})")
+    for warning in warnings:
+        refused = "hookline serve refuses this workflow until it is set"
+        click.echo(f"warning {warning} ({refused})", err=True)
     for error in errors:
         click.echo(f"invalid {error}", err=True)
     if errors:

@@ -40,6 +40,83 @@ def test_validate_reports_file_field_and_expectation(
     assert "'soon'" in captured.err
 
 
+UNSET = "HOOKLINE_TEST_SURELY_UNSET"
+NEEDS_A_SECRET = f"""\
+key: signed
+trigger: {{verify: [{{github: {{secret: "env:{UNSET}"}}}}]}}
+nodes: [{{key: a, type: set, values: {{x: 1}}}}]
+"""
+
+
+def test_validate_warns_about_unset_variables_and_exits_0(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The examples name secrets only the Makefile sets: a fresh shell must still pass.
+    for name in EXAMPLE_ENV:
+        monkeypatch.delenv(name, raising=False)
+    assert main(["workflows", "validate", str(EXAMPLES)]) == 0
+    captured = capsys.readouterr()
+    assert "(github-push)" in captured.out
+    assert (
+        "warning "
+        f"{EXAMPLES / 'github-push.yaml'}: trigger.verify[0].github.secret: expected the "
+        "environment variable GITHUB_WEBHOOK_SECRET to be set"
+    ) in captured.err
+    assert "hookline serve refuses this workflow" in captured.err
+    assert "invalid" not in captured.err
+
+    (tmp_path / "signed.yaml").write_text(NEEDS_A_SECRET)
+    assert main(["workflows", "validate", str(tmp_path / "signed.yaml")]) == 0
+    assert f"variable {UNSET} to be set" in capsys.readouterr().err
+
+
+def test_validate_still_finds_errors_beside_an_unset_variable(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = NEEDS_A_SECRET.replace("values: {x: 1}", "values: {x: 1}, timeout: soon")
+    (tmp_path / "bad.yaml").write_text(bad)
+    assert main(["workflows", "validate", str(tmp_path / "bad.yaml")]) == 1
+    err = capsys.readouterr().err
+    assert "bad.yaml: nodes[0].timeout: expected a duration" in err
+
+
+def test_validate_says_which_field_waits_for_its_variable(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A public key can be checked only with the real one: a warning, not an error.
+    (tmp_path / "jwt.yaml").write_text(
+        "key: jwt\n"
+        f'trigger: {{verify: [{{jwt: {{public_key: "env:{UNSET}", algorithms: [RS256]}}}}]}}\n'
+        "nodes: [{key: a, type: set, values: {x: 1}}]\n"
+    )
+    assert main(["workflows", "validate", str(tmp_path)]) == 0
+    captured = capsys.readouterr()
+    assert "ok" not in captured.out
+    assert f"trigger.verify[0].jwt.public_key: expected the environment variable {UNSET}" in (
+        captured.err
+    )
+    assert "to be set to check this field" in captured.err
+
+
+async def test_serve_refuses_a_workflow_naming_an_unset_variable(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "workflows"
+    folder.mkdir()
+    (folder / "signed.yaml").write_text(NEEDS_A_SECRET)
+    (folder / "plain.yaml").write_text("key: plain\nnodes: [{key: a, type: end}]\n")
+    config = ServerConfig(workflows=folder).with_overrides(bind="127.0.0.1:0", db=tmp_path / "h.db")
+    shutdown = hookline.cli._Shutdown()
+    shutdown.requested.set()  # serve, report what loaded, and stop at once
+    await hookline.cli._serve(config, shutdown, None)
+    captured = capsys.readouterr()
+    assert "serving 1 workflows" in captured.out
+    assert (
+        f"skipped: {folder / 'signed.yaml'}: trigger.verify[0].github.secret: expected the "
+        f"environment variable {UNSET} to be set"
+    ) in captured.err
+
+
 def test_list_shows_paths_and_modes(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["workflows", "list", str(EXAMPLES)]) == 0
     out = capsys.readouterr().out

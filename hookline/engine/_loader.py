@@ -30,7 +30,7 @@ import os
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import attrs
 
@@ -44,15 +44,19 @@ from ._definition import (
     Concurrency,
     Idempotency,
     IPNetwork,
+    RateRule,
     ResponseSpec,
     WebhookTrigger,
     Workflow,
 )
+from ._gcra import Rate
 
 __all__ = [
     "VERIFY_SCHEMES",
     "LoadResult",
+    "UnsetEnv",
     "check_conflicts",
+    "check_workflow_text",
     "load_workflow_data",
     "load_workflow_text",
     "load_workflows",
@@ -86,12 +90,27 @@ _PATH_EXPECTED = (
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 
 
+UnsetEnv = Literal["error", "warn"]
+"""What an ``env:NAME`` naming an unset variable is: an error (serving: the workflow is
+refused), or a warning (validating on a machine that does not hold the secrets)."""
+
+# Stands in for an unset variable's value while validating, so that the rest of the
+# definition is still checked.
+_PLACEHOLDER = "hookline-validate-placeholder"
+
+
 @attrs.frozen
 class LoadResult:
-    """The workflows of a folder that loaded, and the errors of the files that did not."""
+    """The workflows of a folder that loaded, and the errors of the files that did not.
+
+    ``warnings`` (only with ``unset_env="warn"``) name each unset environment variable
+    with its file and field path; such a workflow is among ``workflows`` when the rest
+    of it validates, but serving refuses it until the variable is set.
+    """
 
     workflows: tuple[Workflow, ...]
     errors: tuple[DefinitionError, ...]
+    warnings: tuple[DefinitionError, ...] = ()
 
 
 def load_workflows(
@@ -99,6 +118,7 @@ def load_workflows(
     *,
     env: Mapping[str, str] | None = None,
     nodes: Mapping[str, NodeFunction] | None = None,
+    unset_env: UnsetEnv = "error",
 ) -> LoadResult:
     """Load every ``*.yaml``, ``*.yml`` and ``*.json`` file of ``folder``, in name order.
 
@@ -106,6 +126,8 @@ def load_workflows(
     whose key or route conflicts with one loaded before it is an error of the later file.
     A missing folder gives no workflows and one error. ``nodes`` are custom node types
     (see the module's docs); a bad one raises :class:`ValueError` or :class:`TypeError`.
+    ``unset_env="warn"`` makes unset ``env:NAME`` variables warnings (see
+    :func:`check_workflow_text`).
     """
     types = custom_node_types(nodes)
     folder = Path(folder)
@@ -114,6 +136,7 @@ def load_workflows(
         return LoadResult(workflows=(), errors=(error,))
     loaded: list[Workflow] = []
     errors: list[DefinitionError] = []
+    warnings: list[DefinitionError] = []
     for path in sorted(folder.iterdir()):
         if path.suffix not in WORKFLOW_SUFFIXES or path.name.startswith("."):
             continue
@@ -124,13 +147,83 @@ def load_workflows(
             errors.append(DefinitionError(source, "", "a readable UTF-8 text file", str(exc)))
             continue
         try:
-            workflow = _load_text(text, source=source, env=env, types=types)
+            if unset_env == "warn":
+                checked, unset = _check_text(text, source=source, env=env, types=types)
+                warnings.extend(unset)
+                if checked is None:
+                    continue
+                workflow = checked
+            else:
+                workflow = _load_text(text, source=source, env=env, types=types)
             check_conflicts(workflow, loaded)
         except DefinitionError as exc:
             errors.append(exc)
         else:
             loaded.append(workflow)
-    return LoadResult(workflows=tuple(loaded), errors=tuple(errors))
+    return LoadResult(workflows=tuple(loaded), errors=tuple(errors), warnings=tuple(warnings))
+
+
+def check_workflow_text(
+    text: str,
+    *,
+    source: str,
+    env: Mapping[str, str] | None = None,
+    nodes: Mapping[str, NodeFunction] | None = None,
+) -> tuple[Workflow | None, tuple[DefinitionError, ...]]:
+    """Validate one definition as :func:`load_workflow_text` does, except that an
+    ``env:NAME`` naming an unset variable is a warning, not an error: the rest of the
+    definition is checked with a stand-in value.
+
+    Returns the workflow and the warnings, each naming the file, the field path and the
+    variable. The workflow is None when a field could be checked only with the
+    variable's real value (a key of a fixed length); its warning says so. Raises
+    :class:`DefinitionError` for anything else that does not validate.
+    """
+    return _check_text(text, source=source, env=env, types=custom_node_types(nodes))
+
+
+def _check_text(
+    text: str, *, source: str, env: Mapping[str, str] | None, types: NodeTypes
+) -> tuple[Workflow | None, tuple[DefinitionError, ...]]:
+    values = dict(os.environ if env is None else env)
+    warnings: list[DefinitionError] = []
+    stand_ins: dict[str, str] = {}  # field path -> the unset variable it names
+    # Each pass finds one more unset variable, or ends: the loop is bounded by them.
+    while True:
+        try:
+            return _load_text(text, source=source, env=values, types=types), tuple(warnings)
+        except DefinitionError as exc:
+            variable = _unset_variable(exc)
+            if variable is not None and variable not in values:
+                warnings.append(exc)
+                values[variable] = _PLACEHOLDER
+                stand_ins[exc.path] = variable
+                continue
+            blocked = _stand_in_for(exc, stand_ins)
+            if blocked is None:
+                raise
+            expected = f"the environment variable {blocked} to be set to check this field"
+            warnings.append(DefinitionError(source, exc.path, expected))
+            return None, tuple(warnings)
+
+
+def _unset_variable(error: DefinitionError) -> str | None:
+    """The variable ``error`` says is unset (see ``Fields.resolve_env``), if that is it."""
+    got = error.got
+    if not isinstance(got, str) or not got.startswith("env:"):
+        return None
+    name = got[len("env:") :]
+    return name if error.expected == f"the environment variable {name} to be set" else None
+
+
+def _stand_in_for(error: DefinitionError, stand_ins: Mapping[str, str]) -> str | None:
+    """The unset variable whose stand-in value ``error`` is about, if any."""
+    for path, variable in stand_ins.items():
+        if error.path == path or error.path.startswith((f"{path}.", f"{path}[")):
+            return variable
+    if isinstance(error.got, str) and _PLACEHOLDER in error.got:
+        return next(iter(stand_ins.values()), None)
+    return None
 
 
 def load_workflow_text(
@@ -326,6 +419,21 @@ def _response(fields: Fields) -> ResponseSpec:
     )
     fields.done()
     return response
+
+
+def _rate_rule(fields: Fields, name: str) -> RateRule | None:
+    """``throttle`` / ``rate_limit``: ``{limit, period, burst, key}``."""
+    if not fields.has(name):
+        return None
+    rule = fields.sub(name, required=True)
+    rate = Rate(
+        limit=rule.integer("limit", low=1),
+        period=rule.duration("period"),
+        burst=rule.integer("burst", 0, low=0),
+    )
+    key = rule.template("key", None)
+    rule.done()
+    return RateRule(rate, key)
 
 
 def _concurrency(fields: Fields) -> Concurrency:
