@@ -27,3 +27,5 @@ from ._templates import compile_value as compile_value
 from ._units import format_duration as format_duration
 from ._units import format_size as format_size
 from ._units import parse_duration as parse_duration
+from ._xml import parse_xml as parse_xml
+from ._xml import xml_steps as xml_steps
