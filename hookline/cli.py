@@ -21,6 +21,7 @@ from ._config import ServerConfig, check_admin_exposure, load_config
 from ._logging import configure_logging
 from ._workers import refusal, serve_workers
 from .engine._engine import Engine, open_engine
+from .engine._reload import keep_reloaded
 from .engine._retention import RetentionPolicy
 from .errors import HooklineError, LeaseLost
 from .http._serve import serve
@@ -224,10 +225,13 @@ async def _serve(config: ServerConfig, shutdown: _Shutdown, fd: int | None) -> N
             # server: out of the collector's way, full collections stay short, and
             # so do the pauses they add to answers.
             gc.freeze()
+            # An edited file, or SIGHUP, loads the workflows folder again.
+            reloading = await nursery.start(keep_reloaded, engine)
             click.echo(f"hookline serving {len(engine.workflows)} workflows on {', '.join(urls)}")
             for error in engine.load_errors:
                 click.echo(f"skipped: {error}", err=True)
             await shutdown.requested.wait()
+            reloading.cancel()
             # HTTP stays up while the engine drains: new deliveries get 503, and sync
             # requests in flight get their answers (or 202 when cut off).
             await engine.aclose()

@@ -30,6 +30,7 @@ from ._groups import lone_error
 from ._handle import ExecutionHandle
 from ._intake import Intake
 from ._loader import LoadResult, load_workflows
+from ._reload import plan_reload
 from ._retention import Retention, RetentionPolicy, RetentionStatistics
 from ._supervisor import RestartPolicy, Supervisor, SupervisorStatistics
 from ._workflow_set import WorkflowSet
@@ -229,7 +230,8 @@ class Engine:
         if self.folder is None:
             return ()
         result = self._load(self.folder)
-        await self.apply(result.workflows)
+        # A file that no longer validates keeps its previous version serving.
+        await self.apply(plan_reload(self.workflows, result).workflows)
         return result.errors
 
     def _load(self, folder: Path) -> LoadResult:

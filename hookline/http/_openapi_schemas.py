@@ -116,6 +116,15 @@ def schemas() -> dict[str, Schema]:
                 "statistics": nullable({"type": "object"}),
                 "format": {"type": "string", "enum": ["yaml", "json"]},
                 "definition": {"type": "string", "description": "the source text"},
+                "invalid": {
+                    "type": "boolean",
+                    "description": "its file no longer validates; this version keeps serving",
+                },
+                "errors": {
+                    "type": "array",
+                    "description": "the errors of its file, when invalid",
+                    "items": {"type": "object"},
+                },
             },
             required=("key", "enabled", "trigger"),
         ),

@@ -42,6 +42,8 @@ from ._responses import json_response, problem_response
 __all__ = [
     "MAX_VERSION",
     "WorkflowEditor",
+    "error_json",
+    "file_errors",
     "version_json",
     "workflow_editor",
     "workflow_json",
@@ -191,9 +193,15 @@ def workflow_editor(engine: Engine) -> WorkflowEditor:
 
 
 def workflow_json(
-    workflow: Workflow, stats: WorkflowStatistics | None = None, *, definition: bool = False
+    workflow: Workflow,
+    stats: WorkflowStatistics | None = None,
+    *,
+    definition: bool = False,
+    errors: tuple[DefinitionError, ...] = (),
 ) -> dict[str, Any]:
-    """A workflow as the admin API shows it; ``definition`` adds its source text."""
+    """A workflow as the admin API shows it; ``definition`` adds its source text.
+    ``errors`` are its file's, when the file no longer validates (this version, loaded
+    before, keeps serving): the workflow is then ``invalid``."""
     trigger = workflow.trigger
     document: dict[str, Any] = {
         "key": workflow.key,
@@ -207,6 +215,8 @@ def workflow_json(
         },
         "nodes": sum(1 for _ in workflow.walk()),
         "statistics": None,
+        "invalid": bool(errors),
+        "errors": [error_json(e) for e in errors],
     }
     if stats is not None:
         document["statistics"] = {
@@ -221,6 +231,21 @@ def workflow_json(
         document["format"] = "json" if workflow.source.endswith(".json") else "yaml"
         document["definition"] = workflow.text
     return document
+
+
+def error_json(error: DefinitionError) -> dict[str, str]:
+    """A definition error as the admin API shows it."""
+    return {
+        "source": error.source,
+        "field": error.path,
+        "expected": error.expected,
+        "message": str(error),
+    }
+
+
+def file_errors(engine: Engine, workflow: Workflow) -> tuple[DefinitionError, ...]:
+    """The errors of ``workflow``'s file at the last reload (empty when it loaded)."""
+    return tuple(e for e in engine.load_errors if e.source == workflow.source)
 
 
 def _stats(engine: Engine) -> dict[str, WorkflowStatistics]:
@@ -244,13 +269,10 @@ async def list_workflows() -> Response:
     engine = current_engine()
     stats = _stats(engine)
     items = [
-        workflow_json(w, stats.get(w.key))
+        workflow_json(w, stats.get(w.key), errors=file_errors(engine, w))
         for w in sorted(engine.workflows.values(), key=lambda w: w.key)
     ]
-    errors = [
-        {"source": e.source, "field": e.path, "expected": e.expected, "message": str(e)}
-        for e in engine.load_errors
-    ]
+    errors = [error_json(e) for e in engine.load_errors]
     return json_response({"workflows": items, "cursor": None, "errors": errors})
 
 
@@ -261,7 +283,8 @@ async def show_workflow(key: str) -> Response:
     if workflow is None:
         return problem_response(404, "Not found", f"there is no workflow '{key}'")
     stats = engine.workflow_statistics(key)
-    return json_response(workflow_json(workflow, stats, definition=True))
+    errors = file_errors(engine, workflow)
+    return json_response(workflow_json(workflow, stats, definition=True, errors=errors))
 
 
 @workflows_api.put("/api/workflows/<key>")
