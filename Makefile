@@ -28,9 +28,22 @@ export DEPLOY_URL ?= http://127.0.0.1:9000/deploy
 export CHAT_WEBHOOK_URL ?= http://127.0.0.1:9000/chat
 export ALERT_URL ?= http://127.0.0.1:9000/alert
 
-serve: $(VENV)/.installed
-	mkdir -p var
-	$(BIN)/hookline serve --config examples/hookline.yaml --bind $(HOST) --db var/hookline.db
+# `make serve` serves a copy of examples/ made in var/examples/: what the admin API or
+# the UI changes (disable, apply, delete) is written to the copy, never to tracked files.
+# An example changed in the repo since it was copied (newer than its copy) is copied again.
+SERVED := var/examples
+SERVED_FILES := $(SERVED)/hookline.yaml \
+	$(patsubst examples/%,$(SERVED)/%,$(wildcard examples/workflows/*.yaml))
+
+$(SERVED)/%: examples/%
+	@mkdir -p $(@D)
+	cp $< $@
+
+.PHONY: served-examples
+served-examples: $(SERVED_FILES)
+
+serve: $(VENV)/.installed served-examples
+	$(BIN)/hookline serve --config $(SERVED)/hookline.yaml --bind $(HOST) --db var/hookline.db
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check hookline tests benchmarks

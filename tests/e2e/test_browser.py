@@ -110,6 +110,12 @@ def browse(url: str, shots: Path) -> str:
             expect(panel.locator("pre.job-error")).to_be_visible()
             expect(panel.locator("pre.job-error")).to_contain_text("503 Service Unavailable")
             page.screenshot(path=str(shots / "ui-execution-failed.png"), full_page=True)
+            # A node that succeeded: its job starts closed, and a click opens it.
+            branch_job = page.locator("section#node-branch details")
+            expect(branch_job).not_to_have_attribute("open", "")
+            page.locator("g.node[data-node='branch']").click()
+            expect(branch_job).to_have_attribute("open", "")
+            expect(branch_job.locator("pre", has_text="refs/heads/main")).to_be_visible()
 
             _DOWN.clear()  # the outage is over
             page.click("button#replay")

@@ -19,13 +19,39 @@
         if (html) {
           var fresh = new DOMParser().parseFromString(html, "text/html").getElementById(id);
           var current = document.getElementById(id);
-          if (fresh && current) current.replaceWith(fresh);
+          if (fresh && current) {
+            keepOpen(current, fresh);
+            current.replaceWith(fresh);
+          }
         }
         schedule(id);
       })
       .catch(function () { schedule(id); });
   }
+  // A job the operator opened stays open when its page is refreshed in place.
+  function keepOpen(current, fresh) {
+    current.querySelectorAll("section[id] > details[open]").forEach(function (details) {
+      var again = fresh.querySelector("#" + details.parentElement.id + " > details");
+      if (again) again.open = true;
+    });
+  }
+  // A node of an execution's tree links to its job ("#node-<key>"): open that job's
+  // details (its output, error, log and attempts) and bring it into view.
+  function openJob(hash) {
+    if (!hash || hash.indexOf("#node-") !== 0) return;
+    var section = document.getElementById(decodeURIComponent(hash.slice(1)));
+    var details = section ? section.querySelector("details") : null;
+    if (!details) return;
+    details.open = true;
+    section.scrollIntoView({ block: "start" });
+  }
+  document.addEventListener("click", function (event) {
+    var link = event.target.closest ? event.target.closest("a.node-link") : null;
+    if (link) openJob(link.getAttribute("href"));
+  });
+  window.addEventListener("hashchange", function () { openJob(window.location.hash); });
   document.addEventListener("DOMContentLoaded", function () {
     document.querySelectorAll("[data-refresh-ms][id]").forEach(function (element) { schedule(element.id); });
+    openJob(window.location.hash);
   });
 })();
