@@ -29,6 +29,7 @@ import trio
 
 from ..errors import StoreError
 from ..nodes._base import NodeResult, NodeServices
+from ..store._encoding import unstorable
 from ..store._ops import SaveAnswer, SaveJob, SaveJobs, UpdateExecution
 from ..store._records import Answer, JobRecord, JobStatus
 from ..store._store import Store
@@ -275,6 +276,10 @@ class Execution:
             status, result, error = await actor.run_job(job)
         except Exception as exc:  # noqa: BLE001 (a bug: reported to its supervisor)
             status, result, error = _actor_crashed(actor, exc)
+        if result is not None and (why := unstorable(result.output)) is not None:
+            # Checked before it is stored: an output no backend can hold (a lone
+            # surrogate) fails its job, rather than the write of its record (issue 13).
+            status, result, error = "failed", None, f"the node's output cannot be stored: {why}"
         self._reports.append((job, status, result, error))
         self._wake.set()
 
@@ -343,8 +348,21 @@ class Execution:
                         error=outcome.error,
                     )
                 )
-            except StoreError:
+            except StoreError as exc:
                 log.exception("could not record the end of execution %s", outcome.execution_id)
+                # Never left running: an end that cannot be stored (an output no
+                # backend can hold) is recorded failed, saying why (issue 13).
+                failed = UpdateExecution(
+                    outcome.execution_id,
+                    "failed",
+                    started_at=self._started_at,
+                    finished_at=self.clock(),
+                    error=f"the execution's end could not be stored: {exc}",
+                )
+                try:
+                    await self.store.write(failed)
+                except StoreError:
+                    log.exception("could not record execution %s failed", outcome.execution_id)
         if answer is not None:
             self.handle.set_answer(answer)
         self.handle.set_outcome(outcome)

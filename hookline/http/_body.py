@@ -197,7 +197,7 @@ def _parse_json(raw: bytes, charset: str | None) -> object:
         source: str | bytes = raw
         if charset and charset.lower().replace("_", "-") not in {"utf-8", "utf8"}:
             source = raw.decode(charset)
-        return json.loads(source, parse_constant=_no_constant, parse_float=_finite_float)
+        value = json.loads(source, parse_constant=_no_constant, parse_float=_finite_float)
     except json.JSONDecodeError as exc:
         raise MalformedBody(
             f"The body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}."
@@ -211,6 +211,25 @@ def _parse_json(raw: bytes, charset: str | None) -> object:
     except ValueError as exc:
         # For example an integer literal past Python's digit limit.
         raise MalformedBody("The body is not valid JSON: a value is out of range.") from exc
+    # A lone surrogate (an escape such as \ud800 with no pair, or its bytes) is no
+    # Unicode text: nothing could store or send it on (issue 13, finding 4). Only a
+    # body holding an escape or such bytes (or another charset) needs the check.
+    if (b"\\u" in raw or b"\xed" in raw or source is not raw) and _lone_surrogate(value):
+        raise MalformedBody(
+            "The body is not valid JSON text: a string holds a lone surrogate "
+            "(U+D800 to U+DFFF), which is not a Unicode character."
+        )
+    return value
+
+
+def _lone_surrogate(value: object) -> bool:
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    except RecursionError:
+        return False  # no answer; the store still refuses such a value op by op
+    return False
 
 
 def _no_constant(name: str) -> float:

@@ -59,6 +59,7 @@ from ._records import (
     WorkflowRecord,
     WorkflowVersionRecord,
 )
+from ._rows import op_error
 
 __all__ = ["MemoryBackend"]
 
@@ -75,7 +76,9 @@ def _copy(value: Any) -> Any:
     containers and refuses what cannot be stored (an integer wider than 64 bits too).
     Scalars it would store as they are come back as they are."""
     kind = type(value)
-    if kind in _SCALARS or (kind is int and -(2**63) <= value < 2**64):
+    if kind in _SCALARS and (kind is not str or value.isascii()):
+        return value
+    if kind is int and -(2**63) <= value < 2**64:
         return value
     return unpack(pack(value))
 
@@ -122,9 +125,9 @@ class MemoryBackend:
         for op in ops:
             try:
                 results.append(self._apply_one(op))
-            except StoreError as exc:
+            except (StoreError, ValueError, TypeError, OverflowError) as exc:
                 # Each op checks before it changes anything, so a failed op left no trace.
-                results.append(exc)
+                results.append(op_error(op, exc))
         return results
 
     def _apply_one(self, op: WriteOp) -> object:
@@ -326,10 +329,14 @@ class MemoryBackend:
         self._check_new_delivery(op.delivery)
         if execution.id in self._executions:
             raise StoreError(f"execution {execution.id} already exists")
-        self._insert_delivery(attrs.evolve(op.delivery, execution_id=execution.id))
-        self._executions[execution.id] = attrs.evolve(
+        # Encoded before anything changes: a value pack refuses fails the op whole.
+        stored = attrs.evolve(
             execution, context=_copy(execution.context), output=_copy(execution.output)
         )
+        for job in op.jobs:
+            pack((job.output, job.log))
+        self._insert_delivery(attrs.evolve(op.delivery, execution_id=execution.id))
+        self._executions[execution.id] = stored
         for job in op.jobs:
             self._save_job(job)
         if op.claim is not None:

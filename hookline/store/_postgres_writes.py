@@ -144,7 +144,8 @@ _UPSERT_WORKFLOW = (
 
 
 # A string psycopg cannot encode (a lone surrogate) fails its op, not the batch.
-OP_ERRORS = (psycopg.Error, StoreError, OverflowError, UnicodeError)
+# As in SQLite: one bad op (a lone surrogate, a number out of range) fails alone.
+OP_ERRORS = (psycopg.Error, StoreError, OverflowError, ValueError, TypeError)
 
 
 def apply_alone(conn: Connection, op: WriteOp) -> object:

@@ -115,7 +115,10 @@ _INSERT_VERSION = (
 )
 
 
-OP_ERRORS = (sqlite3.Error, StoreError, OverflowError)
+# What an op may fail with alone: a constraint, a value the encoder refuses (a lone
+# surrogate: StoreError from pack, UnicodeEncodeError from a bound column), a number out of
+# range. One bad op must never fail the writes batched with it (issue 13, finding 4).
+OP_ERRORS = (sqlite3.Error, StoreError, OverflowError, ValueError, TypeError)
 
 
 def apply_alone(conn: sqlite3.Connection, op: WriteOp) -> object:
