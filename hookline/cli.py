@@ -15,10 +15,12 @@ import click
 import trio
 
 from ._cli_executions import deliveries, executions
+from ._cli_plugins import plugins_command
 from ._cli_send import send_command
 from ._cli_workflows import workflows
 from ._config import ServerConfig, check_admin_exposure, load_config
 from ._logging import configure_logging
+from ._plugins import load_plugins
 from ._workers import refusal, serve_workers
 from .engine._engine import Engine, open_engine
 from .engine._reload import keep_reloaded
@@ -45,6 +47,7 @@ def cli(verbose: int, log_format: str) -> None:
 cli.add_command(send_command)
 cli.add_command(workflows)
 cli.add_command(executions)
+cli.add_command(plugins_command)
 cli.add_command(deliveries)
 
 
@@ -188,8 +191,13 @@ async def _serve(config: ServerConfig, shutdown: _Shutdown, fd: int | None) -> N
     retention = RetentionPolicy(
         executions=config.retention.executions, deliveries=config.retention.deliveries
     )
+    # Plugins first: the workflows may use their node types and verify schemes. A broken
+    # one is logged by name and left out; the server starts without it.
+    plugins = load_plugins()
+    plugins.register_verifiers()
     async with open_engine(
         config.workflows,
+        nodes=plugins.nodes,
         store=_store_url(config),
         env=config.env_values,
         pending_limit=config.engine.pending,
@@ -230,6 +238,8 @@ async def _serve(config: ServerConfig, shutdown: _Shutdown, fd: int | None) -> N
             click.echo(f"hookline serving {len(engine.workflows)} workflows on {', '.join(urls)}")
             for error in engine.load_errors:
                 click.echo(f"skipped: {error}", err=True)
+            for broken in plugins.broken:
+                click.echo(f"plugin not loaded: {broken.describe()}", err=True)
             await shutdown.requested.wait()
             reloading.cancel()
             # HTTP stays up while the engine drains: new deliveries get 503, and sync

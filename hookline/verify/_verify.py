@@ -22,6 +22,7 @@ from ..definition import Fields
 from ._credentials import Basic, Bearer, SharedHeader, gitlab
 from ._generic_hmac import GenericHmac
 from ._jwt_scheme import Jwt
+from ._plugin_schemes import plugin_schemes
 from ._schemes import GitHub, Shopify, Slack, StandardWebhooks, Stripe
 from ._signed import Check, SignedRequest, Verified
 from ._twilio import Twilio
@@ -94,9 +95,10 @@ def compile_verifiers(entries: Iterable[Verifier], *, source: str, path: str) ->
     checks = []
     for index, entry in enumerate(entries):
         fields = Fields(entry.options, source=source, path=f"{path}[{index}].{entry.scheme}")
-        compile_check = SCHEMES.get(entry.scheme)
+        compile_check = SCHEMES.get(entry.scheme) or plugin_schemes().get(entry.scheme)
         if compile_check is None:
-            fields.fail("", "a scheme, one of " + ", ".join(SCHEMES), entry.scheme)
+            known = (*SCHEMES, *plugin_schemes())
+            fields.fail("", "a scheme, one of " + ", ".join(known), entry.scheme)
         checks.append(compile_check(fields))
         fields.done()
     return Verification(checks=tuple(checks))
