@@ -14,9 +14,11 @@ from pathlib import Path
 import click
 import trio
 
+from ._cli_deliveries import export_deliveries
 from ._cli_executions import deliveries, executions
 from ._cli_plugins import plugins_command
 from ._cli_send import send_command
+from ._cli_test import test_command
 from ._cli_workflows import workflows
 from ._config import ServerConfig, check_admin_exposure, load_config
 from ._logging import configure_logging
@@ -49,6 +51,8 @@ cli.add_command(workflows)
 cli.add_command(executions)
 cli.add_command(plugins_command)
 cli.add_command(deliveries)
+cli.add_command(test_command)
+deliveries.add_command(export_deliveries)
 
 
 @cli.command("serve")
