@@ -1,10 +1,13 @@
 """``python -m benchmarks [scenario ...] [--target URL] [--rate R] [--duration D]
-[--connections C] [--quick]``: see ``--help`` and benchmarks/README.md."""
+[--connections C] [--rounds N] [--quick]``, and the commands ``prepare``, ``cleanup``,
+``compare`` and ``locust``: see ``--help`` and benchmarks/README.md."""
 
 from __future__ import annotations
 
 import argparse
 import datetime
+import json
+import os
 import shlex
 import sys
 import tempfile
@@ -13,11 +16,14 @@ from pathlib import Path
 
 from rich.console import Console
 
+from ._commands import COMMANDS, redacted
 from ._embedded import CALLERS
+from ._html import write_html
 from ._load import wrk_path, wrk_version
 from ._machine import CoreUse, machine_facts
 from ._peers import node_red_version, node_version
 from ._plans import generator_check, latency_sweep, soak, targets
+from ._prepare import load_prepared
 from ._progress import RunProgress
 from ._publish import publish
 from ._ratios import ratios_markdown
@@ -46,11 +52,21 @@ def _parser() -> argparse.ArgumentParser:
         description="Measure hookline's throughput and latency beside its stack's ceiling "
         "and a peer, in one run. Without scenario names: every default scenario.",
         epilog="scenarios:\n"
-        + "\n".join(f"  {name:24} {s.description}" for name, s in SCENARIOS.items()),
+        + "\n".join(f"  {name:24} {s.description}" for name, s in SCENARIOS.items())
+        + "\n\ncommands (each has --help):\n"
+        + "\n".join(f"  {name:24} {summary}" for name, (summary, _) in COMMANDS.items()),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("scenarios", nargs="*", metavar="scenario", help="default: all")
     parser.add_argument("--target", help="base URL of a deployed hookline to load instead")
+    parser.add_argument(
+        "--key",
+        default=os.environ.get("HOOKLINE_ADMIN_KEY"),
+        help="admin key of the target, for its /metrics (default: $HOOKLINE_ADMIN_KEY)",
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="repeat each measured phase N times (1)"
+    )
     parser.add_argument("--rate", type=float, help="open loop at R req/s instead of closed loop")
     parser.add_argument("--duration", type=float, help="measured seconds per phase (10)")
     parser.add_argument("--connections", type=int, help="closed-loop connections (32)")
@@ -88,6 +104,9 @@ def _settings(args: argparse.Namespace, wrk: str | None) -> RunSettings:
         threads=max(1, args.threads),
         target=args.target.rstrip("/") if args.target else None,
         micro_duration=1.0 if quick else min(duration, 5.0),
+        admin_key=args.key,
+        prepared=load_prepared(args.results, args.target) if args.target else None,
+        rounds=max(1, args.rounds),
     )
 
 
@@ -107,6 +126,9 @@ def _run_step(runner: Runner, name: str) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the chosen scenarios; 0 when none failed (skips are fine), 1 when one
     failed, 2 for bad arguments."""
+    given = list(sys.argv[1:] if argv is None else argv)
+    if given and given[0] in COMMANDS:
+        return COMMANDS[given[0]][1](given[1:], RESULTS)
     args = _parser().parse_args(argv)
     # Piped into a CI log, rich would assume 80 columns and squeeze the tables.
     console = Console() if sys.stdout.isatty() else Console(width=150)
@@ -145,14 +167,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             node=node_version(),
             node_red=node_red_version(),
         )
-    command = shlex.join(
-        ["python", "-m", "benchmarks", *(argv if argv is not None else sys.argv[1:])]
-    )
+    command = shlex.join(["python", "-m", "benchmarks", *redacted(given)])
     run: dict[str, object] = {
         "timestamp": started.isoformat(timespec="seconds"),
         "command": command,
         "generator": generator,
-        "settings": {k: v for k, v in vars(args).items() if k != "results"},
+        # The admin key is a credential: never written down.
+        "settings": {k: v for k, v in vars(args).items() if k not in ("results", "key")},
         "effective": {
             "duration_s": settings.duration,
             "warmup_s": settings.warmup,
@@ -174,7 +195,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     scaled = scale_markdown(outcomes, facts, run)
     parts = (summary, ratios and f"## Issue 12 targets\n\n{ratios}", scaled)
     (folder / f"{stem}.md").write_text("\n".join(part for part in parts if part))
-    console.print(f"results: {path} and {path.with_suffix('.md')}")
+    page = write_html(json.loads(path.read_text()), path.with_suffix(".html"))
+    console.print(f"results: {path}, {path.with_suffix('.md')} and {page}")
     charts: list[Path] = []
     if not args.no_charts:
         try:

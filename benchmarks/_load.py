@@ -44,8 +44,11 @@ def run_wrk(
     connections: int,
     run_id: str,
     threads: int = 1,
+    *,
+    count_sent: bool = False,
 ) -> LoadResult:
-    """Run wrk with ``lua/post.lua``; raises RuntimeError when wrk fails."""
+    """Run wrk with ``lua/post.lua``; raises RuntimeError when wrk fails. With
+    ``count_sent`` (or a unique header) the requests put on the wire are counted."""
     argv = [
         wrk,
         f"-t{threads}",
@@ -66,6 +69,8 @@ def run_wrk(
         env["BENCH_UNIQUE_HEADER"] = spec.unique_header
     if spec.repeat:
         env["BENCH_REPEAT_LAG"] = str(REPEAT_LAG)
+    if count_sent:
+        env["BENCH_COUNT_SENT"] = "1"
     command = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items()) + " " + shlex.join(argv)
     done = subprocess.run(
         argv, cwd=REPO_ROOT, env={**os.environ, **env}, capture_output=True, text=True, check=False
@@ -90,6 +95,7 @@ def run_wrk(
         non_2xx=figures["status"],
         errors=figures["connect"] + figures["read"] + figures["write"] + figures["timeout"],
         command=command,
+        sent=figures["sent"] if figures.get("sent", -1) >= 0 else None,
     )
 
 
@@ -101,6 +107,7 @@ async def _drive(
     latencies: list[float],
     statuses: Counter[int],
     errors: list[int],
+    sent: list[int],
 ) -> None:
     connection: Connection | None = None
     n = 0
@@ -113,6 +120,7 @@ async def _drive(
                 await trio.sleep(0.01)
                 continue
         n += 1
+        sent[0] += 1
         start = time.perf_counter()
         try:
             status, keep = await connection.exchange(maker.make(stream, n))
@@ -138,6 +146,7 @@ def run_builtin(
     latencies: list[float] = []
     statuses: Counter[int] = Counter()
     errors = [0]
+    sent = [0]
 
     async def main() -> float:
         start = trio.current_time()
@@ -145,7 +154,7 @@ def run_builtin(
             async with trio.open_nursery() as nursery:
                 for stream in range(connections):
                     nursery.start_soon(
-                        _drive, host, port, maker, stream, latencies, statuses, errors
+                        _drive, host, port, maker, stream, latencies, statuses, errors, sent
                     )
         return trio.current_time() - start
 
@@ -160,4 +169,5 @@ def run_builtin(
         non_2xx=sum(count for status, count in statuses.items() if not 200 <= status < 300),
         errors=errors[0],
         statuses=tuple(sorted(statuses.items())),
+        sent=sent[0],
     )

@@ -40,6 +40,7 @@ class _Tally:
     errors: int = 0
     window_end: float = math.inf
     in_window: int = 0
+    sent: int = 0
 
 
 async def _schedule(
@@ -74,6 +75,7 @@ async def _work(
         async for due in receive:
             n += 1
             request = maker.make(stream, n)
+            tried = False
             while True:
                 if connection is None:
                     try:
@@ -82,6 +84,8 @@ async def _work(
                         tally.errors += 1
                         break
                 tally.lags.append(trio.current_time() - due)
+                tally.sent += not tried
+                tried = True
                 try:
                     status, keep = await connection.exchange(request)
                 except FAILURES:
@@ -147,6 +151,7 @@ def run_open(
         offered_rps=rate,
         achieved_rps=tally.in_window / duration,
         scheduled=total,
+        sent=tally.sent,
         unfinished=total - completed - tally.errors,
         send_lag=percentiles(tally.lags),
         statuses=tuple(sorted(tally.statuses.items())),

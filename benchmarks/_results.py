@@ -12,7 +12,16 @@ from typing import Any, Literal
 
 import attrs
 
-__all__ = ["Latency", "LoadResult", "Measured", "MicroResult", "Outcome", "percentiles"]
+__all__ = [
+    "Latency",
+    "LoadResult",
+    "Measured",
+    "MicroResult",
+    "Outcome",
+    "Round",
+    "ServerFigures",
+    "percentiles",
+]
 
 Mode = Literal["closed", "open"]
 
@@ -53,7 +62,8 @@ class LoadResult:
     arrived within the window. ``unfinished`` counts scheduled
     requests with no answer when the run (plus its drain period) ended; ``send_lag``
     is how late the generator itself put requests on the wire (its own health).
-    ``non_2xx`` counts answers outside 2xx (wrk: only >= 400).
+    ``non_2xx`` counts answers outside 2xx (wrk: only >= 400). ``sent`` counts the
+    requests put on the wire, answered or not (None: the generator cannot tell).
     """
 
     mode: Mode
@@ -71,6 +81,7 @@ class LoadResult:
     send_lag: Latency | None = None
     statuses: tuple[tuple[int, int], ...] = ()
     command: str = ""
+    sent: int | None = None
 
     @property
     def rps(self) -> float:
@@ -142,6 +153,57 @@ class MicroResult:
 
 
 @attrs.frozen
+class ServerFigures:
+    """What a deployed hookline recorded for one phase, from its ``/metrics``
+    (:mod:`benchmarks._server_figures`), and the ledger against the client's count:
+    ``sent = accepted + refused + lost`` with ``lost`` 0 when nothing went missing."""
+
+    workflow: str
+    deliveries: dict[str, int]
+    executions_finished: dict[str, int]
+    commits: int
+    commit_mean_ms: float | None
+    commit_p99_ms_at_most: float | None
+    queue_depth_peak: int
+    restarts: int
+    unfinished_executions: int
+    sent: int | None = None
+    client_2xx: int | None = None
+    accepted: int | None = None
+    refused: int | None = None
+    lost: int | None = None
+
+    @property
+    def balanced(self) -> bool:
+        return self.lost == 0
+
+    def ledger_line(self) -> str:
+        """The ledger in one line, with any difference between client and server."""
+        if self.lost is None:
+            return "ledger: no client count"
+        line = (
+            f"ledger: sent {self.sent:,} = accepted {self.accepted:,} + refused "
+            f"{self.refused:,} + lost {self.lost:,}"
+        )
+        line += " (balanced)" if self.lost == 0 else " (NOT BALANCED)"
+        if self.client_2xx != self.accepted:
+            line += (
+                f"; the client counted {self.client_2xx:,} 2xx answers, the server "
+                f"recorded {self.accepted:,} accepted"
+            )
+        return line
+
+
+@attrs.frozen
+class Round:
+    """One repetition of a measured phase (``--rounds``): the spread of these is the
+    noise ``python -m benchmarks compare`` weighs a change against."""
+
+    rps: float
+    p99_ms: float
+
+
+@attrs.frozen
 class Outcome:
     """One step of a run: a scenario measured one way, or why it was not.
 
@@ -151,6 +213,8 @@ class Outcome:
     holds (seconds, bytes) samples of the server's memory (the soak); ``server_cpu_s``
     the CPU seconds the server spent over a closed-loop window (None: not sampled), a
     cost that other work on the machine does not inflate the way it lowers req/s.
+    ``server`` the deployed server's own figures (``--target``), ``rounds`` each
+    repetition's figures when the phase was measured more than once (``--rounds``).
     """
 
     scenario: str
@@ -166,6 +230,8 @@ class Outcome:
     reproduce: str = ""
     rss: tuple[tuple[float, int], ...] = ()
     server_cpu_s: float | None = None
+    server: ServerFigures | None = None
+    rounds: tuple[Round, ...] = ()
 
     @property
     def failed(self) -> bool:

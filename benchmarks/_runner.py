@@ -8,6 +8,7 @@ that does not come up or a generator that fails becomes an error outcome.
 from __future__ import annotations
 
 import contextlib
+import functools
 import shlex
 import time
 from collections.abc import Callable, Iterator
@@ -17,10 +18,12 @@ import attrs
 
 from ._load import run_builtin, run_wrk
 from ._openloop import DRAIN_SECONDS, run_open
+from ._prepare import Prepared
 from ._progress import RunProgress
-from ._results import LoadResult, Outcome
+from ._results import LoadResult, Outcome, Round, ServerFigures
+from ._server_figures import MetricsError, ledger, watch_server
 from ._servers import CpuSample, ServerError, running_server, signature_checked
-from ._spec import HttpScenario, MicroScenario, MicroSettings, Skip
+from ._spec import HttpScenario, MicroScenario, MicroSettings, RequestSpec, Skip
 
 __all__ = ["RunSettings", "Runner", "Served"]
 
@@ -39,6 +42,12 @@ class RunSettings:
     threads: int
     target: str | None
     micro_duration: float
+    #: The admin key for the target's ``/metrics`` (None: unauthenticated).
+    admin_key: str | None = None
+    #: What ``prepare`` deployed on the target (None: nothing from here).
+    prepared: Prepared | None = None
+    #: Times each measured phase is repeated (the noise estimate of ``compare``).
+    rounds: int = 1
 
 
 @attrs.frozen
@@ -49,6 +58,10 @@ class Served:
     command: tuple[str, ...] = ()
     pid: int = 0
     notes: tuple[str, ...] = ()
+    #: The request as this server takes it (a target's: its path and secret).
+    request: RequestSpec | None = None
+    #: The workflow key whose server-side figures are scraped (targets only).
+    workflow: str | None = None
 
 
 class Runner:
@@ -78,6 +91,8 @@ class Runner:
         s = self.settings
         argv = ["python", "-m", "benchmarks", name, "--duration", f"{s.duration:g}"]
         argv += ["--warmup", f"{s.warmup:g}", *extra]
+        if s.rounds > 1:
+            argv += ["--rounds", str(s.rounds)]
         if s.quick:
             argv.append("--quick")
         if s.target:
@@ -94,18 +109,38 @@ class Runner:
                 raise Skip("--target measures a deployed hookline; baselines run locally")
             from ._servers import probe
 
-            probe(scenario.name, scenario.request, self.settings.target)
-            yield Served(self.settings.target, notes=self._signature_note(scenario, None))
+            request, workflow = self._target_request(scenario)
+            probe(scenario.name, request, self.settings.target)
+            notes = self._signature_note(scenario, None, request)
+            yield Served(self.settings.target, notes=notes, request=request, workflow=workflow)
             return
         with running_server(scenario, self.workdir, quick=self.settings.quick) as server:
             notes = self._signature_note(scenario, server.base_url)
             yield Served(server.base_url, server.command, server.pid, notes)
 
-    def _signature_note(self, scenario: HttpScenario, base_url: str | None) -> tuple[str, ...]:
+    def _target_request(self, scenario: HttpScenario) -> tuple[RequestSpec, str | None]:
+        """The scenario's request as the target takes it, and the workflow serving it;
+        raises Skip when ``prepare`` did not deploy it there."""
+        prepared = self.settings.prepared
+        target = self.settings.target
+        if prepared is None:
+            # Deployed by hand (BENCH_SECRET in the server's environment): as it is.
+            return scenario.request, None
+        request = prepared.request(scenario.request)
+        if request is None:
+            raise Skip(
+                f"its workflow is not deployed on {target}: `python -m benchmarks prepare "
+                f"--target {target}` deploys the ones the server takes"
+            )
+        return request, prepared.workflow_key(scenario.request)
+
+    def _signature_note(
+        self, scenario: HttpScenario, base_url: str | None, request: RequestSpec | None = None
+    ) -> tuple[str, ...]:
         if not scenario.unsigned_probe:
             return ()
         url = base_url or self.settings.target or ""
-        if signature_checked(scenario.request, url):
+        if signature_checked(request or scenario.request, url):
             return ("signature verified: an unsigned request was refused",)
         return (
             (
@@ -140,13 +175,15 @@ class Runner:
                 return run_wrk(
                     s.wrk,
                     served.base_url,
-                    scenario.request,
+                    served.request or scenario.request,
                     seconds,
                     s.connections,
                     run_id,
                     s.threads,
+                    count_sent=served.workflow is not None,
                 )
-            return run_builtin(served.base_url, scenario.request, seconds, s.connections, run_id)
+            spec = served.request or scenario.request
+            return run_builtin(served.base_url, spec, seconds, s.connections, run_id)
 
     def open(
         self, served: Served, scenario: HttpScenario, rate: float, seconds: float, tag: str
@@ -156,13 +193,46 @@ class Runner:
         with self.progress.timed(label, seconds + 0.5):
             return run_open(
                 served.base_url,
-                scenario.request,
+                served.request or scenario.request,
                 rate,
                 seconds,
                 self.settings.open_connections,
                 run_id,
                 drain=min(DRAIN_SECONDS, max(1.0, seconds / 2)),
             )
+
+    def measured(
+        self, served: Served, measure: Callable[[], LoadResult]
+    ) -> tuple[LoadResult, tuple[Round, ...], ServerFigures | None, tuple[str, ...]]:
+        """``measure`` run ``rounds`` times: the median round's result, every round's
+        figures, and the server's own figures over all rounds (a target with a
+        deployed workflow) with the ledger against the client's count."""
+        watching = (
+            watch_server(served.base_url, self.settings.admin_key, served.workflow)
+            if served.workflow
+            else contextlib.nullcontext()
+        )
+        notes: tuple[str, ...] = ()
+        server: ServerFigures | None = None
+        results: list[LoadResult] = []
+        count = max(1, self.settings.rounds)
+        try:
+            with watching as watch:
+                while len(results) < count:
+                    results.append(measure())
+                if watch is not None:
+                    server = watch.finish()
+        except MetricsError as exc:
+            notes = (f"server-side figures unavailable: {exc}",)
+            while len(results) < count:
+                results.append(measure())
+        ordered = sorted(results, key=lambda r: r.rps)
+        result = ordered[len(ordered) // 2]
+        rounds = tuple(Round(r.rps, r.latency.p99_ms) for r in results) if len(results) > 1 else ()
+        if server is not None:
+            server = ledger(server, _summed(results))
+            notes = (server.ledger_line(),)
+        return result, rounds, server, notes
 
     # -- steps -------------------------------------------------------------------------
 
@@ -175,8 +245,12 @@ class Runner:
                 if s.warmup > 0:
                     self.closed(served, scenario, s.warmup, "warm-up")
                 before = CpuSample.now(served.pid) if served.pid else None
-                result = self.closed(served, scenario, s.duration, "max")
+                result, rounds, server, notes = self.measured(
+                    served, lambda: self.closed(served, scenario, s.duration, "max")
+                )
                 cpu = CpuSample.now(served.pid).server - before.server if before else None
+                if rounds:
+                    cpu = cpu / len(rounds) if cpu is not None else None
             extra = ["--connections", str(s.connections)]
             extra += ["--generator", "wrk" if s.wrk else "builtin"]
             return self.add(
@@ -187,9 +261,11 @@ class Runner:
                     scenario.description,
                     result=result,
                     server_command=served.command,
-                    notes=served.notes,
+                    notes=served.notes + notes,
                     reproduce=self.reproduce(scenario.name, *extra),
                     server_cpu_s=cpu,
+                    server=server,
+                    rounds=rounds,
                 )
             )
 
@@ -205,7 +281,10 @@ class Runner:
                 if s.warmup > 0:
                     self.open(served, scenario, rates[0], s.warmup, "warm-up")
                 for rate in rates:
-                    result = self.open(served, scenario, rate, s.duration, "open")
+                    result, rounds, server, notes = self.measured(
+                        served,
+                        functools.partial(self.open, served, scenario, rate, s.duration, "open"),
+                    )
                     extra = ["--rate", f"{rate:g}", "--open-connections", str(s.open_connections)]
                     done.append(
                         self.add(
@@ -216,8 +295,10 @@ class Runner:
                                 scenario.description,
                                 result=result,
                                 server_command=served.command,
-                                notes=served.notes,
+                                notes=served.notes + notes,
                                 reproduce=self.reproduce(scenario.name, *extra),
+                                server=server,
+                                rounds=rounds,
                             )
                         )
                     )
@@ -247,6 +328,18 @@ class Runner:
             )
 
         return self.guarded(scenario.name, scenario.system, "micro", scenario.description, body)
+
+
+def _summed(results: list[LoadResult]) -> LoadResult:
+    """The client's counts over every round (for the ledger)."""
+    sent = [r.sent for r in results]
+    return attrs.evolve(
+        results[0],
+        completed=sum(r.completed for r in results),
+        non_2xx=sum(r.non_2xx for r in results),
+        errors=sum(r.errors for r in results),
+        sent=None if None in sent else sum(s for s in sent if s is not None),
+    )
 
 
 def _summary(outcome: Outcome) -> str:
