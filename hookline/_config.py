@@ -21,6 +21,7 @@ import attrs
 
 from .engine._supervisor import RestartPolicy
 from .errors import ConfigError
+from .nodes._script_pool import ScriptPoolConfig
 
 if TYPE_CHECKING:
     from .definition import Fields
@@ -170,6 +171,8 @@ class ServerConfig:
     env_values: Mapping[str, str] = attrs.field(factory=dict, repr=False)
     retention: RetentionConfig = attrs.field(factory=RetentionConfig)
     engine: EngineConfig = attrs.field(factory=EngineConfig)
+    # ``code:``: the code node's worker processes; the server starts them at once.
+    code: ScriptPoolConfig = attrs.field(factory=lambda: ScriptPoolConfig(prestart=True))
     source: str | None = None
 
     def with_overrides(
@@ -231,6 +234,7 @@ def load_config(path: str | Path | None, *, env: Mapping[str, str] | None = None
         env=fields.strings("env"),
         retention=_retention(fields.sub("retention")),
         engine=_engine(fields.sub("engine")),
+        code=_code(fields.sub("code")),
         source=source,
     )
     config = attrs.evolve(config, env_values=_env_values(fields, config.env))
@@ -357,6 +361,28 @@ def check_admin_exposure(config: ServerConfig) -> str | None:
 
 def _http_node(fields: Fields) -> HttpNodeConfig:
     section = HttpNodeConfig(allow_hosts=fields.strings("allow_hosts"))
+    fields.done()
+    return section
+
+
+def _code(fields: Fields) -> ScriptPoolConfig:
+    default = ScriptPoolConfig()
+    section = ScriptPoolConfig(
+        workers=fields.integer("workers", default.workers, low=1, high=256),
+        worker_memory=fields.size("worker_memory", default.worker_memory),
+        timeout=fields.duration("timeout", default.timeout),
+        memory=fields.size("memory", default.memory),
+        max_result=fields.size("max_result", default.max_result),
+        prestart=True,
+    )
+    if not 64 * 1024 * 1024 <= section.worker_memory <= 64 * 1024**3:
+        fields.fail("worker_memory", "a size from 64MiB to 64GiB", fields.value("worker_memory"))
+    if not 4 * 1024 * 1024 <= section.memory <= min(1024**3, section.worker_memory // 2):
+        fields.fail(
+            "memory",
+            "a size from 4MiB to half of code.worker_memory (at most 1GiB)",
+            fields.value("memory"),
+        )
     fields.done()
     return section
 

@@ -210,6 +210,7 @@ async def _serve(config: ServerConfig, shutdown: _Shutdown, fd: int | None) -> N
         http_allow_hosts=config.http_node.allow_hosts,
         smtp=config.smtp,
         retention=retention,
+        scripts=config.code,
     ) as engine:
         shutdown.engine = engine
         http_stop = trio.Event()

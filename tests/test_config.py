@@ -198,8 +198,8 @@ def test_a_bad_bind_override_is_refused() -> None:
         (
             "workflow: ./flows",
             (
-                "workflow: expected a known field (one of: admin, engine, env, http_node, "
-                "retention, server, smtp, store, workflows)"
+                "workflow: expected a known field (one of: admin, code, engine, env, "
+                "http_node, retention, server, smtp, store, workflows)"
             ),
         ),
         ("- a", "expected a mapping of fields, got ['a']"),
@@ -340,3 +340,19 @@ def test_bad_admin_settings_name_their_field(tmp_path: Path, text: str, message:
     with pytest.raises(ConfigError) as caught:
         _load(tmp_path, text + "\n")
     assert str(caught.value) == f"{tmp_path / 'hookline.yaml'}: {message}"
+
+
+def test_the_code_section_sizes_the_script_pool(tmp_path: Path) -> None:
+    path = tmp_path / "hookline.yaml"
+    path.write_text("code: {workers: 3, worker_memory: 256MiB, timeout: 2s, memory: 32MiB}\n")
+    code = load_config(path).code
+    assert (code.workers, code.worker_memory, code.timeout, code.memory) == (
+        3,
+        256 * 1024 * 1024,
+        2.0,
+        32 * 1024 * 1024,
+    )
+    assert code.prestart  # the server starts its workers with it
+    path.write_text("code: {worker_memory: 128MiB, memory: 100MiB}\n")
+    with pytest.raises(ConfigError, match=r"code\.memory: expected a size from 4MiB to half"):
+        load_config(path)

@@ -19,6 +19,7 @@ from ..errors import DefinitionError, Rejected, WorkflowNotFound
 from ..nodes._base import NodeServices
 from ..nodes._call import NodeFunction, custom_node_types
 from ..nodes._http import SharedHttpClient
+from ..nodes._script_pool import ScriptPool, ScriptPoolConfig, ScriptPoolStatistics
 from ..store._collection_service import CollectionService
 from ..store._store import Store, StoreStatistics, open_store
 from ._admission import Admission
@@ -55,6 +56,7 @@ class EngineStatistics:
     resumed: int = 0
     retention: RetentionStatistics | None = None
     cluster: ClusterStatistics | None = None
+    scripts: ScriptPoolStatistics | None = None
 
 
 class Engine:
@@ -75,6 +77,7 @@ class Engine:
         nodes: Mapping[str, NodeFunction] | None = None,
         restart: RestartPolicy | None = None,
         clock: Callable[[], float] | None = None,
+        scripts: ScriptPoolConfig | None = None,
     ) -> None:
         custom_node_types(nodes)  # a bad entry raises here, not at the first load
         self.nodes: Mapping[str, NodeFunction] = dict(nodes or {})
@@ -86,12 +89,15 @@ class Engine:
         # when the first one runs: an engine without http nodes never loads TLS
         # certificates. A bad allow_hosts entry raises ValueError here.
         self._http = SharedHttpClient(http_allow_hosts)
+        # The code node's worker processes: started and stopped with the engine.
+        self.scripts = ScriptPool(scripts)
         self.services = NodeServices(
             http=self._http,
             http_allow_hosts=self._http.allow_hosts,
             smtp=smtp,
             collections=CollectionService(store),
             workflows=self,
+            scripts=self.scripts,
             env=self.env,
         )
         if clock is not None:
@@ -157,6 +163,7 @@ class Engine:
         try:
             async with trio.open_nursery() as outer:
                 await outer.start(self.store.run)
+                await outer.start(self.scripts.run)
                 async with trio.open_nursery() as inner:
                     await inner.start(self._root.run)
                     await self.apply(self._initial)
@@ -406,6 +413,7 @@ class Engine:
             resumed=self._resumed,
             retention=self.retention.statistics() if self.retention is not None else None,
             cluster=self.cluster.statistics() if self.cluster is not None else None,
+            scripts=self.scripts.statistics(),
         )
 
 
@@ -423,6 +431,7 @@ async def open_engine(
     nodes: Mapping[str, NodeFunction] | None = None,
     restart: RestartPolicy | None = None,
     clock: Callable[[], float] | None = None,
+    scripts: ScriptPoolConfig | None = None,
 ) -> AsyncIterator[Engine]:
     """Run an engine inside the caller's trio program.
 
@@ -435,7 +444,9 @@ async def open_engine(
     ``clock`` is the wall clock (unix seconds; default :func:`time.time`) of
     ``{{$system.now}}``, delay due times and the times in records:
     :func:`hookline.testing.trio_wall_clock` makes them follow trio's ``MockClock``.
-    Timeouts and other deadlines always run on trio's clock.
+    Timeouts and other deadlines always run on trio's clock. ``scripts`` sizes the
+    worker processes of code nodes and their default limits (a
+    :class:`~hookline.nodes._script_pool.ScriptPoolConfig`, the server's ``code:``).
     ``nodes`` adds node types for this engine alone (``{"double": double}``, each an
     async function of a :class:`~hookline.NodeCall`; see ``docs/custom-nodes.md``): the
     folder's definitions, and :meth:`Engine.reload`, may use them. A name that is a
@@ -478,6 +489,7 @@ async def open_engine(
         nodes=nodes,
         restart=restart,
         clock=clock,
+        scripts=scripts,
     )
     if folder is not None:
         engine._initial = engine._load(folder).workflows

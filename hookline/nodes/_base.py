@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from ..store._collection_service import CollectionService
     from ._email import SmtpConfig
     from ._http import SharedHttpClient
+    from ._script_pool import ScriptPool
     from ._workflow import Workflows
 
 
@@ -99,6 +100,8 @@ class NodeServices:
     smtp: SmtpConfig | None = None  # the server's ``smtp:`` section
     collections: CollectionService | None = None  # collection records in the store
     workflows: Workflows | None = None  # runs other workflows (the engine)
+    # The worker processes of code nodes (the engine's); None: a pool per trio run.
+    scripts: ScriptPool | None = None
     env: Mapping[str, str] = attrs.field(factory=dict)
     # The wall clock (unix seconds) of durable timers (``delay``); tests pass one that
     # follows trio's MockClock. The default looks time.time up at each call.

@@ -1,15 +1,18 @@
 """The ``code`` node: JavaScript in a sandbox; its return value is the node's result.
 
 Fields: ``code``, a function body (``return`` gives the result; ``await`` works);
-``timeout``, the script's time limit (default 5s; when written it is also the node's
-timeout); ``memory``, its heap limit (default 64MiB). The globals ``context`` (the
-``$context`` object), ``nodes`` (the results so far) and ``scopes`` (the current loop
-items) are copies: changing them changes nothing outside. ``console.log`` lines go to
-the job's log.
+``timeout``, the script's time limit (default: the server's ``code.timeout``, 5s;
+when written it is also the node's timeout); ``memory``, its memory limit (default:
+``code.memory``, 64MiB). The globals ``context`` (the ``$context`` object), ``nodes``
+(the results so far) and ``scopes`` (the current loop items) are copies: changing them
+changes nothing outside. ``console.log`` lines go to the job's log.
 
-Every run gets a fresh V8 isolate (see :mod:`hookline.nodes._js`): no file system, no
-network, nothing kept between runs. A thrown error, a syntax error, a result that is not
-JSON, or a limit reached fails the job with the JavaScript message.
+The body is compiled when the workflow loads (a syntax error is a load error with its
+line and column: :mod:`hookline.nodes._js`) and runs in a worker process of the
+engine's script pool (:mod:`hookline.nodes._script_pool`), in a fresh QuickJS context
+with the standard library of ``_script_stdlib.js``: no file system, no network,
+nothing kept between runs. A thrown error (message, line, column and stack in the
+script), a result that is not JSON, or a limit reached fails the job.
 """
 
 from __future__ import annotations
@@ -21,23 +24,26 @@ import attrs
 from ..definition import Fields
 from ..errors import NodeError
 from ._base import Job, NodeResult, NodeSpec
-from ._js import run_script
+from ._js import Script, ScriptSyntaxError, compile_script
 from ._registry import NodeListParser, register
+from ._script_pool import default_pool
 
-DEFAULT_TIME_LIMIT = 5.0
-DEFAULT_MEMORY = 64 * 1024 * 1024
 MIN_MEMORY = 4 * 1024 * 1024
 MAX_MEMORY = 1024 * 1024 * 1024
 
 
 @attrs.frozen
 class CodeNode:
-    """A script (``code``, a function body) with its ``time_limit`` (seconds) and
-    ``memory`` limit (bytes)."""
+    """A checked script (``code``, a function body) with its ``time_limit`` (seconds)
+    and ``memory`` limit (bytes); None: the script pool's defaults."""
 
-    code: str
-    time_limit: float = DEFAULT_TIME_LIMIT
-    memory: int = DEFAULT_MEMORY
+    script: Script
+    time_limit: float | None = None
+    memory: int | None = None
+
+    @property
+    def code(self) -> str:
+        return self.script.body
 
     def branches(self) -> Sequence[Sequence[NodeSpec]]:
         return ()
@@ -49,8 +55,9 @@ class CodeNode:
             "nodes": roots.get("nodes") or {},
             "scopes": roots.get("scopes") or {},
         }
-        outcome = await run_script(
-            self.code, inputs, time_limit=self.time_limit, memory_limit=self.memory
+        pool = job.services.scripts or default_pool()
+        outcome = await pool.execute(
+            self.script, inputs, time_limit=self.time_limit, memory=self.memory
         )
         for line in outcome.lines:
             job.log(line)
@@ -66,8 +73,16 @@ def parse(fields: Fields, nodes: NodeListParser) -> CodeNode:
         fields.fail("code", "JavaScript code (a function body)", code)
     # `timeout` is read by parse_node as the node's timeout; written, it is the script's
     # limit too, so the two never disagree.
-    time_limit = fields.duration("timeout") if fields.has("timeout") else DEFAULT_TIME_LIMIT
-    memory = fields.size("memory", DEFAULT_MEMORY)
-    if not MIN_MEMORY <= memory <= MAX_MEMORY:
+    time_limit = fields.duration("timeout") if fields.has("timeout") else None
+    memory = fields.size("memory", None)
+    if memory is not None and not MIN_MEMORY <= memory <= MAX_MEMORY:
         fields.fail("memory", "a size from 4MiB to 1GiB", fields.value("memory"))
-    return CodeNode(code=code, time_limit=time_limit, memory=memory)
+    try:
+        script = compile_script(code)
+    except ScriptSyntaxError as exc:
+        fields.fail("code", f"JavaScript that compiles; {exc}", _excerpt(code))
+    return CodeNode(script=script, time_limit=time_limit, memory=memory)
+
+
+def _excerpt(code: str) -> str:
+    return code if len(code) <= 60 else code[:57] + "..."

@@ -1,0 +1,427 @@
+"""The pool of worker processes that run the code node's scripts, with hard limits.
+
+Each worker is a separate Python process (:mod:`hookline.nodes._script_worker`) talking
+length-prefixed JSON over its stdin/stdout pipes, driven from trio through
+:func:`trio.lowlevel.open_process`, so the event loop never waits on a script and the
+server's memory never holds what a script allocates (only its result, at most
+``max_result``).
+
+Limits, and what enforces them:
+
+- time: the pool waits ``time_limit`` (+ 0.25 s of grace) for the answer, then kills
+  the worker (SIGKILL) and starts another; the kernel's ``RLIMIT_CPU``, set by the
+  worker before each run, kills it too should the pool be late (SIGXCPU);
+- memory: QuickJS counts every allocation of the script (typed arrays included)
+  against its ``memory`` limit and throws; the worker's ``RLIMIT_AS``
+  (``worker_memory``) caps the whole process, so even an allocation QuickJS does not
+  count fails instead of growing it. cgroup v2 ``memory.max`` is not used: it needs a
+  writable cgroup, which containers rarely give; RLIMIT_AS works because QuickJS,
+  unlike V8, reserves little address space (V8 fails to start under a cap that tight).
+
+Workers start lazily or, with ``prestart``, when the pool starts (the server does);
+they are kept warm between runs and stopped when the pool stops. A worker that fails
+to start or dies outside a script counts as a crash: past ``intensity`` crashes within
+``period`` seconds the pool gives up and every script fails with the reason (like a
+supervisor past its restart intensity). A worker killed for a script's limit is not a
+crash; it is replaced in the background.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import struct
+import subprocess
+import sys
+from collections import deque
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import attrs
+import trio
+
+from ..definition import format_duration, format_size
+from ._js import Script, describe_error, inputs_json
+
+__all__ = [
+    "ScriptOutcome",
+    "ScriptPool",
+    "ScriptPoolConfig",
+    "ScriptPoolStatistics",
+    "default_pool",
+]
+
+log = logging.getLogger("hookline.scripts")
+
+_WORKER = str(Path(__file__).with_name("_script_worker.py"))
+_FRAME = struct.Struct(">I")
+_GRACE = 0.25  # past the time limit, for the context's set-up and the pipe
+_START_TIMEOUT = 20.0
+_LINES_ROOM = 20 * 1024 * 1024  # of a reply frame, beyond the result: the log lines
+_MIB = 1024 * 1024
+
+
+@attrs.frozen
+class ScriptPoolConfig:
+    """The ``code:`` section of the server config.
+
+    ``workers`` processes run scripts at once (more wait their turn); each is capped at
+    ``worker_memory`` of address space. ``timeout`` and ``memory`` are the limits of a
+    script whose node sets none; ``max_result`` caps the JSON a script may return.
+    ``intensity``/``period``: how many worker crashes the pool absorbs (see module doc).
+    ``prestart``: start the workers with the pool rather than on the first script.
+    """
+
+    workers: int = 2
+    worker_memory: int = 512 * _MIB
+    timeout: float = 5.0
+    memory: int = 64 * _MIB
+    max_result: int = 4 * _MIB
+    intensity: int = 5
+    period: float = 10.0
+    prestart: bool = False
+    niceness: int = 10
+
+
+@attrs.frozen
+class ScriptOutcome:
+    """What a run gave: the return ``value`` (decoded JSON; None for ``undefined``), the
+    ``console.log`` ``lines``, ``error`` (None if it succeeded: what the script threw,
+    or which limit stopped it) and ``limit`` (``"time"``, ``"memory"`` or None)."""
+
+    value: Any = None
+    lines: tuple[str, ...] = ()
+    error: str | None = None
+    limit: Literal["time", "memory"] | None = None
+
+
+@attrs.frozen
+class ScriptPoolStatistics:
+    """A snapshot of the pool: ``workers`` running (``idle`` of them waiting for a
+    script), ``waiting`` scripts queued for one, ``runs`` finished, ``time_kills``
+    workers killed for a script's time limit, ``memory_stops`` scripts stopped at their
+    memory limit, ``crashes`` workers that failed outside a script, ``restarts``
+    workers started after the first ``size``; ``broken`` the reason the pool gave up."""
+
+    size: int
+    workers: int
+    idle: int
+    waiting: int
+    runs: int
+    time_kills: int
+    memory_stops: int
+    crashes: int
+    restarts: int
+    intensity: int
+    period: float
+    broken: str | None
+
+
+class _WorkerDied(Exception):
+    """The worker's pipe closed: it exited or was killed."""
+
+
+class _Worker:
+    """One worker process and what it was sent."""
+
+    def __init__(self, process: trio.Process) -> None:
+        self.process = process
+        self.known: set[str] = set()
+        self._buffer = bytearray()
+
+    async def send(self, message: Mapping[str, Any]) -> None:
+        payload = json.dumps(message, ensure_ascii=False).encode("utf-8", "surrogatepass")
+        assert self.process.stdin is not None
+        try:
+            await self.process.stdin.send_all(_FRAME.pack(len(payload)) + payload)
+        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            raise _WorkerDied() from exc
+
+    async def receive(self, limit: int) -> dict[str, Any]:
+        head = await self._read(_FRAME.size)
+        size = _FRAME.unpack(head)[0]
+        if size > limit:
+            raise _WorkerDied(f"an answer of {size} bytes")
+        found = json.loads(await self._read(size))
+        assert isinstance(found, dict)
+        return found
+
+    async def _read(self, size: int) -> bytes:
+        stream = self.process.stdout
+        assert stream is not None
+        while len(self._buffer) < size:
+            try:
+                chunk = await stream.receive_some(max(65536, size - len(self._buffer)))
+            except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+                raise _WorkerDied() from exc
+            if not chunk:
+                raise _WorkerDied()
+            self._buffer += chunk
+        data = bytes(self._buffer[:size])
+        del self._buffer[:size]
+        return data
+
+    async def stop(self) -> int | None:
+        """Kill the process and reap it; its exit status (negative: a signal)."""
+        with trio.CancelScope(shield=True):
+            if self.process.returncode is None:
+                self.process.kill()
+            with trio.move_on_after(5):
+                await self.process.wait()
+        return self.process.returncode
+
+
+class ScriptPool:
+    """Worker processes that run scripts; :meth:`run` is its task (start it with
+    ``nursery.start``), :meth:`execute` runs one script."""
+
+    def __init__(self, config: ScriptPoolConfig | None = None) -> None:
+        self.config = config if config is not None else ScriptPoolConfig()
+        self._slots = trio.Semaphore(self.config.workers)
+        self._idle: list[_Worker] = []
+        self._busy = 0
+        self._waiting = 0
+        self._started = 0
+        self._nursery: trio.Nursery | None = None
+        self._running = trio.Event()
+        self._closed = False
+        self._crashes: deque[float] = deque()
+        self._broken: str | None = None
+        self._runs = self._time_kills = self._memory_stops = self._crash_count = 0
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Keep the pool until cancelled; then stop every worker."""
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                if self.config.prestart:
+                    async with trio.open_nursery() as starting:
+                        for _ in range(self.config.workers):
+                            starting.start_soon(self._replace)
+                self._running.set()
+                task_status.started()
+                await trio.sleep_forever()
+        finally:
+            self._closed = True
+            self._nursery = None
+            idle, self._idle = self._idle, []
+            for worker in idle:
+                await worker.stop()
+
+    def statistics(self) -> ScriptPoolStatistics:
+        return ScriptPoolStatistics(
+            size=self.config.workers,
+            workers=len(self._idle) + self._busy,
+            idle=len(self._idle),
+            waiting=self._waiting,
+            runs=self._runs,
+            time_kills=self._time_kills,
+            memory_stops=self._memory_stops,
+            crashes=self._crash_count,
+            restarts=max(0, self._started - self.config.workers),
+            intensity=self.config.intensity,
+            period=self.config.period,
+            broken=self._broken,
+        )
+
+    # -- running a script --------------------------------------------------------------
+
+    async def execute(
+        self,
+        script: Script,
+        inputs: dict[str, Any],
+        *,
+        time_limit: float | None = None,
+        memory: int | None = None,
+    ) -> ScriptOutcome:
+        """Run ``script`` with ``inputs`` as its globals. What the script does (a throw,
+        a limit) is in the outcome; a pool that cannot run it raises
+        :class:`~hookline.errors.NodeError`. Cancelling it kills the worker at once."""
+        from ..errors import NodeError
+
+        time_limit = self.config.timeout if time_limit is None else time_limit
+        memory = self.config.memory if memory is None else memory
+        request: dict[str, Any] = {
+            "sid": script.sid,
+            "inputs": inputs_json(inputs),
+            "memory": memory,
+            "time": time_limit,
+            "max_result": self.config.max_result,
+        }
+        await self._running.wait()
+        self._waiting += 1
+        try:
+            await self._slots.acquire()
+        finally:
+            self._waiting -= 1
+        try:
+            if self._broken is not None or self._closed:
+                raise NodeError(f"the script workers are not running: {self._broken or 'stopped'}")
+            worker = self._idle.pop() if self._idle else await self._start_worker()
+            self._busy += 1
+            healthy = False
+            try:
+                outcome, healthy = await self._call(worker, script, request, time_limit)
+            finally:
+                self._busy -= 1
+                if healthy and not self._closed:
+                    self._idle.append(worker)
+                else:
+                    await worker.stop()
+                    if not self._closed and self._nursery is not None:
+                        self._nursery.start_soon(self._replace)
+        finally:
+            self._slots.release()
+        self._runs += 1
+        if outcome.limit == "memory":
+            self._memory_stops += 1
+        elif outcome.limit == "time":
+            self._time_kills += 1
+        return _limit_message(outcome, time_limit, memory)
+
+    async def _call(
+        self, worker: _Worker, script: Script, request: dict[str, Any], time_limit: float
+    ) -> tuple[ScriptOutcome, bool]:
+        limit = self.config.max_result + _LINES_ROOM
+        with trio.move_on_after(time_limit + _GRACE):
+            try:
+                for _ in range(2):
+                    message = dict(request, id=self._runs)
+                    if script.sid not in worker.known:
+                        message["source"] = script.body
+                    await worker.send(message)
+                    reply = await worker.receive(limit)
+                    worker.known.add(script.sid)
+                    if not reply.get("unknown"):
+                        return _outcome(reply), True
+                    worker.known.discard(script.sid)  # evicted from its cache: send again
+                return ScriptOutcome(error="the script's worker lost it twice"), False
+            except _WorkerDied as exc:
+                status = await worker.stop()
+                if status == -signal.SIGXCPU:
+                    return ScriptOutcome(limit="time"), False
+                detail = f" ({exc.args[0]})" if exc.args else ""
+                return (
+                    ScriptOutcome(
+                        error=f"the script's worker process stopped while running it "
+                        f"({_exit(status)}{detail}): past its memory cap of "
+                        f"{format_size(self.config.worker_memory)}, most likely",
+                        limit="memory",
+                    ),
+                    False,
+                )
+        return ScriptOutcome(limit="time"), False  # killed by the caller (see execute)
+
+    # -- workers -------------------------------------------------------------------------
+
+    async def _start_worker(self) -> _Worker:
+        from ..errors import NodeError
+
+        try:
+            return await self._spawn()
+        except (OSError, _WorkerDied, trio.TooSlowError) as exc:
+            reason = f"a script worker failed to start: {exc or type(exc).__name__}"
+            self._crashed(reason)
+            raise NodeError(reason) from None
+
+    async def _replace(self) -> None:
+        """Start a worker in the background and keep it idle (after one was killed)."""
+        if self._closed or self._broken is not None:
+            return
+        try:
+            worker = await self._spawn()
+        except (OSError, _WorkerDied, trio.TooSlowError) as exc:
+            self._crashed(f"a script worker failed to start: {exc or type(exc).__name__}")
+            return
+        if self._closed or len(self._idle) + self._busy >= self.config.workers:
+            await worker.stop()
+        else:
+            self._idle.append(worker)
+
+    async def _spawn(self) -> _Worker:
+        command = [
+            sys.executable,
+            "-I",
+            _WORKER,
+            str(self.config.worker_memory),
+            str(self.config.niceness),
+        ]
+        process = await trio.lowlevel.open_process(
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE
+        )
+        worker = _Worker(process)
+        self._started += 1
+        try:
+            with trio.fail_after(_START_TIMEOUT):
+                ready = await worker.receive(1024)
+        except BaseException:
+            await worker.stop()
+            raise
+        if not ready.get("ready"):
+            await worker.stop()
+            raise _WorkerDied("it did not say it was ready")
+        return worker
+
+    def _crashed(self, reason: str) -> None:
+        now = trio.current_time()
+        self._crash_count += 1
+        self._crashes.append(now)
+        while self._crashes and self._crashes[0] < now - self.config.period:
+            self._crashes.popleft()
+        log.warning("%s", reason)
+        if len(self._crashes) > self.config.intensity and self._broken is None:
+            self._broken = (
+                f"{len(self._crashes)} worker failures within "
+                f"{format_duration(self.config.period)}; the last: {reason}"
+            )
+            log.error("the script pool gave up: %s", self._broken)
+
+
+def _outcome(reply: Mapping[str, Any]) -> ScriptOutcome:
+    lines = tuple(str(line) for line in reply.get("lines") or ())
+    if reply.get("limit") == "memory":
+        return ScriptOutcome(lines=lines, limit="memory")
+    error = reply.get("error")
+    if error is not None:
+        return ScriptOutcome(lines=lines, error=describe_error(error))
+    return ScriptOutcome(value=reply.get("value"), lines=lines)
+
+
+def _limit_message(outcome: ScriptOutcome, time_limit: float, memory: int) -> ScriptOutcome:
+    if outcome.error is not None or outcome.limit is None:
+        return outcome
+    if outcome.limit == "time":
+        text = f"the script ran past its time limit of {format_duration(time_limit)}"
+    else:
+        text = f"the script went past its memory limit of {format_size(memory)}"
+    return attrs.evolve(outcome, error=text)
+
+
+def _exit(status: int | None) -> str:
+    if status is None:
+        return "still running"
+    if status < 0:
+        try:
+            return signal.Signals(-status).name
+        except ValueError:
+            return f"signal {-status}"
+    return f"exit status {status}"
+
+
+_DEFAULT: trio.lowlevel.RunVar[ScriptPool] = trio.lowlevel.RunVar("hookline_scripts")
+
+
+def default_pool() -> ScriptPool:
+    """The pool of code nodes run with no engine's pool (``NodeServices.scripts`` None):
+    one per trio run, started on first use and stopped when the run ends."""
+    try:
+        return _DEFAULT.get()
+    except LookupError:
+        pool = ScriptPool()
+        trio.lowlevel.spawn_system_task(pool.run, name="hookline script pool")
+        _DEFAULT.set(pool)
+        return pool
