@@ -1,0 +1,226 @@
+"""The reference in ``docs/reference/`` cannot drift from the code.
+
+- Every YAML example in ``docs/`` loads. A fenced ``yaml`` block is a whole workflow
+  unless the line before its fence says otherwise::
+
+      <!-- check: nodes -->          a list of nodes (custom types: nodes custom=double)
+      <!-- check: part -->           keys of a workflow (trigger, concurrency...) to which
+                                     the test adds a key and one node
+      <!-- check: config -->         a server configuration file (hookline.yaml)
+      <!-- check: none: REASON -->   not checked, for REASON
+
+  ``env:NAME`` values need not be set: an unset one is what ``hookline workflows
+  validate`` makes of it, a warning.
+- Every built-in node type has a section in ``nodes.md``, every verify scheme in
+  ``verify.md``, and every key the server configuration accepts in ``config.md``: a
+  heading naming it in backticks (``### `set` ``) or an anchor (``<a id="server.bind"></a>``;
+  config keys by their full dotted path).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+import hookline.nodes
+from hookline._config import load_config
+from hookline.definition import Fields
+from hookline.engine._loader import VERIFY_SCHEMES, check_workflow_text
+from hookline.errors import ConfigError
+from hookline.nodes._registry import BUILT_IN_TYPES
+from hookline.verify._verify import SCHEMES
+
+DOCS = Path(__file__).parent.parent / "docs"
+REFERENCE = DOCS / "reference"
+
+_FENCE = re.compile(r"^```yaml[ \t]*\n(.*?)^```", re.MULTILINE | re.DOTALL)
+_MARKER = re.compile(r"<!--\s*check:\s*([a-z]+)(?:\s+custom=([\w,-]+))?(?::\s*(.*?))?\s*-->\s*$")
+
+
+class Example:
+    """One fenced ``yaml`` block of a document, with what its marker says it is."""
+
+    def __init__(self, page: Path, line: int, text: str, marker: str) -> None:
+        self.page = page
+        self.line = line
+        self.text = text
+        found = _MARKER.search(marker)
+        self.kind = found.group(1) if found else "workflow"
+        self.custom = tuple(found.group(2).split(",")) if found and found.group(2) else ()
+        self.reason = found.group(3) if found else None
+
+    def __repr__(self) -> str:
+        return f"{self.page.relative_to(DOCS.parent)}:{self.line}"
+
+
+def examples() -> Iterator[Example]:
+    for page in sorted(DOCS.rglob("*.md")):
+        text = page.read_text(encoding="utf-8")
+        for match in _FENCE.finditer(text):
+            before = text[: match.start()].rstrip("\n").rsplit("\n", 1)[-1]
+            line = text.count("\n", 0, match.start()) + 1
+            yield Example(page, line, match.group(1), before)
+
+
+class _AnyVariable(Mapping[str, str]):
+    """An environment in which every variable is set (config examples name secrets)."""
+
+    def __getitem__(self, name: str) -> str:
+        if name.endswith("STORE_URL"):
+            return "postgresql://hookline@db.internal/hookline"
+        return f"example-{name.lower()}"
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
+
+
+async def _custom_node(call: Any) -> object:
+    return None
+
+
+def _as_workflow(example: Example) -> str:
+    if example.kind == "workflow":
+        return example.text
+    data = yaml.safe_load(example.text)
+    if example.kind == "nodes":
+        assert isinstance(data, list), f"{example}: 'check: nodes' marks a list of nodes"
+        return yaml.safe_dump({"key": "example", "nodes": data})
+    assert isinstance(data, dict), f"{example}: 'check: part' marks a mapping"
+    data.setdefault("key", "example")
+    data.setdefault("nodes", [{"key": "example_end", "type": "end"}])
+    return yaml.safe_dump(data)
+
+
+EXAMPLES = list(examples())
+
+
+def test_the_docs_have_examples() -> None:
+    assert len([e for e in EXAMPLES if e.page.is_relative_to(REFERENCE)]) >= 20
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=repr)
+def test_every_yaml_example_in_docs_loads(example: Example, tmp_path: Path) -> None:
+    kinds = ("workflow", "nodes", "part", "config", "none")
+    assert example.kind in kinds, f"{example}: unknown 'check:' kind {example.kind!r}"
+    if example.kind == "none":
+        assert example.reason, f"{example}: 'check: none' needs a reason"
+        return
+    if example.kind == "config":
+        config = tmp_path / "hookline.yaml"
+        config.write_text(example.text)
+        load_config(config, env=_AnyVariable())
+        return
+    nodes = dict.fromkeys(example.custom, _custom_node)
+    # An unset env: variable is a warning (as `hookline workflows validate` says);
+    # anything else that does not validate raises here.
+    check_workflow_text(_as_workflow(example), source=repr(example), env={}, nodes=nodes)
+
+
+def test_a_broken_example_would_fail(tmp_path: Path) -> None:
+    page = tmp_path / "page.md"
+    page.write_text("```yaml\nkey: x\nnodes: [{key: a, type: sett}]\n```\n")
+    (example,) = [Example(page, 1, m.group(1), "") for m in _FENCE.finditer(page.read_text())]
+    with pytest.raises(ConfigError, match="sett"):
+        check_workflow_text(_as_workflow(example), source="page.md", env={})
+
+
+# -- every name the code accepts has a section -------------------------------------------
+
+
+def sections(page: str) -> set[str]:
+    """The names a reference page has a section for: backticked names in its headings
+    and the ids of its anchors."""
+    text = (REFERENCE / page).read_text(encoding="utf-8")
+    names: set[str] = set()
+    for heading in re.findall(r"^#{1,6} (.*)$", text, flags=re.MULTILINE):
+        names.update(re.findall(r"`([^`]+)`", heading))
+    names.update(re.findall(r"<a (?:id|name)=\"([^\"]+)\"", text))
+    return names
+
+
+def built_in_node_types() -> set[str]:
+    # Types registered by tests (hookline.testing, tests/) live outside hookline.nodes.
+    assert hookline.nodes is not None
+    return {
+        name
+        for name, parser in BUILT_IN_TYPES.items()
+        if parser.__module__.startswith("hookline.nodes.")
+    }
+
+
+def config_keys(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> set[str]:
+    """Every key the config loader reads (sections and their fields, by dotted path)."""
+    read: set[str] = set()
+    done = Fields.done
+
+    def recording(self: Fields) -> None:
+        read.update(self.at(name) for name in self._read)
+        done(self)
+
+    monkeypatch.setattr(Fields, "done", recording)
+    empty = tmp_path / "hookline.yaml"
+    empty.write_text("{}\n")
+    load_config(empty, env={})
+    return read
+
+
+def undocumented(names: set[str], page: str) -> list[str]:
+    return sorted(names - sections(page))
+
+
+def test_every_node_type_has_a_section() -> None:
+    types = built_in_node_types()
+    assert {"set", "http", "code"} <= types
+    missing = undocumented(types, "nodes.md")
+    assert not missing, f"docs/reference/nodes.md has no section for node types {missing}"
+
+
+def test_every_verify_scheme_has_a_section() -> None:
+    schemes = set(SCHEMES) | set(VERIFY_SCHEMES)
+    assert {"github", "hmac", "jwt"} <= schemes
+    missing = undocumented(schemes, "verify.md")
+    assert not missing, f"docs/reference/verify.md has no section for schemes {missing}"
+
+
+def test_every_config_key_has_a_section(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    keys = config_keys(monkeypatch, tmp_path)
+    assert {"server", "server.bind", "engine.restart.period", "smtp.from"} <= keys
+    missing = undocumented(keys, "config.md")
+    assert not missing, f"docs/reference/config.md has no section for config keys {missing}"
+
+
+def test_a_name_without_a_section_is_found() -> None:
+    # What the three tests above report when a node type, scheme or key is added alone.
+    assert undocumented({"set", "frobnicate"}, "nodes.md") == ["frobnicate"]
+    assert undocumented({"github", "pigeon_post"}, "verify.md") == ["pigeon_post"]
+
+
+def test_reference_pages_link_each_other_and_the_readme_links_them() -> None:
+    index = (REFERENCE / "README.md").read_text(encoding="utf-8")
+    for page in sorted(REFERENCE.glob("*.md")):
+        if page.name != "README.md":
+            assert f"({page.name})" in index, f"docs/reference/README.md does not link {page.name}"
+    readme = (DOCS.parent / "README.md").read_text(encoding="utf-8")
+    assert "docs/reference/" in readme
+    assert "shared folder" not in readme
+    assert "DESIGN.md" not in readme
+
+
+def test_relative_links_in_the_reference_resolve() -> None:
+    for page in sorted(REFERENCE.glob("*.md")):
+        text = page.read_text(encoding="utf-8")
+        for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", text):
+            if "://" in target:
+                continue
+            assert (page.parent / target).exists(), f"{page.name}: broken link {target}"
