@@ -4,19 +4,40 @@ VENV := .venv
 BIN := $(VENV)/bin
 HOST ?= 127.0.0.1:8000
 
-.PHONY: serve test lint typecheck layers bench bench-quick clean
+.PHONY: serve test floors lint typecheck layers lock bench bench-quick clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
-$(VENV)/.installed: $(BIN)/python pyproject.toml
-	$(BIN)/pip install -q -e .
+# Installed from the locks, every file checked against its hash (docs/security.md,
+# section 11); hookline itself goes on top without resolving anything again.
+$(VENV)/.installed: $(BIN)/python pyproject.toml requirements.lock
+	$(BIN)/pip install -q --require-hashes -r requirements.lock
+	$(BIN)/pip install -q --no-deps -e .
 	touch $@
 
-$(VENV)/.installed-test: $(BIN)/python pyproject.toml
-	$(BIN)/pip install -q -e '.[test]'
+$(VENV)/.installed-test: $(BIN)/python pyproject.toml requirements-test.lock
+	$(BIN)/pip install -q --require-hashes -r requirements-test.lock
+	$(BIN)/pip install -q --no-deps -e .
 	touch $@ $(VENV)/.installed
+
+# Refresh the locks after editing pyproject.toml's dependencies: pins already in a lock
+# stay unless UPGRADE=1 (then everything moves to its newest release). The locks are
+# for CI's Python 3.11 on x86_64 Linux. uv lives in a throwaway venv of its own.
+UV_VENV ?= /tmp/hookline-uv
+UV_COMPILE = $(UV_VENV)/bin/uv pip compile pyproject.toml --quiet --generate-hashes \
+	--python-version 3.11 --python-platform x86_64-unknown-linux-gnu \
+	--custom-compile-command "make lock" $(if $(UPGRADE),--upgrade)
+lock:
+	test -x $(UV_VENV)/bin/uv || ($(PYTHON) -m venv $(UV_VENV) && $(UV_VENV)/bin/pip install -q uv)
+	$(UV_COMPILE) -o requirements.lock
+	$(UV_COMPILE) --extra test -o requirements-test.lock
+
+# An installed package older than its floor in pyproject.toml (a floor raised past a
+# CVE, a stale venv or lock) fails the run.
+floors: $(VENV)/.installed-test
+	$(BIN)/python scripts/check_floors.py --extra test
 
 # Local stand-ins for the examples' secrets and endpoints; set your own to override.
 export GITHUB_WEBHOOK_SECRET ?= dev-github-secret
@@ -58,7 +79,7 @@ layers: $(VENV)/.installed-test
 
 # PostgreSQL: a throwaway cluster for the run (installed from Debian's packages when
 # missing); where none can be had, its tests are skipped with the reason.
-test: $(VENV)/.installed-test lint typecheck layers
+test: $(VENV)/.installed-test floors lint typecheck layers
 	test -x /usr/bin/chromium || sh scripts/install-chromium.sh
 	sh scripts/postgres.sh run $(BIN)/pytest
 

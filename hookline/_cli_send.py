@@ -49,13 +49,16 @@ def send_webhook(
         scheme, secret=secret, body=body, url=url, content_type=content_type, options=options
     )
     sent = httpx.Headers()
+    # WeCom and Feishu send the body encrypted, in their own envelope.
+    content_type = signed.content_type or content_type
     if content_type is not None:
         sent["content-type"] = content_type
     sent.update(signed.headers)
     for name, value in headers:
         sent[name] = value
+    content = body if signed.body is None else signed.body
     with httpx.Client(verify=verify, timeout=timeout, transport=transport) as client:
-        return client.request(method, signed.url, content=body, headers=sent)
+        return client.request(method, signed.url, content=content, headers=sent)
 
 
 def read_data(data: str) -> bytes:
@@ -100,7 +103,10 @@ def _reason(response: httpx.Response) -> str:
 @click.option("--method", default="POST", type=click.Choice(_METHODS, case_sensitive=False))
 @click.option("--content-type", default="application/json", show_default=True)
 @click.option(
-    "--option", "option", multiple=True, help="A scheme option, 'name=value' (hmac: header=...)."
+    "--option",
+    "option",
+    multiple=True,
+    help="A scheme option, 'name=value' (hmac: header=...; wecom: encoding_aes_key=...).",
 )
 @click.option("--cacert", type=click.Path(dir_okay=False, exists=True), help="CA file for TLS.")
 @click.option("--timeout", default=30.0, show_default=True, help="Seconds to wait for an answer.")

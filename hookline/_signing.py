@@ -1,7 +1,8 @@
 """Sign a webhook the way each provider does: the sending side of ``hookline send``.
 
 :func:`sign` returns the headers a provider would attach to ``body`` sent to ``url``
-(and the URL itself, which Twilio extends with ``bodySHA256`` for a JSON body). Every
+(and the URL itself, which Twilio extends with ``bodySHA256`` for a JSON body and WeCom
+with its signature; and for WeCom and Feishu the encrypted body to send instead). Every
 scheme of ``verify`` is covered, so a user can try a hook before the provider calls it.
 The algorithms are written out here from ``shared/reference/webhook-signatures.md``
 rather than shared with the verifiers, so that each side checks the other.
@@ -12,12 +13,16 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
+import secrets
 import time
 from collections.abc import Callable, Mapping
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import attrs
 import jwt
+from cryptography.hazmat.primitives import padding
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from ._ids import new_id
 
@@ -28,10 +33,14 @@ _FORM = "application/x-www-form-urlencoded"
 
 @attrs.frozen
 class Signed:
-    """What to send: ``url`` (Twilio may add to it) and the ``headers`` to add."""
+    """What to send: ``url`` (Twilio and WeCom add to it) and the ``headers`` to add;
+    ``body`` and ``content_type`` replace the given ones when the scheme encrypts the
+    body (WeCom, Feishu), None otherwise."""
 
     url: str
     headers: Mapping[str, str]
+    body: bytes | None = None
+    content_type: str | None = None
 
 
 @attrs.frozen
@@ -81,7 +90,11 @@ def sign(
     ``prefix``, ``signed``, ``timestamp_header``, ``id_header``; ``basic`` uses
     ``username`` (``secret`` is the password); ``header`` uses ``name``; ``jwt`` uses
     ``algorithm`` (default HS256; ``secret`` is then the private key for RS/ES),
-    ``audience``, ``issuer``, ``subject`` and ``expires_in`` (seconds, default 300).
+    ``audience``, ``issuer``, ``subject`` and ``expires_in`` (seconds, default 300);
+    ``twilio`` uses ``algorithm`` (``HMAC_SHA256`` for a SharedKey ``secret``) and
+    ``key`` (its id); ``wecom`` uses ``encoding_aes_key`` and ``corp_id`` (required;
+    ``secret`` is the Token) and ``agent_id``; ``feishu`` takes the Encrypt Key as
+    ``secret`` and sends ``body`` (an event, with its token) encrypted and signed.
 
     Raises :class:`ValueError` for an unknown scheme or a missing option.
     """
@@ -146,8 +159,66 @@ def _twilio(m: _Message) -> Signed:
         separator = "&" if urlsplit(url).query else "?"
         url = f"{url}{separator}bodySHA256={hashlib.sha256(m.body).hexdigest()}"
     text = url + "".join(name + value for name, value in sorted(set(params)))
-    digest = hmac.new(m.key, text.encode(), hashlib.sha1).digest()
-    return Signed(url, {"X-Twilio-Signature": _b64(digest)})
+    algorithm = m.options.get("algorithm", "HMAC_SHA1").upper()
+    if algorithm not in ("HMAC_SHA1", "HMAC_SHA256"):
+        raise ValueError("twilio's algorithm is HMAC_SHA1 or HMAC_SHA256")
+    digest = hmac.new(m.key, text.encode(), algorithm.removeprefix("HMAC_").lower()).digest()
+    headers = {"X-Twilio-Signature": _b64(digest)}
+    if algorithm == "HMAC_SHA256":
+        key_id = m.options.get("key", "webhooks_sharedkey")
+        headers["X-Twilio-Webhooks-Signature-Settings"] = f"key={key_id},algorithm={algorithm}"
+    return Signed(url, headers)
+
+
+def _dingtalk(m: _Message) -> Signed:
+    millis = str(m.stamp * 1000)
+    digest = _mac(m.key, f"{millis}\n{m.secret}".encode())
+    return m.signed({"timestamp": millis, "sign": _b64(digest)})
+
+
+def _aes_cbc(key: bytes, iv: bytes, plain: bytes, block_bits: int) -> bytes:
+    padder = padding.PKCS7(block_bits).padder()
+    padded = padder.update(plain) + padder.finalize()
+    encryptor = Cipher(algorithms.AES(key), modes.CBC(iv)).encryptor()
+    return encryptor.update(padded) + encryptor.finalize()
+
+
+def _wecom(m: _Message) -> Signed:
+    corp_id = _option(m.options, "corp_id")
+    key = base64.b64decode(_option(m.options, "encoding_aes_key") + "=")
+    plain = secrets.token_bytes(16) + len(m.body).to_bytes(4, "big") + m.body + corp_id.encode()
+    # WeCom pads to its 32-byte key length, not AES's 16-byte block.
+    encrypted = _b64(_aes_cbc(key, key[:16], plain, 256))
+    nonce = str(secrets.randbelow(10**10))
+    stamp = str(m.stamp)
+    joined = "".join(sorted((m.secret, stamp, nonce, encrypted))).encode()
+    signature = hashlib.sha1(joined)  # noqa: S324 (WeCom's algorithm)
+    query = {"msg_signature": signature.hexdigest(), "timestamp": stamp, "nonce": nonce}
+    separator = "&" if urlsplit(m.url).query else "?"
+    agent = m.options.get("agent_id", "")
+    envelope = (
+        f"<xml><ToUserName><![CDATA[{corp_id}]]></ToUserName>"
+        f"<AgentID><![CDATA[{agent}]]></AgentID>"
+        f"<Encrypt><![CDATA[{encrypted}]]></Encrypt></xml>"
+    )
+    return Signed(
+        f"{m.url}{separator}{urlencode(query)}", {}, envelope.encode(), "text/xml; charset=utf-8"
+    )
+
+
+def _feishu(m: _Message) -> Signed:
+    iv = secrets.token_bytes(16)
+    key = hashlib.sha256(m.key).digest()
+    encrypted = _b64(iv + _aes_cbc(key, iv, m.body, 128))
+    body = json.dumps({"encrypt": encrypted}).encode()
+    stamp, nonce = str(m.stamp), secrets.token_hex(8)
+    signature = hashlib.sha256(f"{stamp}{nonce}{m.secret}".encode() + body).hexdigest()
+    headers = {
+        "X-Lark-Request-Timestamp": stamp,
+        "X-Lark-Request-Nonce": nonce,
+        "X-Lark-Signature": signature,
+    }
+    return Signed(m.url, headers, body, "application/json")
 
 
 def _generic_hmac(m: _Message) -> Signed:
@@ -203,6 +274,9 @@ _SIGNERS: Mapping[str, Callable[[_Message], Signed]] = {
     "standard_webhooks": _standard_webhooks,
     "shopify": _shopify,
     "twilio": _twilio,
+    "dingtalk": _dingtalk,
+    "wecom": _wecom,
+    "feishu": _feishu,
     "hmac": _generic_hmac,
     "basic": _basic,
     "bearer": _bearer,

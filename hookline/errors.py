@@ -216,6 +216,14 @@ class QueueFull(Rejected):
     retry_after = 1.0
 
 
+class RateLimited(Rejected):
+    """The workflow's ``rate_limit`` refused the delivery (429 with ``Retry-After``: when
+    one from the same key would be let through). Recorded, nothing run."""
+
+    status = 429
+    title = "Too many requests"
+
+
 class Unavailable(Rejected):
     """The workflow is disabled, or the engine is overloaded or stopping (503).
 

@@ -3,7 +3,13 @@ for every scheme."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import json
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -11,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from hookline._signing import SCHEMES, sign
 from hookline.engine._loader import VERIFY_SCHEMES
-from hookline.errors import Forbidden
+from hookline.errors import Forbidden, Unauthenticated
 from hookline.verify import SignedRequest, Verifier, compile_verifiers
 
 NOW = 1_700_000_000
@@ -120,6 +126,8 @@ def round_trip_cases() -> list[tuple[str, str, dict[str, Any], dict[str, str]]]:
         ("standard_webhooks", "whsec_c2VjcmV0", {"secret": "whsec_c2VjcmV0"}, {}),
         ("shopify", "s", {"secret": "s"}, {}),
         ("twilio", "token", {"secret": "token"}, {}),
+        ("twilio", "shared", {"secrets": ["token", "shared"]}, {"algorithm": "HMAC_SHA256"}),
+        ("dingtalk", "SECabc", {"secret": "SECabc"}, {}),
         ("hmac", "s", {"secret": "s", **hmac_options}, hmac_options),
         ("basic", "pw", {"username": "crm", "password": "pw"}, {"username": "crm"}),
         ("bearer", "tok", {"secret": "tok"}, {}),
@@ -158,7 +166,7 @@ def test_signed_requests_pass_verification_and_tampered_ones_do_not(content_type
         verified = verification.verify(request, NOW + 1)
         if scheme == "jwt":
             assert verified.claims is not None
-        if scheme in {"gitlab", "basic", "bearer", "header", "jwt"}:
+        if scheme in {"gitlab", "basic", "bearer", "header", "jwt", "dingtalk"}:
             continue  # the body is not signed by these schemes
         tampered_form = None if form is None else (*form[:-1], ("b", "four"))
         tampered = SignedRequest("POST", signed.url, headers, body + b" ", tampered_form)
@@ -171,3 +179,84 @@ def test_unknown_scheme_and_missing_option() -> None:
         sign("gitea", secret="s", body=b"")
     with pytest.raises(ValueError, match="header"):
         sign("hmac", secret="s", body=b"")
+
+
+def test_twilio_sha256_matches_twilio_python() -> None:
+    vectors = Path(__file__).parent / "verify" / "vectors" / "chat_platforms.json"
+    twilio = json.loads(vectors.read_text())["twilio"]
+    signed = sign(
+        "twilio",
+        secret=twilio["shared_key"],
+        url=twilio["form"]["url"],
+        body=urlencode(twilio["form"]["params"]).encode(),
+        content_type="application/x-www-form-urlencoded",
+        options={"algorithm": "HMAC_SHA256", "key": "webhooks_sharedkey_0123456789abcdef"},
+    )
+    assert signed.headers == {
+        "X-Twilio-Signature": twilio["form"]["signature"],
+        "X-Twilio-Webhooks-Signature-Settings": twilio["settings"],
+    }
+
+
+def test_dingtalk_signs_as_its_documentation_does() -> None:
+    signed = sign("dingtalk", secret="this is secret", body=b"{}", timestamp=NOW)
+    millis = str(NOW * 1000)
+    # DingTalk's documented Python, verbatim but for the names.
+    string_to_sign = f"{millis}\n{'this is secret'}"
+    code = hmac.new(b"this is secret", string_to_sign.encode(), digestmod=hashlib.sha256).digest()
+    assert signed.headers == {"timestamp": millis, "sign": base64.b64encode(code).decode()}
+
+
+WECOM_OPTIONS = {
+    "encoding_aes_key": "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C",
+    "corp_id": "ww1234567890abcdef",
+}
+
+
+def test_wecom_encrypts_into_the_envelope_and_signs_in_the_query() -> None:
+    message = b"<xml><MsgType>text</MsgType><Content>hello</Content></xml>"
+    signed = sign(
+        "wecom", secret="tok", body=message, url=URL, timestamp=NOW, options=WECOM_OPTIONS
+    )
+    assert signed.body is not None
+    assert b"<Encrypt><![CDATA[" in signed.body
+    assert message not in signed.body
+    assert signed.content_type is not None
+    assert signed.content_type.startswith("text/xml")
+    assert "msg_signature=" in signed.url
+    assert signed.url.startswith(URL + "&")
+    check = compile_verifiers(
+        [Verifier("wecom", {"token": "tok", **WECOM_OPTIONS})], source="t.yaml", path="verify"
+    )
+    verified = check.verify(SignedRequest("POST", signed.url, {}, signed.body), NOW + 1)
+    assert verified.opened is not None
+    assert verified.opened.data == {"xml": {"MsgType": "text", "Content": "hello"}}
+    with pytest.raises(Forbidden):
+        check.verify(SignedRequest("POST", signed.url, {}, signed.body.replace(b"A", b"B")), NOW)
+    with pytest.raises(Unauthenticated):
+        check.verify(SignedRequest("POST", URL, {}, signed.body), NOW)
+
+
+def test_wecom_needs_its_key_and_corp_id() -> None:
+    with pytest.raises(ValueError, match="encoding_aes_key"):
+        sign("wecom", secret="tok", body=b"<xml/>", options={"corp_id": "c"})
+
+
+def test_feishu_encrypts_and_signs_the_event() -> None:
+    event = {"schema": "2.0", "header": {"token": "vt", "event_type": "x"}, "event": {"a": 1}}
+    body = json.dumps(event).encode()
+    signed = sign("feishu", secret="encrypt-key", body=body, url=URL, timestamp=NOW)
+    assert signed.body is not None
+    assert set(json.loads(signed.body)) == {"encrypt"}
+    assert signed.content_type == "application/json"
+    headers = {name.lower(): value for name, value in signed.headers.items()}
+    check = compile_verifiers(
+        [Verifier("feishu", {"verification_token": "vt", "encrypt_key": "encrypt-key"})],
+        source="t.yaml",
+        path="verify",
+    )
+    verified = check.verify(SignedRequest("POST", URL, headers, signed.body), NOW + 1)
+    assert verified.opened is not None
+    assert verified.opened.data == event
+    with pytest.raises(Forbidden):
+        check.verify(SignedRequest("POST", URL, headers, signed.body + b" "), NOW + 1)

@@ -12,6 +12,7 @@ from typing import Any
 
 import attrs
 
+from ..nodes._base import Renderable
 from ..store._ops import AcceptDelivery, IdempotencyClaim
 from ..store._records import Answer, ExecutionRecord, IdempotencyRecord
 from ._answers import accepted_answer
@@ -48,6 +49,31 @@ def template_roots(
         "workflow": {"key": workflow.key, "title": workflow.title},
         "env": env,  # read-only, and the engine's own: shared, never copied
     }
+
+
+def rate_key(template: Renderable | None, roots: Mapping[str, Any]) -> str:
+    """The key a ``rate_limit``/``throttle`` counts under: its template rendered as text
+    ("" without one, or when it renders empty: one rate for the whole workflow)."""
+    if template is None:
+        return ""
+    value = template.render(roots)
+    return "" if value is None else str(value)
+
+
+def priority(workflow: Workflow, roots: Mapping[str, Any]) -> int:
+    """The ``priority`` of a new execution: the template's integer (a numeric string
+    counts); 0 without one, or for anything else, so that what a sender writes can
+    reorder the queue only within the integers the workflow's author allows."""
+    template = workflow.priority
+    if template is None:
+        return 0
+    value = template.render(roots)
+    if isinstance(value, str):
+        try:
+            value = int(value.strip())
+        except ValueError:
+            return 0
+    return value if type(value) is int else 0
 
 
 def order_key(workflow: Workflow, roots: Mapping[str, Any]) -> str | None:

@@ -46,17 +46,22 @@ class Gcra:
     """The TATs of one :class:`Rate`, by key.
 
     Keys whose TAT has passed hold no state worth keeping (a fresh key behaves the
-    same): :meth:`forget_idle` drops them so that a stream of distinct keys, such as
-    client addresses, costs memory only for the keys seen within about one period.
+    same): :meth:`forget_idle` drops them, and so does every call once the table has
+    doubled since the last sweep (at least ``keep`` keys), so that a stream of distinct
+    keys, such as client addresses, costs memory for the keys seen within about one
+    period and amortised O(1) time per call.
     """
 
-    def __init__(self, rate: Rate) -> None:
+    def __init__(self, rate: Rate, *, keep: int = 10_000) -> None:
         self.rate = rate
         self._tats: dict[str, float] = {}
+        self._keep = keep
+        self._sweep_at = keep
 
     def take(self, key: str, now: float) -> float:
         """Let one event of ``key`` through at ``now`` and return 0.0, or refuse it and
         return how many seconds until one would be let through (state unchanged)."""
+        self._sweep(now)
         tat = max(self._tats.get(key, now), now)
         wait = tat - self.rate.tolerance - now
         if wait > 0:
@@ -67,6 +72,7 @@ class Gcra:
     def schedule(self, key: str, now: float) -> float:
         """Book the earliest start of one event of ``key`` at or after ``now``, after
         those booked before it, and return it."""
+        self._sweep(now)
         tat = max(self._tats.get(key, now), now)
         start = max(now, tat - self.rate.tolerance)
         self._tats[key] = tat + self.rate.interval
@@ -78,6 +84,11 @@ class Gcra:
         for key in idle:
             del self._tats[key]
         return len(idle)
+
+    def _sweep(self, now: float) -> None:
+        if len(self._tats) >= self._sweep_at:
+            self.forget_idle(now)
+            self._sweep_at = max(self._keep, 2 * len(self._tats))
 
     def __len__(self) -> int:
         return len(self._tats)

@@ -26,7 +26,8 @@ class ExecutionHandle:
     retried from its failed node): it reuses the outputs of the jobs that succeeded.
     ``started_at`` is when a resumed execution first started (None: it never did, and
     it records its start when it runs now). ``context`` is the delivery's ``$context``
-    when admission built it already.
+    when admission built it already. ``priority`` orders the workflow's queue (higher
+    first) when it has a ``priority``.
     """
 
     def __init__(
@@ -39,8 +40,10 @@ class ExecutionHandle:
         resumed: bool = False,
         started_at: float | None = None,
         context: dict[str, Any] | None = None,
+        priority: int = 0,
     ) -> None:
         self.id = execution_id
+        self.priority = priority
         self.workflow = workflow
         self.delivery = delivery
         self.idempotency_key = idempotency_key

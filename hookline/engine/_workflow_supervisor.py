@@ -13,16 +13,17 @@ import attrs
 import trio
 
 from .._ids import new_id
-from ..definition import MailboxStatistics, Reservation
-from ..errors import QueueFull, Unavailable
+from ..definition import MailboxStatistics, Reservation, format_duration
+from ..errors import QueueFull, RateLimited, Unavailable
 from ..nodes._base import NodeServices
 from ..store._ops import RecordDelivery, RequeueExecution
 from ..store._records import ExecutionRecord, IdempotencyRecord
 from ..store._store import Store
 from ._actor import ActorStatistics
-from ._admission import Admission, accept_op, replayed, template_roots
+from ._admission import Admission, accept_op, priority, rate_key, replayed, template_roots
 from ._definition import Workflow
 from ._delivery import Delivery
+from ._gcra import Gcra
 from ._groups import lone_error
 from ._handle import ExecutionHandle
 from ._idempotency import idempotency_key
@@ -51,7 +52,8 @@ class WorkflowStatistics:
     a running execution with the same order key; ``resuming`` ones (found at start-up,
     retried) wait to start ahead of the queue. On a store shared by several processes
     the limits hold across all of them: no execution is parked, and ``waiting`` ones
-    wait for a start permit (counted in ``queue.depth``, not in ``running``)."""
+    wait for a start permit (counted in ``queue.depth``, not in ``running``).
+    ``throttled`` ones wait for the start ``throttle`` booked for them."""
 
     workflow: str
     queue: MailboxStatistics
@@ -65,6 +67,7 @@ class WorkflowStatistics:
     waiting: int = 0
     cancelled: int = 0
     timed_out: int = 0
+    throttled: int = 0
 
 
 class WorkflowSupervisor:
@@ -98,7 +101,10 @@ class WorkflowSupervisor:
             node.key: NodeActor(workflow.key, node, capacity=capacity) for node in workflow.walk()
         }
         self.runner = WorkflowRunner(workflow, self.actors, store, services, cluster)
-        self._runs_inline = runs_inline(workflow)
+        # A throttled workflow's executions may have to wait: none runs at admission.
+        self._runs_inline = runs_inline(workflow) and workflow.throttle is None
+        rule = workflow.rate_limit
+        self._rate_limit = Gcra(rule.rate) if rule is not None else None
         self.supervisor = Supervisor(f"workflow:{workflow.key}", policy=restart)
         self._retiring = False
 
@@ -164,6 +170,7 @@ class WorkflowSupervisor:
         # The $context is built once per delivery (in the roots): the intake templates,
         # the stored record and the execution all read the same one.
         roots = self._roots(delivery)
+        self._check_rate(roots)
         key = idempotency_key(self.workflow, delivery, roots)
         # The body is hashed only to tell a retry from a reuse of its key.
         body_hash = delivery.body_hash() if key is not None else ""
@@ -178,6 +185,19 @@ class WorkflowSupervisor:
             if earlier is None:
                 raise
         return await self._duplicate(delivery, earlier, body_hash)
+
+    def _check_rate(self, roots: dict[str, Any]) -> None:
+        """Refuse the delivery (429) past the workflow's ``rate_limit`` for its key."""
+        limiter, rule = self._rate_limit, self.workflow.rate_limit
+        if limiter is None or rule is None:
+            return
+        wait = limiter.take(rate_key(rule.key, roots), trio.current_time())
+        if wait > 0:
+            raise RateLimited(
+                f"workflow '{self.workflow.key}' takes at most {rule.rate.limit} deliveries "
+                f"per {format_duration(rule.rate.period)} for this sender",
+                retry_after=wait,
+            )
 
     async def _duplicate(
         self, delivery: Delivery, earlier: IdempotencyRecord, body_hash: str
@@ -239,6 +259,7 @@ class WorkflowSupervisor:
                 delivery,
                 idempotency_key=key,
                 context=roots["context"],
+                priority=priority(self.workflow, roots),
             )
             if op.answer is not None:
                 handle.set_answer(op.answer)
@@ -405,4 +426,5 @@ class WorkflowSupervisor:
             parked=runner.lanes.parked,
             resuming=len(runner.ready),
             waiting=runner.waiting,
+            throttled=runner.throttled,
         )

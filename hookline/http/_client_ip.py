@@ -10,7 +10,8 @@ wrote it, which is all hookline can vouch for.
 
 The public URL follows the same hop: its ``proto``/``host`` from the ``Forwarded``
 element of the client, or the nearest ``X-Forwarded-Proto``/``X-Forwarded-Host``
-values, written by a trusted proxy. Twilio signs that URL.
+values, written by a trusted proxy, with ``X-Forwarded-Port`` when the host carries
+no port. Twilio signs that URL.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 _PAIR = re.compile(r'\s*([A-Za-z0-9!#$%&\'*+.^_`|~-]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;,\s]*)\s*')
 _PORT_V4 = re.compile(r"(\d{1,3}(?:\.\d{1,3}){3}):\d+")
 _BRACKETED = re.compile(r"\[([^\]]+)\](?::\d+)?")
+_HAS_PORT = re.compile(r":\d*$")
+_DEFAULT_PORTS = {"https": 443, "http": 80}
 
 
 @attrs.frozen
@@ -148,11 +151,23 @@ def resolve_origin(
         if not _trusted(address, trusted_proxies):
             break
     proto = _last(headers.get("x-forwarded-proto"))
+    public_scheme = proto.lower() if proto else scheme
+    public_host = _last(headers.get("x-forwarded-host")) or host
     return Origin(
         client_ip=client,
-        scheme=proto.lower() if proto else scheme,
-        host=_last(headers.get("x-forwarded-host")) or host,
+        scheme=public_scheme,
+        host=with_port(public_host, public_scheme, _last(headers.get("x-forwarded-port"))),
     )
+
+
+def with_port(host: str, scheme: str, port: str | None) -> str:
+    """``host`` with the ``X-Forwarded-Port`` a trusted proxy gave, when the host names
+    none and the port is not the scheme's default (Twilio signs the URL with it)."""
+    if port is None or not port.isdigit() or _HAS_PORT.search(host):
+        return host
+    if _DEFAULT_PORTS.get(scheme) == int(port):
+        return host
+    return f"{host}:{int(port)}"
 
 
 def ip_allowed(ip: str, allow: Sequence[IPNetwork]) -> bool:

@@ -38,7 +38,7 @@ from ..engine._execution import ExecutionHandle
 from ..errors import PayloadTooLarge, Rejected, RequestTimeout, StoreError, Unavailable
 from ..store._ops import RecordDelivery
 from ..store._records import Answer
-from ..verify import SignedRequest
+from ..verify import SignedRequest, Verified
 from ._body import MAX_FORM_PARTS, check_form_parts, parse_body_cooperatively
 from ._client_ip import IPNetwork, check_ip_allowed
 from ._responses import answer_response
@@ -53,6 +53,7 @@ from ._scope import (
     request_target,
     scope_headers,
 )
+from ._verified import answer_handshake, opened_delivery
 
 log = logging.getLogger("hookline.http")
 
@@ -155,10 +156,11 @@ async def _record_failure(engine: Engine, delivery: Delivery) -> None:
         log.exception("could not record failed delivery %s", delivery.id)
 
 
-def _verify(workflow: Workflow, signed: SignedRequest) -> Mapping[str, Any] | None:
-    """Run the workflow's ``verify`` checks on the raw body; returns the JWT claims (or
-    None). Raises Unauthenticated (401) or Forbidden (403)."""
-    return workflow.trigger.verification.verify(signed, time.time()).claims
+def _verify(workflow: Workflow, signed: SignedRequest) -> Verified:
+    """Run the workflow's ``verify`` checks on the raw body; returns what they
+    established (JWT claims, a decrypted body, a handshake's answer). Raises
+    Unauthenticated (401) or Forbidden (403)."""
+    return workflow.trigger.verification.verify(signed, time.time())
 
 
 class _Received:
@@ -244,7 +246,7 @@ async def handle_webhook(app: Quart, scope: Scope, chunks: AsyncIterator[bytes])
         max_parts: int = app.config.get(MAX_PARTS, MAX_FORM_PARTS)
         # Counted before verify parses a form: a flood of parts is refused unparsed.
         check_form_parts(raw, content_type, max_parts)
-        claims = None
+        verified = Verified()
         if trigger.verification.checks:
             signed = SignedRequest(
                 method=method,
@@ -254,9 +256,12 @@ async def handle_webhook(app: Quart, scope: Scope, chunks: AsyncIterator[bytes])
                 form=form_params(raw, content_type),
                 client_ip=origin.client_ip,
             )
-            claims = _verify(workflow, signed)
+            verified = _verify(workflow, signed)
+        if verified.answer is not None:
+            return await answer_handshake(engine, received.delivery(), verified.answer)
         parsed = await parse_body_cooperatively(raw, content_type, max_parts=max_parts)
-        delivery = received.delivery(parsed.data, parsed.text, parsed.files, claims)
+        delivery = received.delivery(parsed.data, parsed.text, parsed.files, verified.claims)
+        delivery = opened_delivery(delivery, verified.opened)
         admission = await engine.accept(delivery)
         admitted = True
         handle = admission.handle

@@ -149,6 +149,11 @@ class EngineCollector(Collector):
         running = GaugeMetricFamily(
             "hookline_executions_running", "Executions in flight.", labels=["workflow"]
         )
+        throttled = GaugeMetricFamily(
+            "hookline_executions_throttled",
+            "Executions waiting for the start their workflow's throttle booked.",
+            labels=["workflow"],
+        )
         node_queue = GaugeMetricFamily(
             "hookline_node_queue_depth",
             "Jobs waiting for a node actor.",
@@ -169,6 +174,7 @@ class EngineCollector(Collector):
             queue.add_metric([key], workflow.queue.depth)
             capacity.add_metric([key], workflow.queue.capacity)
             running.add_metric([key], workflow.running)
+            throttled.add_metric([key], workflow.throttled)
             for node in workflow.nodes:
                 # A node actor is named "<workflow>/<node>".
                 name = node.name.rsplit("/", 1)[-1]
@@ -176,7 +182,7 @@ class EngineCollector(Collector):
                 node_busy.add_metric([key, name], node.in_flight)
             for child in workflow.supervisor.children:
                 restarts.add_metric([workflow.supervisor.name, child.name], child.restarts)
-        yield from (queue, capacity, running, node_queue, node_busy, restarts)
+        yield from (queue, capacity, running, throttled, node_queue, node_busy, restarts)
         store = stats.store
         yield _gauge("hookline_store_queue_depth", "Writes waiting for a batch.", store.queue_depth)
         yield _counter("hookline_store_ops", "Write operations applied.", store.ops)

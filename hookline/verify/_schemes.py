@@ -129,18 +129,23 @@ class Slack:
 
 @attrs.frozen
 class Shopify:
-    """``X-Shopify-Hmac-Sha256: <base64>`` over the body. Old and new client secrets
-    both pass during a rotation (Shopify signs with the old one for up to an hour)."""
+    """``X-Shopify-Hmac-Sha256: <base64>`` over the body, or the same header without its
+    ``X-`` (``Shopify-Hmac-Sha256``), as Shopify's newer deliveries name their headers.
+    Old and new client secrets both pass during a rotation (Shopify signs with the old
+    one for up to an hour)."""
 
     keys: tuple[bytes, ...]
-    secret_headers: frozenset[str] = frozenset({"x-shopify-hmac-sha256"})
+    secret_headers: frozenset[str] = frozenset({"x-shopify-hmac-sha256", "shopify-hmac-sha256"})
 
     @classmethod
     def compile(cls, fields: Fields) -> Shopify:
         return cls(keys=read_keys(fields))
 
     def check(self, request: SignedRequest, now: float) -> Mapping[str, Any] | None:
-        given = decode_base64(require_header(request, "X-Shopify-Hmac-Sha256"))
+        name = "X-Shopify-Hmac-Sha256"
+        if request.header("x-shopify-hmac-sha256") is None:
+            name = name.removeprefix("X-") if request.header("shopify-hmac-sha256") else name
+        given = decode_base64(require_header(request, name))
         if given is None:
             raise Forbidden(MALFORMED)
         if not matches_any(hmac_digests(self.keys, request.body), [given]):

@@ -23,13 +23,15 @@ from typing import Any, Protocol
 
 import attrs
 
-from ..definition import Fields
+from ..definition import JSON, Fields
 from ..errors import Forbidden, Unauthenticated
 
 __all__ = [
     "MALFORMED",
     "MISMATCH",
     "Check",
+    "DirectAnswer",
+    "Opened",
     "SignedRequest",
     "Verified",
     "check_window",
@@ -39,6 +41,7 @@ __all__ = [
     "matches_any",
     "parse_timestamp",
     "read_keys",
+    "read_rotating",
     "read_secrets",
     "require_header",
     "tolerance",
@@ -74,11 +77,45 @@ class SignedRequest:
 
 
 @attrs.frozen
+class Opened:
+    """A body a check decrypted (WeCom, Feishu): ``data`` becomes ``$context.data`` in
+    place of the parsed envelope, and ``context`` adds entries to ``$context`` (such as
+    ``wecom``, the decrypted XML)."""
+
+    data: JSON
+    context: Mapping[str, JSON] = attrs.field(factory=dict)
+
+
+@attrs.frozen
+class DirectAnswer:
+    """The answer to a platform's URL check (WeCom's ``echostr``, Feishu's
+    ``url_verification``): hookline sends it itself, starts no execution, and records
+    the delivery with ``reason``."""
+
+    body: bytes
+    content_type: str
+    reason: str
+    status: int = 200
+
+
+@attrs.frozen
 class Verified:
     """What passing every check established. ``claims`` are the decoded claims of a
-    ``jwt`` check (they become ``$context.jwt``), None when no such check ran."""
+    ``jwt`` check (they become ``$context.jwt``), None when no such check ran.
+    ``opened`` is the body a check decrypted, and ``answer`` a handshake's answer that
+    replaces running the workflow; None when no check made one."""
 
     claims: Mapping[str, Any] | None = None
+    opened: Opened | None = None
+    answer: DirectAnswer | None = None
+
+    def merged(self, other: Verified) -> Verified:
+        """This result with what ``other`` (a later check's) established added."""
+        return Verified(
+            claims=other.claims if other.claims is not None else self.claims,
+            opened=other.opened if other.opened is not None else self.opened,
+            answer=other.answer if other.answer is not None else self.answer,
+        )
 
 
 class Check(Protocol):
@@ -86,13 +123,14 @@ class Check(Protocol):
 
     ``secret_headers`` names the (lower-case) headers that carry a secret or a
     signature, so delivery records and logs can redact them. :meth:`check` returns
-    claims (``jwt`` only) or None, and raises ``Unauthenticated`` or ``Forbidden``.
+    claims (``jwt``), a :class:`Verified` (a check that decrypts or answers a
+    handshake) or None, and raises ``Unauthenticated`` or ``Forbidden``.
     """
 
     @property
     def secret_headers(self) -> frozenset[str]: ...
 
-    def check(self, request: SignedRequest, now: float) -> Mapping[str, Any] | None: ...
+    def check(self, request: SignedRequest, now: float) -> Mapping[str, Any] | Verified | None: ...
 
 
 # -- reading options -----------------------------------------------------------------
@@ -115,6 +153,27 @@ def read_secrets(fields: Fields, *, what: str = "a secret") -> tuple[str, ...]:
     if not secret:
         fields.fail("secret", f"{what} as a non-empty string", secret)
     return (secret,)
+
+
+def read_rotating(
+    fields: Fields, name: str, what: str, *, required: bool = True
+) -> tuple[str, ...]:
+    """Option ``name``: one non-empty string, or a non-empty list of them while a
+    credential is being rotated (every one is tried). Absent: an error, or () when not
+    ``required``."""
+    expected = f"{what} as a non-empty string (or a list of them, for rotation)"
+    if not required and not fields.has(name):
+        fields.value(name, None)
+        return ()
+    found = fields.value(name, expected=expected)
+    values = [found] if isinstance(found, str) else found
+    if not isinstance(values, list) or not values:
+        fields.fail(name, expected, found)
+    for index, item in enumerate(values):
+        if not isinstance(item, str) or not item:
+            where = name if isinstance(found, str) else f"{name}[{index}]"
+            fields.fail(where, f"{what} as a non-empty string", item)
+    return tuple(values)
 
 
 def read_keys(fields: Fields, *, what: str = "a secret") -> tuple[bytes, ...]:

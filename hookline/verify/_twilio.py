@@ -6,6 +6,12 @@ the text; instead the URL carries ``bodySHA256=<hex sha256(body)>``, checked as 
 (any other body without it is refused: nothing would sign it).
 Twilio is not consistent about the default port, so the URL is tried both with it
 (``:443``/``:80`` added when absent) and without any port, as its own libraries do.
+
+A webhook signed with a SharedKey names its algorithm in
+``X-Twilio-Webhooks-Signature-Settings: key=<id>,algorithm=HMAC_SHA256``; without that
+header (or without ``algorithm=``) it is the auth token's HMAC-SHA1. Both kinds of
+secret go in ``secret``/``secrets``, so one list holds them during a migration. An
+algorithm this version does not know is refused, as twilio-python 9.13 does.
 """
 
 from __future__ import annotations
@@ -30,9 +36,21 @@ from ._signed import (
     require_header,
 )
 
-__all__ = ["Twilio", "twilio_signature", "url_variants"]
+__all__ = ["Twilio", "signature_algorithm", "twilio_signature", "url_variants"]
 
 _DEFAULT_PORTS = {"https": 443, "http": 80}
+ALGORITHMS = {"HMAC_SHA1": "sha1", "HMAC_SHA256": "sha256"}
+SETTINGS_HEADER = "x-twilio-webhooks-signature-settings"
+
+
+def signature_algorithm(settings: str | None) -> str:
+    """The algorithm ``X-Twilio-Webhooks-Signature-Settings`` names (upper case),
+    ``HMAC_SHA1`` when it names none."""
+    for part in (settings or "").split(","):
+        name, separator, value = part.partition("=")
+        if separator and name.strip() == "algorithm" and value.strip():
+            return value.strip().upper()
+    return "HMAC_SHA1"
 
 
 def url_variants(url: str) -> tuple[str, ...]:
@@ -57,27 +75,33 @@ def _with_port(parts: SplitResult) -> str:
     return parts._replace(netloc=f"{parts.netloc}:{default}").geturl()
 
 
-def twilio_signature(key: bytes, url: str, params: Iterable[tuple[str, str]]) -> bytes:
-    """The raw HMAC-SHA1 digest Twilio sends (base64-encoded) for ``url`` and ``params``."""
+def twilio_signature(
+    key: bytes, url: str, params: Iterable[tuple[str, str]], digest: str = "sha1"
+) -> bytes:
+    """The raw HMAC digest Twilio sends (base64-encoded) for ``url`` and ``params``."""
     text = url + "".join(name + value for name, value in sorted(set(params)))
-    return hmac.new(key, text.encode(), hashlib.sha1).digest()
+    return hmac.new(key, text.encode(), digest).digest()
 
 
 @attrs.frozen
 class Twilio:
-    """``X-Twilio-Signature`` keyed with the auth token (``secret``/``secrets``)."""
+    """``X-Twilio-Signature`` keyed with the auth token or a SharedKey secret
+    (``secret``/``secrets``)."""
 
     keys: tuple[bytes, ...]
     secret_headers: frozenset[str] = frozenset({"x-twilio-signature"})
 
     @classmethod
     def compile(cls, fields: Fields) -> Twilio:
-        return cls(keys=read_keys(fields, what="the auth token"))
+        return cls(keys=read_keys(fields, what="the auth token or SharedKey secret"))
 
     def check(self, request: SignedRequest, now: float) -> Mapping[str, Any] | None:
         given = decode_base64(require_header(request, "X-Twilio-Signature"))
         if given is None:
             raise Forbidden(MALFORMED)
+        algorithm = ALGORITHMS.get(signature_algorithm(request.header(SETTINGS_HEADER)))
+        if algorithm is None:
+            raise Forbidden("the signature algorithm named by Twilio is not supported")
         try:
             query = urlsplit(request.url).query
         except ValueError as exc:  # the URL Twilio signs cannot be this one
@@ -92,7 +116,7 @@ class Twilio:
             body_ok = hmac.compare_digest(digest, body_hashes[0].lower().encode())
             params = ()
         expected = [
-            twilio_signature(key, url, params)
+            twilio_signature(key, url, params, algorithm)
             for key in self.keys
             for url in url_variants(request.url)
         ]

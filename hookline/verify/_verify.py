@@ -20,12 +20,15 @@ import attrs
 
 from ..definition import Fields
 from ._credentials import Basic, Bearer, SharedHeader, gitlab
+from ._dingtalk import DingTalk
+from ._feishu import Feishu
 from ._generic_hmac import GenericHmac
 from ._jwt_scheme import Jwt
 from ._plugin_schemes import plugin_schemes
 from ._schemes import GitHub, Shopify, Slack, StandardWebhooks, Stripe
 from ._signed import Check, SignedRequest, Verified
 from ._twilio import Twilio
+from ._wecom import WeCom
 
 __all__ = ["SCHEMES", "SignedRequest", "Verification", "Verified", "Verifier", "compile_verifiers"]
 
@@ -46,6 +49,9 @@ SCHEMES: Mapping[str, Callable[[Fields], Check]] = {
     "standard_webhooks": StandardWebhooks.compile,
     "shopify": Shopify.compile,
     "twilio": Twilio.compile,
+    "dingtalk": DingTalk.compile,
+    "wecom": WeCom.compile,
+    "feishu": Feishu.compile,
     "hmac": GenericHmac.compile,
     "basic": Basic.compile,
     "bearer": Bearer.compile,
@@ -72,18 +78,21 @@ class Verification:
     def verify(self, request: SignedRequest, now: float) -> Verified:
         """Run every check against ``request`` at ``now`` (Unix seconds).
 
-        Returns what the checks established (a ``jwt`` check's claims). Raises
+        Returns what the checks established: a ``jwt`` check's claims, a body a check
+        decrypted, a handshake's answer (given only when every check passed). Raises
         :class:`~hookline.errors.Unauthenticated` (401) when a credential, signature or
         signed header is missing, and :class:`~hookline.errors.Forbidden` (403) when one
         is wrong, unparseable or outside its time window; the first failing check
         decides. Never raises anything else for any request.
         """
-        claims: Mapping[str, Any] | None = None
+        verified = Verified()
         for check in self.checks:
             found = check.check(request, now)
-            if found is not None:
-                claims = found
-        return Verified(claims=claims)
+            if isinstance(found, Verified):
+                verified = verified.merged(found)
+            elif found is not None:
+                verified = verified.merged(Verified(claims=found))
+        return verified
 
 
 def compile_verifiers(entries: Iterable[Verifier], *, source: str, path: str) -> Verification:

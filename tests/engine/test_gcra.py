@@ -87,3 +87,10 @@ def test_idle_keys_are_forgotten() -> None:
     assert gcra.forget_idle(2.0) == 49
     assert len(gcra) == 0
     assert gcra.take("client-0", 1.5) == 0.0
+
+
+def test_the_table_sweeps_itself_once_it_doubles() -> None:
+    gcra = Gcra(Rate(limit=1, period=1.0), keep=10)
+    for n in range(1000):
+        gcra.take(f"client-{n}", float(n))  # each key idle again a second later
+    assert len(gcra) <= 20

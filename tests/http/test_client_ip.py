@@ -140,3 +140,31 @@ def test_allowlist_applies_to_the_resolved_client_not_the_proxy() -> None:
     assert ip_allowed(behind, allow)
     spoofed = client("203.0.113.9", {"x-forwarded-for": "140.82.112.9"})
     assert not ip_allowed(spoofed, allow)
+
+
+# -- X-Forwarded-Port (Twilio signs the URL with the port it called) -----------------
+
+
+@pytest.mark.parametrize(
+    ("headers", "host"),
+    [
+        ({"x-forwarded-proto": "https", "x-forwarded-port": "8443"}, "hooks.example.com:8443"),
+        ({"x-forwarded-proto": "https", "x-forwarded-port": "443"}, "hooks.example.com"),
+        (
+            {"x-forwarded-host": "h.example.com:9000", "x-forwarded-port": "8443"},
+            "h.example.com:9000",
+        ),
+        ({"x-forwarded-port": "not a port"}, "hooks.example.com"),
+    ],
+)
+def test_forwarded_port_from_a_trusted_proxy_joins_the_public_url(
+    headers: dict[str, str], host: str
+) -> None:
+    origin = resolve_origin("10.0.0.1", "http", "hooks.example.com", headers, PROXIES)
+    assert origin.host == host
+
+
+def test_forwarded_port_from_an_untrusted_peer_is_ignored() -> None:
+    headers = {"x-forwarded-port": "8443"}
+    origin = resolve_origin("203.0.113.9", "http", "hooks.example.com", headers, PROXIES)
+    assert origin.host == "hooks.example.com"

@@ -1,0 +1,202 @@
+"""Flow control in the engine: ``rate_limit`` at intake, ``throttle`` and ``priority``
+at start. On trio's MockClock: the waits take no real time."""
+
+from __future__ import annotations
+
+import bisect
+import textwrap
+from collections import defaultdict
+
+import pytest
+import trio
+import trio.testing
+
+import hookline
+from hookline.engine._engine import Engine, open_engine
+from hookline.engine._loader import load_workflow_text
+from hookline.engine._workflow_supervisor import WorkflowStatistics
+from hookline.errors import DefinitionError, RateLimited
+from tests.conftest import StoreFactory
+
+
+def workflow(flow: str, *, max_: int = 8, node: str = "stamp") -> hookline.Workflow:
+    text = textwrap.dedent(
+        """
+        key: flow
+        concurrency: {max: %d, queue: 100}
+        %s
+        nodes:
+          - {key: run, type: %s, data: "{{$context.data}}"}
+        """
+    ) % (max_, flow, node)
+    return load_workflow_text(text, source="flow.yaml", nodes={"stamp": stamp, "hold": hold})
+
+
+STARTS: list[tuple[float, object]] = []
+
+
+async def stamp(call: hookline.NodeCall) -> object:
+    STARTS.append((trio.current_time(), call.params["data"]))
+    return None
+
+
+GATE: list[trio.Event] = []
+
+
+async def hold(call: hookline.NodeCall) -> object:
+    """Holds its slot until the test opens the gate (not a sleep: on PostgreSQL the
+    autojump clock would skip it while the store works)."""
+    STARTS.append((trio.current_time(), call.params["data"]))
+    await GATE[0].wait()
+    return None
+
+
+@pytest.fixture(autouse=True)
+def _fresh_starts() -> None:
+    STARTS.clear()
+    GATE[:] = [trio.Event()]
+
+
+def statistics(engine: Engine) -> WorkflowStatistics:
+    found = engine.workflow_statistics("flow")
+    assert found is not None
+    return found
+
+
+def most_in_any_window(times: list[float], period: float) -> int:
+    times = sorted(times)
+    return max(bisect.bisect_left(times, t + period - 1e-9) - i for i, t in enumerate(times))
+
+
+async def test_throttle_spaces_starts_per_key_within_limit_plus_burst(
+    autojump_clock: trio.testing.MockClock, make_store: StoreFactory
+) -> None:
+    flow = 'throttle: {limit: 2, period: 10s, burst: 1, key: "{{$context.data.account}}"}'
+    async with open_engine([workflow(flow)], store=make_store(), nodes={"stamp": stamp}) as engine:
+        start = trio.current_time()
+        handles = []
+        for n in range(16):
+            account = "a" if n < 12 else "b"
+            admission = await engine.submit("flow", data={"account": account, "n": n})
+            assert admission.handle is not None
+            handles.append(admission.handle)
+        await trio.testing.wait_all_tasks_blocked()
+        # burst + 1 of each key start at once: a holds 10 back, b 2.
+        assert statistics(engine).throttled == 10 + 2
+        for handle in handles:
+            assert (await handle.wait_finished()).succeeded
+    by_key: dict[str, list[float]] = defaultdict(list)
+    order: dict[str, list[int]] = defaultdict(list)
+    for at, data in STARTS:
+        assert isinstance(data, dict)
+        by_key[data["account"]].append(at - start)
+        order[data["account"]].append(data["n"])
+    for times in by_key.values():
+        assert most_in_any_window(times, 10.0) <= 3
+    # Those that waited kept their arrival order (the first two started together).
+    assert order["a"][2:] == list(range(2, 12))
+    # b waits for no one of a: its burst starts at once.
+    assert by_key["b"][:2] == pytest.approx([0.0, 0.0], abs=0.01)
+    # Then one per interval (10 s / 2): a's twelfth starts at 50 s.
+    assert by_key["a"][-1] == pytest.approx(50.0, abs=0.01)
+
+
+async def test_a_throttled_execution_holds_no_slot_and_can_be_cancelled(
+    autojump_clock: trio.testing.MockClock, make_store: StoreFactory
+) -> None:
+    flow = "throttle: {limit: 1, period: 1m}"
+    async with open_engine(
+        [workflow(flow, max_=1)], store=make_store(), nodes={"stamp": stamp}
+    ) as engine:
+        first = await engine.submit("flow", data={"n": 1})
+        waiting = await engine.submit("flow", data={"n": 2})
+        third = await engine.submit("flow", data={"n": 3})
+        assert first.handle is not None
+        assert waiting.handle is not None
+        assert third.handle is not None
+        await first.handle.wait_finished()
+        await trio.testing.wait_all_tasks_blocked()
+        assert statistics(engine).throttled == 2
+        assert statistics(engine).running == 0
+        assert await engine.cancel(waiting.execution_id)
+        assert (await waiting.handle.wait_finished()).status == "cancelled"
+        assert (await third.handle.wait_finished()).succeeded
+    assert [data for _, data in STARTS] == [{"n": 1}, {"n": 3}]
+    # The cancelled one gave up its booking only as a place in line: the third starts
+    # at its own booked time, two intervals on.
+    assert STARTS[1][0] - STARTS[0][0] == pytest.approx(120.0, abs=0.01)
+
+
+async def test_rate_limit_refuses_past_the_rate_with_retry_after_per_key(
+    autojump_clock: trio.testing.MockClock, make_store: StoreFactory
+) -> None:
+    flow = 'rate_limit: {limit: 3, period: 1m, burst: 2, key: "{{$context.data.sender}}"}'
+    async with open_engine([workflow(flow)], store=make_store(), nodes={"stamp": stamp}) as engine:
+        for _ in range(3):
+            await engine.submit("flow", data={"sender": "noisy"})
+        with pytest.raises(RateLimited) as refused:
+            await engine.submit("flow", data={"sender": "noisy"})
+        assert refused.value.status == 429
+        assert refused.value.retry_after == pytest.approx(20.0, abs=0.01)
+        assert "at most 3 deliveries per 1m" in str(refused.value)
+        await engine.submit("flow", data={"sender": "quiet"})  # another key: its own rate
+        await trio.sleep(20)  # one more is due every 20 s
+        await engine.submit("flow", data={"sender": "noisy"})
+        with pytest.raises(RateLimited) as refused:
+            await engine.submit("flow", data={"sender": "noisy"})
+        assert refused.value.retry_after == pytest.approx(20.0, abs=0.01)
+
+
+async def test_priority_starts_the_highest_queued_first(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # One process's queue (on a store shared by several processes, start permits are
+    # granted in arrival order: docs/reference/workflow.md says so).
+    flow = "priority: \"{{$context.data.plan == 'enterprise' ? 100 : $context.data.rank}}\""
+    async with open_engine(
+        [workflow(flow, max_=1, node="hold")], store="memory://", nodes={"hold": hold}
+    ) as engine:
+        busy = await engine.submit("flow", data={"plan": "free", "rank": 0, "n": "busy"})
+        await trio.testing.wait_all_tasks_blocked()  # it holds the only slot
+        handles = [busy.handle]
+        for plan, rank, n in [
+            ("free", 0, "low"),
+            ("free", "7", "seven"),  # a numeric string counts
+            ("enterprise", 0, "enterprise"),
+            ("free", "junk", "junk"),  # anything else is 0
+            ("free", 7, "seven-later"),
+        ]:
+            admission = await engine.submit("flow", data={"plan": plan, "rank": rank, "n": n})
+            handles.append(admission.handle)
+        GATE[0].set()
+        for handle in handles:
+            assert handle is not None
+            await handle.wait_finished()
+    assert [data["n"] for _, data in STARTS] == [  # type: ignore[index]
+        "busy",
+        "enterprise",
+        "seven",
+        "seven-later",
+        "low",
+        "junk",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("flow", "field", "expected"),
+    [
+        ("throttle: {limit: 0, period: 1m}", "throttle.limit", "an integer >= 1"),
+        ("throttle: {limit: 1}", "throttle.period", "a duration"),
+        ("rate_limit: {limit: 5, period: 1m, burst: -1}", "rate_limit.burst", "an integer >= 0"),
+        ("rate_limit: {limit: 5, period: 1m, per: ip}", "rate_limit.per", "a known field"),
+        ("rate_limit: 5", "rate_limit", "a mapping"),
+        ('priority: "{{$context.data.plan = 1 ? 2 : 3}}"', "priority", "a comparison"),
+    ],
+)
+def test_bad_flow_control_is_refused_at_load_naming_the_field(
+    flow: str, field: str, expected: str
+) -> None:
+    with pytest.raises(DefinitionError) as error:
+        workflow(flow)
+    assert error.value.path == field
+    assert expected in str(error.value)
