@@ -192,7 +192,12 @@ def paths() -> dict[str, Any]:
             "parameters": [execution],
             "post": {
                 "summary": "Continue a failed execution from its failed node",
-                "responses": restart,
+                "responses": {
+                    **restart,
+                    "202": json_content(
+                        "The same execution was queued again, under its own id", ref("Accepted")
+                    ),
+                },
             },
         },
         "/api/deliveries": {
