@@ -1,6 +1,6 @@
 """The reference in ``docs/reference/`` cannot drift from the code.
 
-- Every YAML example in ``docs/`` loads. A fenced ``yaml`` block is a whole workflow
+- Every YAML example in ``docs/`` and the README loads. A fenced ``yaml`` block is a whole workflow
   unless the line before its fence says otherwise::
 
       <!-- check: nodes -->          a list of nodes (custom types: nodes custom=double)
@@ -59,7 +59,7 @@ class Example:
 
 
 def examples() -> Iterator[Example]:
-    for page in sorted(DOCS.rglob("*.md")):
+    for page in [DOCS.parent / "README.md", *sorted(DOCS.rglob("*.md"))]:
         text = page.read_text(encoding="utf-8")
         for match in _FENCE.finditer(text):
             before = text[: match.start()].rstrip("\n").rsplit("\n", 1)[-1]
