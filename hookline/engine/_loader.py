@@ -38,7 +38,7 @@ from ..definition import Fields, parse_yaml
 from ..errors import DefinitionError
 from ..nodes._call import NodeFunction, custom_node_types
 from ..nodes._registry import NodeListParser, NodeTypes
-from ..verify import Verifier, compile_verifiers
+from ..verify import SCHEMES, Verifier, compile_verifiers
 from ._definition import (
     HTTP_METHODS,
     Concurrency,
@@ -62,21 +62,8 @@ __all__ = [
     "load_workflows",
 ]
 
-VERIFY_SCHEMES = (
-    "github",
-    "gitlab",
-    "stripe",
-    "slack",
-    "standard_webhooks",
-    "shopify",
-    "twilio",
-    "hmac",
-    "basic",
-    "bearer",
-    "header",
-    "jwt",
-)
-"""The ``verify`` entry names of DESIGN.md section 6."""
+VERIFY_SCHEMES = tuple(SCHEMES)
+"""The built-in ``verify`` entry names (DESIGN.md section 6, and issue 15's)."""
 
 WORKFLOW_SUFFIXES = (".yaml", ".yml", ".json")
 
