@@ -10,7 +10,6 @@ import attrs
 
 from ..nodes._base import NodeSpec, Renderable
 from ..verify import Verification, Verifier, compile_verifiers
-from ._gcra import Rate
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -73,15 +72,6 @@ class Concurrency:
 
 
 @attrs.frozen
-class RateRule:
-    """``throttle`` or ``rate_limit``: ``rate`` per value of ``key`` (None: one for the
-    whole workflow)."""
-
-    rate: Rate
-    key: Renderable | None = None
-
-
-@attrs.frozen
 class Workflow:
     """A validated workflow. ``source`` names where it came from (a file path, ``api``)."""
 
@@ -92,12 +82,8 @@ class Workflow:
     enabled: bool = True
     concurrency: Concurrency = attrs.field(factory=Concurrency)
     timeout: float = 300.0
-    #: Flow control (docs/reference/workflow.md, "Flow control"): deliveries past
-    #: ``rate_limit`` are refused at intake, executions past ``throttle`` wait to start,
-    #: and queued ones start by ``priority`` (higher first).
-    rate_limit: RateRule | None = None
-    throttle: RateRule | None = None
-    priority: Renderable | None = None
+    #: The workflow started when an execution of this one fails (``_on_failure``).
+    on_failure: str | None = None
     source: str = ""
     text: str = ""
 

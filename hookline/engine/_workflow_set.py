@@ -8,6 +8,7 @@ fast they drain) and carries out start-up resume and shutdown for them all.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import time
@@ -22,9 +23,11 @@ from ..nodes._base import NodeServices
 from ..store._ops import SaveWorkflow
 from ..store._records import ExecutionRecord, WorkflowRecord
 from ..store._store import Store
+from ._answers import ExecutionOutcome
 from ._definition import Workflow
 from ._drain import drain_seconds
 from ._handle import ExecutionHandle
+from ._on_failure import FailureRelay
 from ._recovery import plan_resume, stored_delivery
 from ._supervisor import ChildSpec, Restart, RestartPolicy, Supervisor
 from ._workflow_runner import abandon
@@ -69,6 +72,11 @@ class WorkflowSet:
         self._generation = 0
         # The admin API and a reload another process asked for may apply at once.
         self._applying = trio.Lock()
+        #: Starts the ``on_failure`` workflow of failed executions.
+        self.failures = FailureRelay()
+        #: Told of every execution that ended, with its workflow (on_failure, alerts).
+        self.observers: list[Callable[[Workflow, ExecutionOutcome], None]] = [self.failures.notice]
+        self._relaying = False
 
     async def apply(self, workflows: Iterable[Workflow], services: NodeServices) -> None:
         """Make these the workflows: start new and changed ones, retire the ones that
@@ -77,6 +85,12 @@ class WorkflowSet:
             await self._apply({workflow.key: workflow for workflow in workflows}, services)
 
     async def _apply(self, wanted: dict[str, Workflow], services: NodeServices) -> None:
+        # Started with the first workflow that has an ``on_failure``.
+        needed = any(w.on_failure is not None for w in wanted.values())
+        if needed and not self._relaying and services.workflows is not None:
+            self._relaying = True
+            relay = functools.partial(self.failures.run, services.workflows)
+            await self.root.start_child(ChildSpec("on_failure", relay))
         for key, supervisor in list(self.supervisors.items()):
             new = wanted.get(key)
             if new is None or not new.enabled or new is not supervisor.workflow:
@@ -98,12 +112,17 @@ class WorkflowSet:
                     cluster=self.cluster,
                     restart=self.restart,
                 )
+                supervisor.runner.on_ended = functools.partial(self._ended, workflow)
                 self._generation += 1
                 name = f"workflow:{key}#{self._generation}"
                 await self.root.start_child(ChildSpec(name, supervisor.run, Restart.TRANSIENT))
                 self.supervisors[key] = supervisor
         self.definitions = wanted
         self._router = Router((w.trigger.path, w.trigger.methods, w.key) for w in wanted.values())
+
+    def _ended(self, workflow: Workflow, outcome: ExecutionOutcome) -> None:
+        for observer in self.observers:
+            observer(workflow, outcome)
 
     def route(self, path: str, method: str) -> tuple[Workflow, dict[str, str]]:
         """The workflow listening on a webhook path. Raises WorkflowNotFound (404) or

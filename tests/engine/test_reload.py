@@ -120,7 +120,8 @@ async def test_reloading_an_unchanged_folder_starts_nothing_new(
         before = engine.workflows["nap"]
         await engine.reload()
         assert engine.workflows["nap"] is before
-        assert [c.name for c in engine.statistics().supervisor.children] == ["workflow:nap#1"]
+        children = [c.name for c in engine.statistics().supervisor.children]
+        assert [name for name in children if name.startswith("workflow:")] == ["workflow:nap#1"]
 
 
 async def wait_for_output(engine: Engine, output: str) -> None:
