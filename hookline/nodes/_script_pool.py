@@ -184,6 +184,8 @@ class ScriptPool:
         self._busy = 0
         self._waiting = 0
         self._started = 0
+        self._starting = 0  # replacements being started in the background
+        self._arrived = trio.Event()  # set when one is ready (or failed)
         self._nursery: trio.Nursery | None = None
         self._running = trio.Event()
         self._closed = False
@@ -261,6 +263,8 @@ class ScriptPool:
         try:
             if self._broken is not None or self._closed:
                 raise NodeError(f"the script workers are not running: {self._broken or 'stopped'}")
+            while not self._idle and self._starting:
+                await self._arrived.wait()  # a replacement is on its way: take it
             worker = self._idle.pop() if self._idle else await self._start_worker()
             self._busy += 1
             healthy = False
@@ -281,7 +285,7 @@ class ScriptPool:
             self._memory_stops += 1
         elif outcome.limit == "time":
             self._time_kills += 1
-        return _limit_message(outcome, time_limit, memory)
+        return _limit_message(outcome, time_limit, memory, self.config.worker_memory)
 
     async def _call(
         self, worker: _Worker, script: Script, request: dict[str, Any], time_limit: float
@@ -332,11 +336,16 @@ class ScriptPool:
         """Start a worker in the background and keep it idle (after one was killed)."""
         if self._closed or self._broken is not None:
             return
+        self._starting += 1
         try:
             worker = await self._spawn()
         except (OSError, _WorkerDied, trio.TooSlowError) as exc:
             self._crashed(f"a script worker failed to start: {exc or type(exc).__name__}")
             return
+        finally:
+            self._starting -= 1
+            self._arrived.set()
+            self._arrived = trio.Event()
         if self._closed or len(self._idle) + self._busy >= self.config.workers:
             await worker.stop()
         else:
@@ -391,11 +400,18 @@ def _outcome(reply: Mapping[str, Any]) -> ScriptOutcome:
     return ScriptOutcome(value=reply.get("value"), lines=lines)
 
 
-def _limit_message(outcome: ScriptOutcome, time_limit: float, memory: int) -> ScriptOutcome:
+def _limit_message(
+    outcome: ScriptOutcome, time_limit: float, memory: int, worker_memory: int
+) -> ScriptOutcome:
     if outcome.error is not None or outcome.limit is None:
         return outcome
     if outcome.limit == "time":
         text = f"the script ran past its time limit of {format_duration(time_limit)}"
+    elif memory >= worker_memory // 2:  # the worker's own cap may have stopped it first
+        text = (
+            f"the script went past its memory limit of {format_size(memory)} or its "
+            f"worker's cap of {format_size(worker_memory)} (code.worker_memory)"
+        )
     else:
         text = f"the script went past its memory limit of {format_size(memory)}"
     return attrs.evolve(outcome, error=text)

@@ -49,7 +49,7 @@
     }, (e) => { outcome = {error: describe(e)}; });
   });
   define('__hl_state', () => outcome === null ? 'pending' : 'value' in outcome ? 'value' : 'error');
-  define('__hl_value', () => outcome.value);
+  define('__hl_value', () => [outcome.value].join(''));
   define('__hl_error', () => stringify(outcome.error));
   define('__hl_lines', () => stringify({lines, dropped}));
   const host = {

@@ -56,10 +56,13 @@
     return out;
   };
   const toBinary = (bytes) => {
-    let out = '';
-    for (let i = 0; i < bytes.length; i += 8192) out += String.fromCharCode.apply(null, bytes.subarray(i, i + 8192));
-    return out;
+    const parts = [];
+    for (let i = 0; i < bytes.length; i += 8192) parts.push(String.fromCharCode.apply(null, bytes.subarray(i, i + 8192)));
+    return parts.join('');
   };
+  // QuickJS-ng keeps long concatenations as ropes, which its Python binding cannot
+  // take as arguments: what goes to the host is flattened first.
+  const flat = (text) => [text].join('');
   const fromBinary = (text) => {
     const out = new Uint8Array(text.length);
     for (let i = 0; i < text.length; i++) out[i] = text.charCodeAt(i) & 255;
@@ -183,7 +186,7 @@
       if (this._done) throw new Error('Digest already called');
       this._done = true;
       const data = toBinary(Buffer.concat(this._parts));
-      const binary = this._key === undefined ? host.digest(this._alg, data) : host.hmac(this._alg, this._key, data);
+      const binary = this._key === undefined ? host.digest(this._alg, flat(data)) : host.hmac(this._alg, flat(this._key), flat(data));
       return output(binary, enc);
     }
   }

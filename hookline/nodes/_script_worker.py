@@ -151,6 +151,9 @@ class Worker:
             value, error, limit, lines = self._run(text, request)
         except MemoryError:
             error, limit, lines = None, "memory", []
+        except Exception as exc:  # noqa: BLE001 (answer, never die, for what a script does)
+            error = {"name": "Error", "message": f"the script worker could not run it: {exc}"}
+            limit, lines = None, []
         reply.update(error=error, limit=limit, lines=lines)
         if value is not None and len(value) > int(request["max_result"]):
             reply["error"] = {
