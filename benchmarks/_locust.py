@@ -22,6 +22,7 @@ from __future__ import annotations
 import base64
 import csv
 import datetime
+import importlib.metadata
 import json
 import math
 import os
@@ -56,11 +57,11 @@ RUN_TIME_MARGIN = 5
 
 
 def locust_version() -> str | None:
+    # Never import locust here: it monkey-patches the whole process with gevent.
     try:
-        import locust
-    except ImportError:
+        return importlib.metadata.version("locust")
+    except importlib.metadata.PackageNotFoundError:
         return None
-    return str(locust.__version__)
 
 
 def _scenario(name: str) -> HttpScenario:
