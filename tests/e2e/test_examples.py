@@ -3,12 +3,14 @@ process, with a real SMTP server and a real HTTP receiver on 127.0.0.1."""
 
 from __future__ import annotations
 
+import hmac
 import json
 import shutil
 import signal
 import socket
 import threading
 import time
+import urllib.parse
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -241,7 +243,7 @@ async def test_crm_sync_upserts_by_external_id(examples: Examples) -> None:
     assert record["company"] == "A"
 
 
-def github_push(ref: str, delivery: str) -> tuple[bytes, dict[str, str]]:
+def github_push(ref: str, delivery: str, *, form: bool = False) -> tuple[bytes, dict[str, str]]:
     body = {
         "ref": ref,
         "after": "abc123",
@@ -250,10 +252,14 @@ def github_push(ref: str, delivery: str) -> tuple[bytes, dict[str, str]]:
         "commits": [{}, {}],
     }
     raw = json.dumps(body).encode()
+    content_type = "application/json"
+    if form:  # a hook made with content_type: form, GitHub's default
+        raw = urllib.parse.urlencode({"payload": raw.decode()}).encode()
+        content_type = "application/x-www-form-urlencoded"
     signed = sign("github", secret=SECRETS["GITHUB_WEBHOOK_SECRET"], body=raw)
     headers = {
         **signed.headers,
-        "content-type": "application/json",
+        "content-type": content_type,
         "x-github-event": "push",
         "x-github-delivery": delivery,
     }
@@ -285,6 +291,38 @@ async def test_github_push_to_main_deploys_and_notifies(examples: Examples) -> N
         return all(r["status"] == "succeeded" for r in records)
 
     await examples.wait_for(both_done)
+    assert sorted(examples.receiver.paths()) == ["/chat", "/deploy"]
+    deploy = dict(examples.receiver.requests)["/deploy"]
+    assert deploy == {"repository": "acme/app", "commit": "abc123"}
+
+
+async def test_a_signature_checked_by_the_seeds_script_in_a_code_node(examples: Examples) -> None:
+    raw = json.dumps({"ref": "refs/heads/main", "after": "abc123"}, separators=(",", ":"))
+    digest = hmac.new(b"your-webhook-secret", raw.encode(), "sha256").hexdigest()
+    url = "/api/webhooks/script-signed/acme"
+    headers = {"content-type": "application/json", "x-hub-signature-256": f"sha256={digest}"}
+    signed = await examples.client.post(url, content=raw, headers=headers)
+    forged = await examples.client.post(
+        url, content=raw, headers={**headers, "x-hub-signature-256": "sha256=" + "0" * 64}
+    )
+    assert signed.status_code == 200
+    assert signed.json() == {"verified": True, "branch": "main", "provider": "acme"}
+    assert forged.status_code == 500
+    record = (await examples.client.get(forged.headers["location"])).json()
+    assert record["status"] == "failed"
+    assert "Error: Invalid signature (line 5, column" in json.dumps(record)
+
+
+async def test_github_form_delivery_deploys_like_the_json_one(examples: Examples) -> None:
+    raw, headers = github_push("refs/heads/main", "d-form", form=True)
+    accepted = await examples.client.post("/api/webhooks/github/app", content=raw, headers=headers)
+    assert accepted.status_code == 202
+
+    async def done() -> bool:
+        record = await examples.client.get(f"/api/executions/{accepted.json()['execution']}")
+        return bool(record.json()["status"] == "succeeded")
+
+    await examples.wait_for(done)
     assert sorted(examples.receiver.paths()) == ["/chat", "/deploy"]
     deploy = dict(examples.receiver.requests)["/deploy"]
     assert deploy == {"repository": "acme/app", "commit": "abc123"}
