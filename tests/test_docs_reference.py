@@ -175,8 +175,32 @@ def config_keys(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> set[str]:
     return read
 
 
+def table_keys(page: str) -> set[str]:
+    """The backticked names in the first cell of a page's table rows (``| `path` |``)."""
+    text = (REFERENCE / page).read_text(encoding="utf-8")
+    return set(re.findall(r"^\|\s*(?:<a [^>]*></a>)?`([^`]+)`", text, flags=re.MULTILINE))
+
+
 def undocumented(names: set[str], page: str) -> list[str]:
     return sorted(names - sections(page))
+
+
+def workflow_keys(monkeypatch: pytest.MonkeyPatch) -> set[str]:
+    """Every key the workflow loader reads outside nodes and verify entries (top level,
+    trigger, concurrency...), by dotted path."""
+    read: set[str] = set()
+    done = Fields.done
+
+    def recording(self: Fields) -> None:
+        if not self.path.startswith("nodes") and "verify[" not in self.path:
+            read.update(self.at(name) for name in self._read)
+        done(self)
+
+    monkeypatch.setattr(Fields, "done", recording)
+    # A trigger `response` is read only when present.
+    text = "key: every\ntrigger: {response: {}}\nnodes: [{key: a, type: end}]\n"
+    check_workflow_text(text, source="every.yaml", env={})
+    return read
 
 
 def test_every_node_type_has_a_section() -> None:
@@ -198,6 +222,18 @@ def test_every_config_key_has_a_section(monkeypatch: pytest.MonkeyPatch, tmp_pat
     assert {"server", "server.bind", "engine.restart.period", "smtp.from"} <= keys
     missing = undocumented(keys, "config.md")
     assert not missing, f"docs/reference/config.md has no section for config keys {missing}"
+
+
+def test_every_workflow_key_is_described(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A key is described by a heading or anchor naming its dotted path, or by a table
+    # row naming it (`| `sync_timeout` |` in the trigger's table).
+    keys = workflow_keys(monkeypatch)
+    assert {"key", "trigger.path", "trigger.idempotency.ttl", "concurrency.max"} <= keys
+    described = sections("workflow.md") | table_keys("workflow.md")
+    missing = sorted(
+        k for k in keys if k not in described and k.rsplit(".", 1)[-1] not in described
+    )
+    assert not missing, f"docs/reference/workflow.md does not describe workflow keys {missing}"
 
 
 def test_a_name_without_a_section_is_found() -> None:
