@@ -10,6 +10,7 @@ import attrs
 
 from ..nodes._base import NodeSpec, Renderable
 from ..verify import Verification, Verifier, compile_verifiers
+from ._gcra import Rate
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -72,6 +73,15 @@ class Concurrency:
 
 
 @attrs.frozen
+class RateRule:
+    """``throttle`` or ``rate_limit``: ``rate`` per value of ``key`` (None: one for the
+    whole workflow)."""
+
+    rate: Rate
+    key: Renderable | None = None
+
+
+@attrs.frozen
 class Workflow:
     """A validated workflow. ``source`` names where it came from (a file path, ``api``)."""
 
@@ -84,6 +94,12 @@ class Workflow:
     timeout: float = 300.0
     #: The workflow started when an execution of this one fails (``_on_failure``).
     on_failure: str | None = None
+    #: Flow control (docs/reference/workflow.md, "Flow control"): deliveries past
+    #: ``rate_limit`` are refused at intake, executions past ``throttle`` wait to start,
+    #: and queued ones start by ``priority`` (higher first).
+    rate_limit: RateRule | None = None
+    throttle: RateRule | None = None
+    priority: Renderable | None = None
     source: str = ""
     text: str = ""
 

@@ -38,8 +38,7 @@ from ..definition import Fields, parse_yaml
 from ..errors import DefinitionError
 from ..nodes._call import NodeFunction, custom_node_types
 from ..nodes._registry import NodeListParser, NodeTypes
-from ..verify import Verifier, compile_verifiers
-from ..verify._plugin_schemes import plugin_schemes
+from ..verify import SCHEMES, Verifier, compile_verifiers
 from ._definition import (
     HTTP_METHODS,
     Concurrency,
@@ -63,21 +62,8 @@ __all__ = [
     "load_workflows",
 ]
 
-VERIFY_SCHEMES = (
-    "github",
-    "gitlab",
-    "stripe",
-    "slack",
-    "standard_webhooks",
-    "shopify",
-    "twilio",
-    "hmac",
-    "basic",
-    "bearer",
-    "header",
-    "jwt",
-)
-"""The ``verify`` entry names of DESIGN.md section 6."""
+VERIFY_SCHEMES = tuple(SCHEMES)
+"""The built-in ``verify`` entry names (DESIGN.md section 6, and issue 15's)."""
 
 WORKFLOW_SUFFIXES = (".yaml", ".yml", ".json")
 
@@ -278,6 +264,9 @@ def _load_data(
     enabled = fields.boolean("enabled", default=True)
     trigger = _trigger(fields.sub("trigger"), key)
     concurrency = _concurrency(fields.sub("concurrency"))
+    rate_limit = _rate_rule(fields, "rate_limit")
+    throttle = _rate_rule(fields, "throttle")
+    priority = fields.template("priority", None)
     timeout = fields.duration("timeout", 300.0)
     on_failure = fields.string("on_failure", None, pattern=_KEY, expected="a workflow key")
     # Read before the nodes: no node may be written to take longer than the workflow.
@@ -289,6 +278,9 @@ def _load_data(
         enabled=enabled,
         trigger=trigger,
         concurrency=concurrency,
+        rate_limit=rate_limit,
+        throttle=throttle,
+        priority=priority,
         timeout=timeout,
         on_failure=on_failure,
         nodes=nodes,
@@ -376,9 +368,8 @@ def _verifier(fields: Fields, index: int, entry: object) -> Verifier:
     if not isinstance(entry, Mapping) or len(entry) != 1:
         fields.fail(here, "a one-key mapping such as {github: {secret: env:NAME}}", entry)
     ((scheme, options),) = entry.items()
-    if scheme not in VERIFY_SCHEMES and scheme not in plugin_schemes():
-        known = (*VERIFY_SCHEMES, *plugin_schemes())
-        fields.fail(f"{here}.{scheme}", "a scheme, one of " + ", ".join(known), scheme)
+    if scheme not in VERIFY_SCHEMES:
+        fields.fail(f"{here}.{scheme}", "a scheme, one of " + ", ".join(VERIFY_SCHEMES), scheme)
     options = {} if options is None else options
     if not isinstance(options, Mapping):
         fields.fail(f"{here}.{scheme}", "a mapping of options", options)
@@ -427,7 +418,7 @@ def _response(fields: Fields) -> ResponseSpec:
 
 def _rate_rule(fields: Fields, name: str) -> RateRule | None:
     """``throttle`` / ``rate_limit``: ``{limit, period, burst, key}``."""
-    if not fields.has(name):
+    if fields.value(name, None) is None:  # (reading it makes it a known field)
         return None
     rule = fields.sub(name, required=True)
     rate = Rate(

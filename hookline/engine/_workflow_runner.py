@@ -2,7 +2,10 @@
 
 Executions wait in the workflow's bounded queue, then run under ``concurrency.max``.
 With ``concurrency.order_by``, executions sharing a key run one at a time in arrival
-order (:mod:`._lanes` decides, this module carries it out). Executions found unfinished
+order (:mod:`._lanes` decides, this module carries it out). With ``priority``, the queue
+hands out the highest priority first. With ``throttle``, an execution whose start would
+exceed the rate waits, holding no slot, until its booked start (:mod:`._gcra` decides;
+one timer serves every waiting execution of the workflow). Executions found unfinished
 at start-up, and retried ones, go first, ahead of the queue.
 
 On a store shared by several processes, both limits hold across all of them: each
@@ -12,7 +15,10 @@ execution then waits for a start permit from the :class:`~._cluster.Cluster` ins
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import logging
+import math
 from collections import deque
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
@@ -20,12 +26,14 @@ from typing import TYPE_CHECKING
 import trio
 
 from ..definition import Mailbox
-from ..nodes._base import NodeServices
+from ..nodes._base import NodeServices, Renderable
 from ..store._store import Store
+from ._admission import rate_key, template_roots
 from ._answers import ExecutionOutcome
 from ._definition import Workflow
 from ._drain import DrainRate
 from ._execution import Execution
+from ._gcra import Gcra
 from ._groups import lone_error
 from ._handle import ExecutionHandle
 from ._inline_run import all_inline
@@ -70,7 +78,9 @@ class WorkflowRunner:
         self.store = store
         self.services = services
         self.queue: Mailbox[ExecutionHandle] = Mailbox(
-            workflow.concurrency.queue, name=f"workflow:{workflow.key}"
+            workflow.concurrency.queue,
+            name=f"workflow:{workflow.key}",
+            order=_by_priority if workflow.priority is not None else None,
         )
         self.handles: dict[str, ExecutionHandle] = {}
         self.running: dict[str, ExecutionHandle] = {}
@@ -101,6 +111,19 @@ class WorkflowRunner:
         # the scopes of those waiting for one (cancelled by a shutdown).
         self._unpermitted: set[str] = set()
         self._permits: dict[str, trio.CancelScope] = {}
+        # Throttle: the booked starts, by start (the runner's one timer waits for the
+        # first), and the executions past it, now going round through ``ready``.
+        throttle = workflow.throttle
+        self._throttle = Gcra(throttle.rate) if throttle is not None else None
+        self._throttled: list[tuple[float, int, ExecutionHandle]] = []
+        self._arrivals = itertools.count()
+        self._cleared: set[str] = set()
+        self._timer: trio.CancelScope | None = None
+
+    @property
+    def throttled(self) -> int:
+        """Executions waiting for their booked start under ``throttle``."""
+        return len(self._throttled)
 
     @property
     def waiting(self) -> int:
@@ -113,6 +136,7 @@ class WorkflowRunner:
         waiting for a start permit."""
         queue = self.queue.statistics()
         waiting = queue.depth + queue.reserved + self.lanes.parked + len(self.ready)
+        waiting += len(self._throttled)
         if self.cluster is None:
             return waiting
         # Waiting for a permit: a backlog once a claim refused it; before that, all but
@@ -165,6 +189,8 @@ class WorkflowRunner:
         self.ready = deque(sorted(waiting, key=lambda handle: handle.id))
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
+            if self._throttle is not None:
+                nursery.start_soon(self._release_throttled)
             task_status.started()
             with trio.CancelScope() as self._intake:
                 if self._intake_stopped:
@@ -181,12 +207,49 @@ class WorkflowRunner:
                     if handle.id not in self.handles:
                         limiter.release_on_behalf_of(slot)  # cancelled while queued
                         continue
+                    if self._held_back(handle):
+                        limiter.release_on_behalf_of(slot)  # throttled: waits, slot-free
+                        continue
                     ordered = self.cluster is None
                     if ordered and not self.lanes.admit(self._order_keys.get(handle.id), handle):
                         limiter.release_on_behalf_of(slot)  # parked behind its key
                         continue
                     self._start(handle, limiter, slot)
         self.ended.set()
+
+    def _held_back(self, handle: ExecutionHandle) -> bool:
+        """Book ``handle``'s start under ``throttle``: True when it must wait for it
+        (it comes back through ``ready`` then, and passes)."""
+        if self._throttle is None or handle.cancel_requested:
+            return False
+        if handle.id in self._cleared:
+            self._cleared.discard(handle.id)
+            return False
+        throttle = self.workflow.throttle
+        assert throttle is not None
+        key = throttle_key(throttle.key, handle, self.services.env)
+        now = trio.current_time()
+        start = self._throttle.schedule(key, now)
+        if start <= now:
+            return False
+        heapq.heappush(self._throttled, (start, next(self._arrivals), handle))
+        if self._timer is not None:
+            self._timer.deadline = min(self._timer.deadline, start)
+        return True
+
+    async def _release_throttled(self) -> None:
+        """The throttle's one timer: make each booked execution ready at its start."""
+        assert self._throttle is not None
+        while True:
+            with trio.CancelScope() as self._timer:
+                self._timer.deadline = self._throttled[0][0] if self._throttled else math.inf
+                await trio.sleep_forever()
+            now = trio.current_time()
+            while self._throttled and self._throttled[0][0] <= now:
+                handle = heapq.heappop(self._throttled)[2]
+                if handle.id in self.handles:  # not cancelled meanwhile
+                    self._cleared.add(handle.id)
+                    self.make_ready(handle)
 
     def _start(self, handle: ExecutionHandle, limiter: trio.CapacityLimiter, slot: _Slot) -> None:
         assert self._nursery is not None
@@ -337,6 +400,20 @@ class WorkflowRunner:
         self._cut_keys.clear()
         for handle in interrupted:
             abandon(handle)
+
+
+def _by_priority(handle: ExecutionHandle) -> int:
+    return -handle.priority
+
+
+def throttle_key(
+    template: Renderable | None, handle: ExecutionHandle, env: Mapping[str, str]
+) -> str:
+    """The ``throttle`` key of an execution (:func:`rate_key`)."""
+    if template is None:
+        return ""
+    context = handle.context if handle.context is not None else handle.delivery.context()
+    return rate_key(template, template_roots(handle.workflow, context, handle.id, env))
 
 
 def abandon(handle: ExecutionHandle, why: str = "the engine stopped") -> None:
