@@ -2,7 +2,7 @@
 against the noise of the runs.
 
 Each figure (req/s, p99) of a scenario and phase present in both runs gets an
-interval: the lowest to the highest of its rounds (``--rounds N`` repeats each
+interval, the lowest to the highest of its rounds around their median (``--rounds N`` repeats each
 measured phase N times), or the one figure when the run had one round. A change is
 **noise** when the two intervals overlap, and is then never called a regression. It
 is a **regression** when the intervals are apart and the new figure is worse by more
@@ -16,6 +16,7 @@ and the table says so.
 from __future__ import annotations
 
 import json
+import statistics
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -30,18 +31,17 @@ P99_THRESHOLD = 25.0
 
 @attrs.frozen
 class Interval:
+    """A figure's rounds: their range and their median (the figure the report shows)."""
+
     low: float
     high: float
     rounds: int
-
-    @property
-    def mid(self) -> float:
-        return (self.low + self.high) / 2
+    median: float
 
     @property
     def spread_percent(self) -> float:
-        """The interval's width as a share of its middle (the run's own noise)."""
-        return (self.high - self.low) / self.mid * 100 if self.mid else 0.0
+        """The interval's width as a share of its median (the run's own noise)."""
+        return (self.high - self.low) / self.median * 100 if self.median else 0.0
 
     def overlaps(self, other: Interval) -> bool:
         return self.low <= other.high and other.low <= self.high
@@ -60,7 +60,8 @@ class Change:
 
     @property
     def percent(self) -> float:
-        return (self.new.mid - self.old.mid) / self.old.mid * 100 if self.old.mid else 0.0
+        old, new = self.old.median, self.new.median
+        return (new - old) / old * 100 if old else 0.0
 
     @property
     def noise_percent(self) -> float | None:
@@ -88,13 +89,13 @@ def _interval(outcome: Mapping[str, Any], figure: str) -> Interval:
     else:
         result = outcome["result"]
         values = [result["requests_per_s"] if figure == "req/s" else result["latency"]["p99_ms"]]
-    return Interval(min(values), max(values), len(values))
+    return Interval(min(values), max(values), len(values), statistics.median(values))
 
 
 def _verdict(figure: str, old: Interval, new: Interval, reqs: float, p99: float) -> str:
-    if old.mid == 0:
+    if old.median == 0:
         return "noise"
-    percent = (new.mid - old.mid) / old.mid * 100
+    percent = (new.median - old.median) / old.median * 100
     worse = -percent if figure == "req/s" else percent
     threshold = reqs if figure == "req/s" else p99
     if old.overlaps(new):
@@ -134,8 +135,8 @@ def compare(
 
 def _shown(interval: Interval) -> str:
     if interval.rounds < 2:
-        return f"{interval.mid:,.1f}"
-    return f"{interval.mid:,.1f} [{interval.low:,.1f}-{interval.high:,.1f}]"
+        return f"{interval.median:,.1f}"
+    return f"{interval.median:,.1f} [{interval.low:,.1f}-{interval.high:,.1f}]"
 
 
 def compare_table(changes: Sequence[Change], old: str, new: str) -> str:
