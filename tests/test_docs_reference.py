@@ -236,6 +236,55 @@ def test_every_workflow_key_is_described(monkeypatch: pytest.MonkeyPatch) -> Non
     assert not missing, f"docs/reference/workflow.md does not describe workflow keys {missing}"
 
 
+# Read by the node parser for every type; described once, under "Fields every node has".
+COMMON_NODE_FIELDS = {"key", "type", "title", "timeout", "concurrency", "retry"}
+
+
+def node_fields_in_examples(monkeypatch: pytest.MonkeyPatch) -> dict[str, set[str]]:
+    """The fields each node type's parser reads (present or not), per type, from loading
+    the examples of ``nodes.md``."""
+    read: dict[str, set[str]] = {}
+    done = Fields.done
+
+    def recording(self: Fields) -> None:
+        kind = self._data.get("type")
+        if isinstance(kind, str) and "key" in self._data:
+            read.setdefault(kind, set()).update(self._read)
+        done(self)
+
+    monkeypatch.setattr(Fields, "done", recording)
+    for example in EXAMPLES:
+        if example.page == REFERENCE / "nodes.md" and example.kind in ("workflow", "nodes", "part"):
+            nodes = dict.fromkeys(example.custom, _custom_node)
+            check_workflow_text(_as_workflow(example), source=repr(example), env={}, nodes=nodes)
+    return read
+
+
+def node_section(name: str) -> str:
+    """The text of node type ``name``'s section of ``nodes.md``, up to the next heading
+    of its level or higher."""
+    text = (REFERENCE / "nodes.md").read_text(encoding="utf-8")
+    found = re.search(rf"^(#+) [^\n]*`{re.escape(name)}`[^\n]*$", text, flags=re.MULTILINE)
+    assert found is not None, f"docs/reference/nodes.md has no section for {name}"
+    level = len(found.group(1))
+    rest = text[found.end() :]
+    end = re.search(rf"^#{{1,{level}}} ", rest, flags=re.MULTILINE)
+    return rest if end is None else rest[: end.start()]
+
+
+def test_every_node_type_has_an_example_and_its_fields(monkeypatch: pytest.MonkeyPatch) -> None:
+    read = node_fields_in_examples(monkeypatch)
+    types = built_in_node_types()
+    without = sorted(types - set(read))
+    assert not without, f"docs/reference/nodes.md has no example of node types {without}"
+    missing = []
+    for kind in sorted(types):
+        section = node_section(kind)
+        rows = set(re.findall(r"^\|\s*(?:<a [^>]*></a>)?`([^`]+)`", section, flags=re.MULTILINE))
+        missing += [f"{kind}.{name}" for name in sorted(read[kind] - COMMON_NODE_FIELDS - rows)]
+    assert not missing, f"docs/reference/nodes.md: no table row for node fields {missing}"
+
+
 def test_a_name_without_a_section_is_found() -> None:
     # What the three tests above report when a node type, scheme or key is added alone.
     assert undocumented({"set", "frobnicate"}, "nodes.md") == ["frobnicate"]
