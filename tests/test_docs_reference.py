@@ -15,6 +15,13 @@
   ``verify.md``, and every key the server configuration accepts in ``config.md``: a
   heading naming it in backticks (``### `set` ``) or an anchor (``<a id="server.bind"></a>``;
   config keys by their full dotted path).
+- Every node type has an example in ``nodes.md``, and its section a table row
+  (``| `url` |``) for each field its parser reads (the common ones aside).
+- Every key the workflow loader reads outside nodes (``trigger.sync_timeout``...) is
+  named in ``workflow.md`` by an anchor, a heading or a table row.
+
+The names come from the code (the node registry, the verify schemes, the fields the
+loaders read), so a type, scheme or key added without its docs fails here.
 """
 
 from __future__ import annotations
