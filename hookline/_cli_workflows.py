@@ -62,11 +62,17 @@ def validate_command(path: str) -> None:
 def list_command(client: AdminClient, as_json: bool, folder: str | None) -> None:
     """List the workflows of a running server, or those defined in FOLDER."""
     if folder is not None:
-        for workflow in load_workflows(Path(folder)).workflows:
+        # Listed as validate sees them: a secret not set here does not hide a workflow.
+        result = load_workflows(Path(folder), unset_env="warn")
+        for workflow in result.workflows:
             trigger = workflow.trigger
             state = "enabled" if workflow.enabled else "disabled"
             route = f"{','.join(trigger.methods)} /api/webhooks/{trigger.path}"
             click.echo(f"{workflow.key}\t{state}\t{trigger.mode}\t{route}")
+        for warning in result.warnings:
+            click.echo(f"warning {warning}", err=True)
+        for error in result.errors:
+            click.echo(f"invalid {error}", err=True)
         return
     answer = client.get("/api/workflows")
     if as_json:

@@ -117,11 +117,18 @@ async def test_serve_refuses_a_workflow_naming_an_unset_variable(
     ) in captured.err
 
 
-def test_list_shows_paths_and_modes(capsys: pytest.CaptureFixture[str]) -> None:
+def test_list_shows_paths_and_modes(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in EXAMPLE_ENV:
+        monkeypatch.delenv(name, raising=False)
     assert main(["workflows", "list", str(EXAMPLES)]) == 0
-    out = capsys.readouterr().out
-    assert "/api/webhooks/echo/{action}" in out
-    assert "sync" in out
+    captured = capsys.readouterr()
+    assert "/api/webhooks/echo/{action}" in captured.out
+    assert "sync" in captured.out
+    # Workflows naming secrets not set in this shell are listed, with a warning.
+    assert "github-push\tenabled\tasync\tPOST /api/webhooks/github/{repo}" in captured.out
+    assert "GITHUB_WEBHOOK_SECRET to be set" in captured.err
 
 
 def test_serve_refuses_a_bad_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
