@@ -60,6 +60,9 @@ class WebhookTrigger:
     ip_allow: tuple[IPNetwork, ...] = ()
     idempotency: Idempotency = attrs.field(factory=Idempotency)
     response: ResponseSpec | None = None
+    #: Keep the credentials ``verify`` consumed in ``$context`` and stored records
+    #: (by default they read ``[redacted]``: docs/security.md, section 9).
+    expose_credentials: bool = False
     verification: Verification = attrs.field(
         default=attrs.Factory(_compile_verify, takes_self=True), eq=False
     )

@@ -329,6 +329,7 @@ def _trigger(fields: Fields, key: str) -> WebhookTrigger:
         ),
         idempotency=_idempotency(fields.sub("idempotency")),
         response=_response(fields.sub("response")) if has_response else None,
+        expose_credentials=fields.boolean("expose_credentials", default=False),
     )
     fields.done()
     return trigger

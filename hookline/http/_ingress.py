@@ -41,6 +41,7 @@ from ..store._records import Answer
 from ..verify import SignedRequest, Verified
 from ._body import MAX_FORM_PARTS, check_form_parts, parse_body_cooperatively
 from ._client_ip import IPNetwork, check_ip_allowed
+from ._consumed import without_credentials
 from ._responses import answer_response
 from ._scope import (
     Scope,
@@ -238,6 +239,14 @@ async def handle_webhook(app: Quart, scope: Scope, chunks: AsyncIterator[bytes])
         trigger = workflow.trigger
         received.workflow = workflow.key
         received.secret_headers = trigger.verification.secret_headers
+        if not trigger.expose_credentials:
+            # What verify consumes never reaches $context or a record; checks read `headers`.
+            received.headers, received.query = without_credentials(
+                headers,
+                received.query,
+                received.secret_headers,
+                trigger.verification.secret_query,
+            )
         check_ip_allowed(origin.client_ip, trigger.ip_allow)
         timeout: float = app.config.get(BODY_TIMEOUT, DEFAULT_BODY_TIMEOUT)
         limit = min(trigger.max_body, HARD_BODY_LIMIT)

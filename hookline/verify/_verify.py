@@ -66,7 +66,15 @@ class Verification:
     """The compiled checks of one workflow, run in the order they were written.
 
     An empty one lets every request through. ``secret_headers`` names the lower-case
-    headers that carry a secret or signature under these checks, for redaction.
+    headers that carry a secret or signature under these checks, ``secret_query`` the
+    query parameters: what a request's checks consume is redacted from ``$context`` and
+    from stored records unless the trigger sets ``expose_credentials: true``
+    (:mod:`hookline.http._consumed`).
+
+    Where a scheme declares what it consumes: its ``secret_headers`` (required by
+    :class:`Check`), and a ``secret_query`` attribute, a frozenset of query parameter
+    names, for a scheme that reads a credential or signature from the query string
+    (optional: a scheme without it consumes no query parameter).
     """
 
     checks: tuple[Check, ...] = ()
@@ -74,6 +82,12 @@ class Verification:
     @property
     def secret_headers(self) -> frozenset[str]:
         return frozenset().union(*(check.secret_headers for check in self.checks))
+
+    @property
+    def secret_query(self) -> frozenset[str]:
+        return frozenset().union(
+            *(getattr(check, "secret_query", frozenset()) for check in self.checks)
+        )
 
     def verify(self, request: SignedRequest, now: float) -> Verified:
         """Run every check against ``request`` at ``now`` (Unix seconds).
