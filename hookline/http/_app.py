@@ -20,6 +20,7 @@ from ..errors import StoreError
 from ._access import AdminRefusal, admin_refusal, is_forwarded, is_loopback
 from ._client_ip import Origin
 from ._collections_api import collections_api
+from ._drafts_api import drafts_api
 from ._executions import executions
 from ._ingress import HARD_BODY_LIMIT, PREFIX, TRUSTED_PROXIES, webhooks
 from ._metrics import engine_metrics, metrics
@@ -28,6 +29,7 @@ from ._responses import json_response, problem_response
 from ._scope import request_origin, scope_headers
 from ._security_headers import SECURITY_HEADERS
 from ._ui import UI_PREFIX, UI_SESSIONS, ui, ui_refusal
+from ._ui_editor import ui_editor
 from ._ui_sessions import SessionRegistry
 from ._webhook_asgi import WebhookIngress
 from ._workers_api import workers_api
@@ -107,12 +109,14 @@ def create_app(
     # Webhooks skip Quart's request handling (the route's hot path); the rest is Quart.
     app.asgi_app = WebhookIngress(app, app.asgi_app)  # type: ignore[method-assign]
     app.register_blueprint(executions)
+    app.register_blueprint(drafts_api)
     app.register_blueprint(workflows_api)
     app.register_blueprint(collections_api)
     app.register_blueprint(workers_api)
     app.register_blueprint(openapi)
     app.register_blueprint(metrics)
     app.register_blueprint(ui)
+    app.register_blueprint(ui_editor)
     keys = tuple(key.encode() for key in admin_keys)
     app.config["HOOKLINE_ADMIN_KEYS"] = keys
     engine_metrics(engine)

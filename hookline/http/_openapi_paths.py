@@ -143,6 +143,72 @@ def paths() -> dict[str, Any]:
                 },
             },
         },
+        "/api/workflows/validate": {
+            "post": {
+                "summary": "Check a draft definition (nothing is saved): its errors with "
+                "their lines, and its node tree",
+                "parameters": [
+                    query_parameter("key", "The workflow the draft edits (its key must stay)")
+                ],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/yaml": {"schema": {"type": "string"}},
+                        "application/json": {"schema": {"type": "object"}},
+                    },
+                },
+                "responses": {
+                    "200": json_content("The draft checked", ref("DraftCheck")),
+                    **problems(400, *ADMIN, 413),
+                },
+            },
+        },
+        "/api/workflows/{key}/diff": {
+            "parameters": [key],
+            "get": {
+                "summary": "The unified diff between two stored versions",
+                "parameters": [
+                    query_parameter("from", "The older version", {"type": "integer", "minimum": 1}),
+                    query_parameter("to", "The newer version", {"type": "integer", "minimum": 1}),
+                ],
+                "responses": {
+                    "200": json_content(
+                        "The diff",
+                        object_schema(
+                            {
+                                "workflow": {"type": "string"},
+                                "from": {"type": "integer"},
+                                "to": {"type": "integer"},
+                                "diff": {"type": "string"},
+                            },
+                            required=("workflow", "from", "to", "diff"),
+                        ),
+                    ),
+                    **problems(400, *ADMIN, 404),
+                },
+            },
+        },
+        "/api/workflows/{key}/rollback": {
+            "parameters": [key],
+            "post": {
+                "summary": "Make a stored version the workflow's definition again",
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": object_schema(
+                                {"version": {"type": "integer", "minimum": 1}},
+                                required=("version",),
+                            )
+                        }
+                    },
+                },
+                "responses": {
+                    "200": json_content("The workflow, with its version", ref("Workflow")),
+                    **problems(*ADMIN, 404, 422),
+                },
+            },
+        },
         "/api/executions": {
             "get": {
                 "summary": "Executions, newest first",

@@ -143,6 +143,35 @@ def schemas() -> dict[str, Schema]:
             },
             required=("workflow", "version", "digest", "created_at", "current", "format"),
         ),
+        "DraftCheck": object_schema(
+            {
+                "valid": {"type": "boolean"},
+                "key": nullable({"type": "string"}),
+                "errors": {
+                    "type": "array",
+                    "description": "the first error the loader met, placed at its line",
+                    "items": object_schema(
+                        {
+                            "field": {
+                                "type": "string",
+                                "description": "its path, as nodes[0].type",
+                            },
+                            "line": {"type": "integer", "minimum": 1},
+                            "column": {"type": "integer", "minimum": 1},
+                            "message": {"type": "string"},
+                            "expected": {"type": "string"},
+                        },
+                        required=("field", "line", "column", "message"),
+                    ),
+                },
+                "tree": {
+                    "type": "array",
+                    "description": "the node tree's rows, as an execution's tree",
+                    "items": {"type": "object"},
+                },
+            },
+            required=("valid", "errors", "tree"),
+        ),
         "Accepted": object_schema(
             {"execution_id": {"type": "string"}, "status": {"type": "string"}},
             required=("execution_id", "status"),
