@@ -85,6 +85,16 @@ class RateRule:
 
 
 @attrs.frozen
+class DebounceRule:
+    """``debounce``: per value of ``key``, only the latest execution runs, once no
+    newer delivery came for ``period`` (or ``max_wait`` after the first one)."""
+
+    period: float
+    max_wait: float | None = None
+    key: Renderable | None = None
+
+
+@attrs.frozen
 class Workflow:
     """A validated workflow. ``source`` names where it came from (a file path, ``api``)."""
 
@@ -98,11 +108,13 @@ class Workflow:
     #: The workflow started when an execution of this one fails (``_on_failure``).
     on_failure: str | None = None
     #: Flow control (docs/reference/workflow.md, "Flow control"): deliveries past
-    #: ``rate_limit`` are refused at intake, executions past ``throttle`` wait to start,
-    #: and queued ones start by ``priority`` (higher first).
+    #: ``rate_limit`` are refused at intake, ``debounce`` keeps the latest execution of
+    #: a key, executions past ``throttle`` wait to start, and queued ones start by
+    #: ``priority`` (higher first).
     rate_limit: RateRule | None = None
     throttle: RateRule | None = None
     priority: Renderable | None = None
+    debounce: DebounceRule | None = None
     source: str = ""
     text: str = ""
 

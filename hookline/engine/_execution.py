@@ -196,7 +196,7 @@ class Execution:
 
     async def _cancelled_before_start(self) -> ExecutionOutcome:
         handle = self.handle
-        why = "cancelled before it started"
+        why = handle.cancel_reason or "cancelled before it started"
         if handle.resumed and handle.started_at is not None:
             # It ran in a process that stopped (a cancel adopted with it).
             why = "cancelled on request"

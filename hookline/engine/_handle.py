@@ -53,6 +53,8 @@ class ExecutionHandle:
         self.answer: Answer | None = None
         self.outcome: ExecutionOutcome | None = None
         self.cancel_requested = False
+        # Why it was cancelled, when not on request (superseded by a debounce).
+        self.cancel_reason: str | None = None
         self._scope: Cancellable | None = None
         self._answered = trio.Event()
         self._finished = trio.Event()

@@ -42,6 +42,7 @@ from ..verify import SCHEMES, Verifier, compile_verifiers
 from ._definition import (
     HTTP_METHODS,
     Concurrency,
+    DebounceRule,
     Idempotency,
     IPNetwork,
     RateRule,
@@ -267,6 +268,7 @@ def _load_data(
     rate_limit = _rate_rule(fields, "rate_limit")
     throttle = _rate_rule(fields, "throttle")
     priority = fields.template("priority", None)
+    debounce = _debounce_rule(fields)
     timeout = fields.duration("timeout", 300.0)
     on_failure = fields.string("on_failure", None, pattern=_KEY, expected="a workflow key")
     # Read before the nodes: no node may be written to take longer than the workflow.
@@ -281,6 +283,7 @@ def _load_data(
         rate_limit=rate_limit,
         throttle=throttle,
         priority=priority,
+        debounce=debounce,
         timeout=timeout,
         on_failure=on_failure,
         nodes=nodes,
@@ -430,6 +433,20 @@ def _rate_rule(fields: Fields, name: str) -> RateRule | None:
     key = rule.template("key", None)
     rule.done()
     return RateRule(rate, key)
+
+
+def _debounce_rule(fields: Fields) -> DebounceRule | None:
+    """``debounce``: ``{period, max_wait, key}``."""
+    if fields.value("debounce", None) is None:  # (reading it makes it a known field)
+        return None
+    rule = fields.sub("debounce", required=True)
+    period = rule.duration("period")
+    max_wait = rule.duration("max_wait", None)
+    if max_wait is not None and max_wait < period:
+        rule.fail("max_wait", "a duration no shorter than period", rule.value("max_wait"))
+    debounce = DebounceRule(period, max_wait, rule.template("key", None))
+    rule.done()
+    return debounce
 
 
 def _concurrency(fields: Fields) -> Concurrency:

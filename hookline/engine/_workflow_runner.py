@@ -3,9 +3,11 @@
 Executions wait in the workflow's bounded queue, then run under ``concurrency.max``.
 With ``concurrency.order_by``, executions sharing a key run one at a time in arrival
 order (:mod:`._lanes` decides, this module carries it out). With ``priority``, the queue
-hands out the highest priority first. With ``throttle``, an execution whose start would
-exceed the rate waits, holding no slot, until its booked start (:mod:`._gcra` decides;
-one timer serves every waiting execution of the workflow). Executions found unfinished
+hands out the highest priority first. With ``debounce``, an execution waits until its
+key is quiet, and a newer one of the same key supersedes it (:mod:`._debounce` decides).
+With ``throttle``, an execution whose start would exceed the rate waits until its
+booked start (:mod:`._gcra` decides). Waiting executions hold no slot; one timer serves
+every one of them. Executions found unfinished
 at start-up, and retried ones, go first, ahead of the queue.
 
 On a store shared by several processes, both limits hold across all of them: each
@@ -30,6 +32,7 @@ from ..nodes._base import NodeServices, Renderable
 from ..store._store import Store
 from ._admission import rate_key, template_roots
 from ._answers import ExecutionOutcome
+from ._debounce import Debounce
 from ._definition import Workflow
 from ._drain import DrainRate
 from ._execution import Execution
@@ -111,12 +114,18 @@ class WorkflowRunner:
         # the scopes of those waiting for one (cancelled by a shutdown).
         self._unpermitted: set[str] = set()
         self._permits: dict[str, trio.CancelScope] = {}
-        # Throttle: the booked starts, by start (the runner's one timer waits for the
-        # first), and the executions past it, now going round through ``ready``.
+        # Debounce: the open windows; throttle: the booked starts, by start. The
+        # runner's one timer waits for the first of either. Executions past a step go
+        # round through ``ready`` (debounced: past debounce; cleared: past both).
+        debounce = workflow.debounce
+        self._debounce: Debounce[ExecutionHandle] | None = (
+            Debounce(debounce.period, debounce.max_wait) if debounce is not None else None
+        )
         throttle = workflow.throttle
         self._throttle = Gcra(throttle.rate) if throttle is not None else None
         self._throttled: list[tuple[float, int, ExecutionHandle]] = []
         self._arrivals = itertools.count()
+        self._debounced: set[str] = set()
         self._cleared: set[str] = set()
         self._timer: trio.CancelScope | None = None
 
@@ -124,6 +133,11 @@ class WorkflowRunner:
     def throttled(self) -> int:
         """Executions waiting for their booked start under ``throttle``."""
         return len(self._throttled)
+
+    @property
+    def debouncing(self) -> int:
+        """Executions waiting for their key to be quiet under ``debounce``."""
+        return len(self._debounce) if self._debounce is not None else 0
 
     @property
     def waiting(self) -> int:
@@ -136,7 +150,7 @@ class WorkflowRunner:
         waiting for a start permit."""
         queue = self.queue.statistics()
         waiting = queue.depth + queue.reserved + self.lanes.parked + len(self.ready)
-        waiting += len(self._throttled)
+        waiting += len(self._throttled) + self.debouncing
         if self.cluster is None:
             return waiting
         # Waiting for a permit: a backlog once a claim refused it; before that, all but
@@ -189,8 +203,8 @@ class WorkflowRunner:
         self.ready = deque(sorted(waiting, key=lambda handle: handle.id))
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
-            if self._throttle is not None:
-                nursery.start_soon(self._release_throttled)
+            if self._throttle is not None or self._debounce is not None:
+                nursery.start_soon(self._release_waiting)
             task_status.started()
             with trio.CancelScope() as self._intake:
                 if self._intake_stopped:
@@ -208,7 +222,7 @@ class WorkflowRunner:
                         limiter.release_on_behalf_of(slot)  # cancelled while queued
                         continue
                     if self._held_back(handle):
-                        limiter.release_on_behalf_of(slot)  # throttled: waits, slot-free
+                        limiter.release_on_behalf_of(slot)  # it waits, slot-free
                         continue
                     ordered = self.cluster is None
                     if ordered and not self.lanes.admit(self._order_keys.get(handle.id), handle):
@@ -218,38 +232,67 @@ class WorkflowRunner:
         self.ended.set()
 
     def _held_back(self, handle: ExecutionHandle) -> bool:
-        """Book ``handle``'s start under ``throttle``: True when it must wait for it
-        (it comes back through ``ready`` then, and passes)."""
-        if self._throttle is None or handle.cancel_requested:
+        """Put ``handle`` through ``debounce`` then ``throttle``: True when it must
+        wait (it comes back through ``ready`` then, and goes on)."""
+        if handle.cancel_requested:
             return False
         if handle.id in self._cleared:
             self._cleared.discard(handle.id)
             return False
-        throttle = self.workflow.throttle
-        assert throttle is not None
-        key = throttle_key(throttle.key, handle, self.services.env)
         now = trio.current_time()
-        start = self._throttle.schedule(key, now)
+        # (One that started before a restart was its key's chosen one: it goes on.)
+        debounce = handle.id not in self._debounced and handle.started_at is None
+        if self._debounce is not None and debounce:
+            self._debounce_window(handle, now)
+            return True
+        self._debounced.discard(handle.id)
+        throttle = self.workflow.throttle
+        if self._throttle is None or throttle is None:
+            return False
+        start = self._throttle.schedule(flow_key(throttle.key, handle, self.services.env), now)
         if start <= now:
             return False
         heapq.heappush(self._throttled, (start, next(self._arrivals), handle))
-        if self._timer is not None:
-            self._timer.deadline = min(self._timer.deadline, start)
+        self._wake_at(start)
         return True
 
-    async def _release_throttled(self) -> None:
-        """The throttle's one timer: make each booked execution ready at its start."""
-        assert self._throttle is not None
+    def _debounce_window(self, handle: ExecutionHandle, now: float) -> None:
+        rule, debounce = self.workflow.debounce, self._debounce
+        assert rule is not None
+        assert debounce is not None
+        older = debounce.offer(flow_key(rule.key, handle, self.services.env), handle, now)
+        self._wake_at(debounce.next_due())
+        if older is not None and older.id in self.handles:
+            older.cancel_reason = f"superseded by execution {handle.id} (debounce)"
+            assert self._nursery is not None
+            self._nursery.start_soon(self.cancel, older.id)
+
+    def _wake_at(self, when: float) -> None:
+        if self._timer is not None:
+            self._timer.deadline = min(self._timer.deadline, when)
+
+    async def _release_waiting(self) -> None:
+        """The one timer of debounce windows and throttle bookings: each execution
+        whose wait is over goes on through ``ready``."""
         while True:
             with trio.CancelScope() as self._timer:
-                self._timer.deadline = self._throttled[0][0] if self._throttled else math.inf
+                self._timer.deadline = self._next_wake()
                 await trio.sleep_forever()
             now = trio.current_time()
+            if self._debounce is not None:
+                for handle in self._debounce.close_due(now):
+                    if handle.id in self.handles:  # not cancelled meanwhile
+                        self._debounced.add(handle.id)
+                        self.make_ready(handle)
             while self._throttled and self._throttled[0][0] <= now:
                 handle = heapq.heappop(self._throttled)[2]
-                if handle.id in self.handles:  # not cancelled meanwhile
+                if handle.id in self.handles:
                     self._cleared.add(handle.id)
                     self.make_ready(handle)
+
+    def _next_wake(self) -> float:
+        booked = self._throttled[0][0] if self._throttled else math.inf
+        return min(booked, self._debounce.next_due() if self._debounce else math.inf)
 
     def _start(self, handle: ExecutionHandle, limiter: trio.CapacityLimiter, slot: _Slot) -> None:
         assert self._nursery is not None
@@ -406,10 +449,8 @@ def _by_priority(handle: ExecutionHandle) -> int:
     return -handle.priority
 
 
-def throttle_key(
-    template: Renderable | None, handle: ExecutionHandle, env: Mapping[str, str]
-) -> str:
-    """The ``throttle`` key of an execution (:func:`rate_key`)."""
+def flow_key(template: Renderable | None, handle: ExecutionHandle, env: Mapping[str, str]) -> str:
+    """An execution's ``throttle`` or ``debounce`` key (:func:`rate_key`)."""
     if template is None:
         return ""
     context = handle.context if handle.context is not None else handle.delivery.context()

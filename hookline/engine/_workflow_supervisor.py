@@ -53,7 +53,8 @@ class WorkflowStatistics:
     retried) wait to start ahead of the queue. On a store shared by several processes
     the limits hold across all of them: no execution is parked, and ``waiting`` ones
     wait for a start permit (counted in ``queue.depth``, not in ``running``).
-    ``throttled`` ones wait for the start ``throttle`` booked for them."""
+    ``throttled`` ones wait for the start ``throttle`` booked for them, ``debouncing``
+    ones for their ``debounce`` key to be quiet."""
 
     workflow: str
     queue: MailboxStatistics
@@ -67,7 +68,11 @@ class WorkflowStatistics:
     waiting: int = 0
     cancelled: int = 0
     timed_out: int = 0
+    #: When (wall clock) the oldest execution waiting to start was received; None
+    #: when none waits (alerts on ``oldest_queued`` read it).
+    oldest_queued_at: float | None = None
     throttled: int = 0
+    debouncing: int = 0
 
 
 class WorkflowSupervisor:
@@ -101,8 +106,10 @@ class WorkflowSupervisor:
             node.key: NodeActor(workflow.key, node, capacity=capacity) for node in workflow.walk()
         }
         self.runner = WorkflowRunner(workflow, self.actors, store, services, cluster)
-        # A throttled workflow's executions may have to wait: none runs at admission.
-        self._runs_inline = runs_inline(workflow) and workflow.throttle is None
+        # A throttled or debounced workflow's executions may have to wait: none runs
+        # whole at admission.
+        waits = workflow.throttle is not None or workflow.debounce is not None
+        self._runs_inline = runs_inline(workflow) and not waits
         rule = workflow.rate_limit
         self._rate_limit = Gcra(rule.rate) if rule is not None else None
         self.supervisor = Supervisor(f"workflow:{workflow.key}", policy=restart)
@@ -411,6 +418,7 @@ class WorkflowSupervisor:
 
     def statistics(self) -> WorkflowStatistics:
         runner = self.runner
+        running = runner.running
         queue = runner.queue.statistics()
         return WorkflowStatistics(
             workflow=self.workflow.key,
@@ -421,10 +429,15 @@ class WorkflowSupervisor:
             failed=runner.failed,
             cancelled=runner.cancelled,
             timed_out=runner.timed_out,
+            oldest_queued_at=min(
+                (h.delivery.received_at for k, h in runner.handles.items() if k not in running),
+                default=None,
+            ),
             supervisor=self.supervisor.statistics(),
             nodes=tuple(actor.statistics() for actor in self.actors.values()),
             parked=runner.lanes.parked,
             resuming=len(runner.ready),
             waiting=runner.waiting,
             throttled=runner.throttled,
+            debouncing=runner.debouncing,
         )

@@ -154,6 +154,11 @@ class EngineCollector(Collector):
             "Executions waiting for the start their workflow's throttle booked.",
             labels=["workflow"],
         )
+        debouncing = GaugeMetricFamily(
+            "hookline_executions_debouncing",
+            "Executions waiting for their debounce key to be quiet.",
+            labels=["workflow"],
+        )
         node_queue = GaugeMetricFamily(
             "hookline_node_queue_depth",
             "Jobs waiting for a node actor.",
@@ -175,6 +180,7 @@ class EngineCollector(Collector):
             capacity.add_metric([key], workflow.queue.capacity)
             running.add_metric([key], workflow.running)
             throttled.add_metric([key], workflow.throttled)
+            debouncing.add_metric([key], workflow.debouncing)
             for node in workflow.nodes:
                 # A node actor is named "<workflow>/<node>".
                 name = node.name.rsplit("/", 1)[-1]
@@ -182,7 +188,8 @@ class EngineCollector(Collector):
                 node_busy.add_metric([key, name], node.in_flight)
             for child in workflow.supervisor.children:
                 restarts.add_metric([workflow.supervisor.name, child.name], child.restarts)
-        yield from (queue, capacity, running, throttled, node_queue, node_busy, restarts)
+        yield from (queue, capacity, running, throttled, debouncing)
+        yield from (node_queue, node_busy, restarts)
         store = stats.store
         yield _gauge("hookline_store_queue_depth", "Writes waiting for a batch.", store.queue_depth)
         yield _counter("hookline_store_ops", "Write operations applied.", store.ops)

@@ -200,3 +200,48 @@ def test_bad_flow_control_is_refused_at_load_naming_the_field(
         workflow(flow)
     assert error.value.path == field
     assert expected in str(error.value)
+
+
+async def test_debounce_runs_each_keys_last_delivery_once(
+    autojump_clock: trio.testing.MockClock, make_store: StoreFactory
+) -> None:
+    flow = 'debounce: {period: 30s, max_wait: 5m, key: "{{$context.data.record}}"}'
+    store = make_store()
+    last: dict[str, int] = {}
+    handles = {}
+    async with open_engine([workflow(flow)], store=store, nodes={"stamp": stamp}) as engine:
+        for n in range(200):
+            record = f"r{n % 10}"
+            last[record] = n
+            admission = await engine.submit("flow", data={"record": record, "n": n})
+            assert admission.handle is not None
+            handles[n] = admission.handle
+        await trio.testing.wait_all_tasks_blocked()
+        assert statistics(engine).debouncing == 10
+        outcomes = {n: await handle.wait_finished() for n, handle in handles.items()}
+        assert statistics(engine).debouncing == 0
+        superseded = [o for o in outcomes.values() if o.status == "cancelled"]
+        assert len(superseded) == 190
+        assert all(o.error and "(debounce)" in o.error for o in superseded)
+        stored = await engine.store.get_execution(superseded[0].execution_id)
+        assert stored is not None
+        assert stored.status == "cancelled"
+        assert stored.error is not None
+        assert stored.error.startswith("superseded by execution ")
+    assert sorted(data["n"] for _, data in STARTS) == sorted(last.values())  # type: ignore[index]
+
+
+async def test_max_wait_runs_a_key_that_never_goes_quiet(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    flow = "debounce: {period: 30s, max_wait: 2m}"
+    async with open_engine([workflow(flow)], store="memory://", nodes={"stamp": stamp}) as engine:
+        start = trio.current_time()
+        for n in range(20):  # one every 10 s for 200 s: never 30 s of quiet
+            await engine.submit("flow", data={"n": n})
+            await trio.sleep(10)
+        await trio.sleep(60)
+    assert [(round(at - start), data) for at, data in STARTS] == [
+        (120, {"n": 11}),  # the window opened at 0 s closes at 2 m with the latest
+        (220, {"n": 19}),  # the next one, 30 s after the last
+    ]
