@@ -3,6 +3,8 @@ against a deployment (prepare, --target runs, Locust): one per test session."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import socket
 import subprocess
@@ -77,6 +79,33 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
             server.kill()
             server.wait()
         log.close()
+
+
+@attrs.frozen
+class Done:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def bench_here(*argv: str, env: dict[str, str] | None = None) -> Done:
+    """``python -m benchmarks ARGV`` in this process (for commands that start no
+    server or generator process: cheaper than a new interpreter)."""
+    from benchmarks.__main__ import main
+
+    out, err = io.StringIO(), io.StringIO()
+    saved = {name: os.environ.get(name) for name in env or {}}
+    os.environ.update(env or {})
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main(list(argv))
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+    return Done(code, out.getvalue(), err.getvalue())
 
 
 def bench(

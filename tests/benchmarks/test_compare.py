@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks._compare import compare
-from tests.benchmarks.conftest import bench
+from tests.benchmarks.conftest import bench_here as bench
 
 
 def _run(

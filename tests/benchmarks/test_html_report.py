@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from benchmarks._html import render
-from tests.benchmarks.conftest import Deployment, bench
+from tests.benchmarks.conftest import Deployment
+from tests.benchmarks.conftest import bench_here as bench
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]

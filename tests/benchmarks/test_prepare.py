@@ -11,7 +11,8 @@ from pathlib import Path
 import httpx
 
 from benchmarks._spec import PAYLOADS, github_signature
-from tests.benchmarks.conftest import Deployment, bench
+from tests.benchmarks.conftest import Deployment
+from tests.benchmarks.conftest import bench_here as bench
 
 
 def test_prepare_deploys_bench_workflows_signed_with_a_new_secret(
