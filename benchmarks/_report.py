@@ -90,6 +90,54 @@ def _http_row(outcome: Outcome, outcomes: Sequence[Outcome]) -> list[str]:
     ]
 
 
+_SERVER_COLUMNS = (
+    "scenario",
+    "phase",
+    "sent",
+    "client 2xx",
+    "accepted",
+    "refused",
+    "lost",
+    "deliveries",
+    "executions finished",
+    "commit mean/p99 ms",
+    "queue peak",
+    "restarts",
+)
+
+
+def _server_rows(outcomes: Sequence[Outcome]) -> list[list[str]]:
+    """The server's own figures of each phase that has them (``--target`` runs)."""
+    rows = []
+    for outcome in outcomes:
+        s = outcome.server
+        if s is None:
+            continue
+
+        def count(value: int | None) -> str:
+            return "-" if value is None else f"{value:,}"
+
+        mean = "-" if s.commit_mean_ms is None else f"{s.commit_mean_ms:.2f}"
+        p99 = "-" if s.commit_p99_ms_at_most is None else f"<={s.commit_p99_ms_at_most:g}"
+        rows.append(
+            [
+                outcome.scenario,
+                outcome.phase,
+                count(s.sent),
+                count(s.client_2xx),
+                count(s.accepted),
+                count(s.refused),
+                count(s.lost),
+                ", ".join(f"{k} {v:,}" for k, v in s.deliveries.items()) or "-",
+                ", ".join(f"{k} {v:,}" for k, v in s.executions_finished.items()) or "-",
+                f"{mean} / {p99}",
+                str(s.queue_depth_peak),
+                str(s.restarts),
+            ]
+        )
+    return rows
+
+
 def _also(m: MicroResult) -> str:
     """The extra rates, then each side's CPU per op when the benchmark recorded it."""
     also = "; ".join(f"{label}: {rate:,.0f}/s" for label, rate in m.extra)
@@ -153,6 +201,17 @@ def print_report(outcomes: Sequence[Outcome], console: Console) -> None:
         for outcome in http:
             row = _http_row(outcome, outcomes)
             table.add_row(*(row[index] for index in _TERMINAL))
+        console.print(table)
+    server = _server_rows(outcomes)
+    if server:
+        table = Table(
+            title="server-side figures (the target's /metrics before and after each phase)",
+            caption="ledger: sent = accepted + refused + lost; lost must be 0",
+        )
+        for index, heading in enumerate(_SERVER_COLUMNS):
+            table.add_column(heading, justify="left" if index < 2 else "right")
+        for row in server:
+            table.add_row(*row)
         console.print(table)
     micro = _micro_table(outcomes)
     if micro is not None:
@@ -247,6 +306,19 @@ def markdown(outcomes: Sequence[Outcome], facts: dict[str, object], run: dict[st
         for outcome in outcomes
         if outcome.phase != "micro"
     ]
+    server = _server_rows(outcomes)
+    if server:
+        lines += [
+            "",
+            (
+                "Server-side figures (the target's `/metrics`), with the ledger "
+                "sent = accepted + refused + lost:"
+            ),
+            "",
+            "| " + " | ".join(_SERVER_COLUMNS) + " |",
+            "|" + "---|" * len(_SERVER_COLUMNS),
+            *("| " + " | ".join(row) + " |" for row in server),
+        ]
     lines += [
         "",
         "| in-process | subject /s | baseline /s | ratio | also |",
