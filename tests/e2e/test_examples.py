@@ -10,6 +10,7 @@ import signal
 import socket
 import threading
 import time
+import urllib.parse
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -21,6 +22,7 @@ import trio
 from aiosmtpd.controller import Controller
 
 from hookline._signing import sign
+from hookline.verify._wxcrypt import encrypt, message_key, signature
 
 from ..conftest import postgres_schema_url
 from ._server import EXAMPLE_ENV, ROOT, ServerProcess
@@ -358,3 +360,124 @@ async def test_iot_readings_are_stored_in_order_per_device_and_alert(examples: E
 
     await examples.wait_for(alerted)
     assert examples.receiver.requests[0][1] == {"device": "dev-3", "temperature": 90}
+
+
+# -- chat platforms: WeCom, DingTalk and Feishu ---------------------------------------
+
+
+def wecom_url_check(url: str, echo: str) -> str:
+    """The GET WeCom sends when a callback URL is saved (as wechatpy's tests build it)."""
+    key = message_key(SECRETS["WECOM_ENCODING_AES_KEY"])
+    echostr = encrypt(key, echo.encode(), SECRETS["WECOM_CORP_ID"])
+    stamp, nonce = str(int(time.time())), "1372623149"
+    query = {
+        "msg_signature": signature(SECRETS["WECOM_TOKEN"], stamp, nonce, echostr),
+        "timestamp": stamp,
+        "nonce": nonce,
+        "echostr": echostr,
+    }
+    return f"{url}?{urllib.parse.urlencode(query)}"
+
+
+async def test_wecom_url_check_and_a_deploy_request(examples: Examples) -> None:
+    client = examples.client
+    url = f"{examples.server.url}/api/webhooks/wecom/app"
+    checked = await client.get(wecom_url_check(url, "echo-5150"))
+    message = (
+        "<xml><ToUserName><![CDATA[{corp}]]></ToUserName><FromUserName><![CDATA[lisi]]>"
+        "</FromUserName><CreateTime>1700000000</CreateTime><MsgType><![CDATA[text]]></MsgType>"
+        "<Content><![CDATA[deploy main]]></Content><MsgId>7301</MsgId><AgentID>1000002</AgentID>"
+        "</xml>"
+    ).format(corp=SECRETS["WECOM_CORP_ID"])
+    options = {
+        "encoding_aes_key": SECRETS["WECOM_ENCODING_AES_KEY"],
+        "corp_id": SECRETS["WECOM_CORP_ID"],
+    }
+    token = SECRETS["WECOM_TOKEN"]
+    signed = sign("wecom", secret=token, body=message.encode(), url=url, options=options)
+    headers = {"content-type": "text/xml"}
+    received = await client.post(signed.url, content=signed.body, headers=headers)
+    forged = sign("wecom", secret="not-the-token", body=message.encode(), url=url, options=options)
+    refused = await client.post(forged.url, content=forged.body, headers=headers)
+
+    assert checked.status_code == 200
+    assert checked.text == "echo-5150"
+    assert received.status_code == 200, received.text
+    assert received.content == b""
+    assert refused.status_code == 403
+    (stored,) = await examples.records("wecom_messages")
+    assert {k: stored[k] for k in ("from", "type", "text")} == {
+        "from": "lisi",
+        "type": "text",
+        "text": "deploy main",
+    }
+
+    async def deployed() -> bool:
+        return examples.receiver.paths() == ["/deploy"]
+
+    await examples.wait_for(deployed)
+    assert examples.receiver.requests[0][1] == {"request": "deploy main", "requested_by": "lisi"}
+
+
+async def test_dingtalk_robot_files_a_task_and_replies(examples: Examples) -> None:
+    body = json.dumps(
+        {
+            "msgtype": "text",
+            "msgId": "msgX1",
+            "text": {"content": "renew the TLS certificate"},
+            "senderNick": "Wang",
+            "conversationId": "cid-1",
+        }
+    ).encode()
+    secret = SECRETS["DINGTALK_APP_SECRET"]
+    url = "/api/webhooks/dingtalk/robot"
+    signed = sign("dingtalk", secret=secret, body=body)
+    stale = sign("dingtalk", secret=secret, body=body, timestamp=int(time.time()) - 2 * 3600)
+    wrong = sign("dingtalk", secret="another-secret", body=body)
+    answers = [
+        await examples.client.post(
+            url, content=body, headers={**s.headers, "content-type": "application/json"}
+        )
+        for s in (signed, stale, wrong)
+    ]
+
+    assert [a.status_code for a in answers] == [200, 403, 403]
+    (task,) = await examples.records("tasks")
+    assert task["text"] == "renew the TLS certificate"
+    assert answers[0].json() == {
+        "msgtype": "text",
+        "text": {"content": f"Task {task['id']} filed for Wang"},
+    }
+
+
+async def test_feishu_challenge_and_a_message_forwarded(examples: Examples) -> None:
+    client = examples.client
+    token, key = SECRETS["FEISHU_VERIFICATION_TOKEN"], SECRETS["FEISHU_ENCRYPT_KEY"]
+    url = "/api/webhooks/feishu/events"
+    challenge = {"challenge": "c-777", "token": token, "type": "url_verification"}
+    event = {
+        "schema": "2.0",
+        "header": {"event_id": "ev-1", "event_type": "im.message.receive_v1", "token": token},
+        "event": {"message": {"chat_id": "oc_1", "content": '{"text":"hello"}'}},
+    }
+
+    async def post(payload: dict[str, Any], encrypt_key: str = key) -> httpx.Response:
+        signed = sign("feishu", secret=encrypt_key, body=json.dumps(payload).encode())
+        assert signed.body is not None
+        headers = {**signed.headers, "content-type": "application/json"}
+        return await client.post(url, content=signed.body, headers=headers)
+
+    checked = await post(challenge)
+    accepted = await post(event)
+    refused = await post(event, encrypt_key="another-key")
+
+    assert checked.status_code == 200
+    assert checked.json() == {"challenge": "c-777"}
+    assert accepted.status_code == 202
+    assert refused.status_code == 403
+
+    async def forwarded() -> bool:
+        return examples.receiver.paths() == ["/chat"]
+
+    await examples.wait_for(forwarded)
+    assert examples.receiver.requests[0][1] == {"content": '{"text":"hello"}', "chat": "oc_1"}
