@@ -226,8 +226,15 @@ def probe(name: str, spec: RequestSpec, base_url: str) -> None:
     except httpx.HTTPError as exc:
         raise ServerError(f"{name}: the probe request failed: {exc!r}") from exc
     if not 200 <= answer.status_code < 300:
+        hint = ""
+        if answer.status_code in (401, 403, 404):
+            hint = (
+                f" (`python -m benchmarks prepare --target {base_url}` deploys the benchmark "
+                "workflows with a secret this run then signs with)"
+            )
         raise ServerError(
-            f"{name}: {spec.method} {spec.path} answered {answer.status_code}: {answer.text[:300]}"
+            f"{name}: {spec.method} {spec.path} answered {answer.status_code}: "
+            f"{answer.text[:300]}{hint}"
         )
 
 
