@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Literal
 
 import attrs
 
+from .engine._alert_monitor import AlertsConfig
+from .engine._alerts import METRICS, AlertRule
 from .engine._supervisor import RestartPolicy
 from .errors import ConfigError
 from .nodes._script_pool import ScriptPoolConfig
@@ -174,6 +176,8 @@ class ServerConfig:
     # ``code:``: the code node's worker processes; the server starts them at once.
     code: ScriptPoolConfig = attrs.field(factory=lambda: ScriptPoolConfig(prestart=True))
     source: str | None = None
+    #: ``alerts:``: rules on failure rate and queues, and where their notices go.
+    alerts: AlertsConfig = attrs.field(factory=AlertsConfig)
 
     def with_overrides(
         self,
@@ -236,6 +240,7 @@ def load_config(path: str | Path | None, *, env: Mapping[str, str] | None = None
         engine=_engine(fields.sub("engine")),
         code=_code(fields.sub("code")),
         source=source,
+        alerts=_alerts(fields.sub("alerts")),
     )
     config = attrs.evolve(config, env_values=_env_values(fields, config.env))
     fields.done()
@@ -422,6 +427,58 @@ def _engine(fields: Fields) -> EngineConfig:
     section = EngineConfig(pending=fields.integer("pending", 10000, low=1), restart=policy)
     fields.done()
     return section
+
+
+def _alerts(fields: Fields) -> AlertsConfig:
+    email = fields.value("email", [])
+    email = [email] if isinstance(email, str) else email
+    if not isinstance(email, list) or not all(isinstance(a, str) and "@" in a for a in email):
+        fields.fail("email", "an email address or a list of them", email)
+    section = AlertsConfig(
+        rules=tuple(_alert_rule(rule) for rule in fields.items("rules")),
+        check_every=fields.duration("check_every", 15.0),
+        chat_url=fields.string("chat", None, env=True),
+        email_to=tuple(email),
+    )
+    if section.chat_url is not None and not section.chat_url.startswith(("http://", "https://")):
+        fields.fail("chat", "a webhook URL (http:// or https://)")
+    if section.rules and section.chat_url is None and not section.email_to:
+        fields.fail("chat", "chat: <webhook URL> or email: <address>, where alerts are sent")
+    names = [rule.name for rule in section.rules]
+    for index, name in enumerate(names):
+        if name in names[:index]:
+            fields.fail(f"rules[{index}].name", "a name no other rule has", name)
+    fields.done()
+    return section
+
+
+def _alert_rule(fields: Fields) -> AlertRule:
+    written = [metric for metric in METRICS if fields.has(metric)]
+    if len(written) != 1:
+        fields.fail("", "exactly one of " + ", ".join(METRICS), written or None)
+    (metric,) = written
+    if metric == "failure_rate":
+        threshold = fields.value(metric)
+        if isinstance(threshold, bool) or not isinstance(threshold, int | float):
+            fields.fail(metric, "a share from 0 to 1 such as 0.5", threshold)
+        if not 0 <= threshold < 1:
+            fields.fail(metric, "a share from 0 to 1 such as 0.5", threshold)
+    elif metric == "queue_depth":
+        threshold = fields.integer(metric, low=0)
+    else:
+        threshold = fields.duration(metric, positive=False)
+    # A failure rate needs a span to count over; a queue may fire at once by default.
+    default_window = 300.0 if metric == "failure_rate" else 0.0
+    rule = AlertRule(
+        name=fields.string("name", expected="a name for the rule"),
+        metric=metric,
+        threshold=float(threshold),
+        window=fields.duration("window", default_window, positive=False),
+        workflow=fields.string("workflow", None),
+        min_executions=fields.integer("min_executions", 5, low=1),
+    )
+    fields.done()
+    return rule
 
 
 def _env_values(fields: Fields, names: tuple[str, ...]) -> dict[str, str]:

@@ -25,6 +25,7 @@ from ._config import ServerConfig, check_admin_exposure, load_config
 from ._logging import configure_logging
 from ._plugins import load_plugins
 from ._workers import refusal, serve_workers
+from .engine._alert_monitor import AlertMonitor
 from .engine._engine import Engine, open_engine
 from .engine._reload import keep_reloaded
 from .engine._retention import RetentionPolicy
@@ -243,6 +244,7 @@ async def _serve(config: ServerConfig, shutdown: _Shutdown, fd: int | None) -> N
             gc.freeze()
             # An edited file, or SIGHUP, loads the workflows folder again.
             reloading = await nursery.start(keep_reloaded, engine)
+            alerting = await nursery.start(AlertMonitor(engine, config.alerts).run)
             click.echo(f"hookline serving {len(engine.workflows)} workflows on {', '.join(urls)}")
             for error in engine.load_errors:
                 click.echo(f"skipped: {error}", err=True)
@@ -250,6 +252,7 @@ async def _serve(config: ServerConfig, shutdown: _Shutdown, fd: int | None) -> N
                 click.echo(f"plugin not loaded: {broken.describe()}", err=True)
             await shutdown.requested.wait()
             reloading.cancel()
+            alerting.cancel()
             # HTTP stays up while the engine drains: new deliveries get 503, and sync
             # requests in flight get their answers (or 202 when cut off).
             await engine.aclose()

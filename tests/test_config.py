@@ -198,7 +198,7 @@ def test_a_bad_bind_override_is_refused() -> None:
         (
             "workflow: ./flows",
             (
-                "workflow: expected a known field (one of: admin, code, engine, env, "
+                "workflow: expected a known field (one of: admin, alerts, code, engine, env, "
                 "http_node, retention, server, smtp, store, workflows)"
             ),
         ),

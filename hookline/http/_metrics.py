@@ -25,6 +25,7 @@ from prometheus_client.registry import Collector
 from quart import Blueprint, Response, current_app
 
 from .._tap import BatchCommitted, DeliveryRecorded, ExecutionEnded, JobEnded, StoreEvent, tap_store
+from ..engine._alert_monitor import alert_monitor
 from ..engine._engine import Engine
 
 __all__ = ["EngineCollector", "Metrics", "engine_metrics", "metrics"]
@@ -214,6 +215,31 @@ class EngineCollector(Collector):
                 "Heartbeats sent to the shared store.",
                 cluster.heartbeats,
             )
+        yield from _alerts(self._engine)
+
+
+def _alerts(engine: Engine) -> Iterator[Metric]:
+    monitor = alert_monitor(engine)
+    if monitor is None:
+        return
+    labels = ["alert", "workflow", "metric"]
+    firing = GaugeMetricFamily(
+        "hookline_alert_firing", "1 while an alert rule's condition holds.", labels=labels
+    )
+    value = GaugeMetricFamily(
+        "hookline_alert_value", "The measure an alert rule last saw.", labels=labels
+    )
+    for state in monitor.states():
+        names = [state.rule, state.workflow, state.metric]
+        firing.add_metric(names, 1.0 if state.firing else 0.0)
+        value.add_metric(names, state.value)
+    yield from (firing, value)
+    yield _counter("hookline_alerts_sent", "Alert notices sent.", monitor.sent)
+    yield _counter(
+        "hookline_alert_send_failures",
+        "Alert notices that could not be sent.",
+        monitor.send_failures,
+    )
 
 
 def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:

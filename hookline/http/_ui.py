@@ -35,6 +35,7 @@ from quart import (
     url_for,
 )
 
+from ..engine._alert_monitor import alert_monitor
 from ..engine._definition import Workflow
 from ..engine._engine import Engine
 from ..errors import HooklineError, NotFound
@@ -198,7 +199,11 @@ async def workflows_page() -> str:
         rows.append(
             {"workflow": workflow, "stats": stats.get(workflow.key), "rate": rate, "count": count}
         )
-    return await render_template("workflows.html", rows=rows, errors=engine.load_errors)
+    monitor = alert_monitor(engine)
+    alerts = monitor.states() if monitor is not None else []
+    return await render_template(
+        "workflows.html", rows=rows, errors=engine.load_errors, alerts=alerts
+    )
 
 
 @ui.get("/ui/executions")
