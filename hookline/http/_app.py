@@ -30,6 +30,7 @@ from ._scope import request_origin, scope_headers
 from ._security_headers import SECURITY_HEADERS
 from ._ui import UI_PREFIX, UI_SESSIONS, ui, ui_refusal
 from ._ui_editor import ui_editor
+from ._ui_test_runs import ui_test_runs
 from ._ui_sessions import SessionRegistry
 from ._webhook_asgi import WebhookIngress
 from ._workers_api import workers_api
@@ -117,6 +118,7 @@ def create_app(
     app.register_blueprint(metrics)
     app.register_blueprint(ui)
     app.register_blueprint(ui_editor)
+    app.register_blueprint(ui_test_runs)
     keys = tuple(key.encode() for key in admin_keys)
     app.config["HOOKLINE_ADMIN_KEYS"] = keys
     engine_metrics(engine)

@@ -69,11 +69,17 @@ async def _editor_page(key: str | None, text: str, status: int = 200) -> Respons
     engine = current_engine()
     check = engine_draft(engine, text, key)
     versions: list[Any] = []
+    deliveries: list[Any] = []
+    executions: list[Any] = []
     current = None
     if key is not None:
         page = await engine.store.list_workflow_versions(key, limit=100, cursor=None)
         versions = list(page.items)
         current = await current_version(engine, key)
+        received = await engine.store.list_deliveries(workflow=key, verdict="accepted", limit=20)
+        deliveries = list(received.items)
+        ran = await engine.store.list_executions(workflow=key, limit=20)
+        executions = [e for e in ran.items if e.status not in ("queued", "running")]
     page_html = await render_template(
         "editor.html",
         key=key,
@@ -82,6 +88,8 @@ async def _editor_page(key: str | None, text: str, status: int = 200) -> Respons
         tree=await _tree_html(check),
         versions=versions,
         current=current,
+        deliveries=deliveries,
+        executions=executions,
     )
     return Response(page_html, status, content_type="text/html; charset=utf-8")
 

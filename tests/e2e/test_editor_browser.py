@@ -1,5 +1,6 @@
 """The workflow editor in headless Chromium: create a workflow, see a live error at its
-line, fix it, save it, change it, compare the versions and roll back.
+line, fix it, save it, send it a test delivery and see the result, change it, compare
+the versions and roll back.
 
 Set ``HOOKLINE_SCREENSHOTS=docs/img`` to refresh the README's screenshots.
 """
@@ -86,6 +87,17 @@ def author(url: str, shots: Path) -> None:
             expect(page.locator("p.flash")).to_have_text("saved greet as version 1")
             assert page.url.endswith("/ui/workflows/greet/edit")
 
+            # A test delivery to what is in the editor: its tree fills in, its answer shows.
+            page.fill("#test-body", '{"name": "Ada"}')
+            page.click("button#send-test")
+            expect(page.locator("#test-run-status")).to_have_text("succeeded", timeout=10_000)
+            expect(page.locator("g.node[data-node='reply']")).to_have_attribute(
+                "data-status", "succeeded"
+            )
+            expect(page.locator("#test-run-answer")).to_contain_text("Hello, Ada")
+            page.screenshot(path=str(shots / "ui-test-run.png"), full_page=True)
+            page.go_back()
+
             # A second version, then the diff and a rollback.
             replace_text(page, DRAFT.replace("sett", "set").replace("Hello, ", "Hi, "))
             expect(page.locator("#draft-state")).to_have_text("valid")
@@ -111,6 +123,8 @@ async def test_create_a_workflow_in_the_editor(tmp_path: Path) -> None:
         with trio.fail_after(60):
             await trio.to_thread.run_sync(author, server.url, shots)
         assert "Hello, " in server.engine.workflows["greet"].text
+        # The test run is not one of the server's executions.
+        assert (await server.engine.store.list_executions(workflow="greet")).items == ()
         answer = await server.client.post("/api/webhooks/greet", json={"name": "Ada"})
         assert answer.json() == {"greeting": "Hello, Ada"}
         await wait_until(lambda: server.engine.pending() == 0)

@@ -66,4 +66,15 @@ function startEditor() {
   check(textarea.value);
 }
 
+// The test run sends the editor's text as it is now, saved or not.
+function startTestRunForm() {
+  const form = document.getElementById("test-run-form");
+  const source = document.getElementById("editor-text");
+  if (!form || !source) return;
+  form.addEventListener("submit", () => {
+    document.getElementById("test-run-text").value = source.value;
+  });
+}
+
 document.addEventListener("DOMContentLoaded", startEditor);
+document.addEventListener("DOMContentLoaded", startTestRunForm);

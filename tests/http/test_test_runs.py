@@ -1,0 +1,127 @@
+"""Test runs from the editor page: a test delivery to a draft, outside nodes live or
+answered from a recorded execution, verify checked unless skipped, and nothing of it in
+the server's own records."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+import trio
+
+from tests.http.conftest import Server, running_server
+
+SIGNUP = """\
+key: signup
+trigger:
+  type: webhook
+  path: signup
+  mode: sync
+  verify:
+    - bearer: {secret: "s3cret-token-for-tests"}
+nodes:
+  - key: saved
+    type: create
+    collection: people
+    values: {name: "{{$context.data.name}}"}
+  - key: reply
+    type: response
+    status: 201
+    body: {id: "{{$nodes.saved.id}}", name: "{{$nodes.saved.name}}"}
+"""
+AUTH = {"authorization": "Bearer s3cret-token-for-tests"}
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[Server]:
+    async with running_server([SIGNUP]) as running:
+        yield running
+
+
+async def csrf(client: httpx.AsyncClient) -> str:
+    page = await client.get("/ui/workflows/signup/edit")
+    assert page.status_code == 200
+    found = re.search(r'name="csrf" value="([^"]+)"', page.text)
+    assert found is not None
+    return found.group(1)
+
+
+async def run_test(client: httpx.AsyncClient, **form: str) -> str:
+    """Start a test run through the UI's form; returns its page once it has ended."""
+    fields = {"csrf": await csrf(client), "text": SIGNUP, "source": "written", **form}
+    started = await client.post("/ui/test-runs", data=fields)
+    assert started.status_code == 303, started.text
+    location = started.headers["location"]
+    pages: list[str] = []
+
+    async def ended() -> bool:
+        pages.append((await client.get(location)).text)
+        return 'data-status="running"' not in pages[-1].split("<h2>", 1)[0]
+
+    for _ in range(250):  # polled as the page's own refresh does, for up to ~5 s
+        if await ended():
+            return pages[-1]
+        await trio.sleep(0.02)
+    raise AssertionError("the test run did not end")
+
+
+def status_of(page: str) -> str:
+    found = re.search(r'id="test-run-status">([a-z_]+)<', page)
+    assert found is not None
+    return found.group(1)
+
+
+async def test_verify_is_checked_unless_skipped(server: Server) -> None:
+    body = {"body": '{"name": "Ada"}', "headers": "content-type: application/json"}
+    refused = await run_test(server.client, **body)
+    assert status_of(refused) == "refused"
+    assert 'id="test-run-error"' in refused
+
+    signed = await run_test(
+        server.client,
+        **{**body, "headers": body["headers"] + "\nauthorization: " + AUTH["authorization"]},
+    )
+    assert status_of(signed) == "succeeded"
+    assert "Ada" in signed
+
+    skipped = await run_test(server.client, **body, skip_verify="on")
+    assert status_of(skipped) == "succeeded"
+    assert "skipped" in skipped
+    # Live collection writes of a test go to its own store: none reached the server's.
+    assert (await server.engine.store.list_executions(workflow="signup")).items == ()
+
+
+async def test_outside_nodes_answered_from_a_recorded_execution(server: Server) -> None:
+    answer = await server.client.post("/api/webhooks/signup", json={"name": "Ada"}, headers=AUTH)
+    assert answer.status_code == 201
+    recorded_id = answer.json()["id"]
+    [execution] = (await server.engine.store.list_executions(workflow="signup")).items
+    [delivery] = (await server.engine.store.list_deliveries(workflow="signup")).items
+
+    page = await run_test(
+        server.client,
+        source="recorded",
+        delivery_id=delivery.id,
+        outside="recorded",
+        execution_id=execution.id,
+        skip_verify="on",
+    )
+    assert status_of(page) == "succeeded"
+    assert "answered from execution" in page
+    assert recorded_id in page  # the create node yielded the recorded record, unmade
+    assert len((await server.engine.store.list_executions(workflow="signup")).items) == 1
+
+
+async def test_a_draft_that_does_not_load_is_refused(server: Server) -> None:
+    fields = {
+        "csrf": await csrf(server.client),
+        "text": SIGNUP.replace("type: create", "type: creat"),
+        "source": "written",
+    }
+    answer = await server.client.post("/ui/test-runs", data=fields)
+    assert answer.status_code == 422
+    assert "nodes[0].type" in answer.text
+    forged = await server.client.post("/ui/test-runs", data={**fields, "csrf": "no"})
+    assert forged.status_code == 403
