@@ -244,6 +244,42 @@ async def test_crm_sync_upserts_by_external_id(examples: Examples) -> None:
     assert record["company"] == "A"
 
 
+async def test_crm_sync_debounced_makes_one_upsert_per_burst_with_its_last_edit(
+    examples: Examples,
+) -> None:
+    client = examples.client
+    auth = {"authorization": f"Bearer {SECRETS['CRM_WEBHOOK_TOKEN']}"}
+    path = "/api/webhooks/crm/contacts/updated"
+    answers = []
+    for n in range(6):  # six edits of one record within moments, one of another
+        edit = {"id": "crm-9", "name": f"Grace v{n}", "company": {"name": "Navy"}}
+        answers.append(await client.post(path, json=edit, headers=auth))
+    other = {"id": "crm-10", "name": "Alan", "company": {"name": "NPL"}}
+    answers.append(await client.post(path, json=other, headers=auth))
+    assert [answer.status_code for answer in answers] == [202] * 7
+
+    async def synced() -> bool:
+        names = {r["external_id"]: r["name"] for r in await examples.records("contacts")}
+        return names.get("crm-9") == "Grace v5" and names.get("crm-10") == "Alan"
+
+    await examples.wait_for(synced, timeout=20)
+    ids = [answer.json()["execution_id"] for answer in answers]
+
+    async def status(execution_id: str) -> tuple[str, str | None]:
+        found = (await client.get(f"/api/executions/{execution_id}")).json()
+        return found["status"], found.get("error")
+
+    async def all_ended() -> bool:
+        statuses = [(await status(i))[0] for i in ids]
+        return all(found in ("succeeded", "cancelled") for found in statuses)
+
+    await examples.wait_for(all_ended, timeout=20)
+    outcomes = [await status(i) for i in ids]
+    assert [s for s, _ in outcomes] == ["cancelled"] * 5 + ["succeeded"] * 2
+    for n, (_, error) in enumerate(outcomes[:5]):  # each names the edit that replaced it
+        assert error == f"superseded by execution {ids[n + 1]} (debounce)"
+
+
 def github_push(ref: str, delivery: str) -> tuple[bytes, dict[str, str]]:
     body = {
         "ref": ref,
