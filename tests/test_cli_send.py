@@ -161,3 +161,76 @@ def test_an_unreadable_data_file_is_a_usage_error(
     )
     assert status == 2
     assert "cannot read" in capsys.readouterr().err
+
+
+AES_KEY = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C"
+CHAT_HOOKS = [
+    """
+key: wecom
+trigger:
+  path: wecom
+  mode: sync
+  verify: [{wecom: {token: tok, encoding_aes_key: AES_KEY, corp_id: ww1}}]
+nodes:
+  - {key: out, type: end, output: {text: "{{$context.data.xml.Content}}"}}
+""".replace("AES_KEY", AES_KEY),
+    """
+key: feishu
+trigger:
+  path: feishu
+  mode: sync
+  verify: [{feishu: {verification_token: vt, encrypt_key: ek}}]
+nodes:
+  - {key: out, type: end, output: {type: "{{$context.data.header.event_type}}"}}
+""",
+    """
+key: dingtalk
+trigger:
+  path: dingtalk
+  mode: sync
+  verify: [{dingtalk: {secret: SECding}}]
+nodes:
+  - {key: out, type: end, output: {text: "{{$context.data.text.content}}"}}
+""",
+]
+
+
+@pytest.mark.parametrize(
+    ("scheme", "secret", "data", "extra", "output"),
+    [
+        (
+            "wecom",
+            "tok",
+            "<xml><Content>hi</Content></xml>",
+            ("--option", f"encoding_aes_key={AES_KEY}", "--option", "corp_id=ww1"),
+            '"output":{"text":"hi"}',
+        ),
+        (
+            "feishu",
+            "ek",
+            '{"schema": "2.0", "header": {"token": "vt", "event_type": "im.chat.x"}}',
+            (),
+            '"output":{"type":"im.chat.x"}',
+        ),
+        ("dingtalk", "SECding", '{"text": {"content": "hi"}}', (), '"output":{"text":"hi"}'),
+    ],
+)
+async def test_send_signs_and_encrypts_as_the_chat_platforms_do(
+    scheme: str,
+    secret: str,
+    data: str,
+    extra: Sequence[str],
+    output: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    async with serving(CHAT_HOOKS) as server:
+        url = f"{server.url}/api/webhooks/{scheme}"
+        good = await send(url, "--scheme", scheme, "--secret", secret, "--data", data, *extra)
+        answered = capsys.readouterr().out
+        bad = await send(url, "--scheme", scheme, "--secret", "wrong", "--data", data, *extra)
+        refused = capsys.readouterr().out
+    assert good == 0, answered
+    assert answered.startswith("200 OK\n")
+    assert output in answered
+    assert bad == 1
+    assert refused.startswith("403 Forbidden\n")
