@@ -25,7 +25,7 @@ from ..errors import LeaseLost, StoreClosed, StoreError
 from ..store._coordination import Coordinator, Wakeup, WorkerRecord
 from ..store._records import ExecutionRecord
 from ._handle import ExecutionHandle
-from ._recovery import stored_delivery
+from ._recovery import recovered_delivery
 
 if TYPE_CHECKING:
     from ._workflow_set import WorkflowSet
@@ -208,7 +208,7 @@ class Cluster:
         supervisor = self.workflows.supervisors.get(record.workflow)
         if supervisor is None:
             return False
-        await supervisor.resume(record, stored_delivery(record))
+        await supervisor.resume(record, await recovered_delivery(self.workflows.store, record))
         return True
 
     # -- the actor -----------------------------------------------------------------------

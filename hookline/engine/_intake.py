@@ -17,7 +17,7 @@ from ..store._records import ExecutionRecord
 from ..store._store import Store
 from ._admission import Admission
 from ._delivery import Delivery
-from ._recovery import RETRYABLE, not_retryable, stored_delivery
+from ._recovery import RETRYABLE, not_retryable, recovered_delivery, stored_delivery
 from ._workflow_set import WorkflowSet
 from ._workflow_supervisor import WorkflowSupervisor
 
@@ -97,7 +97,7 @@ class Intake:
         if record.status not in RETRYABLE or self.workflows.handle(execution_id) is not None:
             raise not_retryable(record)
         supervisor = self.supervisor(record.workflow)
-        return await supervisor.retry(record, stored_delivery(record))
+        return await supervisor.retry(record, await recovered_delivery(self.store, record))
 
     async def record_rejection(self, delivery: Delivery, rejection: Rejected) -> None:
         if rejection.delivery_recorded:

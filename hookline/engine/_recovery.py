@@ -1,22 +1,25 @@
 """Rebuilding what an execution started from, after a restart, a retry or for a replay.
 
-Pure code: an :class:`~hookline.store._records.ExecutionRecord` keeps the ``$context``
-its execution started from; these functions turn it back into the :class:`Delivery` the
-engine runs executions with, and decide which stored executions a starting engine
-resumes.
+An :class:`~hookline.store._records.ExecutionRecord` keeps the ``$context`` its
+execution started from, less the body (its delivery record keeps that, exactly as
+received); these functions turn the two back into the :class:`Delivery` the engine runs
+executions with, and decide which stored executions a starting engine resumes. All but
+:func:`recovered_delivery`, which reads the delivery record, are pure code.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import datetime
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 import attrs
 
 from ..errors import ExecutionConflict
-from ..store._records import ExecutionRecord, ExecutionStatus
-from ._delivery import Delivery
+from ..store._records import DeliveryRecord, ExecutionRecord, ExecutionStatus
+from ._delivery import Delivery, file_info
 
 # The statuses an operator may retry an execution from.
 RETRYABLE: tuple[ExecutionStatus, ...] = ("failed", "timed_out", "cancelled")
@@ -33,7 +36,9 @@ _OWN_KEYS = frozenset(
         "path",
         "remote_addr",
         "raw",
+        "raw_base64",
         "files",
+        "form",
         "delivery_id",
         "received_at",
     }
@@ -56,17 +61,40 @@ def _mapping(value: Any) -> dict[str, Any]:
     return dict(value) if isinstance(value, Mapping) else {}
 
 
+class DeliveryReader(Protocol):
+    """What :func:`recovered_delivery` needs of the store."""
+
+    async def get_delivery(self, id: str) -> DeliveryRecord | None: ...
+
+
+async def recovered_delivery(store: DeliveryReader, record: ExecutionRecord) -> Delivery:
+    """The delivery ``record`` started from, its body read back from its delivery record
+    (see :func:`stored_delivery`). A context that kept its body itself (written before
+    bodies were left to the delivery record) needs no read."""
+    context = record.context if isinstance(record.context, Mapping) else {}
+    body = None
+    if "raw" not in context and "raw_base64" not in context and record.delivery_id:
+        delivery = await store.get_delivery(record.delivery_id)
+        body = delivery.body if delivery is not None else None
+    return stored_delivery(record, body)
+
+
 def stored_delivery(record: ExecutionRecord, body: bytes | None = None) -> Delivery:
     """The delivery ``record`` started from, rebuilt from its stored context.
 
-    ``body`` is the raw body (from the delivery record); without it, the body is the
-    context's ``raw`` text. Secret headers stay redacted: they were never stored, so a
-    resumed execution reads ``[redacted]`` where the first run read the credential.
+    ``body`` is the raw body (from the delivery record): ``$context.raw`` and
+    ``raw_base64`` are worked out from it as on the first run. Without it, the body is
+    the context's ``raw_base64`` or ``raw`` when it kept one (contexts stored before
+    bodies were left out), else empty. Secret headers stay redacted: they were never
+    stored, so a resumed execution reads ``[redacted]`` where the first run read the
+    credential.
     """
     context = _mapping(record.context)
-    raw = context.get("raw")
-    text = raw if isinstance(raw, str) else ""
+    text = None
+    if body is None:
+        body, text = _stored_body(context)
     delivery_id = context.get("delivery_id")
+    form = context.get("form")
     return Delivery(
         id=str(delivery_id) if delivery_id else (record.delivery_id or record.id),
         workflow=record.workflow,
@@ -76,13 +104,28 @@ def stored_delivery(record: ExecutionRecord, body: bytes | None = None) -> Deliv
         headers={str(k): str(v) for k, v in _mapping(context.get("headers")).items()},
         query=_mapping(context.get("query")),
         params={str(k): str(v) for k, v in _mapping(context.get("params")).items()},
-        body=body if body is not None else text.encode(),
+        body=body,
         data=context.get("data"),
         text=text,
-        files={str(k): _mapping(v) for k, v in _mapping(context.get("files")).items()},
+        files={str(k): file_info(_mapping(v)) for k, v in _mapping(context.get("files")).items()},
+        form=dict(form) if isinstance(form, Mapping) else None,
         remote_addr=str(context.get("remote_addr") or ""),
         extra={k: v for k, v in context.items() if k not in _OWN_KEYS},
     )
+
+
+def _stored_body(context: Mapping[str, Any]) -> tuple[bytes, str | None]:
+    """The body and its text kept in an old context, or nothing."""
+    encoded = context.get("raw_base64")
+    if isinstance(encoded, str):
+        try:
+            return base64.b64decode(encoded, validate=True), None
+        except binascii.Error:
+            pass
+    raw = context.get("raw")
+    if isinstance(raw, str):
+        return raw.encode(), raw
+    return b"", None
 
 
 @attrs.frozen

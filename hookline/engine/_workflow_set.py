@@ -28,7 +28,7 @@ from ._definition import Workflow
 from ._drain import drain_seconds
 from ._handle import ExecutionHandle
 from ._on_failure import FailureRelay
-from ._recovery import plan_resume, stored_delivery
+from ._recovery import plan_resume, recovered_delivery
 from ._supervisor import ChildSpec, Restart, RestartPolicy, Supervisor
 from ._workflow_runner import abandon
 from ._workflow_supervisor import WorkflowSupervisor
@@ -181,7 +181,8 @@ class WorkflowSet:
         records = await self.store.unfinished_executions()
         plan = plan_resume(records, lambda key: key in self.supervisors)
         for record in plan.resume:
-            await self.supervisors[record.workflow].resume(record, stored_delivery(record))
+            delivery = await recovered_delivery(self.store, record)
+            await self.supervisors[record.workflow].resume(record, delivery)
         if plan.resume:
             log.info("resuming %d unfinished executions", len(plan.resume))
         self.log_left(plan.left)

@@ -1,19 +1,32 @@
 """Parse a webhook body according to its ``Content-Type``, without I/O.
 
-The result becomes ``$context.data``, ``$context.files`` and ``$context.raw``. Which
-parser runs is decided by the media type alone:
+The result becomes ``$context.data``, ``$context.form`` and ``$context.files``
+(``$context.raw`` and ``raw_base64`` are worked out from the bytes when read: see
+:mod:`hookline.engine._request_context`). Which parser runs is decided by the media type
+alone:
 
 ==========================================================  ==========================
 media type                                                  ``data``
 ==========================================================  ==========================
 ``application/json``, ``application/*+json``, ``text/json``  the JSON value (empty: None)
-``application/x-www-form-urlencoded``                       ``{name: str | [str, ...]}``
+``application/xml``, ``text/xml``, ``application/*+xml``     the document as a mapping
+                                                            (:func:`~hookline.definition.
+                                                            parse_xml`; entities: 400)
+``application/x-www-form-urlencoded``                       ``{name: str | [str, ...]}``;
+                                                            a form whose only field is
+                                                            ``payload`` holding a JSON
+                                                            object: that object
 ``multipart/form-data``                                     text fields as for forms;
                                                             files go to ``files``
 ``text/*``                                                  the text
 anything else, or none                                      None (the caller keeps the
                                                             raw bytes)
 ==========================================================  ==========================
+
+For both kinds of form, ``form`` is the fields as sent (for the ``payload`` form too, so
+``$context.form.payload`` is still the JSON text); for other bodies it is None. A file
+part is kept whole as a :class:`~hookline.engine._request_context.FileInfo`: the body
+is within ``max_body``, so its files are too.
 
 A form (multipart or URL-encoded) of more than ``max_parts`` parts (default
 :data:`MAX_FORM_PARTS`) is refused with :class:`~hookline.errors.PayloadTooLarge`
@@ -46,6 +59,8 @@ from werkzeug.sansio.multipart import (
     NeedData,
 )
 
+from ..definition import xml_steps
+from ..engine._request_context import FileInfo
 from ..errors import MalformedBody, PayloadTooLarge
 
 __all__ = [
@@ -71,16 +86,15 @@ _EVENTS_PER_STEP = 32
 class ParsedBody:
     """A parsed request body.
 
-    ``data`` is the parsed value (a JSON value, a dict of form fields, text, or
-    None); ``files`` describes multipart file parts by field name as
-    ``{"filename", "content_type", "size"}`` (their content is not kept); ``text``
-    is the body decoded as text (its declared charset, else UTF-8) with undecodable
-    bytes replaced. The mappings are plain dicts so they encode as msgpack and JSON.
+    ``data`` is the parsed value (a JSON value, an XML document's mapping, a dict of
+    form fields, text, or None); ``files`` holds multipart file parts by field name,
+    content included; ``form`` is a form body's fields as sent (None for other
+    bodies). The mappings encode as msgpack and JSON.
     """
 
     data: object
-    files: Mapping[str, Mapping[str, object]]
-    text: str
+    files: Mapping[str, FileInfo]
+    form: Mapping[str, str | list[str]] | None = None
 
 
 def parse_body(
@@ -127,18 +141,24 @@ def body_steps(
     is the generator's return value. Raises as :func:`parse_body` does."""
     media_type, params = _media_type(content_type)
     _check_parts(raw, media_type, params.get("boundary"), max_parts)
-    text = _decode(raw, params.get("charset"))
-    files: Mapping[str, Mapping[str, object]] = {}
+    charset = params.get("charset")
+    files: Mapping[str, FileInfo] = {}
+    form = None
     data: object = None
     if _is_json(media_type):
-        data = _parse_json(raw, params.get("charset"))
+        data = _parse_json(raw, charset)
+    elif _is_xml(media_type):
+        data = yield from _parse_xml(raw, charset)
     elif media_type == "application/x-www-form-urlencoded":
-        data = collect_fields(urllib.parse.parse_qsl(text, keep_blank_values=True))
+        text = _decode(raw, charset)
+        form = collect_fields(urllib.parse.parse_qsl(text, keep_blank_values=True))
+        data = _payload_object(form)
     elif media_type == "multipart/form-data":
-        data, files = yield from _parse_multipart(raw, params.get("boundary"), max_parts)
+        form, files = yield from _parse_multipart(raw, params.get("boundary"), max_parts)
+        data = form
     elif media_type.startswith("text/"):
-        data = text
-    return ParsedBody(data=data, files=files, text=text)
+        data = _decode(raw, charset)
+    return ParsedBody(data=data, files=files, form=form)
 
 
 def check_form_parts(raw: bytes, content_type: str | None, max_parts: int = MAX_FORM_PARTS) -> None:
@@ -178,6 +198,39 @@ def _is_json(media_type: str) -> bool:
     return media_type in {"application/json", "text/json"} or (
         media_type.startswith("application/") and media_type.endswith("+json")
     )
+
+
+def _is_xml(media_type: str) -> bool:
+    return media_type in {"application/xml", "text/xml"} or (
+        media_type.startswith("application/") and media_type.endswith("+xml")
+    )
+
+
+def _parse_xml(raw: bytes, charset: str | None) -> Generator[None, None, object]:
+    source: str | bytes = raw
+    if charset and charset.lower().replace("_", "-") not in {"utf-8", "utf8"}:
+        # The header's charset wins over the document's own declaration (RFC 7303).
+        try:
+            source = raw.decode(charset)
+        except LookupError as exc:
+            raise MalformedBody("The body's charset is not a known text encoding.") from exc
+        except UnicodeError as exc:
+            raise MalformedBody("The body is not valid text in its charset.") from exc
+    return (yield from xml_steps(source))
+
+
+def _payload_object(form: dict[str, str | list[str]]) -> object:
+    """A form whose only field is ``payload`` holding a JSON object (GitHub's form
+    content type, Slack's interactive components) is that object; any other form is
+    itself. A ``payload`` that is not a JSON object leaves the form as it is."""
+    payload = form.get("payload")
+    if len(form) != 1 or not isinstance(payload, str) or not payload.lstrip().startswith("{"):
+        return form
+    try:
+        value = _parse_json(payload.encode("utf-8", "surrogatepass"), None)
+    except MalformedBody:
+        return form
+    return value if isinstance(value, dict) else form
 
 
 def _decode(raw: bytes, charset: str | None) -> str:
@@ -261,7 +314,7 @@ def collect_fields(pairs: Iterable[tuple[str, str]]) -> dict[str, str | list[str
 
 def _parse_multipart(
     raw: bytes, boundary: str | None, max_parts: int
-) -> Generator[None, None, tuple[dict[str, str | list[str]], Mapping[str, Mapping[str, object]]]]:
+) -> Generator[None, None, tuple[dict[str, str | list[str]], Mapping[str, FileInfo]]]:
     if not boundary:
         raise MalformedBody("The multipart body has no boundary in its Content-Type.")
     try:
@@ -276,13 +329,12 @@ def _parse_multipart(
 
 def _decode_parts(
     raw: bytes, boundary: bytes, max_parts: int
-) -> Generator[None, None, tuple[dict[str, str | list[str]], Mapping[str, Mapping[str, object]]]]:
+) -> Generator[None, None, tuple[dict[str, str | list[str]], Mapping[str, FileInfo]]]:
     decoder = MultipartDecoder(boundary)
     fields: list[tuple[str, str]] = []
-    files: dict[str, Mapping[str, object]] = {}
+    files: dict[str, FileInfo] = {}
     part: Field | File | None = None
     chunks: list[bytes] = []
-    size = 0
     parts = 0
     view = memoryview(raw)
     offset = 0
@@ -313,23 +365,15 @@ def _decode_parts(
                 raise _too_many_parts(max_parts)
             if not event.name:
                 raise MalformedBody("A multipart part has no field name.")
-            part, chunks, size = event, [], 0
+            part, chunks = event, []
         elif isinstance(event, Data) and part is not None:
-            if isinstance(part, File):
-                size += len(event.data)
-            else:
-                chunks.append(event.data)
+            chunks.append(event.data)
             if not event.more_data:
                 if isinstance(part, File):
                     # A repeated file field keeps its first file, like a repeated header.
-                    files.setdefault(
-                        part.name,
-                        {
-                            "filename": part.filename,
-                            "content_type": part.headers.get("content-type"),
-                            "size": size,
-                        },
-                    )
+                    if part.name not in files:
+                        content_type = part.headers.get("content-type")
+                        files[part.name] = FileInfo(part.filename, content_type, b"".join(chunks))
                 else:
                     fields.append((part.name, b"".join(chunks).decode("utf-8", "replace")))
                 part = None

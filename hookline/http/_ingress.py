@@ -198,9 +198,9 @@ class _Received:
     def delivery(
         self,
         data: Any = None,
-        text: str = "",
         files: Mapping[str, Mapping[str, Any]] | None = None,
         jwt: Mapping[str, Any] | None = None,
+        form: Mapping[str, Any] | None = None,
     ) -> Delivery:
         return Delivery(
             id=self.id,
@@ -213,8 +213,8 @@ class _Received:
             params=self.params,
             body=self.body,
             data=data,
-            text=text,
             files=files if files is not None else {},
+            form=form,
             remote_addr=self.remote_addr,
             jwt=jwt,
             secret_headers=self.secret_headers,
@@ -269,7 +269,7 @@ async def handle_webhook(app: Quart, scope: Scope, chunks: AsyncIterator[bytes])
         if verified.answer is not None:
             return await answer_handshake(engine, received.delivery(), verified.answer)
         parsed = await parse_body_cooperatively(raw, content_type, max_parts=max_parts)
-        delivery = received.delivery(parsed.data, parsed.text, parsed.files, verified.claims)
+        delivery = received.delivery(parsed.data, parsed.files, verified.claims, parsed.form)
         delivery = opened_delivery(delivery, verified.opened)
         admission = await engine.accept(delivery)
         admitted = True

@@ -280,7 +280,7 @@ async def test_crm_sync_debounced_makes_one_upsert_per_burst_with_its_last_edit(
         assert error == f"superseded by execution {ids[n + 1]} (debounce)"
 
 
-def github_push(ref: str, delivery: str) -> tuple[bytes, dict[str, str]]:
+def github_push(ref: str, delivery: str, *, form: bool = False) -> tuple[bytes, dict[str, str]]:
     body = {
         "ref": ref,
         "after": "abc123",
@@ -289,10 +289,14 @@ def github_push(ref: str, delivery: str) -> tuple[bytes, dict[str, str]]:
         "commits": [{}, {}],
     }
     raw = json.dumps(body).encode()
+    content_type = "application/json"
+    if form:  # a hook made with content_type: form, GitHub's default
+        raw = urllib.parse.urlencode({"payload": raw.decode()}).encode()
+        content_type = "application/x-www-form-urlencoded"
     signed = sign("github", secret=SECRETS["GITHUB_WEBHOOK_SECRET"], body=raw)
     headers = {
         **signed.headers,
-        "content-type": "application/json",
+        "content-type": content_type,
         "x-github-event": "push",
         "x-github-delivery": delivery,
     }
@@ -344,6 +348,21 @@ async def test_a_signature_checked_by_the_seeds_script_in_a_code_node(examples: 
     record = (await examples.client.get(forged.headers["location"])).json()
     assert record["status"] == "failed"
     assert "Error: Invalid signature (line 5, column" in json.dumps(record)
+
+
+async def test_github_form_delivery_deploys_like_the_json_one(examples: Examples) -> None:
+    raw, headers = github_push("refs/heads/main", "d-form", form=True)
+    accepted = await examples.client.post("/api/webhooks/github/app", content=raw, headers=headers)
+    assert accepted.status_code == 202
+
+    async def done() -> bool:
+        record = await examples.client.get(f"/api/executions/{accepted.json()['execution']}")
+        return bool(record.json()["status"] == "succeeded")
+
+    await examples.wait_for(done)
+    assert sorted(examples.receiver.paths()) == ["/chat", "/deploy"]
+    deploy = dict(examples.receiver.requests)["/deploy"]
+    assert deploy == {"repository": "acme/app", "commit": "abc123"}
 
 
 async def test_gitlab_failed_pipeline_notifies(examples: Examples) -> None:

@@ -7,6 +7,7 @@ carries the context its request produced.
 from __future__ import annotations
 
 import base64
+import hashlib
 from typing import Any
 
 from tests.http.conftest import Server
@@ -49,8 +50,16 @@ async def test_multipart_fields_are_data_and_files_are_described(server: Server)
     )
 
     assert context["data"] == {"title": "report"}
+    assert context["form"] == {"title": "report"}
     assert context["files"] == {
-        "upload": {"filename": "r.csv", "content_type": "text/csv", "size": 8}
+        "upload": {
+            "filename": "r.csv",
+            "content_type": "text/csv",
+            "size": 8,
+            "text": "a,b\n1,2\n",
+            "base64": base64.b64encode(b"a,b\n1,2\n").decode(),
+            "sha256": hashlib.sha256(b"a,b\n1,2\n").hexdigest(),
+        }
     }
 
 
@@ -76,6 +85,9 @@ async def test_other_bodies_keep_their_raw_bytes(server: Server) -> None:
     )
     assert response.status_code == 200
     assert response.json()["output"]["data"] is None
+    # Not text: raw is null rather than mangled; raw_base64 is exact.
+    assert response.json()["output"]["raw"] is None
+    assert base64.b64decode(response.json()["output"]["raw_base64"]) == payload
     await server.engine.store.flush()
 
     page = (await server.client.get("/api/deliveries?workflow=echo")).json()
