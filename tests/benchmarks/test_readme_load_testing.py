@@ -9,6 +9,7 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 from tests.benchmarks.conftest import REPO, Deployment
 
@@ -32,8 +33,7 @@ def test_the_readme_walks_from_a_clone_to_a_measured_deployment_in_three_command
     assert [c.split()[3] for c in commands] == ["prepare", "hookline-async-ingest", "cleanup"]
     env = {**os.environ, "HOOKLINE_URL": deployment.url, "HOOKLINE_ADMIN_KEY": deployment.key}
     env.pop("BENCH_SECRET", None)
-    before = set(RESULTS.glob("*")) if RESULTS.exists() else set()
-    outputs = []
+    outputs: list[str] = []
     try:
         for command in commands:
             done = subprocess.run(
@@ -46,7 +46,10 @@ def test_the_readme_walks_from_a_clone_to_a_measured_deployment_in_three_command
         assert "deployed bench-async-ingest" in prepare_out
         assert "bench-async-ingest" in cleanup_out
 
-        (document_path,) = set(RESULTS.glob("*.json")) - before
+        found = re.search(r"^results: (\S+\.json),", run_out, flags=re.MULTILINE)
+        assert found is not None, run_out
+        document_path = Path(found.group(1))
+        assert document_path.parent == RESULTS
         document = json.loads(document_path.read_text())
         (outcome,) = document["outcomes"]
         assert outcome["scenario"] == "hookline-async-ingest"
@@ -65,10 +68,11 @@ def test_the_readme_walks_from_a_clone_to_a_measured_deployment_in_three_command
         assert document_path.with_suffix(".html").exists()
         # The admin key is never written into the results.
         assert deployment.key not in document_path.read_text()
-        assert not (RESULTS / "prepared").exists() or not list(
-            (RESULTS / "prepared").glob("127.0.0.1-*")
-        )
+        port = deployment.url.rsplit(":", 1)[1]
+        assert not (RESULTS / "prepared" / f"127.0.0.1-{port}.json").exists()
     finally:
-        for created in set(RESULTS.glob("*")) - before:
-            if created.is_file():
-                created.unlink()
+        # What the run wrote into the repository's (git-ignored) results folder.
+        for output in outputs:
+            for stem in re.findall(r"^results: \S+/(\w+)\.json,", output, flags=re.MULTILINE):
+                for created in RESULTS.glob(f"{stem}*"):
+                    created.unlink()
