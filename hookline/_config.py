@@ -22,6 +22,7 @@ import attrs
 from .engine._alert_monitor import AlertsConfig
 from .engine._alerts import METRICS, AlertRule
 from .engine._supervisor import RestartPolicy
+from .engine._refusal_limit import BucketRate, RefusalPolicy
 from .errors import ConfigError
 from .nodes._script_pool import ScriptPoolConfig
 
@@ -85,6 +86,8 @@ class ServerSection:
     max_header_size: int = 16 * 1024  # request line and headers larger: 431
     keep_alive_timeout: float = 5.0
     workers: int = 1  # processes serving the port (more than one: PostgreSQL only)
+    # How much of refused requests is recorded (``refused:``; docs/security.md, section 2).
+    refused: RefusalPolicy = attrs.field(factory=RefusalPolicy)
 
     @property
     def host(self) -> str:
@@ -146,6 +149,7 @@ class RetentionConfig:
 
     executions: float = 30 * 86400.0
     deliveries: float = 7 * 86400.0
+    refused_deliveries: float = 86400.0  # refused requests' records: a day
 
 
 @attrs.frozen
@@ -275,9 +279,26 @@ def _server(fields: Fields, base: Path) -> ServerSection:
         max_header_size=fields.size("max_header_size", 16 * 1024),
         keep_alive_timeout=fields.duration("keep_alive_timeout", 5.0),
         workers=fields.integer("workers", 1, low=1),
+        refused=_refused(fields.sub("refused")),
     )
     fields.done()
     return section
+
+
+def _refused(fields: Fields) -> RefusalPolicy:
+    # Rates are per minute; each bucket holds half a minute's worth at once.
+    def rate(name: str, per_minute: int) -> BucketRate:
+        found = fields.integer(name, per_minute, low=1)
+        return BucketRate(per_second=found / 60.0, burst=max(1.0, found / 2.0))
+
+    policy = RefusalPolicy(
+        keep_body=fields.size("keep_body", 4096),
+        per_client=rate("per_client", 60),
+        per_path=rate("per_path", 300),
+        total=rate("total", 1200),
+    )
+    fields.done()
+    return policy
 
 
 def _store(fields: Fields) -> StoreConfig:
@@ -412,6 +433,7 @@ def _retention(fields: Fields) -> RetentionConfig:
     section = RetentionConfig(
         executions=fields.duration("executions", 30 * 86400.0),
         deliveries=fields.duration("deliveries", 7 * 86400.0),
+        refused_deliveries=fields.duration("refused_deliveries", 86400.0),
     )
     fields.done()
     return section

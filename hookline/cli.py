@@ -197,7 +197,9 @@ async def run_server(config: ServerConfig, *, fd: int | None = None) -> None:
 
 async def _serve(config: ServerConfig, shutdown: _Shutdown, fd: int | None) -> None:
     retention = RetentionPolicy(
-        executions=config.retention.executions, deliveries=config.retention.deliveries
+        executions=config.retention.executions,
+        deliveries=config.retention.deliveries,
+        refused_deliveries=config.retention.refused_deliveries,
     )
     # Plugins first: the workflows may use their node types and verify schemes. A broken
     # one is logged by name and left out; the server starts without it.
@@ -232,6 +234,7 @@ async def _serve(config: ServerConfig, shutdown: _Shutdown, fd: int | None) -> N
                     trusted_proxies=config.server.trusted_proxies,
                     body_timeout=config.server.body_timeout,
                     max_form_parts=config.server.max_form_parts,
+                    refusals=config.server.refused,
                     max_header_size=config.server.max_header_size,
                     keep_alive_timeout=config.server.keep_alive_timeout,
                     shutdown_trigger=http_stop.wait,

@@ -137,7 +137,7 @@ def test_a_bad_bind_override_is_refused() -> None:
             (
                 "server.bnd: expected a known field (one of: access_log, bind, body_timeout, "
                 "certfile, keep_alive_timeout, keyfile, max_form_parts, max_header_size, "
-                "shutdown_timeout, "
+                "refused, shutdown_timeout, "
                 "trusted_proxies, workers)"
             ),
         ),

@@ -50,6 +50,8 @@ class RetentionPolicy:
 
     executions: float | None = None
     deliveries: float | None = None
+    #: Refused deliveries (verdict ``rejected``), usually kept for less (issue 13).
+    refused_deliveries: float | None = None
     interval: float = 300.0
     batch: int = 500
     clock: Callable[[], float] = time.time
@@ -98,6 +100,11 @@ class Retention:
         if policy.deliveries is not None:
             before = id_floor(now - policy.deliveries)
             self._deliveries += await self._drain(lambda: PruneDeliveries(before, policy.batch))
+        if policy.refused_deliveries is not None:
+            refused = id_floor(now - policy.refused_deliveries)
+            self._deliveries += await self._drain(
+                lambda: PruneDeliveries(refused, policy.batch, verdict="rejected")
+            )
         self._sweeps += 1
 
     async def _drain(

@@ -35,6 +35,7 @@ from ..engine._definition import HTTP_METHODS, Workflow
 from ..engine._delivery import Delivery
 from ..engine._engine import Engine
 from ..engine._execution import ExecutionHandle
+from ..engine._refusal_limit import RefusalPolicy
 from ..errors import PayloadTooLarge, Rejected, RequestTimeout, StoreError, Unavailable
 from ..store._ops import RecordDelivery
 from ..store._records import Answer
@@ -42,6 +43,7 @@ from ..verify import SignedRequest, Verified
 from ._body import MAX_FORM_PARTS, check_form_parts, parse_body_cooperatively
 from ._client_ip import IPNetwork, check_ip_allowed
 from ._consumed import without_credentials
+from ._refusals import record_refusal, refusal_limit
 from ._responses import answer_response
 from ._scope import (
     Scope,
@@ -65,6 +67,7 @@ INTERNAL_ERROR = "an unexpected error occurred"
 TRUSTED_PROXIES = "HOOKLINE_TRUSTED_PROXIES"
 BODY_TIMEOUT = "HOOKLINE_BODY_TIMEOUT"
 MAX_PARTS = "HOOKLINE_MAX_FORM_PARTS"
+REFUSALS = "HOOKLINE_REFUSALS"
 DEFAULT_BODY_TIMEOUT = 30.0
 # Bodies above this are cut off whatever a workflow allows.
 HARD_BODY_LIMIT = 64 * 1024 * 1024
@@ -83,6 +86,7 @@ def configure_ingress(
     trusted_proxies: Sequence[IPNetwork] = (),
     body_timeout: float = DEFAULT_BODY_TIMEOUT,
     max_form_parts: int = MAX_FORM_PARTS,
+    refusals: RefusalPolicy | None = None,
 ) -> None:
     """Set the webhook route's server-wide settings on ``app``.
 
@@ -90,10 +94,12 @@ def configure_ingress(
     are believed (none: the socket peer is the client). ``body_timeout``: seconds a
     sender has to deliver the whole body once its headers arrived (then 408).
     ``max_form_parts``: the parts a multipart or URL-encoded form may have (then 413).
+    ``refusals``: how much of refused requests is recorded (``server.refused``).
     """
     app.config[TRUSTED_PROXIES] = tuple(trusted_proxies)
     app.config[BODY_TIMEOUT] = body_timeout
     app.config[MAX_PARTS] = max_form_parts
+    app.config[REFUSALS] = refusals if refusals is not None else RefusalPolicy()
 
 
 async def read_body(
@@ -140,12 +146,11 @@ def _internal_error() -> Answer:
     return Answer(500, tuple(problem_headers()), body)
 
 
-async def _refuse(engine: Engine, delivery: Delivery, rejection: Rejected) -> Answer:
-    try:
-        await engine.record_rejection(delivery, rejection)
-    except StoreError:
-        # The answer still goes out: the sender must learn why, recorded or not.
-        log.exception("could not record rejected delivery %s", delivery.id)
+async def _refuse(app: Quart, engine: Engine, delivery: Delivery, rejection: Rejected) -> Answer:
+    # Recorded within the refusal limit, the body cut short (docs/security.md, section 2);
+    # the answer goes out either way: the sender must learn why, recorded or not.
+    limit = refusal_limit(engine, app.config.get(REFUSALS, RefusalPolicy()))
+    await record_refusal(engine, limit, delivery, rejection)
     return _rejection_answer(rejection)
 
 
@@ -279,7 +284,7 @@ async def handle_webhook(app: Quart, scope: Scope, chunks: AsyncIterator[bytes])
             return admission.answer
         return await wait_answer(handle, trigger.sync_timeout)
     except Rejected as rejection:
-        return await _refuse(engine, received.delivery(), rejection)
+        return await _refuse(app, engine, received.delivery(), rejection)
     except SenderGone:
         raise
     except StoreError:
@@ -288,7 +293,7 @@ async def handle_webhook(app: Quart, scope: Scope, chunks: AsyncIterator[bytes])
             return _internal_error()
         log.exception("the store failed while admitting delivery %s", received.id)
         unavailable = Unavailable("deliveries cannot be recorded right now", retry_after=5.0)
-        return await _refuse(engine, received.delivery(), unavailable)
+        return await _refuse(app, engine, received.delivery(), unavailable)
     except Exception:
         log.exception("unexpected error answering %s %s", method, scope["path"])
         if not admitted:

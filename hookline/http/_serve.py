@@ -19,6 +19,7 @@ from hypercorn.trio import serve as hypercorn_serve
 
 from ..definition import problem_body, problem_headers
 from ..engine._engine import Engine
+from ..engine._refusal_limit import RefusalPolicy
 from ._app import create_app
 from ._body import MAX_FORM_PARTS
 from ._client_ip import IPNetwork
@@ -112,6 +113,7 @@ async def serve(
     trusted_proxies: Sequence[IPNetwork] = (),
     body_timeout: float = DEFAULT_BODY_TIMEOUT,
     max_form_parts: int = MAX_FORM_PARTS,
+    refusals: RefusalPolicy | None = None,
     max_header_size: int = DEFAULT_MAX_HEADER_SIZE,
     keep_alive_timeout: float = DEFAULT_KEEP_ALIVE_TIMEOUT,
     shutdown_trigger: Callable[[], Awaitable[None]] | None = None,
@@ -147,6 +149,7 @@ async def serve(
         trusted_proxies=trusted_proxies,
         body_timeout=body_timeout,
         max_form_parts=max_form_parts,
+        refusals=refusals,
     )
     await hypercorn_serve(
         TransportGuard(app, max_header_size),

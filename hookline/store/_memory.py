@@ -199,7 +199,11 @@ class MemoryBackend:
                 del self._idempotency[key]
             return min(len(expired), op.limit)
         if isinstance(op, PruneDeliveries):
-            doomed = sorted(id for id in self._deliveries if id < op.before_id)[: op.limit]
+            doomed = sorted(
+                id
+                for id, d in self._deliveries.items()
+                if id < op.before_id and op.verdict in (None, d.verdict)
+            )[: op.limit]
             for id in doomed:
                 del self._deliveries[id]
             return len(doomed)

@@ -165,10 +165,12 @@ class PruneExecutions:
 @attrs.frozen
 class PruneDeliveries:
     """Delete up to ``limit`` deliveries whose id sorts before ``before_id``, oldest
-    first. Result: how many were deleted."""
+    first; with ``verdict``, only deliveries of that verdict (refused ones have their
+    own, shorter retention). Result: how many were deleted."""
 
     before_id: str
     limit: int = 500
+    verdict: str | None = None
 
 
 @attrs.frozen

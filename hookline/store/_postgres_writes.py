@@ -121,6 +121,11 @@ _PRUNE_DELIVERIES = (
     "DELETE FROM deliveries WHERE id IN "
     "(SELECT id FROM deliveries WHERE id < %s ORDER BY id LIMIT %s)"
 )
+# Refused deliveries' own retention: a range of the (verdict, id) index.
+_PRUNE_DELIVERIES_OF = (
+    "DELETE FROM deliveries WHERE id IN "
+    "(SELECT id FROM deliveries WHERE verdict = %s AND id < %s ORDER BY id LIMIT %s)"
+)
 _PRUNE_IDEMPOTENCY = (
     "DELETE FROM idempotency WHERE (workflow, key) IN (SELECT workflow, key "
     "FROM idempotency WHERE expires_at <= %s ORDER BY expires_at LIMIT %s)"
@@ -202,6 +207,9 @@ def apply_one(conn: Connection, op: WriteOp) -> object:
     if isinstance(op, PruneExecutions):
         return conn.execute(_PRUNE_EXECUTIONS, (op.before_id, op.limit)).rowcount
     if isinstance(op, PruneDeliveries):
+        if op.verdict is not None:
+            refused = (op.verdict, op.before_id, op.limit)
+            return conn.execute(_PRUNE_DELIVERIES_OF, refused).rowcount
         return conn.execute(_PRUNE_DELIVERIES, (op.before_id, op.limit)).rowcount
     if isinstance(op, PruneIdempotency):
         return conn.execute(_PRUNE_IDEMPOTENCY, (op.now, op.limit)).rowcount

@@ -97,6 +97,11 @@ _PRUNE_DELIVERIES = (
     "DELETE FROM deliveries WHERE id IN "
     "(SELECT id FROM deliveries WHERE id < ? ORDER BY id LIMIT ?)"
 )
+# Refused deliveries' own retention: a range of the (verdict, id) index.
+_PRUNE_DELIVERIES_OF = (
+    "DELETE FROM deliveries WHERE id IN "
+    "(SELECT id FROM deliveries WHERE verdict = ? AND id < ? ORDER BY id LIMIT ?)"
+)
 _PRUNE_IDEMPOTENCY = (
     "DELETE FROM idempotency WHERE rowid IN "
     "(SELECT rowid FROM idempotency WHERE expires_at <= ? ORDER BY expires_at LIMIT ?)"
@@ -183,6 +188,9 @@ def apply_one(conn: sqlite3.Connection, op: WriteOp) -> object:
             conn.execute(_DELETE_EXECUTION, (id,))
         return len(ids)
     if isinstance(op, PruneDeliveries):
+        if op.verdict is not None:
+            refused = (op.verdict, op.before_id, op.limit)
+            return conn.execute(_PRUNE_DELIVERIES_OF, refused).rowcount
         return conn.execute(_PRUNE_DELIVERIES, (op.before_id, op.limit)).rowcount
     if isinstance(op, PruneIdempotency):
         return conn.execute(_PRUNE_IDEMPOTENCY, (op.now, op.limit)).rowcount
