@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from ._code_targets import code_targets
 from ._compare import P99_THRESHOLD, REQS_THRESHOLD, compare_files
 from ._prepare import PrepareError, cleanup, prepare, prepared_path
 
@@ -136,4 +137,5 @@ COMMANDS: dict[str, tuple[str, Command]] = {
     "cleanup": ("remove them from --target", _cleanup),
     "compare": ("OLD.json NEW.json: each scenario's change beside the noise", _compare),
     "locust": ("export|run|merge: a scenario as a Locust test over many machines", _locust),
+    "code": ("the code node's targets: req/s, memory bombs, p99 while scripts spin", code_targets),
 }

@@ -18,6 +18,9 @@ Limits, and what enforces them:
   writable cgroup, which containers rarely give; RLIMIT_AS works because QuickJS,
   unlike V8, reserves little address space (V8 fails to start under a cap that tight).
 
+A script running past 50 ms lowers its worker's CPU priority (``niceness``), so
+scripts that spin do not slow the server's answers; short scripts run at full speed.
+
 Workers start lazily or, with ``prestart``, when the pool starts (the server does);
 they are kept warm between runs and stopped when the pool stops. A worker that fails
 to start or dies outside a script counts as a crash: past ``intensity`` crashes within
@@ -28,8 +31,10 @@ crash; it is replaced in the background.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
 import signal
 import struct
 import subprocess
@@ -58,6 +63,7 @@ log = logging.getLogger("hookline.scripts")
 _WORKER = str(Path(__file__).with_name("_script_worker.py"))
 _FRAME = struct.Struct(">I")
 _GRACE = 0.25  # past the time limit, for the context's set-up and the pipe
+_DEMOTE_AFTER = 0.05  # a script running longer gets the worker's niceness
 _START_TIMEOUT = 20.0
 _LINES_ROOM = 20 * 1024 * 1024  # of a reply frame, beyond the result: the log lines
 _MIB = 1024 * 1024
@@ -72,6 +78,8 @@ class ScriptPoolConfig:
     script whose node sets none; ``max_result`` caps the JSON a script may return.
     ``intensity``/``period``: how many worker crashes the pool absorbs (see module doc).
     ``prestart``: start the workers with the pool rather than on the first script.
+    ``niceness``: the CPU priority a worker drops to once one of its scripts runs past
+    50 ms, so that runaway scripts yield the cores to the server's own work.
     """
 
     workers: int = 2
@@ -129,10 +137,14 @@ class _Worker:
     def __init__(self, process: trio.Process) -> None:
         self.process = process
         self.known: set[str] = set()
+        self.demoted = False
         self._buffer = bytearray()
 
-    async def send(self, message: Mapping[str, Any]) -> None:
-        payload = json.dumps(message, ensure_ascii=False).encode("utf-8", "surrogatepass")
+    async def send(self, message: Mapping[str, Any], inputs: bytes = b"") -> None:
+        """A request frame: ``message`` as JSON, a newline, then ``inputs`` (JSON text
+        passed as it is, not escaped into a string)."""
+        head = json.dumps(message, ensure_ascii=False).encode("utf-8", "surrogatepass")
+        payload = head + b"\n" + inputs
         assert self.process.stdin is not None
         try:
             await self.process.stdin.send_all(_FRAME.pack(len(payload)) + payload)
@@ -140,15 +152,19 @@ class _Worker:
             raise _WorkerDied() from exc
 
     async def receive(self, limit: int) -> dict[str, Any]:
-        head = await self._read(_FRAME.size)
-        size = _FRAME.unpack(head)[0]
+        """The next frame. Cancelled, it consumes nothing: a later call reads it."""
+        await self._fill(_FRAME.size)
+        size = _FRAME.unpack_from(self._buffer)[0]
         if size > limit:
             raise _WorkerDied(f"an answer of {size} bytes")
-        found = json.loads(await self._read(size))
+        end = _FRAME.size + size
+        await self._fill(end)
+        found = json.loads(bytes(self._buffer[_FRAME.size : end]))
+        del self._buffer[:end]
         assert isinstance(found, dict)
         return found
 
-    async def _read(self, size: int) -> bytes:
+    async def _fill(self, size: int) -> None:
         stream = self.process.stdout
         assert stream is not None
         while len(self._buffer) < size:
@@ -159,9 +175,13 @@ class _Worker:
             if not chunk:
                 raise _WorkerDied()
             self._buffer += chunk
-        data = bytes(self._buffer[:size])
-        del self._buffer[:size]
-        return data
+
+    def demote(self, niceness: int) -> None:
+        """Lower the worker's CPU priority (for good: raising it back needs privileges)."""
+        if not self.demoted and self.process.returncode is None:
+            self.demoted = True
+            with contextlib.suppress(OSError):
+                os.setpriority(os.PRIO_PROCESS, self.process.pid, niceness)
 
     async def stop(self) -> int | None:
         """Kill the process and reap it; its exit status (negative: a signal)."""
@@ -203,6 +223,7 @@ class ScriptPool:
                 if self.config.prestart:
                     async with trio.open_nursery() as starting:
                         for _ in range(self.config.workers):
+                            self._starting += 1
                             starting.start_soon(self._replace)
                 self._running.set()
                 task_status.started()
@@ -247,19 +268,23 @@ class ScriptPool:
 
         time_limit = self.config.timeout if time_limit is None else time_limit
         memory = self.config.memory if memory is None else memory
+        encoded = inputs_json(inputs).encode("utf-8", "surrogatepass")
         request: dict[str, Any] = {
             "sid": script.sid,
-            "inputs": inputs_json(inputs),
             "memory": memory,
             "time": time_limit,
             "max_result": self.config.max_result,
         }
-        await self._running.wait()
-        self._waiting += 1
+        if not self._running.is_set():
+            await self._running.wait()
         try:
-            await self._slots.acquire()
-        finally:
-            self._waiting -= 1
+            self._slots.acquire_nowait()
+        except trio.WouldBlock:
+            self._waiting += 1
+            try:
+                await self._slots.acquire()
+            finally:
+                self._waiting -= 1
         try:
             if self._broken is not None or self._closed:
                 raise NodeError(f"the script workers are not running: {self._broken or 'stopped'}")
@@ -269,7 +294,7 @@ class ScriptPool:
             self._busy += 1
             healthy = False
             try:
-                outcome, healthy = await self._call(worker, script, request, time_limit)
+                outcome, healthy = await self._call(worker, script, request, encoded, time_limit)
             finally:
                 self._busy -= 1
                 if healthy and not self._closed:
@@ -277,6 +302,7 @@ class ScriptPool:
                 else:
                     await worker.stop()
                     if not self._closed and self._nursery is not None:
+                        self._starting += 1  # now: the next caller waits for it
                         self._nursery.start_soon(self._replace)
         finally:
             self._slots.release()
@@ -288,7 +314,12 @@ class ScriptPool:
         return _limit_message(outcome, time_limit, memory, self.config.worker_memory)
 
     async def _call(
-        self, worker: _Worker, script: Script, request: dict[str, Any], time_limit: float
+        self,
+        worker: _Worker,
+        script: Script,
+        request: dict[str, Any],
+        inputs: bytes,
+        time_limit: float,
     ) -> tuple[ScriptOutcome, bool]:
         limit = self.config.max_result + _LINES_ROOM
         with trio.move_on_after(time_limit + _GRACE):
@@ -297,8 +328,8 @@ class ScriptPool:
                     message = dict(request, id=self._runs)
                     if script.sid not in worker.known:
                         message["source"] = script.body
-                    await worker.send(message)
-                    reply = await worker.receive(limit)
+                    await worker.send(message, inputs)
+                    reply = await self._receive(worker, limit)
                     worker.known.add(script.sid)
                     if not reply.get("unknown"):
                         return _outcome(reply), True
@@ -320,6 +351,20 @@ class ScriptPool:
                 )
         return ScriptOutcome(limit="time"), False  # killed by the caller (see execute)
 
+    async def _receive(self, worker: _Worker, limit: int) -> dict[str, Any]:
+        """The answer. A run still going after 50 ms is watched: once its worker burns
+        most of a core for 50 ms, its priority drops (the wall clock alone would demote
+        short scripts on a busy machine). Short runs never read /proc."""
+        last: float | None = None
+        while not worker.demoted:
+            with trio.move_on_after(_DEMOTE_AFTER):
+                return await worker.receive(limit)
+            used = _cpu_seconds(worker.process.pid)
+            if used is None or (last is not None and used - last >= 0.8 * _DEMOTE_AFTER):
+                worker.demote(self.config.niceness)
+            last = used
+        return await worker.receive(limit)
+
     # -- workers -------------------------------------------------------------------------
 
     async def _start_worker(self) -> _Worker:
@@ -333,11 +378,11 @@ class ScriptPool:
             raise NodeError(reason) from None
 
     async def _replace(self) -> None:
-        """Start a worker in the background and keep it idle (after one was killed)."""
-        if self._closed or self._broken is not None:
-            return
-        self._starting += 1
+        """Start a worker in the background and keep it idle (after one was killed).
+        The caller counted it in ``_starting``."""
         try:
+            if self._closed or self._broken is not None:
+                return
             worker = await self._spawn()
         except (OSError, _WorkerDied, trio.TooSlowError) as exc:
             self._crashed(f"a script worker failed to start: {exc or type(exc).__name__}")
@@ -357,7 +402,6 @@ class ScriptPool:
             "-I",
             _WORKER,
             str(self.config.worker_memory),
-            str(self.config.niceness),
         ]
         process = await trio.lowlevel.open_process(
             command, stdin=subprocess.PIPE, stdout=subprocess.PIPE
@@ -415,6 +459,19 @@ def _limit_message(
     else:
         text = f"the script went past its memory limit of {format_size(memory)}"
     return attrs.evolve(outcome, error=text)
+
+
+_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of process ``pid`` (Linux's /proc), None elsewhere."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            fields = stat.read().rsplit(b")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / _TICKS
 
 
 def _exit(status: int | None) -> str:

@@ -1,16 +1,16 @@
 """One worker process of the code node's script pool (:mod:`hookline.nodes._script_pool`).
 
-Started as ``python -I <this file> <memory cap> <niceness>``, it imports nothing of
-hookline (only the standard library and QuickJS), so it starts in tens of
-milliseconds. Before it reads any request it caps itself: ``RLIMIT_AS`` (its whole
-address space; QuickJS reserves little, so unlike V8 it starts under a tight cap) and a
-lower CPU priority (a spinning script yields the cores to the server). Before each run
+Started as ``python -I <this file> <memory cap>``, it imports nothing of hookline
+(only the standard library and QuickJS), so it starts in tens of milliseconds. Before
+it reads any request it caps itself with ``RLIMIT_AS`` (its whole address space;
+QuickJS reserves little, so unlike V8 it starts under a tight cap). Before each run
 it sets ``RLIMIT_CPU`` to the CPU time used so far plus the script's time limit, so a
 script that the parent's watchdog somehow misses is killed by the kernel (SIGXCPU).
 
 Protocol, on stdin/stdout: frames of a 4-byte big-endian length and UTF-8 JSON. The
 worker first writes ``{"ready": true}``; then it answers each request
-``{"id", "sid", "source"?, "inputs", "memory", "max_result"}`` with
+``{"id", "sid", "source"?, "memory", "time", "max_result"}`` (then a newline and the
+script's globals as JSON text) with
 ``{"id", "value"?, "error"?, "limit"?, "lines"}``: ``value`` is the result's JSON
 text, ``error`` what the script threw (``name``, ``message``, ``line``, ``column``,
 ``stack``), ``limit`` is ``"memory"`` when the memory limit stopped it. ``source`` (the
@@ -63,6 +63,7 @@ def _one_line(text: str) -> str:
 
 
 _RUNNER_FILE = Path(__file__).with_name("_script_runner.js")
+_CONSOLE_FILE = Path(__file__).with_name("_script_console.js")
 _STDLIB_FILE = Path(__file__).with_name("_script_stdlib.js")
 HEAD = "__hl_run((async function () {\n"
 """Line 1 of a script's evaluated text: the body starts on line 2."""
@@ -70,11 +71,16 @@ TAIL = "\n}));"
 _FRAME_LINE = re.compile(r"^\s*at (?:(.*?) \()?<input>:(\d+):(\d+)\)?\s*$")
 
 
-def runner() -> str:
-    """The runner's text, its constants filled in, on one line."""
-    text = _RUNNER_FILE.read_text("utf-8")
+def _script(path: Path) -> str:
+    """A prelude's text, its constants filled in, on one line."""
+    text = path.read_text("utf-8")
     text = text.replace("__MAX_LINES__", str(MAX_LINES)).replace("__MAX_LINE__", str(MAX_LINE))
     return _one_line(text.replace("__STDLIB_GLOBALS__", json.dumps(STDLIB_GLOBALS)))
+
+
+def runner() -> str:
+    """The runner's text (see _script_runner.js)."""
+    return _script(_RUNNER_FILE)
 
 
 def wrap(body: str) -> str:
@@ -126,12 +132,13 @@ def _uuid() -> str:
 class Worker:
     """The worker's state: the prelude and the script bodies it was sent."""
 
-    def __init__(self, stdlib: str, runner: str) -> None:
+    def __init__(self) -> None:
         import quickjs
 
         self._quickjs = quickjs
-        self._stdlib = stdlib
-        self._runner = runner
+        self._stdlib = _script(_STDLIB_FILE)
+        self._console = _script(_CONSOLE_FILE)
+        self._runner = runner()
         self._scripts: OrderedDict[str, str] = OrderedDict()
 
     def handle(self, request: dict[str, Any]) -> bytes:
@@ -180,33 +187,36 @@ class Worker:
         context.add_callable("__hl_random", _random)
         context.add_callable("__hl_uuid", _uuid)
         context.set("__hl_stdlib", self._stdlib)
+        context.set("__hl_console", self._console)
         context.set("__hl_inputs", str(request["inputs"]))
         context.eval(self._runner)
         error: dict[str, Any] | None = None
         limit: str | None = None
         value: str | None = None
+        lines: list[str] = []
         try:
             context.eval(text)
             while context.execute_pending_job():
                 pass
-            state = context.eval("__hl_state()")
-            if state == "pending":
+            report = json.loads(context.eval("__hl_take()"))
+            lines = _lines(report)
+            if "error" in report:
+                error = report["error"]
+            elif report.get("value"):
+                value = str(context.eval("__hl_value()"))
+            else:
                 error = {
                     "name": "Error",
                     "message": "the script's promise never settled (there are no timers "
                     "or I/O to wait for here)",
                 }
-            elif state == "error":
-                error = json.loads(context.eval("__hl_error()"))
-            else:
-                value = str(context.eval("__hl_value()"))
         except quickjs.StackOverflow:
             error = {"name": "RangeError", "message": "Maximum call stack size exceeded"}
         except quickjs.JSException as exc:
             error = _exception(str(exc))
         if error is not None and "out of memory" in str(error.get("message", "")):
             limit, error = "memory", None
-        return value, error, limit, _lines(context)
+        return value, error, limit, lines
 
     @staticmethod
     def _cap_cpu(time_limit: float) -> None:
@@ -228,14 +238,10 @@ def _exception(text: str) -> dict[str, Any]:
     return {"name": name, "message": message, "stack": stack}
 
 
-def _lines(context: Any) -> list[str]:
-    try:
-        collected = json.loads(context.eval("__hl_lines()"))
-    except Exception:  # noqa: BLE001 (the context can no longer answer: out of memory)
-        return []
-    lines = [str(line)[:MAX_LINE] for line in collected["lines"][:MAX_LINES]]
-    if collected["dropped"]:
-        lines.append(f"... {int(collected['dropped'])} more lines not kept")
+def _lines(report: dict[str, Any]) -> list[str]:
+    lines = [str(line)[:MAX_LINE] for line in report["lines"][:MAX_LINES]]
+    if report["dropped"]:
+        lines.append(f"... {int(report['dropped'])} more lines not kept")
     return lines
 
 
@@ -255,10 +261,9 @@ def _send(stream: Any, payload: bytes) -> None:
 
 
 def main(argv: list[str]) -> None:
-    memory_cap, niceness = int(argv[1]), int(argv[2])
+    memory_cap = int(argv[1])
     # QuickJS is imported before the cap: the import maps its library.
-    worker = Worker(_one_line(_STDLIB_FILE.read_text("utf-8")), runner())
-    os.nice(niceness)
+    worker = Worker()
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     if memory_cap > 0:
         resource.setrlimit(resource.RLIMIT_AS, (memory_cap, memory_cap))
@@ -271,7 +276,10 @@ def main(argv: list[str]) -> None:
         body = _read_exactly(stdin, FRAME.unpack(head)[0])
         if body is None:
             return
-        _send(stdout, worker.handle(json.loads(body)))
+        head, _, inputs = body.partition(b"\n")
+        request = json.loads(head)
+        request["inputs"] = inputs.decode("utf-8", "surrogatepass")
+        _send(stdout, worker.handle(request))
 
 
 if __name__ == "__main__":
