@@ -49,6 +49,7 @@ from ._list_query import (
     list_delivery_page,
     list_execution_page,
 )
+from ._ui_charts import workflow_charts
 from ._ui_sessions import SessionRegistry
 from ._ui_tree import BOX_WIDTH, node_rows, svg_size
 from ._workflows_api import workflow_editor
@@ -201,8 +202,9 @@ async def workflows_page() -> str:
         )
     monitor = alert_monitor(engine)
     alerts = monitor.states() if monitor is not None else []
+    charts = await workflow_charts(engine, None, time.time())
     return await render_template(
-        "workflows.html", rows=rows, errors=engine.load_errors, alerts=alerts
+        "workflows.html", rows=rows, errors=engine.load_errors, alerts=alerts, charts=charts
     )
 
 

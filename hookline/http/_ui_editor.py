@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import time
 from typing import Any
 
 from quart import Blueprint, Response, flash, redirect, render_template, request, session, url_for
@@ -23,6 +24,7 @@ from ._draft import version_diff
 from ._drafts_api import current_version, draft_json, engine_draft, rollback
 from ._executions import current_engine
 from ._ui import error_page
+from ._ui_charts import workflow_charts
 from ._ui_tree import BOX_WIDTH, node_rows, svg_size
 from ._workflows_api import MAX_DEFINITION, workflow_editor
 
@@ -97,6 +99,18 @@ async def _editor_page(key: str | None, text: str, status: int = 200) -> Respons
 @ui_editor.get("/ui/workflows/new")
 async def new_workflow() -> Response:
     return await _editor_page(None, STARTER)
+
+
+@ui_editor.get("/ui/workflows/<key>")
+async def workflow_page(key: str) -> Response:
+    """One workflow: where it listens, its links, and its charts."""
+    engine = current_engine()
+    workflow = engine.workflows.get(key)
+    if workflow is None:
+        return await error_page(404, "Not found", f"there is no workflow '{key}'")
+    charts = await workflow_charts(engine, key, time.time())
+    page = await render_template("workflow.html", workflow=workflow, charts=charts)
+    return Response(page, 200, content_type="text/html; charset=utf-8")
 
 
 @ui_editor.get("/ui/workflows/<key>/edit")

@@ -1,6 +1,6 @@
 """The workflow editor in headless Chromium: create a workflow, see a live error at its
 line, fix it, save it, send it a test delivery and see the result, change it, compare
-the versions and roll back.
+the versions, roll back, and see its charts once real deliveries came in.
 
 Set ``HOOKLINE_SCREENSHOTS=docs/img`` to refresh the README's screenshots.
 """
@@ -111,6 +111,23 @@ def author(url: str, shots: Path) -> None:
             page.click("tr[data-version='1'] button.rollback")
             expect(page.locator("p.flash")).to_have_text("greet rolled back to version 1")
             expect(page.locator("tr[data-version='1']")).to_contain_text("current")
+
+            # Real deliveries, then the workflow's charts drawn from their records.
+            for name in ("Ada", "Grace"):
+                answer = page.request.post(f"{url}/api/webhooks/greet", data={"name": name})
+                assert answer.status == 200
+            page.goto(f"{url}/ui/workflows/greet")
+            hour = page.locator("#charts-greet section[data-window='hour']")
+            expect(hour.locator(".total-deliveries")).to_have_text("2 deliveries")
+            expect(hour.locator(".total-success")).to_have_text("100% succeeded")
+            expect(hour.locator("#chart-deliveries-greet-hour polyline")).not_to_have_count(0)
+            success = hour.locator("#chart-success-greet-hour").locator("polyline, circle")
+            expect(success).not_to_have_count(0)
+            page.screenshot(path=str(shots / "ui-workflow-charts.png"), full_page=True)
+            page.click("text=Workflows")
+            expect(
+                page.locator("#charts-all section[data-window='day'] .total-deliveries")
+            ).to_have_text("2 deliveries")
             assert [text for text in console if "Content Security Policy" in text] == []
         finally:
             browser.close()
@@ -123,8 +140,9 @@ async def test_create_a_workflow_in_the_editor(tmp_path: Path) -> None:
         with trio.fail_after(60):
             await trio.to_thread.run_sync(author, server.url, shots)
         assert "Hello, " in server.engine.workflows["greet"].text
-        # The test run is not one of the server's executions.
-        assert (await server.engine.store.list_executions(workflow="greet")).items == ()
+        # The test run is not one of the server's executions: only the two deliveries are.
+        executions = (await server.engine.store.list_executions(workflow="greet")).items
+        assert len(executions) == 2
         answer = await server.client.post("/api/webhooks/greet", json={"name": "Ada"})
         assert answer.json() == {"greeting": "Hello, Ada"}
         await wait_until(lambda: server.engine.pending() == 0)
