@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
+from .._ids import new_id
 from ..errors import NodeError, StoreClosed, StoreError
 from ._collections import (
     CollectionAction,
@@ -27,7 +28,7 @@ from ._ops import CollectionWrite
 from ._records import JobRecord, Page
 from ._store import Store
 
-__all__ = ["CollectionService"]
+__all__ = ["CollectionService", "admin_job"]
 
 T = TypeVar("T")
 
@@ -119,6 +120,24 @@ class CollectionService:
             raise
         except StoreError as exc:
             raise NodeError(f"collection {action.collection}: {exc}") from exc
+
+
+def admin_job(
+    kind: str, who: str, now: float, *, execution_id: str | None = None, scope: str = ""
+) -> JobRecord:
+    """The job record an admin API write is saved with, as a node's write is: under a
+    made-up execution id ``admin-<id>`` (one per request; an import's lines differ by
+    ``scope``), node ``admin``, type ``collection.<kind>``, its log naming ``who``."""
+    return JobRecord(
+        execution_id=execution_id or f"admin-{new_id()}",
+        node="admin",
+        type=f"collection.{kind}",
+        status="running",
+        attempt=1,
+        started_at=now,
+        log=(f"by {who}",),
+        scope=scope,
+    )
 
 
 def _make(kind: Callable[..., T], collection: str, **fields: Any) -> T:
