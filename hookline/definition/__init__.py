@@ -9,6 +9,10 @@ from ._compare import LITERAL_PATTERN as LITERAL_PATTERN
 from ._compare import OPERATORS as OPERATORS
 from ._compare import UNARY_FUNCTIONS as UNARY_FUNCTIONS
 from ._compare import Condition as Condition
+from ._cors import CorsPolicy as CorsPolicy
+from ._cors import cors_answer_headers as cors_answer_headers
+from ._cors import cors_preflight_headers as cors_preflight_headers
+from ._cors import parse_cors as parse_cors
 from ._escapes import compile_html as compile_html
 from ._escapes import compile_url as compile_url
 from ._fields import Fields as Fields

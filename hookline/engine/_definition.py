@@ -8,6 +8,7 @@ from typing import Literal
 
 import attrs
 
+from ..definition import CorsPolicy
 from ..nodes._base import NodeSpec, Renderable
 from ..verify import Verification, Verifier, compile_verifiers
 from ._gcra import Rate
@@ -60,6 +61,8 @@ class WebhookTrigger:
     ip_allow: tuple[IPNetwork, ...] = ()
     idempotency: Idempotency = attrs.field(factory=Idempotency)
     response: ResponseSpec | None = None
+    #: ``trigger.cors``: browsers on these origins may call the webhook (None: no CORS).
+    cors: CorsPolicy | None = None
     #: Keep the credentials ``verify`` consumed in ``$context`` and stored records
     #: (by default they read ``[redacted]``: docs/security.md, section 9).
     expose_credentials: bool = False

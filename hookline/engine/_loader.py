@@ -34,7 +34,7 @@ from typing import Any, Literal
 
 import attrs
 
-from ..definition import Fields, parse_yaml
+from ..definition import Fields, parse_cors, parse_yaml
 from ..errors import DefinitionError
 from ..nodes._call import NodeFunction, custom_node_types
 from ..nodes._registry import NodeListParser, NodeTypes
@@ -319,9 +319,10 @@ def _trigger(fields: Fields, key: str) -> WebhookTrigger:
     fields.choice("type", ("webhook",), "webhook")
     has_response = fields.has("response")
     verify = tuple(_verifier(fields, index, entry) for index, entry in _each(fields, "verify"))
+    methods = _methods(fields)
     trigger = WebhookTrigger(
         path=_path(fields, key),
-        methods=_methods(fields),
+        methods=methods,
         mode="sync" if fields.choice("mode", ("async", "sync"), "async") == "sync" else "async",
         sync_timeout=fields.duration("sync_timeout", 10.0),
         max_body=fields.size("max_body", 1024 * 1024),
@@ -332,6 +333,7 @@ def _trigger(fields: Fields, key: str) -> WebhookTrigger:
         ),
         idempotency=_idempotency(fields.sub("idempotency")),
         response=_response(fields.sub("response")) if has_response else None,
+        cors=parse_cors(fields.sub("cors"), methods) if fields.has("cors") else None,
         expose_credentials=fields.boolean("expose_credentials", default=False),
     )
     fields.done()

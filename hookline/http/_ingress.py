@@ -43,6 +43,7 @@ from ..verify import SignedRequest, Verified
 from ._body import MAX_FORM_PARTS, check_form_parts, parse_body_cooperatively
 from ._client_ip import IPNetwork, check_ip_allowed
 from ._consumed import without_credentials
+from ._cors import cors_answer, preflight_answer
 from ._refusals import record_refusal, refusal_limit
 from ._responses import answer_response
 from ._scope import (
@@ -227,6 +228,20 @@ class _Received:
 
 
 async def handle_webhook(app: Quart, scope: Scope, chunks: AsyncIterator[bytes]) -> Answer:
+    """The answer to one webhook request, with the CORS headers of its workflow's
+    ``trigger.cors`` (a preflight is answered from them alone: :mod:`._cors`). Raises
+    only as :func:`_answer_webhook` does."""
+    engine: Engine = app.config["HOOKLINE_ENGINE"]
+    webhook_path = raw_path(scope).removeprefix(PREFIX).lstrip("/")
+    if scope["method"] == "OPTIONS":
+        preflight = preflight_answer(engine, scope, webhook_path)
+        if preflight is not None:
+            return preflight
+    answer = await _answer_webhook(app, scope, chunks)
+    return cors_answer(engine, scope, webhook_path, answer)
+
+
+async def _answer_webhook(app: Quart, scope: Scope, chunks: AsyncIterator[bytes]) -> Answer:
     """The answer to one webhook request (``scope`` is its ASGI scope, ``chunks`` its
     body as it arrives). Never raises for what a sender did: every refusal is an
     answer, and an unexpected error is logged and answered 500. Raises SenderGone
