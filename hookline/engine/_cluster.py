@@ -154,6 +154,12 @@ class Cluster:
                 del self._waiting[workflow.key]
         return ticket.granted
 
+    async def book_rate(self, scope: str, key: str, interval: float, tolerance: float) -> float:
+        """Seconds until the start booked for one event of ``key`` under the rate
+        ``scope``, shared by every process (see ``Coordinator.book_rate``)."""
+        book = functools.partial(self.coordinator.book_rate, scope, key, interval, tolerance)
+        return await self._call(book)
+
     def refused(self, workflow: str) -> int:
         """How many executions of ``workflow`` a claim told to wait, still waiting."""
         waiting = self._waiting.get(workflow)

@@ -121,8 +121,11 @@ class WorkflowRunner:
         self._debounce: Debounce[ExecutionHandle] | None = (
             Debounce(debounce.period, debounce.max_wait) if debounce is not None else None
         )
-        throttle = workflow.throttle
+        # On a store shared by several processes the throttle's state is the store's,
+        # booked per execution before its start permit (``_booked``).
+        throttle = workflow.throttle if cluster is None else None
         self._throttle = Gcra(throttle.rate) if throttle is not None else None
+        self._booking = 0  # cluster only: executions waiting for their booked start
         self._throttled: list[tuple[float, int, ExecutionHandle]] = []
         self._arrivals = itertools.count()
         self._debounced: set[str] = set()
@@ -132,7 +135,7 @@ class WorkflowRunner:
     @property
     def throttled(self) -> int:
         """Executions waiting for their booked start under ``throttle``."""
-        return len(self._throttled)
+        return len(self._throttled) + self._booking
 
     @property
     def debouncing(self) -> int:
@@ -248,7 +251,7 @@ class WorkflowRunner:
         self._debounced.discard(handle.id)
         throttle = self.workflow.throttle
         if self._throttle is None or throttle is None:
-            return False
+            return False  # none, or the cluster's (``_booked``)
         start = self._throttle.schedule(flow_key(throttle.key, handle, self.services.env), now)
         if start <= now:
             return False
@@ -348,7 +351,7 @@ class WorkflowRunner:
         self, handle: ExecutionHandle, limiter: trio.CapacityLimiter, slot: _Slot
     ) -> None:
         try:
-            if await self._permitted(handle):
+            if await self._booked(handle) and await self._permitted(handle):
                 self.count(await self._run_isolated(handle))
         finally:
             if self.cluster is not None:
@@ -384,6 +387,37 @@ class WorkflowRunner:
             if not handle.finished:
                 await execution.finish(outcome)
             return handle.outcome or outcome
+
+    async def _booked(self, handle: ExecutionHandle) -> bool:
+        """Cluster only: wait for the start ``throttle`` books for ``handle`` across
+        every process sharing the store. False: a shutdown came first (it stays
+        queued, and is booked again when it resumes)."""
+        throttle, cluster = self.workflow.throttle, self.cluster
+        if cluster is None or throttle is None or handle.cancel_requested:
+            return True
+        if handle.started_at is not None:
+            return True  # it started before a restart: it was let through then
+        rate = throttle.rate
+        key = flow_key(throttle.key, handle, self.services.env)
+        scope_name = f"throttle:{self.workflow.key}"
+        wait = await cluster.book_rate(scope_name, key, rate.interval, rate.tolerance)
+        if wait <= 0:
+            return True
+        self._booking += 1
+        try:
+            with trio.CancelScope() as scope:
+                if self._intake_stopped:
+                    scope.cancel()
+                self._permits[handle.id] = scope
+                handle.attach(scope)
+                try:
+                    await trio.sleep(wait)
+                    return True
+                finally:
+                    del self._permits[handle.id]
+        finally:
+            self._booking -= 1
+        return handle.cancel_requested  # cancelled: recorded as never started
 
     async def _permitted(self, handle: ExecutionHandle) -> bool:
         """Wait for ``handle``'s start permit (cluster only). False: it must not run

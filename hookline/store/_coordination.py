@@ -134,3 +134,9 @@ class Coordinator(Protocol):
     def workers(self) -> list[WorkerRecord]:
         """The workers registered now, dead ones not yet removed included, by id."""
         ...
+
+    def book_rate(self, scope: str, key: str, interval: float, tolerance: float) -> float:
+        """Book the earliest start of one event of ``key`` under the rate ``scope``
+        (GCRA: one every ``interval`` seconds, ``tolerance`` seconds ahead allowed),
+        after every one booked before by any worker; the seconds until it (0: now)."""
+        ...

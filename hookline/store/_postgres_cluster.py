@@ -80,6 +80,15 @@ _START = (
     "UPDATE executions SET status = 'running', started_at = COALESCE(started_at, %s) "
     "WHERE id IN (SELECT id FROM granted) RETURNING id"
 )
+# GCRA in one statement, on database time: the row lock orders workers booking the
+# same key, and the new TAT is the old one (or now, if it passed) plus one interval.
+_BOOK_RATE = (
+    "WITH now AS (SELECT extract(epoch from clock_timestamp()) AS t) "
+    "INSERT INTO flow_rates AS r (scope, key, tat) SELECT %(scope)s, %(key)s, t + %(i)s "
+    "FROM now ON CONFLICT (scope, key) DO UPDATE SET "
+    "tat = GREATEST(r.tat, excluded.tat - %(i)s) + %(i)s "
+    "RETURNING tat, (SELECT t FROM now)"
+)
 _WORKERS = (
     "SELECT id, host, pid, started_at, heartbeat_at, "
     "extract(epoch from clock_timestamp()) - heartbeat_at FROM workers ORDER BY id"
@@ -236,6 +245,16 @@ class PostgresCoordinator:
     def announce_definitions(self) -> None:
         notify = "SELECT pg_notify(%s, %s)"
         self._call(lambda conn: conn.execute(notify, (_DEFINITIONS, self.worker_id)))
+
+    def book_rate(self, scope: str, key: str, interval: float, tolerance: float) -> float:
+        def book(conn: Connection) -> float:
+            params = {"scope": scope, "key": key, "i": interval}
+            row = conn.execute(_BOOK_RATE, params).fetchone()
+            assert row is not None
+            tat, now = float(row[0]), float(row[1])
+            return max(0.0, tat - interval - tolerance - now)
+
+        return self._call(book)
 
     def workers(self) -> list[WorkerRecord]:
         rows = self._call(lambda conn: conn.execute(_WORKERS).fetchall())

@@ -162,6 +162,16 @@ _CANCEL_REQUESTS = (
     ),
 )
 
+# Flow control shared by every process: a ``throttle``'s GCRA state (the theoretical
+# arrival time of each key, database time in seconds; see hookline/engine/_gcra.py).
+_FLOW_RATES = (
+    """CREATE TABLE flow_rates (
+        scope text COLLATE "C" NOT NULL,
+        key text COLLATE "C" NOT NULL,
+        tat double precision NOT NULL,
+        PRIMARY KEY (scope, key))""",
+)
+
 #: Every migration, in order: a name and its statements. A database at version N has
 #: applied the first N.
 MIGRATIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -169,6 +179,7 @@ MIGRATIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("workflow versions", _WORKFLOW_VERSIONS),
     ("cluster", _CLUSTER),
     ("cancel requests", _CANCEL_REQUESTS),
+    ("flow rates", _FLOW_RATES),
 )
 
 

@@ -91,14 +91,17 @@ async def test_throttle_spaces_starts_per_key_within_limit_plus_burst(
         assert isinstance(data, dict)
         by_key[data["account"]].append(at - start)
         order[data["account"]].append(data["n"])
+    # On PostgreSQL the rate is kept on the database's clock, which moves on while this
+    # test's virtual one jumps: allow for the milliseconds between the two.
+    slack = 0.5 if engine.cluster is not None else 0.0
     for times in by_key.values():
-        assert most_in_any_window(times, 10.0) <= 3
+        assert most_in_any_window(times, 10.0 - slack) <= 3
     # Those that waited kept their arrival order (the first two started together).
     assert order["a"][2:] == list(range(2, 12))
     # b waits for no one of a: its burst starts at once.
     assert by_key["b"][:2] == pytest.approx([0.0, 0.0], abs=0.01)
     # Then one per interval (10 s / 2): a's twelfth starts at 50 s.
-    assert by_key["a"][-1] == pytest.approx(50.0, abs=0.01)
+    assert by_key["a"][-1] == pytest.approx(50.0, abs=0.01 + slack)
 
 
 async def test_a_throttled_execution_holds_no_slot_and_can_be_cancelled(
@@ -124,7 +127,8 @@ async def test_a_throttled_execution_holds_no_slot_and_can_be_cancelled(
     assert [data for _, data in STARTS] == [{"n": 1}, {"n": 3}]
     # The cancelled one gave up its booking only as a place in line: the third starts
     # at its own booked time, two intervals on.
-    assert STARTS[1][0] - STARTS[0][0] == pytest.approx(120.0, abs=0.01)
+    slack = 0.5 if engine.cluster is not None else 0.01  # the database's clock moves on
+    assert STARTS[1][0] - STARTS[0][0] == pytest.approx(120.0, abs=slack)
 
 
 async def test_rate_limit_refuses_past_the_rate_with_retry_after_per_key(
