@@ -94,7 +94,8 @@ def sign(
     ``twilio`` uses ``algorithm`` (``HMAC_SHA256`` for a SharedKey ``secret``) and
     ``key`` (its id); ``wecom`` uses ``encoding_aes_key`` and ``corp_id`` (required;
     ``secret`` is the Token) and ``agent_id``; ``feishu`` takes the Encrypt Key as
-    ``secret`` and sends ``body`` (an event, with its token) encrypted and signed.
+    ``secret`` and sends ``body`` (an event, with its token) encrypted and signed;
+    ``dingtalk_events`` takes the token as ``secret`` and ``aes_key`` and ``app_key``.
 
     Raises :class:`ValueError` for an unknown scheme or a missing option.
     """
@@ -206,6 +207,20 @@ def _wecom(m: _Message) -> Signed:
     )
 
 
+def _dingtalk_events(m: _Message) -> Signed:
+    app_key = _option(m.options, "app_key")
+    key = base64.b64decode(_option(m.options, "aes_key") + "=")
+    plain = secrets.token_bytes(16) + len(m.body).to_bytes(4, "big") + m.body + app_key.encode()
+    encrypted = _b64(_aes_cbc(key, key[:16], plain, 256))
+    nonce, stamp = secrets.token_hex(4), str(m.stamp * 1000)
+    joined = "".join(sorted((m.secret, stamp, nonce, encrypted))).encode()
+    digest = hashlib.sha1(joined).hexdigest()  # noqa: S324 (DingTalk's algorithm)
+    query = urlencode({"signature": digest, "timestamp": stamp, "nonce": nonce})
+    separator = "&" if urlsplit(m.url).query else "?"
+    body = json.dumps({"encrypt": encrypted}).encode()
+    return Signed(f"{m.url}{separator}{query}", {}, body, "application/json")
+
+
 def _feishu(m: _Message) -> Signed:
     iv = secrets.token_bytes(16)
     key = hashlib.sha256(m.key).digest()
@@ -277,6 +292,7 @@ _SIGNERS: Mapping[str, Callable[[_Message], Signed]] = {
     "dingtalk": _dingtalk,
     "wecom": _wecom,
     "feishu": _feishu,
+    "dingtalk_events": _dingtalk_events,
     "hmac": _generic_hmac,
     "basic": _basic,
     "bearer": _bearer,

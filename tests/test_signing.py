@@ -260,3 +260,26 @@ def test_feishu_encrypts_and_signs_the_event() -> None:
     assert verified.opened.data == event
     with pytest.raises(Forbidden):
         check.verify(SignedRequest("POST", URL, headers, signed.body + b" "), NOW + 1)
+
+
+def test_dingtalk_events_encrypts_the_event_and_signs_in_the_query() -> None:
+    options = {"aes_key": WECOM_OPTIONS["encoding_aes_key"], "app_key": "dingapp"}
+    event = {"EventType": "user_add_org", "UserId": ["u1"]}
+    signed = sign(
+        "dingtalk_events",
+        secret="tok",
+        body=json.dumps(event).encode(),
+        url=URL,
+        timestamp=NOW,
+        options=options,
+    )
+    assert signed.body is not None
+    assert set(json.loads(signed.body)) == {"encrypt"}
+    assert f"timestamp={NOW * 1000}" in signed.url
+    check = compile_verifiers(
+        [Verifier("dingtalk_events", {"token": "tok", **options})], source="t.yaml", path="verify"
+    )
+    verified = check.verify(SignedRequest("POST", signed.url, {}, signed.body), NOW + 1)
+    assert verified.opened is not None
+    assert verified.opened.data == event
+    assert verified.reply is not None

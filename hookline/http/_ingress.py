@@ -57,7 +57,7 @@ from ._scope import (
     request_target,
     scope_headers,
 )
-from ._verified import answer_handshake, opened_delivery
+from ._verified import answer_handshake, direct_answer, opened_delivery
 
 log = logging.getLogger("hookline.http")
 
@@ -293,6 +293,8 @@ async def _answer_webhook(app: Quart, scope: Scope, chunks: AsyncIterator[bytes]
         delivery = opened_delivery(delivery, verified.opened)
         admission = await engine.accept(delivery)
         admitted = True
+        if verified.reply is not None:
+            return direct_answer(verified.reply)
         handle = admission.handle
         if handle is None or admission.answer is not None:
             assert admission.answer is not None

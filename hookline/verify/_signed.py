@@ -102,12 +102,15 @@ class DirectAnswer:
 class Verified:
     """What passing every check established. ``claims`` are the decoded claims of a
     ``jwt`` check (they become ``$context.jwt``), None when no such check ran.
-    ``opened`` is the body a check decrypted, and ``answer`` a handshake's answer that
-    replaces running the workflow; None when no check made one."""
+    ``opened`` is the body a check decrypted, ``answer`` a handshake's answer that
+    replaces running the workflow, and ``reply`` the acknowledgement a platform wants
+    instead of the workflow's answer once the delivery is admitted (DingTalk's
+    encrypted ``success``); None when no check made one."""
 
     claims: Mapping[str, Any] | None = None
     opened: Opened | None = None
     answer: DirectAnswer | None = None
+    reply: DirectAnswer | None = None
 
     def merged(self, other: Verified) -> Verified:
         """This result with what ``other`` (a later check's) established added."""
@@ -115,6 +118,7 @@ class Verified:
             claims=other.claims if other.claims is not None else self.claims,
             opened=other.opened if other.opened is not None else self.opened,
             answer=other.answer if other.answer is not None else self.answer,
+            reply=other.reply if other.reply is not None else self.reply,
         )
 
 

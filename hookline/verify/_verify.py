@@ -21,6 +21,7 @@ import attrs
 from ..definition import Fields
 from ._credentials import Basic, Bearer, SharedHeader, gitlab
 from ._dingtalk import DingTalk
+from ._dingtalk_events import DingTalkEvents
 from ._feishu import Feishu
 from ._generic_hmac import GenericHmac
 from ._jwt_scheme import Jwt
@@ -52,6 +53,7 @@ SCHEMES: Mapping[str, Callable[[Fields], Check]] = {
     "dingtalk": DingTalk.compile,
     "wecom": WeCom.compile,
     "feishu": Feishu.compile,
+    "dingtalk_events": DingTalkEvents.compile,
     "hmac": GenericHmac.compile,
     "basic": Basic.compile,
     "bearer": Bearer.compile,

@@ -34,7 +34,7 @@ from ._signed import (
 )
 from ._wxcrypt import decrypt, message_key, signature
 
-__all__ = ["WeCom", "open_message", "query_values"]
+__all__ = ["WeCom", "aes_keys", "open_message", "query_values", "required_param"]
 
 NOT_ENVELOPE = "the body is not an XML message with an <Encrypt> element"
 UNDECRYPTABLE = "the encrypted message does not decrypt with the configured key"
@@ -59,9 +59,12 @@ def required_param(query: Mapping[str, str], name: str) -> str:
     return value
 
 
-def open_message(keys: tuple[bytes, ...], receivers: tuple[str, ...], encrypted: str) -> bytes:
+def open_message(
+    keys: tuple[bytes, ...], receivers: tuple[str, ...], encrypted: str
+) -> tuple[bytes, bytes, str]:
     """The message inside ``encrypted`` under one of ``keys``, addressed to one of
-    ``receivers``. Raises ``Forbidden`` when no key opens it or it is for someone else."""
+    ``receivers``, with the key and receiver that opened it. Raises ``Forbidden`` when
+    no key opens it or it is for someone else."""
     addressed_elsewhere = False
     for key in keys:
         try:
@@ -69,12 +72,13 @@ def open_message(keys: tuple[bytes, ...], receivers: tuple[str, ...], encrypted:
         except ValueError:
             continue
         if matches_any([receiver.encode()], [r.encode() for r in receivers]):
-            return message
+            return message, key, receiver
         addressed_elsewhere = True
     raise Forbidden(OTHER_RECEIVER if addressed_elsewhere else UNDECRYPTABLE)
 
 
-def _aes_keys(fields: Fields, name: str) -> tuple[bytes, ...]:
+def aes_keys(fields: Fields, name: str) -> tuple[bytes, ...]:
+    """Option ``name``: 43-character EncodingAESKeys (one, or a list while rotating)."""
     written = read_rotating(fields, name, "the 43-character EncodingAESKey")
     keys = []
     for index, text in enumerate(written):
@@ -103,7 +107,7 @@ class WeCom:
     def compile(cls, fields: Fields) -> WeCom:
         return cls(
             tokens=read_rotating(fields, "token", "the callback Token"),
-            keys=_aes_keys(fields, "encoding_aes_key"),
+            keys=aes_keys(fields, "encoding_aes_key"),
             corp_ids=read_rotating(fields, "corp_id", "the CorpID"),
             tolerance=fields.duration("tolerance", ONE_HOUR),
         )
@@ -124,7 +128,7 @@ class WeCom:
         if not matches_any(expected, [given.lower().encode()]):
             raise Forbidden(MISMATCH)
         check_window(timestamp, now, self.tolerance)
-        message = open_message(self.keys, self.corp_ids, encrypted)
+        message, _, _ = open_message(self.keys, self.corp_ids, encrypted)
         if handshake:
             return Verified(
                 answer=DirectAnswer(

@@ -278,8 +278,8 @@ BAD_DEFINITIONS = [
     pytest.param(
         "trigger: {verify: [{githb: {secret: x}}]}\n" + _nodes(_END),
         "trigger.verify[0].githb: expected a scheme, one of github, gitlab, stripe, slack, "
-        "standard_webhooks, shopify, twilio, dingtalk, wecom, feishu, hmac, basic, bearer, "
-        "header, jwt, got 'githb'",
+        "standard_webhooks, shopify, twilio, dingtalk, wecom, feishu, dingtalk_events, hmac, "
+        "basic, bearer, header, jwt, got 'githb'",
         id="verify-scheme",
     ),
     pytest.param(

@@ -128,3 +128,42 @@ async def test_dingtalk_robot_signature(make_store: StoreFactory) -> None:
     assert [a.status_code for a in answers] == [200, 403]
     assert records[1].reason == "the request timestamp is too old"
     assert records[0].headers["sign"] == "[redacted]"
+
+
+async def test_dingtalk_events_are_acknowledged_as_dingtalk_expects(
+    make_store: StoreFactory,
+) -> None:
+    options = {"aes_key": "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C", "app_key": "dingapp"}
+    hook = f"""
+key: events
+trigger:
+  path: events
+  verify:
+    - dingtalk_events: {{token: tok, aes_key: {options["aes_key"]}, app_key: dingapp}}
+nodes:
+  - {{key: out, type: end, output: {{type: "{{{{$context.data.EventType}}}}"}}}}
+"""
+    async with serving([hook], store=make_store()) as server:
+        answers = []
+        for event in ({"EventType": "check_url"}, {"EventType": "user_add_org"}):
+            signed = sign(
+                "dingtalk_events",
+                secret="tok",
+                body=json.dumps(event).encode(),
+                url=f"{server.url}/api/webhooks/events",
+                options=options,
+            )
+            answers.append(
+                await server.client.post(
+                    signed.url, content=signed.body, headers={"content-type": "application/json"}
+                )
+            )
+        records = await deliveries(server, "events")
+        await server.engine.store.flush()
+        (execution,) = (await server.engine.store.list_executions(workflow="events")).items
+    assert [a.status_code for a in answers] == [200, 200]
+    for answer in answers:
+        assert set(answer.json()) == {"msg_signature", "timeStamp", "nonce", "encrypt"}
+    assert records[0].reason == "answered DingTalk's URL check (check_url)"
+    assert records[0].execution_id is None
+    assert execution.context["data"] == {"EventType": "user_add_org"}

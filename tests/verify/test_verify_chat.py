@@ -174,8 +174,9 @@ def test_wecom_wrong_token_is_403() -> None:
 
 def test_wecom_tampered_ciphertext_is_refused() -> None:
     vector = WECOM["message"]
-    body = vector["body"].replace("<![CDATA[nnf1", "<![CDATA[nnf2").encode()
-    assert body != vector["body"].encode()
+    head, _, rest = vector["body"].partition("<Encrypt><![CDATA[")
+    flipped = "B" if rest[10] != "B" else "C"
+    body = f"{head}<Encrypt><![CDATA[{rest[:10]}{flipped}{rest[11:]}".encode()
     with pytest.raises(Forbidden, match="does not match"):
         wecom().verify(request(body=body, query=vector["query"]), NOW)
 
@@ -366,3 +367,77 @@ def test_feishu_body_that_is_not_an_event_is_403() -> None:
 def test_feishu_needs_a_credential() -> None:
     with pytest.raises(DefinitionError, match=r"feishu\.verification_token"):
         verification("feishu")
+
+
+# -- DingTalk event subscription --------------------------------------------------------
+
+EVENTS = VECTORS["dingtalk_events"]
+EVENTS_NOW = 1_700_000_000
+
+
+def dingtalk_events(**more: Any) -> Verification:
+    options = {k: EVENTS[k] for k in ("token", "aes_key", "app_key")}
+    return verification("dingtalk_events", **{**options, **more})
+
+
+def read_acknowledgement(body: bytes) -> str:
+    """The text inside DingTalk's expected answer, its signature checked."""
+    answer = json.loads(body)
+    expected = signature(EVENTS["token"], answer["timeStamp"], answer["nonce"], answer["encrypt"])
+    assert answer["msg_signature"] == expected
+    message, receiver = decrypt(message_key(EVENTS["aes_key"]), answer["encrypt"])
+    assert receiver == EVENTS["app_key"]
+    return message.decode()
+
+
+def test_dingtalk_events_check_url_is_answered_with_encrypted_success() -> None:
+    vector = EVENTS["check_url"]
+    verified = dingtalk_events().verify(
+        request(body=vector["body"].encode(), query=vector["query"]), EVENTS_NOW
+    )
+    assert verified.answer is not None
+    assert verified.opened is None
+    assert read_acknowledgement(verified.answer.body) == "success"
+
+
+def test_dingtalk_events_event_is_decrypted_and_acknowledged() -> None:
+    vector = EVENTS["event"]
+    verified = dingtalk_events().verify(
+        request(body=vector["body"].encode(), query=vector["query"]), EVENTS_NOW
+    )
+    assert verified.answer is None
+    assert verified.opened is not None
+    assert verified.opened.data == vector["decrypted"]
+    assert verified.reply is not None
+    assert read_acknowledgement(verified.reply.body) == "success"
+
+
+def test_dingtalk_events_wrong_token_stale_and_tampered_are_403() -> None:
+    vector = EVENTS["event"]
+    signed = request(body=vector["body"].encode(), query=vector["query"])
+    with pytest.raises(Forbidden, match="does not match"):
+        dingtalk_events(token="another").verify(signed, EVENTS_NOW)
+    with pytest.raises(Forbidden, match="too old"):
+        dingtalk_events().verify(signed, EVENTS_NOW + 3601)
+    body = json.loads(vector["body"])
+    body["encrypt"] = ("B" if body["encrypt"][5] != "B" else "C").join(
+        (body["encrypt"][:5], body["encrypt"][6:])
+    )
+    tampered = request(body=json.dumps(body).encode(), query=vector["query"])
+    with pytest.raises(Forbidden, match="does not match"):
+        dingtalk_events().verify(tampered, EVENTS_NOW)
+
+
+def test_dingtalk_events_another_app_key_is_refused() -> None:
+    vector = EVENTS["event"]
+    signed = request(body=vector["body"].encode(), query=vector["query"])
+    with pytest.raises(Forbidden, match="another receiver"):
+        dingtalk_events(app_key="dingsomeoneelse").verify(signed, EVENTS_NOW)
+
+
+@pytest.mark.parametrize("missing", ["signature", "timestamp", "nonce"])
+def test_dingtalk_events_missing_query_parameter_is_401(missing: str) -> None:
+    vector = EVENTS["event"]
+    query = {k: v for k, v in vector["query"].items() if k != missing}
+    with pytest.raises(Unauthenticated, match=missing):
+        dingtalk_events().verify(request(body=vector["body"].encode(), query=query), EVENTS_NOW)

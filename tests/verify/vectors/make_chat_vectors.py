@@ -4,8 +4,12 @@ Not run by the tests (which only read the JSON) and not a dependency of hookline
 remake the vectors::
 
     python3 -m venv /tmp/sdkvenv
-    /tmp/sdkvenv/bin/pip install 'wechatpy==1.8.18' 'lark-oapi==1.7.5' 'twilio==9.13.0' cryptography
+    /tmp/sdkvenv/bin/pip install 'wechatpy==1.8.18' 'lark-oapi==1.7.5' 'twilio==9.13.0' \\
+        'dingtalk-sdk==1.3.8' cryptography
     cd tests/verify/vectors && /tmp/sdkvenv/bin/python make_chat_vectors.py > chat_platforms.json
+
+Each run draws new random IVs, nonces and padding bytes, so the values change while
+their shapes and the tests' expectations stay the same.
 
 - WeCom: wechatpy's ``wechatpy.enterprise.crypto`` encrypts and signs (``PrpCrypto``,
   ``WeChatCrypto.encrypt_message``); each vector is checked back with
@@ -14,6 +18,8 @@ remake the vectors::
   as Feishu's documentation says, and each is then fed to lark-oapi's own
   ``EventDispatcherHandler``, which must accept it (the challenge answered, the event
   dispatched). Feishu's published decryption example is included as is.
+- DingTalk events: dingtalk-sdk 1.3.8's ``dingtalk.crypto.DingTalkCrypto`` encrypts and
+  signs (``encrypt_message``), and its ``decrypt_message`` reads them back.
 - Twilio: ``twilio.request_validator.RequestValidator.compute_signature`` with
   ``HMAC_SHA256`` (a SharedKey secret) and ``HMAC_SHA1`` (an auth token).
 """
@@ -29,6 +35,7 @@ import sys
 import lark_oapi
 from cryptography.hazmat.primitives import padding
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from dingtalk.crypto import DingTalkCrypto
 from lark_oapi.core.model.raw_request import RawRequest
 from twilio.request_validator import RequestValidator
 from wechatpy.crypto import _get_signature
@@ -182,6 +189,40 @@ def feishu() -> dict[str, object]:
     return out
 
 
+def dingtalk_events() -> dict[str, object]:
+    token, app_key = "dtToken", "dingabcdefgh12345678"
+    key = "hT9a3iDgwJbDpvDTKUj4ywZBE8mVbSv1pGBJOQpIhVd"
+    crypto = DingTalkCrypto(token, key, app_key)
+
+    def pushed(event: dict[str, object], nonce: str) -> dict[str, object]:
+        sealed = crypto.encrypt_message(json.dumps(event), nonce, TIMESTAMP + "000")
+        query = {
+            "signature": sealed["msg_signature"],
+            "timestamp": sealed["timeStamp"],
+            "nonce": nonce,
+        }
+        body = json.dumps({"encrypt": sealed["encrypt"]})
+        assert (
+            json.loads(crypto.decrypt_message(body, query["signature"], query["timestamp"], nonce))
+            == event
+        )
+        return {"query": query, "body": body}
+
+    event = {
+        "EventType": "user_add_org",
+        "TimeStamp": "1700000000000",
+        "UserId": ["u1"],
+        "CorpId": "ding1",
+    }
+    return {
+        "token": token,
+        "aes_key": key,
+        "app_key": app_key,
+        "check_url": pushed({"EventType": "check_url"}, "nonce1"),
+        "event": {**pushed(event, "nonce2"), "decrypted": event},
+    }
+
+
 def twilio() -> dict[str, object]:
     shared_key, auth_token = "hooklineSharedKeySecret0123456789", "12345"
     url = "https://mycompany.com/myapp.php?foo=1&bar=2"
@@ -214,7 +255,12 @@ def twilio() -> dict[str, object]:
 
 if __name__ == "__main__":
     json.dump(
-        {"wecom": wecom(), "feishu": feishu(), "twilio": twilio()},
+        {
+            "wecom": wecom(),
+            "feishu": feishu(),
+            "dingtalk_events": dingtalk_events(),
+            "twilio": twilio(),
+        },
         sys.stdout,
         ensure_ascii=False,
         indent=1,
