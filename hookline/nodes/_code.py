@@ -17,7 +17,7 @@ script), a result that is not JSON, or a limit reached fails the job.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import attrs
 
@@ -28,6 +28,7 @@ from ._js import Script, ScriptSyntaxError, compile_script
 from ._registry import NodeListParser, register
 from ._script_pool import default_pool
 
+_LAZY_CONTEXT = ("raw", "raw_base64")
 MIN_MEMORY = 4 * 1024 * 1024
 MAX_MEMORY = 1024 * 1024 * 1024
 
@@ -50,8 +51,15 @@ class CodeNode:
 
     async def run(self, job: Job) -> NodeResult:
         roots = job.variables
+        context = roots.get("context")
+        if isinstance(context, Mapping) and "raw" in self.code:
+            # The body's text (and base64) are made on demand: only for scripts naming them.
+            context = {
+                **context,
+                **{key: context.get(key) for key in _LAZY_CONTEXT if key in self.code},
+            }
         inputs = {
-            "context": roots.get("context"),
+            "context": context,
             "nodes": roots.get("nodes") or {},
             "scopes": roots.get("scopes") or {},
         }

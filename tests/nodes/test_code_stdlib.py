@@ -15,6 +15,7 @@ import pytest
 
 from hookline.definition import Fields
 from hookline.engine._job import RunningJob
+from hookline.engine._request_context import LazyFields
 from hookline.errors import NodeError
 from hookline.nodes._registry import parse_node
 
@@ -47,6 +48,22 @@ async def test_the_seeds_github_signature_script_runs_unchanged(valid: bool) -> 
     else:
         with pytest.raises(NodeError, match=r"^Error: Invalid signature \(line 5, column"):
             await run(SEED, roots)
+
+
+async def test_a_script_naming_context_raw_checks_the_body_as_received() -> None:
+    raw = '{"b": 2,  "a": 1}'  # not what JSON.stringify would make of it
+    mac = hmac.new(b"your-secret", raw.encode(), "sha256").hexdigest()
+    code = """
+      const given = Buffer.from(context.headers['x-signature'] || '', 'hex');
+      const mac = crypto.createHmac('sha256', 'your-secret').update(context.raw).digest();
+      return given.length === mac.length && crypto.timingSafeEqual(given, mac);
+    """
+    for signature, valid in ((mac, True), ("00" * 32, False)):
+        context = LazyFields(
+            {"data": {"b": 2, "a": 1}, "headers": {"x-signature": signature}}, {"raw": lambda: raw}
+        )
+        assert await run(code, {"context": context}) is valid
+    assert await run("return typeof context.raw;", {"context": context}) == "string"
 
 
 async def test_hashes_and_hmacs_match_pythons_in_every_encoding() -> None:
