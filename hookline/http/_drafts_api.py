@@ -9,20 +9,28 @@
   the workflow's definition again (the same text is the same version: no new number).
 
 Saving a draft as the next version is ``PUT /api/workflows/<key>``.
+
+- ``POST /api/test-runs`` runs a definition (saved or not) on a test delivery
+  (``delivery: {method, headers, body}`` or a recorded ``delivery_id``), outside nodes
+  live or ``answered_from`` a recorded execution, ``skip_verify`` when asked; 202 with
+  its id. ``GET /api/test-runs/<id>`` shows it (its tree filling in): see
+  :mod:`._test_runs`.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from quart import Blueprint, Response, request
+from quart import Blueprint, Response, current_app, request
 
 from ..engine._engine import Engine
-from ..errors import DefinitionError
+from ..errors import DefinitionError, NotFound
 from ._definition_versions import definition_digest, definition_format
 from ._draft import DraftCheck, check_draft, version_diff
-from ._executions import current_engine, tree_row_json
+from ._executions import current_engine, execution_json, tree_row_json
 from ._responses import json_response, problem_response
+from ._test_runs import TestDelivery, TestRun, test_runs
 from ._ui_tree import node_rows
 from ._workflows_api import MAX_DEFINITION, MAX_VERSION, workflow_editor, workflow_json
 
@@ -147,3 +155,80 @@ async def rollback_workflow(key: str) -> Response:
     document = workflow_json(engine.workflows[key], engine.workflow_statistics(key))
     document["version"] = number
     return json_response(document)
+
+
+def _test_run_json(run: TestRun, record: Any, jobs: Any) -> dict[str, Any]:
+    answer = None
+    if run.answer is not None:
+        answer = {
+            "status": run.answer.status,
+            "headers": dict(run.answer.headers),
+            "body": run.answer.body.decode("utf-8", "replace"),
+        }
+    return {
+        "id": run.id,
+        "workflow": run.workflow.key,
+        "test": True,
+        "status": run.status,
+        "error": run.error,
+        "answered_from": run.answered_from,
+        "skip_verify": run.skip_verify,
+        "started_at": run.started_at,
+        "answer": answer,
+        "execution": execution_json(record, jobs) if record is not None else None,
+        "tree": [tree_row_json(row) for row in node_rows(run.workflow, jobs)],
+    }
+
+
+@drafts_api.post("/api/test-runs")
+async def start_test_run() -> Response:
+    body = await request.get_json(force=True, silent=True)
+    if not isinstance(body, dict) or not isinstance(body.get("definition"), str):
+        return problem_response(
+            422, "Invalid test run", "send {definition, delivery, ...}", field="definition"
+        )
+    engine = current_engine()
+    sent = body.get("delivery") or {}
+    recorded_id = body.get("delivery_id")
+    if isinstance(recorded_id, str):
+        record = await engine.store.get_delivery(recorded_id)
+        if record is None:
+            return problem_response(404, "Not found", f"there is no delivery {recorded_id}")
+        delivery = TestDelivery(record.method, dict(record.headers), record.body, record.query)
+    elif isinstance(sent, dict) and isinstance(sent.get("headers", {}), dict):
+        raw = sent.get("body", "")
+        delivery = TestDelivery(
+            method=str(sent.get("method") or "POST").upper(),
+            headers={str(k): str(v) for k, v in sent.get("headers", {}).items()},
+            body=(raw if isinstance(raw, str) else json.dumps(raw)).encode(),
+        )
+    else:
+        return problem_response(422, "Invalid test run", "delivery: expected an object")
+    answered_from = body.get("answered_from")
+    try:
+        run = await test_runs(current_app.config).start(
+            current_app.nursery,  # type: ignore[attr-defined]
+            engine,
+            body["definition"],
+            delivery,
+            answered_from=answered_from if isinstance(answered_from, str) else None,
+            skip_verify=body.get("skip_verify") is True,
+        )
+    except NotFound as exc:
+        return problem_response(404, "Not found", str(exc))
+    except DefinitionError as exc:
+        return problem_response(
+            422, "Invalid workflow definition", str(exc), field=exc.path, expected=exc.expected
+        )
+    response = json_response(_test_run_json(run, None, ()), 202)
+    response.headers["location"] = f"/api/test-runs/{run.id}"
+    return response
+
+
+@drafts_api.get("/api/test-runs/<run_id>")
+async def show_test_run(run_id: str) -> Response:
+    run = test_runs(current_app.config).get(run_id)
+    if run is None:
+        return problem_response(404, "Not found", f"there is no test run {run_id}")
+    record, jobs = await run.snapshot()
+    return json_response(_test_run_json(run, record, jobs))

@@ -188,6 +188,53 @@ def paths() -> dict[str, Any]:
                 },
             },
         },
+        "/api/test-runs": {
+            "post": {
+                "summary": "Run a definition (saved or not) on a test delivery, in an engine "
+                "of its own: never in the executions, metrics or success rates",
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": object_schema(
+                                {
+                                    "definition": {"type": "string"},
+                                    "delivery": object_schema(
+                                        {
+                                            "method": {"type": "string"},
+                                            "headers": {"type": "object"},
+                                            "body": {},
+                                        }
+                                    ),
+                                    "delivery_id": {"type": "string"},
+                                    "answered_from": {
+                                        "type": "string",
+                                        "description": "an execution whose job outputs "
+                                        "answer the outside nodes (absent: they run live)",
+                                    },
+                                    "skip_verify": {"type": "boolean"},
+                                },
+                                required=("definition",),
+                            )
+                        }
+                    },
+                },
+                "responses": {
+                    "202": json_content("Started (see Location)", ref("TestRun")),
+                    **problems(*ADMIN, 404, 422),
+                },
+            },
+        },
+        "/api/test-runs/{id}": {
+            "parameters": [path_parameter("id", "The test run id")],
+            "get": {
+                "summary": "A test run, its node tree filling in while it runs",
+                "responses": {
+                    "200": json_content("The test run", ref("TestRun")),
+                    **problems(*ADMIN, 404),
+                },
+            },
+        },
         "/api/workflows/{key}/rollback": {
             "parameters": [key],
             "post": {

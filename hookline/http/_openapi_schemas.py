@@ -143,6 +143,22 @@ def schemas() -> dict[str, Schema]:
             },
             required=("workflow", "version", "digest", "created_at", "current", "format"),
         ),
+        "TestRun": object_schema(
+            {
+                "id": {"type": "string"},
+                "workflow": {"type": "string"},
+                "test": {"type": "boolean", "enum": [True]},
+                "status": {"type": "string"},
+                "error": nullable({"type": "string"}),
+                "answered_from": nullable({"type": "string"}),
+                "skip_verify": {"type": "boolean"},
+                "started_at": timestamp,
+                "answer": nullable({"type": "object"}),
+                "execution": nullable({"type": "object"}),
+                "tree": {"type": "array", "items": {"type": "object"}},
+            },
+            required=("id", "workflow", "test", "status", "tree"),
+        ),
         "DraftCheck": object_schema(
             {
                 "valid": {"type": "boolean"},

@@ -125,3 +125,36 @@ async def test_a_draft_that_does_not_load_is_refused(server: Server) -> None:
     assert "nodes[0].type" in answer.text
     forged = await server.client.post("/ui/test-runs", data={**fields, "csrf": "no"})
     assert forged.status_code == 403
+
+
+async def test_test_runs_through_the_admin_api(server: Server) -> None:
+    started = await server.client.post(
+        "/api/test-runs",
+        json={
+            "definition": SIGNUP,
+            "delivery": {
+                "headers": {"content-type": "application/json", **AUTH},
+                "body": {"name": "Bo"},
+            },
+        },
+    )
+    assert started.status_code == 202, started.text
+    location = started.headers["location"]
+    for _ in range(250):
+        run = (await server.client.get(location)).json()
+        if run["status"] != "running":
+            break
+        await trio.sleep(0.02)
+    assert run["status"] == "succeeded"
+    assert run["test"] is True
+    assert run["answer"]["status"] == 201
+    assert '"name":"Bo"' in run["answer"]["body"]
+    assert [(row["key"], row["status"]) for row in run["tree"]] == [
+        ("saved", "succeeded"),
+        ("reply", "succeeded"),
+    ]
+    assert (await server.engine.store.list_executions(workflow="signup")).items == ()
+
+    bad = await server.client.post("/api/test-runs", json={"definition": "key: [", "delivery": {}})
+    assert bad.status_code == 422
+    assert (await server.client.get("/api/test-runs/nope")).status_code == 404
