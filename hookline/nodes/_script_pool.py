@@ -352,17 +352,18 @@ class ScriptPool:
         return ScriptOutcome(limit="time"), False  # killed by the caller (see execute)
 
     async def _receive(self, worker: _Worker, limit: int) -> dict[str, Any]:
-        """The answer. A run still going after 50 ms is watched: once its worker burns
-        most of a core for 50 ms, its priority drops (the wall clock alone would demote
+        """The answer. A run still going after 50 ms is watched: once its worker has
+        burnt 50 ms more of CPU, its priority drops (the wall clock alone would demote
         short scripts on a busy machine). Short runs never read /proc."""
-        last: float | None = None
+        first: float | None = None
         while not worker.demoted:
             with trio.move_on_after(_DEMOTE_AFTER):
                 return await worker.receive(limit)
             used = _cpu_seconds(worker.process.pid)
-            if used is None or (last is not None and used - last >= 0.8 * _DEMOTE_AFTER):
+            if first is None:
+                first = used
+            if used is None or first is None or used - first >= _DEMOTE_AFTER:
                 worker.demote(self.config.niceness)
-            last = used
         return await worker.receive(limit)
 
     # -- workers -------------------------------------------------------------------------

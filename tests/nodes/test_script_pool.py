@@ -172,3 +172,18 @@ async def test_the_engine_starts_the_pool_and_its_workers_end_with_it() -> None:
     for pid in pids:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)  # stopped and reaped with the engine
+
+
+async def test_a_script_burning_cpu_drops_to_a_low_priority_and_a_short_one_does_not(
+    pool: ScriptPool,
+) -> None:
+    assert (await execute(pool, "return 1;")).value == 1
+    worker = pool._idle[0]
+    assert os.getpriority(os.PRIO_PROCESS, worker.process.pid) == 0
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(lambda: execute(pool, "for (;;) {}", time_limit=5.0))
+        with trio.fail_after(4):
+            while not worker.demoted:
+                await trio.sleep(0.05)
+        assert os.getpriority(os.PRIO_PROCESS, worker.process.pid) == 10
+        nursery.cancel_scope.cancel()
