@@ -23,6 +23,7 @@ import attrs
 
 from ..definition import Fields
 from ..errors import Forbidden
+from ._event_json import parse_event
 from ._signed import (
     MISMATCH,
     DirectAnswer,
@@ -107,7 +108,7 @@ class DingTalkEvents:
             raise Forbidden(MISMATCH)
         check_window(int(stamp) // 1000, now, self.tolerance)
         message, key, receiver = open_message(self.keys, self.app_keys, encrypted)
-        event = _json_object(message)
+        event = parse_event(message)
         answer = acknowledgement(self.tokens[0], key, receiver, now)
         if event.get("EventType") == "check_url":
             return Verified(answer=answer)

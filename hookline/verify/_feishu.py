@@ -23,8 +23,9 @@ from typing import Any
 import attrs
 
 from ..definition import Fields
-from ..errors import Forbidden, Unauthenticated
+from ..errors import Forbidden, MalformedBody, Unauthenticated
 from ._aes import AES_BLOCK, cbc_decrypt, unpad
+from ._event_json import parse_event
 from ._signed import (
     MISMATCH,
     DirectAnswer,
@@ -103,12 +104,12 @@ class Feishu:
         )
 
     def check(self, request: SignedRequest, now: float) -> Verified:
-        signed = self.encrypt_keys and request.header("x-lark-signature") is not None
+        signed = bool(self.encrypt_keys) and request.header("x-lark-signature") is not None
         if signed:
             self._check_signature(request, now)
         body = _json_object(request.body)
         encrypted = body.get("encrypt")
-        event = body if encrypted is None else _json_object(self._decrypt(encrypted))
+        event = body if encrypted is None else self._open(encrypted, signed=signed)
         self._check_token(event)
         if event.get("type") == "url_verification":
             challenge = event.get("challenge")
@@ -135,6 +136,16 @@ class Feishu:
         if not matches_any(expected, [given.lower().encode()]):
             raise Forbidden(MISMATCH)
         check_window(timestamp, now, self.tolerance)
+
+    def _open(self, encrypted: object, *, signed: bool) -> dict[str, Any]:
+        """The decrypted event. Unsigned (only a URL check may be), text that does not
+        parse proves nothing about its sender: 403, not the 400 of a signed one."""
+        try:
+            return parse_event(self._decrypt(encrypted))
+        except MalformedBody as exc:
+            if signed:
+                raise
+            raise Forbidden(UNDECRYPTABLE) from exc
 
     def _decrypt(self, encrypted: object) -> bytes:
         if not self.encrypt_keys:

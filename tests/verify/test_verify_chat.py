@@ -15,10 +15,11 @@ import hmac
 import json
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
 import pytest
 
+from hookline._signing import sign
 from hookline.errors import DefinitionError, Forbidden, MalformedBody, Unauthenticated
 from hookline.verify import SignedRequest, Verification, Verified, Verifier, compile_verifiers
 from hookline.verify._feishu import feishu_decrypt
@@ -441,3 +442,28 @@ def test_dingtalk_events_missing_query_parameter_is_401(missing: str) -> None:
     query = {k: v for k, v in vector["query"].items() if k != missing}
     with pytest.raises(Unauthenticated, match=missing):
         dingtalk_events().verify(request(body=vector["body"].encode(), query=query), EVENTS_NOW)
+
+
+@pytest.mark.parametrize(
+    "plain",
+    [b'{"a": NaN}', b'{"a": 1e400}', b'["not", "an", "object"]', b'{"a": "\\ud800"}', b"\xff"],
+    ids=["nan", "overflow", "list", "surrogate", "not-utf8"],
+)
+def test_a_decrypted_event_is_held_to_the_json_body_rules(plain: bytes) -> None:
+    signed = sign("feishu", secret="ek", body=plain, url="https://h/x", timestamp=NOW)
+    assert signed.body is not None
+    headers = {name.lower(): value for name, value in signed.headers.items()}
+    feishu_check = verification("feishu", encrypt_key="ek")
+    with pytest.raises(MalformedBody):
+        feishu_check.verify(request(headers, signed.body), NOW)
+    options = {"aes_key": WECOM["encoding_aes_key"], "app_key": "dingapp"}
+    sealed = sign("dingtalk_events", secret="t", body=plain, url="https://h/x", options=options)
+    assert sealed.body is not None
+    check = verification("dingtalk_events", token="t", **options)
+    signed_request = SignedRequest("POST", sealed.url, {}, sealed.body)
+    with pytest.raises(MalformedBody):
+        check.verify(signed_request, NOW if "timestamp" not in sealed.url else _stamp(sealed.url))
+
+
+def _stamp(url: str) -> float:
+    return int(dict(parse_qsl(url.partition("?")[2]))["timestamp"]) / 1000
