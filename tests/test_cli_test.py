@@ -213,3 +213,42 @@ async def test_export_recorded_deliveries_then_test_a_change(
     assert status == 1
     assert '-      "item": "tea",\n+      "item": "x",' in out
     assert "0 passed, 2 failed" in out
+
+
+LOOPED = """\
+key: fan-out
+trigger: {type: webhook, path: fan-out, mode: sync}
+nodes:
+  - key: each
+    type: loop
+    items: "{{$context.data.ids}}"
+    body:
+      - key: lookup
+        type: http
+        url: "https://api.example.com/items/{{$scopes.each.item}}"
+      - key: label
+        type: code
+        code: "return nodes.lookup.data.name.toUpperCase();"
+  - {key: out, type: end, output: "{{$nodes.each}}"}
+"""
+
+
+def test_loop_iterations_are_answered_by_scope_and_code_runs_unless_answered(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    workflow = tmp_path / "fan-out.yaml"
+    workflow.write_text(LOOPED)
+    jobs = [
+        {"node": "lookup", "scope": f"each[{i}]", "output": {"data": {"name": name}}}
+        for i, name in enumerate(["tea", "cake"])
+    ]
+    case = {"id": "two", "data": {"ids": [7, 8]}, "jobs": jobs, "status": "succeeded"}
+    cases = tmp_path / "cases.jsonl"
+    cases.write_text(json.dumps(case) + "\n")
+    status, out = hookline(capsys, "test", str(workflow), str(cases))
+    assert status == 0, out
+
+    # With --answer-code the code node needs a recorded answer too: none here.
+    status, out = hookline(capsys, "test", str(workflow), str(cases), "--answer-code")
+    assert status == 1
+    assert "no recorded answer for code node 'label' (scope each[0])" in out
