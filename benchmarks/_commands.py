@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ._code_targets import code_targets
 from ._compare import P99_THRESHOLD, REQS_THRESHOLD, compare_files
+from ._hostile import hostile
 from ._prepare import PrepareError, cleanup, prepare, prepared_path
 
 __all__ = ["COMMANDS", "redacted"]
@@ -137,5 +138,6 @@ COMMANDS: dict[str, tuple[str, Command]] = {
     "cleanup": ("remove them from --target", _cleanup),
     "compare": ("OLD.json NEW.json: each scenario's change beside the noise", _compare),
     "locust": ("export|run|merge: a scenario as a Locust test over many machines", _locust),
+    "hostile": ("issue 13: refused 1 MB requests vs the disk, a ReDoS vs /healthz", hostile),
     "code": ("the code node's targets: req/s, memory bombs, p99 while scripts spin", code_targets),
 }
