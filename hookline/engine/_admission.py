@@ -31,6 +31,8 @@ class Admission:
     handle: ExecutionHandle | None
     answer: Answer | None
     replayed: bool = False
+    #: What the delivery correlates on (``trigger.correlate``), for ``cancel_on``.
+    correlation: str | None = None
 
 
 def template_roots(

@@ -61,6 +61,9 @@ class WebhookTrigger:
     ip_allow: tuple[IPNetwork, ...] = ()
     idempotency: Idempotency = attrs.field(factory=Idempotency)
     response: ResponseSpec | None = None
+    #: What this workflow's deliveries correlate on, as events other workflows listen
+    #: for (``cancel_on``): a template, rendered at intake.
+    correlate: Renderable | None = None
     #: ``trigger.cors``: browsers on these origins may call the webhook (None: no CORS).
     cors: CorsPolicy | None = None
     #: Keep the credentials ``verify`` consumed in ``$context`` and stored records
@@ -85,6 +88,15 @@ class RateRule:
 
     rate: Rate
     key: Renderable | None = None
+
+
+@attrs.frozen
+class CancelOn:
+    """``cancel_on`` entry: cancel the execution when a delivery of workflow ``event``
+    correlates on what ``match`` renders for it."""
+
+    event: str
+    match: Renderable
 
 
 @attrs.frozen
@@ -118,6 +130,7 @@ class Workflow:
     throttle: RateRule | None = None
     priority: Renderable | None = None
     debounce: DebounceRule | None = None
+    cancel_on: tuple[CancelOn, ...] = ()
     source: str = ""
     text: str = ""
 

@@ -221,7 +221,7 @@ class Execution:
                 await self._wake.wait()
         now, wall = trio.current_time(), self.clock()
         if self._cancel_requested:
-            return core.cancel(wall=wall)
+            return core.cancel(wall=wall, why=self.handle.cancel_reason or "cancelled on request")
         commands: list[Command] = []
         while self._reports:
             job, status, result, error = self._reports.popleft()

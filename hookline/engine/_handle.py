@@ -65,6 +65,10 @@ class ExecutionHandle:
     def finished(self) -> bool:
         return self._finished.is_set()
 
+    def template_context(self) -> dict[str, Any]:
+        """The execution's ``$context``: admission's, or built again from its delivery."""
+        return self.context if self.context is not None else self.delivery.context()
+
     def cancel(self) -> None:
         """Cancel the execution: queued, it never starts; running, its jobs are cancelled."""
         self.cancel_requested = True

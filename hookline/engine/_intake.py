@@ -69,16 +69,21 @@ class Intake:
     async def accept(self, delivery: Delivery, *, wait: bool = False) -> Admission:
         supervisor = self.supervisor(delivery.workflow)
         if not wait:
-            return await supervisor.accept(delivery)
-        with trio.CancelScope() as scope:
-            self._waiting.add(scope)
-            try:
-                # Cancelled by stop() only while it waits for room: the store write
-                # after it is shielded, and nothing after that waits.
-                return await supervisor.accept(delivery, wait=True)
-            finally:
-                self._waiting.discard(scope)
-        raise Unavailable("the engine is shutting down", retry_after=10.0)
+            admission = await supervisor.accept(delivery)
+        else:
+            with trio.CancelScope() as scope:
+                self._waiting.add(scope)
+                try:
+                    # Cancelled by stop() only while it waits for room: the store write
+                    # after it is shielded, and nothing after that waits.
+                    admission = await supervisor.accept(delivery, wait=True)
+                finally:
+                    self._waiting.discard(scope)
+            if scope.cancelled_caught:
+                raise Unavailable("the engine is shutting down", retry_after=10.0)
+        if admission.correlation is not None:
+            await self.workflows.correlated(delivery.workflow, admission.correlation)
+        return admission
 
     async def replay(self, execution_id: str) -> Admission:
         record = await self.stored(execution_id)

@@ -41,6 +41,7 @@ from ..nodes._registry import NodeListParser, NodeTypes
 from ..verify import SCHEMES, Verifier, compile_verifiers
 from ._definition import (
     HTTP_METHODS,
+    CancelOn,
     Concurrency,
     DebounceRule,
     Idempotency,
@@ -269,6 +270,7 @@ def _load_data(
     throttle = _rate_rule(fields, "throttle")
     priority = fields.template("priority", None)
     debounce = _debounce_rule(fields)
+    cancel_on = tuple(_cancel_on(entry) for entry in fields.items("cancel_on"))
     timeout = fields.duration("timeout", 300.0)
     on_failure = fields.string("on_failure", None, pattern=_KEY, expected="a workflow key")
     # Read before the nodes: no node may be written to take longer than the workflow.
@@ -284,6 +286,7 @@ def _load_data(
         throttle=throttle,
         priority=priority,
         debounce=debounce,
+        cancel_on=cancel_on,
         timeout=timeout,
         on_failure=on_failure,
         nodes=nodes,
@@ -333,6 +336,7 @@ def _trigger(fields: Fields, key: str) -> WebhookTrigger:
         ),
         idempotency=_idempotency(fields.sub("idempotency")),
         response=_response(fields.sub("response")) if has_response else None,
+        correlate=fields.template("correlate", None),
         cors=parse_cors(fields.sub("cors"), methods) if fields.has("cors") else None,
         expose_credentials=fields.boolean("expose_credentials", default=False),
     )
@@ -435,6 +439,14 @@ def _rate_rule(fields: Fields, name: str) -> RateRule | None:
     key = rule.template("key", None)
     rule.done()
     return RateRule(rate, key)
+
+
+def _cancel_on(fields: Fields) -> CancelOn:
+    """One ``cancel_on`` entry: ``{event: <workflow key>, match: <template>}``."""
+    event = fields.string("event", pattern=_KEY, expected=f"a workflow key matching {_KEY}")
+    entry = CancelOn(event, fields.template("match"))
+    fields.done()
+    return entry
 
 
 def _debounce_rule(fields: Fields) -> DebounceRule | None:

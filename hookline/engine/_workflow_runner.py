@@ -487,8 +487,8 @@ def flow_key(template: Renderable | None, handle: ExecutionHandle, env: Mapping[
     """An execution's ``throttle`` or ``debounce`` key (:func:`rate_key`)."""
     if template is None:
         return ""
-    context = handle.context if handle.context is not None else handle.delivery.context()
-    return rate_key(template, template_roots(handle.workflow, context, handle.id, env))
+    roots = template_roots(handle.workflow, handle.template_context(), handle.id, env)
+    return rate_key(template, roots)
 
 
 def abandon(handle: ExecutionHandle, why: str = "the engine stopped") -> None:

@@ -167,6 +167,21 @@ class WorkflowSet:
                 return found
         return None
 
+    async def correlated(self, event: str, value: str) -> list[str]:
+        """A delivery of workflow ``event`` correlating on ``value`` arrived: cancel
+        the live executions whose ``cancel_on`` matches it; their ids."""
+        cancelled = []
+        for supervisor in self.live():
+            for execution_id in supervisor.cancel_matching(event, value):
+                handle = supervisor.runner.handles.get(execution_id)
+                if handle is not None and handle.cancel_reason is None:
+                    handle.cancel_reason = f"cancelled by an event of {event} ({value})"
+                if await supervisor.runner.cancel(execution_id):
+                    cancelled.append(execution_id)
+        if cancelled:
+            log.info("event %s (%s) cancelled %s", event, value, ", ".join(cancelled))
+        return cancelled
+
     async def cancel(self, execution_id: str) -> bool:
         """Cancel a live execution; False if none of the workflows holds it."""
         for supervisor in self.live():

@@ -112,6 +112,8 @@ class WorkflowSupervisor:
         self._runs_inline = runs_inline(workflow) and not waits
         rule = workflow.rate_limit
         self._rate_limit = Gcra(rule.rate) if rule is not None else None
+        # cancel_on: each live execution's rendered (event, match) pairs.
+        self._matches: dict[str, set[tuple[str, str]]] = {}
         self.supervisor = Supervisor(f"workflow:{workflow.key}", policy=restart)
         self._retiring = False
 
@@ -183,7 +185,11 @@ class WorkflowSupervisor:
         body_hash = delivery.body_hash() if key is not None else ""
         try:
             # No read of the key first: the accepting transaction checks it anyway.
-            return await self._admit(delivery, key, body_hash, roots, wait=wait)
+            admission = await self._admit(delivery, key, body_hash, roots, wait=wait)
+            correlate = self.workflow.trigger.correlate
+            if correlate is None or admission.replayed:
+                return admission
+            return attrs.evolve(admission, correlation=rate_key(correlate, roots))
         except QueueFull:
             if key is None:
                 raise
@@ -192,6 +198,27 @@ class WorkflowSupervisor:
             if earlier is None:
                 raise
         return await self._duplicate(delivery, earlier, body_hash)
+
+    def cancel_matching(self, event: str, value: str) -> list[str]:
+        """The live executions whose ``cancel_on`` for workflow ``event`` matches
+        ``value``: each cancel_on ``match`` rendered once per execution, then kept."""
+        rules = [rule for rule in self.workflow.cancel_on if rule.event == event]
+        if not rules:
+            return []
+        handles = self.runner.handles
+        if len(self._matches) > 2 * len(handles) + 64:  # forget ended executions
+            self._matches = {id_: self._matches[id_] for id_ in handles if id_ in self._matches}
+        found = []
+        for handle in handles.values():
+            values = self._matches.get(handle.id)
+            if values is None:
+                context = handle.template_context()
+                roots = template_roots(self.workflow, context, handle.id, self.services.env)
+                values = {(r.event, rate_key(r.match, roots)) for r in self.workflow.cancel_on}
+                self._matches[handle.id] = values
+            if (event, value) in values:
+                found.append(handle.id)
+        return found
 
     def _check_rate(self, roots: dict[str, Any]) -> None:
         """Refuse the delivery (429) past the workflow's ``rate_limit`` for its key."""

@@ -249,3 +249,55 @@ async def test_max_wait_runs_a_key_that_never_goes_quiet(
         (120, {"n": 11}),  # the window opened at 0 s closes at 2 m with the latest
         (220, {"n": 19}),  # the next one, 30 s after the last
     ]
+
+
+ORDERS = """
+key: orders
+cancel_on: [{event: orders-cancelled, match: "{{$context.data.order_id}}"}]
+nodes:
+  - {key: ship, type: hold, data: "{{$context.data}}"}
+"""
+
+CANCELLATIONS = """
+key: orders-cancelled
+trigger: {path: orders/cancelled, correlate: "{{$context.data.order_id}}"}
+nodes:
+  - {key: noted, type: stamp, data: "{{$context.data}}"}
+"""
+
+
+async def test_cancel_on_cancels_the_executions_an_event_correlates_with(
+    autojump_clock: trio.testing.MockClock, make_store: StoreFactory
+) -> None:
+    nodes = {"hold": hold, "stamp": stamp}
+    definitions = [
+        load_workflow_text(text, source=f"{n}.yaml", nodes=nodes)
+        for n, text in enumerate([ORDERS, CANCELLATIONS])
+    ]
+    async with open_engine(definitions, store=make_store(), nodes=nodes) as engine:
+        running = await engine.submit("orders", data={"order_id": "o-1"})
+        other = await engine.submit("orders", data={"order_id": "o-2"})
+        await trio.testing.wait_all_tasks_blocked()
+        event = await engine.submit("orders-cancelled", data={"order_id": "o-1"})
+        assert running.handle is not None
+        assert other.handle is not None
+        assert event.handle is not None
+        outcome = await running.handle.wait_finished()
+        assert outcome.status == "cancelled"
+        assert outcome.error == "cancelled by an event of orders-cancelled (o-1)"
+        assert (await event.handle.wait_finished()).succeeded  # the event runs its own nodes
+        nothing = await engine.submit("orders-cancelled", data={"order_id": "o-9"})
+        assert nothing.handle is not None
+        assert (await nothing.handle.wait_finished()).succeeded
+        assert not other.handle.finished  # o-2 had no event
+        GATE[0].set()
+        assert (await other.handle.wait_finished()).succeeded
+
+
+def test_cancel_on_names_a_workflow_and_a_template() -> None:
+    with pytest.raises(DefinitionError) as error:
+        load_workflow_text(
+            "key: x\ncancel_on: [{event: Not A Key, match: x}]\nnodes: [{key: e, type: end}]\n",
+            source="x.yaml",
+        )
+    assert error.value.path == "cancel_on[0].event"
