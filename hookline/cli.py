@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 import trio
 
+from ._cli_bulk import bulk
 from ._cli_collections import collections
 from ._cli_deliveries import export_deliveries
 from ._cli_executions import deliveries, executions
@@ -53,6 +54,7 @@ cli.add_command(send_command)
 cli.add_command(workflows)
 cli.add_command(executions)
 cli.add_command(collections)
+cli.add_command(bulk)
 cli.add_command(plugins_command)
 cli.add_command(deliveries)
 cli.add_command(test_command)

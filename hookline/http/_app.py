@@ -18,6 +18,7 @@ from .._tap import tap_store
 from ..engine._engine import Engine
 from ..errors import StoreError
 from ._access import AdminRefusal, admin_refusal, is_forwarded, is_loopback
+from ._bulk_api import bulk_api
 from ._client_ip import Origin
 from ._collections_api import collections_api
 from ._drafts_api import drafts_api
@@ -113,6 +114,7 @@ def create_app(
     app.register_blueprint(drafts_api)
     app.register_blueprint(workflows_api)
     app.register_blueprint(collections_api)
+    app.register_blueprint(bulk_api)
     app.register_blueprint(workers_api)
     app.register_blueprint(openapi)
     app.register_blueprint(metrics)

@@ -11,6 +11,7 @@ from typing import Any
 
 from quart import Blueprint, Response
 
+from ._openapi_bulk import with_bulk
 from ._openapi_collections import with_collection_writes
 from ._openapi_paths import paths
 from ._openapi_schemas import schemas
@@ -31,7 +32,7 @@ def openapi_document() -> dict[str, Any]:
             "description": "Webhook workflows: ingress, admin API, health and metrics.",
         },
         "security": [{"adminKey": []}],
-        "paths": with_collection_writes(paths()),
+        "paths": with_bulk(with_collection_writes(paths())),
         "components": {
             "schemas": schemas(),
             "securitySchemes": {
