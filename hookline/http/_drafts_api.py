@@ -27,7 +27,7 @@ from quart import Blueprint, Response, current_app, request
 from ..engine._engine import Engine
 from ..errors import DefinitionError, NotFound
 from ._definition_versions import definition_digest, definition_format
-from ._draft import DraftCheck, check_draft, version_diff
+from ._draft import DraftCheck, check_draft, draft_error, version_diff
 from ._executions import current_engine, execution_json, tree_row_json
 from ._responses import json_response, problem_response
 from ._test_runs import TestDelivery, TestRun, test_runs
@@ -58,9 +58,17 @@ def draft_json(check: DraftCheck) -> dict[str, Any]:
     }
 
 
-def engine_draft(engine: Engine, text: str, key: str | None) -> DraftCheck:
-    """``text`` checked as saving it into ``engine`` would check it."""
-    return check_draft(text, engine.workflows.values(), key=key, nodes=dict(engine.nodes))
+def engine_draft(
+    engine: Engine, text: str, key: str | None, *, creating: bool = False
+) -> DraftCheck:
+    """``text`` checked as saving it into ``engine`` would check it; ``creating``: a new
+    workflow, whose key must not be taken (saving it would replace that workflow)."""
+    check = check_draft(text, engine.workflows.values(), key=key, nodes=dict(engine.nodes))
+    if creating and check.workflow is not None and check.workflow.key in engine.workflows:
+        taken = check.workflow.key
+        error = DefinitionError("draft", "key", "a key no workflow has (edit that one)", taken)
+        return DraftCheck(None, (draft_error(text, error),))
+    return check
 
 
 async def current_version(engine: Engine, key: str) -> int | None:

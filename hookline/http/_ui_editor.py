@@ -69,7 +69,7 @@ async def _tree_html(text_check: Any) -> str:
 
 async def _editor_page(key: str | None, text: str, status: int = 200) -> Response:
     engine = current_engine()
-    check = engine_draft(engine, text, key)
+    check = engine_draft(engine, text, key, creating=key is None)
     versions: list[Any] = []
     deliveries: list[Any] = []
     executions: list[Any] = []
@@ -133,7 +133,8 @@ async def check_draft_text() -> Response:
         return Response(
             json.dumps({"error": "send {text, key}"}), 400, content_type="application/json"
         )
-    check = engine_draft(current_engine(), text, key if isinstance(key, str) and key else None)
+    editing = key if isinstance(key, str) and key else None
+    check = engine_draft(current_engine(), text, editing, creating=editing is None)
     document = draft_json(check)
     document["tree_html"] = await _tree_html(check)
     return Response(json.dumps(document), 200, content_type="application/json")
@@ -147,7 +148,7 @@ async def save_workflow() -> Response:
     text = form.get("text", "").replace("\r\n", "\n")
     key = form.get("key") or None
     engine = current_engine()
-    check = engine_draft(engine, text, key)
+    check = engine_draft(engine, text, key, creating=key is None)
     if check.workflow is None:
         await flash(f"not saved: {check.errors[0].message}")
         return await _editor_page(key, text, 422)
