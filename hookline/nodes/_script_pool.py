@@ -108,18 +108,20 @@ class ScriptOutcome:
 @attrs.frozen
 class ScriptPoolStatistics:
     """A snapshot of the pool: ``workers`` running (``idle`` of them waiting for a
-    script), ``waiting`` scripts queued for one, ``runs`` finished, ``time_kills``
-    workers killed for a script's time limit, ``memory_stops`` scripts stopped at their
-    memory limit, ``crashes`` workers that failed outside a script, ``restarts``
-    workers started after the first ``size``; ``broken`` the reason the pool gave up."""
+    script), ``waiting`` scripts queued for one, ``runs`` finished, ``time_stops`` and
+    ``memory_stops`` scripts stopped at their time or memory limit, ``kills`` workers
+    killed or dead during a run (and replaced), ``crashes`` workers that failed outside
+    a script, ``restarts`` workers started after the first ``size``; ``broken`` the
+    reason the pool gave up."""
 
     size: int
     workers: int
     idle: int
     waiting: int
     runs: int
-    time_kills: int
+    time_stops: int
     memory_stops: int
+    kills: int
     crashes: int
     restarts: int
     intensity: int
@@ -211,7 +213,8 @@ class ScriptPool:
         self._closed = False
         self._crashes: deque[float] = deque()
         self._broken: str | None = None
-        self._runs = self._time_kills = self._memory_stops = self._crash_count = 0
+        self._runs = self._time_stops = self._memory_stops = self._crash_count = 0
+        self._kills = 0
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -242,8 +245,9 @@ class ScriptPool:
             idle=len(self._idle),
             waiting=self._waiting,
             runs=self._runs,
-            time_kills=self._time_kills,
+            time_stops=self._time_stops,
             memory_stops=self._memory_stops,
+            kills=self._kills,
             crashes=self._crash_count,
             restarts=max(0, self._started - self.config.workers),
             intensity=self.config.intensity,
@@ -300,6 +304,7 @@ class ScriptPool:
                 if healthy and not self._closed:
                     self._idle.append(worker)
                 else:
+                    self._kills += 1
                     await worker.stop()
                     if not self._closed and self._nursery is not None:
                         self._starting += 1  # now: the next caller waits for it
@@ -310,7 +315,7 @@ class ScriptPool:
         if outcome.limit == "memory":
             self._memory_stops += 1
         elif outcome.limit == "time":
-            self._time_kills += 1
+            self._time_stops += 1
         return _limit_message(outcome, time_limit, memory, self.config.worker_memory)
 
     async def _call(
@@ -437,8 +442,8 @@ class ScriptPool:
 
 def _outcome(reply: Mapping[str, Any]) -> ScriptOutcome:
     lines = tuple(str(line) for line in reply.get("lines") or ())
-    if reply.get("limit") == "memory":
-        return ScriptOutcome(lines=lines, limit="memory")
+    if reply.get("limit") in ("memory", "time"):
+        return ScriptOutcome(lines=lines, limit=reply["limit"])
     error = reply.get("error")
     if error is not None:
         return ScriptOutcome(lines=lines, error=describe_error(error))

@@ -182,6 +182,11 @@ class Worker:
         context = quickjs.Context()
         context.set_memory_limit(int(request["memory"]))
         context.set_max_stack_size(STACK_SIZE)
+        if "crypto" not in text and "require" not in text:
+            # QuickJS stops the script itself at its time limit (CPU time), and this
+            # worker lives on. Its binding refuses host calls under a time limit, so a
+            # script that may call crypto is stopped by the pool's kill instead.
+            context.set_time_limit(float(request["time"]))
         context.add_callable("__hl_digest", _digest)
         context.add_callable("__hl_hmac", _hmac)
         context.add_callable("__hl_random", _random)
@@ -216,6 +221,8 @@ class Worker:
             error = _exception(str(exc))
         if error is not None and "out of memory" in str(error.get("message", "")):
             limit, error = "memory", None
+        elif error is not None and error.get("message") == "interrupted":
+            limit, error = "time", None
         return value, error, limit, lines
 
     @staticmethod
