@@ -154,6 +154,9 @@ async def test_test_runs_through_the_admin_api(server: Server) -> None:
         ("reply", "succeeded"),
     ]
     assert (await server.engine.store.list_executions(workflow="signup")).items == ()
+    metrics = (await server.client.get("/metrics")).text
+    finished = [line for line in metrics.splitlines() if "executions_finished" in line]
+    assert not [line for line in finished if "signup" in line and not line.startswith("#")]
 
     bad = await server.client.post("/api/test-runs", json={"definition": "key: [", "delivery": {}})
     assert bad.status_code == 422
