@@ -179,6 +179,12 @@ def create_app(
                 allow = tuple(m.strip() for m in value.split(","))
         return problem_response(code, exc.name, exc.description or exc.name, allow=allow)
 
+    @app.errorhandler(UnicodeDecodeError)
+    async def undecodable(exc: UnicodeDecodeError) -> Response:
+        # quart-trio decodes a JSON body as UTF-8 before get_json(silent=True) can say
+        # it is none: a sender's bytes, not a server error (found by the issue 13 fuzz run).
+        return problem_response(400, "Bad request", "the request body is not valid UTF-8")
+
     @app.errorhandler(Exception)
     async def unexpected(exc: Exception) -> Response:
         log.exception("unexpected error answering %s %s", request.method, request.path)
