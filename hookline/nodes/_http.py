@@ -5,6 +5,12 @@ Fields: ``method`` (default GET), ``url``, ``headers``, ``query``, one of ``json
 ``only_data``; the node's ``timeout`` bounds the whole run, retries included. Every
 field is a template compiled at load time.
 
+``files`` sends a ``multipart/form-data`` body (with ``form``'s fields as its text
+parts, if any): each entry names a part and renders to a file, such as
+``{{$context.files.upload}}`` (anything with ``base64``, and optionally ``filename`` and
+``content_type``), or to text (sent as a ``text/plain`` part); a list sends several parts
+of that name.
+
 Values rendered into ``url`` are encoded for where they stand, decided at load time:
 
 - ``url: "{{$nodes.x.next}}"`` (the whole URL) or ``"{{$env.API}}/users"`` (a value at
@@ -42,13 +48,15 @@ Redirects are followed here, at most five, each hop checked by the address guard
 
 from __future__ import annotations
 
+import base64
+import binascii
 import functools
 import hashlib
 import json
 import random
 import re
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -104,6 +112,7 @@ class HttpNode:
     json: Compiled | None = None
     form: tuple[tuple[str, Compiled], ...] | None = None
     body: Compiled | None = None
+    files: tuple[tuple[str, Compiled], ...] | None = None
     retry: Retry = Retry()
     follow_redirects: bool = True
     ignore_fail: bool = False
@@ -115,6 +124,20 @@ class HttpNode:
         return ()
 
     async def run(self, job: Job) -> NodeResult:
+        return await self.send(job, functools.partial(self._request, job))
+
+    async def send(
+        self,
+        job: Job,
+        build: Callable[[httpx.AsyncClient], httpx.Request],
+        *,
+        shown: str | None = None,
+    ) -> NodeResult:
+        """Send the request ``build`` makes (given the engine's client) as this node
+        sends its own: the address guard on every hop, this node's ``retry``,
+        ``ignore_fail`` and ``only_data``. The ``chat`` and ``sms`` nodes send through
+        here. ``shown`` names the target in logs and errors instead of the URL (for a
+        URL whose path is a credential, such as a chat webhook's)."""
         import httpx
 
         http = job.services.http
@@ -122,8 +145,8 @@ class HttpNode:
             raise NodeError("no HTTP client is configured for http nodes")
         client = await http.client() if isinstance(http, SharedHttpClient) else http
         guard = _guard(tuple(job.services.http_allow_hosts))
-        request = self._request(job, client)
-        shown = _shown(request.url)
+        request = build(client)
+        shown = _shown(request.url) if shown is None else shown
         for attempt in range(1, self.retry.attempts + 1):
             try:
                 response, content = await self._exchange(job, client, guard, request)
@@ -140,12 +163,12 @@ class HttpNode:
             else:
                 status = response.status_code
                 if status not in self.retry.retry_on or attempt == self.retry.attempts:
-                    return self._answered(job, request, response, content)
+                    return self._answered(job, request, response, content, shown)
                 problem = f"{request.method} {shown} answered {status}"
                 wait = _retry_after(response)
                 if wait is not None and wait > self.retry.max_backoff:
                     job.log(f"{problem}; Retry-After {wait:g}s is past max_backoff, giving up")
-                    return self._answered(job, request, response, content)
+                    return self._answered(job, request, response, content, shown)
                 delay = self.retry.delay(attempt) if wait is None else wait
             job.log(
                 f"{problem} (attempt {attempt} of {self.retry.attempts}); retry in {delay:.2f}s"
@@ -165,6 +188,10 @@ class HttpNode:
         options: dict[str, Any] = {}
         if self.json is not None:
             options["json"] = job.render(self.json)
+        elif self.files is not None:
+            options["files"] = _files(job, self.files)
+            if self.form is not None:
+                options["data"] = _group(_pairs(job, self.form, "form"))
         elif self.form is not None:
             options["data"] = _group(_pairs(job, self.form, "form"))
         elif self.body is not None:
@@ -205,12 +232,17 @@ class HttpNode:
         raise AssertionError("unreachable: the last hop returns or raises")
 
     def _answered(
-        self, job: Job, request: httpx.Request, response: httpx.Response, content: bytes
+        self,
+        job: Job,
+        request: httpx.Request,
+        response: httpx.Response,
+        content: bytes,
+        shown: str,
     ) -> NodeResult:
         status = response.status_code
         data = _data(response, content)
         if not 200 <= status < 300:
-            problem = f"{request.method} {_shown(request.url)} answered {status}"
+            problem = f"{request.method} {shown} answered {status}"
             if response.reason_phrase:
                 problem += f" {response.reason_phrase}"
             if not self.ignore_fail:
@@ -413,6 +445,39 @@ def _pairs(
     return pairs
 
 
+def _files(
+    job: Job, templates: tuple[tuple[str, Compiled], ...]
+) -> list[tuple[str, tuple[str, bytes, str]]]:
+    """Render ``files`` entries to httpx's multipart parts; null is left out."""
+    parts: list[tuple[str, tuple[str, bytes, str]]] = []
+    for name, template in templates:
+        value = job.render(template)
+        items = value if isinstance(value, list) else [value]
+        parts.extend((name, _file(name, item)) for item in items if item is not None)
+    return parts
+
+
+def _file(name: str, value: object) -> tuple[str, bytes, str]:
+    if isinstance(value, str):
+        return name, value.encode(), "text/plain; charset=utf-8"
+    encoded = value.get("base64") if isinstance(value, Mapping) else None
+    if not isinstance(value, Mapping) or not isinstance(encoded, str):
+        raise NodeError(
+            f"files.{name}: expected a file such as {{{{$context.files.{name}}}}} (an object "
+            f"with base64, filename, content_type) or text, got {_text(value)[:80]}"
+        )
+    try:
+        content = base64.b64decode(encoded, validate=True)
+    except binascii.Error:
+        raise NodeError(f"files.{name}: base64 is not valid base64") from None
+    filename, content_type = value.get("filename"), value.get("content_type")
+    return (
+        filename if isinstance(filename, str) and filename else name,
+        content,
+        content_type if isinstance(content_type, str) else "application/octet-stream",
+    )
+
+
 def _group(pairs: list[tuple[str, str]]) -> dict[str, str | list[str]]:
     grouped: dict[str, list[str]] = {}
     for name, value in pairs:
@@ -485,6 +550,11 @@ def parse(fields: Fields, nodes: NodeListParser) -> HttpNode:
     bodies = [name for name in ("json", "form", "body") if fields.has(name)]
     if len(bodies) > 1:
         fields.fail(bodies[1], f"only one of json, form and body (also {bodies[0]})")
+    files = fields.templates("files") if fields.has("files") else None
+    if files is None:
+        fields.value("files", None)
+    elif bodies and bodies[0] != "form":
+        fields.fail("files", f"form fields beside it, not {bodies[0]} (files is the body)")
     form = fields.templates("form") if fields.has("form") else None
     if form is None:
         fields.value("form", None)
@@ -496,6 +566,7 @@ def parse(fields: Fields, nodes: NodeListParser) -> HttpNode:
         json=fields.template("json", None),
         form=form,
         body=fields.template("body", None),
+        files=files,
         retry=_parse_retry(fields),
         follow_redirects=fields.boolean("follow_redirects", default=True),
         ignore_fail=fields.boolean("ignore_fail", default=False),
