@@ -252,3 +252,13 @@ def test_loop_iterations_are_answered_by_scope_and_code_runs_unless_answered(
     status, out = hookline(capsys, "test", str(workflow), str(cases), "--answer-code")
     assert status == 1
     assert "no recorded answer for code node 'label' (scope each[0])" in out
+
+
+def test_a_workflow_that_does_not_load_exits_2(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(FORM.read_text().replace("type: condition", "type: conditon"))
+    status, out = hookline(capsys, "test", str(broken), str(CASES))
+    assert status == 2
+    assert "nodes[1].type: expected a node type" in out
