@@ -18,7 +18,7 @@ Limits, and what enforces them:
   writable cgroup, which containers rarely give; RLIMIT_AS works because QuickJS,
   unlike V8, reserves little address space (V8 fails to start under a cap that tight).
 
-A script running past 50 ms lowers its worker's CPU priority (``niceness``), so
+A script burning CPU past 50 ms moves its worker to SCHED_IDLE (and ``niceness``), so
 scripts that spin do not slow the server's answers; short scripts run at full speed.
 
 Workers start lazily or, with ``prestart``, when the pool starts (the server does);
@@ -179,11 +179,16 @@ class _Worker:
             self._buffer += chunk
 
     def demote(self, niceness: int) -> None:
-        """Lower the worker's CPU priority (for good: raising it back needs privileges)."""
+        """Lower the worker's CPU priority for good (raising it back needs privileges):
+        Linux's SCHED_IDLE where there is one (it runs only on otherwise idle cores),
+        and ``niceness``."""
         if not self.demoted and self.process.returncode is None:
             self.demoted = True
             with contextlib.suppress(OSError):
                 os.setpriority(os.PRIO_PROCESS, self.process.pid, niceness)
+            if hasattr(os, "SCHED_IDLE"):
+                with contextlib.suppress(OSError):
+                    os.sched_setscheduler(self.process.pid, os.SCHED_IDLE, os.sched_param(0))
 
     async def stop(self) -> int | None:
         """Kill the process and reap it; its exit status (negative: a signal)."""

@@ -197,4 +197,5 @@ async def test_a_script_burning_cpu_drops_to_a_low_priority_and_a_short_one_does
             while not worker.demoted:
                 await trio.sleep(0.05)
         assert os.getpriority(os.PRIO_PROCESS, worker.process.pid) == 10
+        assert os.sched_getscheduler(worker.process.pid) == os.SCHED_IDLE
         nursery.cancel_scope.cancel()
