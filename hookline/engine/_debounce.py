@@ -72,6 +72,13 @@ class Debounce(Generic[T]):
                 return
             heapq.heappop(self._heap)
 
+    def due_of(self, item: T) -> float | None:
+        """When the window holding ``item`` closes; None if no window holds it."""
+        for window in self._windows.values():
+            if window.item is item:
+                return window.due
+        return None
+
     def __len__(self) -> int:
         """How many windows are open (each holds one waiting item)."""
         return len(self._windows)

@@ -380,6 +380,11 @@ class Engine:
         """The live handle of a queued or running execution, if any."""
         return self._workflows.handle(execution_id)
 
+    def waiting_for(self, execution_id: str) -> str | None:
+        """What holds a queued execution of this process back from starting, in
+        words (``throttle: starts in 4.0 s``, ``debounce: ...``); None if nothing."""
+        return self._workflows.waiting_for(execution_id)
+
     async def cancel(self, execution_id: str) -> bool:
         """Cancel a queued or running execution. False if it is not live here."""
         if await self._workflows.cancel(execution_id):

@@ -125,7 +125,8 @@ class WorkflowRunner:
         # booked per execution before its start permit (``_booked``).
         throttle = workflow.throttle if cluster is None else None
         self._throttle = Gcra(throttle.rate) if throttle is not None else None
-        self._booking = 0  # cluster only: executions waiting for their booked start
+        # Cluster only: the executions waiting for their booked start, and when.
+        self._bookings: dict[str, float] = {}
         self._throttled: list[tuple[float, int, ExecutionHandle]] = []
         self._arrivals = itertools.count()
         self._debounced: set[str] = set()
@@ -135,7 +136,28 @@ class WorkflowRunner:
     @property
     def throttled(self) -> int:
         """Executions waiting for their booked start under ``throttle``."""
-        return len(self._throttled) + self._booking
+        return len(self._throttled) + len(self._bookings)
+
+    def waiting_for(self, execution_id: str) -> str | None:
+        """What holds a queued execution back from starting (``debounce`` or
+        ``throttle``), in words; None when nothing does."""
+        handle = self.handles.get(execution_id)
+        if handle is None:
+            return None
+        now = trio.current_time()
+        booked = self._bookings.get(execution_id)
+        for start, _, held in self._throttled:
+            if held is handle:
+                booked = start
+        if booked is not None:
+            return f"throttle: starts in {max(0.0, booked - now):.1f} s"
+        due = self._debounce.due_of(handle) if self._debounce is not None else None
+        if due is not None:
+            return (
+                f"debounce: starts in {max(0.0, due - now):.1f} s unless a newer delivery "
+                "with its key comes first"
+            )
+        return None
 
     @property
     def debouncing(self) -> int:
@@ -403,7 +425,7 @@ class WorkflowRunner:
         wait = await cluster.book_rate(scope_name, key, rate.interval, rate.tolerance)
         if wait <= 0:
             return True
-        self._booking += 1
+        self._bookings[handle.id] = trio.current_time() + wait
         try:
             with trio.CancelScope() as scope:
                 if self._intake_stopped:
@@ -416,7 +438,7 @@ class WorkflowRunner:
                 finally:
                     del self._permits[handle.id]
         finally:
-            self._booking -= 1
+            del self._bookings[handle.id]
         return handle.cancel_requested  # cancelled: recorded as never started
 
     async def _permitted(self, handle: ExecutionHandle) -> bool:

@@ -167,6 +167,14 @@ class WorkflowSet:
                 return found
         return None
 
+    def waiting_for(self, execution_id: str) -> str | None:
+        """What flow control holds a queued execution back for, if anything."""
+        for supervisor in self.live():
+            found = supervisor.runner.waiting_for(execution_id)
+            if found is not None:
+                return found
+        return None
+
     async def correlated(self, event: str, value: str) -> list[str]:
         """A delivery of workflow ``event`` correlating on ``value`` arrived: cancel
         the live executions whose ``cancel_on`` matches it; their ids."""

@@ -127,6 +127,8 @@ async def show_execution(execution_id: str) -> Response:
         return problem_response(404, "Not found", f"there is no execution {execution_id}")
     jobs = await store.list_jobs(execution_id)
     document = execution_json(record, jobs)
+    if record.status == "queued":
+        document["waiting_for"] = current_engine().waiting_for(execution_id)
     drawn = await ran_with(current_engine(), record)
     document["tree"] = [tree_row_json(row) for row in node_rows(drawn.workflow, jobs)]
     return json_response(document)

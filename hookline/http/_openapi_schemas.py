@@ -71,6 +71,13 @@ def schemas() -> dict[str, Schema]:
                     }
                 ),
                 "jobs": {"type": "array", "items": ref("Job")},
+                "waiting_for": nullable(
+                    {
+                        "type": "string",
+                        "description": "queued ones only: what flow control holds it "
+                        "back for (throttle, debounce), or null",
+                    }
+                ),
                 "tree": {
                     "type": "array",
                     "description": "the node tree, one row per node or branch label, "

@@ -120,6 +120,10 @@ async def test_a_throttled_execution_holds_no_slot_and_can_be_cancelled(
         await first.handle.wait_finished()
         await trio.testing.wait_all_tasks_blocked()
         assert statistics(engine).throttled == 2
+        assert engine.waiting_for(first.execution_id) is None
+        held = engine.waiting_for(third.execution_id)
+        assert held is not None
+        assert held.startswith("throttle: starts in 1")  # 120 s less what passed
         assert statistics(engine).running == 0
         assert await engine.cancel(waiting.execution_id)
         assert (await waiting.handle.wait_finished()).status == "cancelled"
@@ -222,6 +226,10 @@ async def test_debounce_runs_each_keys_last_delivery_once(
             handles[n] = admission.handle
         await trio.testing.wait_all_tasks_blocked()
         assert statistics(engine).debouncing == 10
+        held = engine.waiting_for(handles[199].id)
+        assert held is not None
+        assert held.startswith("debounce: starts in 30.0 s unless a newer delivery")
+        assert engine.waiting_for(handles[0].id) is None  # superseded: not live
         outcomes = {n: await handle.wait_finished() for n, handle in handles.items()}
         assert statistics(engine).debouncing == 0
         superseded = [o for o in outcomes.values() if o.status == "cancelled"]
