@@ -39,6 +39,7 @@ from ..errors import DefinitionError
 from ..nodes._call import NodeFunction, custom_node_types
 from ..nodes._registry import NodeListParser, NodeTypes
 from ..verify import SCHEMES, Verifier, compile_verifiers
+from ..verify._plugin_schemes import plugin_schemes
 from ._definition import (
     HTTP_METHODS,
     CancelOn,
@@ -378,8 +379,9 @@ def _verifier(fields: Fields, index: int, entry: object) -> Verifier:
     if not isinstance(entry, Mapping) or len(entry) != 1:
         fields.fail(here, "a one-key mapping such as {github: {secret: env:NAME}}", entry)
     ((scheme, options),) = entry.items()
-    if scheme not in VERIFY_SCHEMES:
-        fields.fail(f"{here}.{scheme}", "a scheme, one of " + ", ".join(VERIFY_SCHEMES), scheme)
+    if scheme not in VERIFY_SCHEMES and scheme not in plugin_schemes():
+        known = (*VERIFY_SCHEMES, *plugin_schemes())
+        fields.fail(f"{here}.{scheme}", "a scheme, one of " + ", ".join(known), scheme)
     options = {} if options is None else options
     if not isinstance(options, Mapping):
         fields.fail(f"{here}.{scheme}", "a mapping of options", options)
