@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import ClassVar
 
 import attrs
 import httpx
@@ -50,6 +51,33 @@ class SurrogateNode:
 @register("surrogate_test")
 def _parse_surrogate(fields: Fields, nodes: NodeListParser) -> SurrogateNode:
     return SurrogateNode()
+
+
+@attrs.frozen
+class InlineSurrogateNode:
+    """The same from a node type that runs inline, whose result is not checked before
+    the store sees it: the execution's end must still be recorded."""
+
+    inline: ClassVar[bool] = True
+
+    def branches(self) -> Sequence[Sequence[NodeSpec]]:
+        return ()
+
+    async def run(self, job: Job) -> NodeResult:
+        return NodeResult(output="\udfff")
+
+
+@register("inline_surrogate_test")
+def _parse_inline(fields: Fields, nodes: NodeListParser) -> InlineSurrogateNode:
+    return InlineSurrogateNode()
+
+
+INLINE = """
+key: inline
+trigger: {type: webhook, path: inline}
+nodes:
+  - {key: make, type: inline_surrogate_test}
+"""
 
 
 async def test_200_legitimate_deliveries_among_50_bad_ones_are_all_accepted(
@@ -101,3 +129,25 @@ async def test_a_node_returning_a_lone_surrogate_fails_its_job_and_execution() -
         assert "text holds a lone surrogate" in job.error
         # The next node never ran on the bad value.
         assert [j.node for j in await store.list_jobs(execution_id)] == ["make"]
+
+
+async def test_an_execution_whose_end_cannot_be_stored_is_recorded_failed() -> None:
+    async with running_server([INLINE]) as server:
+        response = await server.client.post("/api/webhooks/inline", json={})
+        assert response.status_code == 202
+        store = server.engine.store
+        execution_id = response.json()["execution_id"]
+
+        async def ended() -> bool:
+            record = await store.get_execution(execution_id)
+            return record is not None and record.status not in ("queued", "running")
+
+        with trio.fail_after(5):
+            while not await ended():
+                await trio.sleep(0.01)
+        record = await store.get_execution(execution_id)
+        assert record is not None
+        assert record.status == "failed"
+        assert record.error is not None
+        assert "could not be stored" in record.error
+        assert "lone surrogate" in record.error
