@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MAX_MATCHED",
+    "Action",
     "BulkFilter",
     "BulkProgress",
     "BulkRun",

@@ -15,13 +15,13 @@ from typing import Any
 
 from quart import Blueprint, Response, current_app, request
 
-from ..engine._bulk import BulkFilter, BulkProgress, BulkRun, matching
+from ..engine._bulk import Action, BulkFilter, BulkProgress, BulkRun, matching
 from ..engine._engine import Engine
 from ._executions import current_engine
 from ._list_query import EXECUTION_STATUSES, BadQuery, parse_time
 from ._responses import json_response, problem_response
 
-__all__ = ["bulk_api", "progress_json"]
+__all__ = ["bulk_api", "filter_from", "find_run", "progress_json", "start_run"]
 
 bulk_api = Blueprint("bulk_api", __name__)
 
@@ -35,7 +35,7 @@ def _runs(engine: Engine) -> dict[str, BulkRun]:
     return _RUNS.setdefault(engine, {})
 
 
-def _filter(body: dict[str, Any]) -> BulkFilter:
+def filter_from(body: dict[str, Any]) -> BulkFilter:
     """The filter a request asks for. Raises BadQuery naming the field."""
     unknown = sorted(set(body) - set(_FIELDS))
     if unknown:
@@ -63,6 +63,22 @@ def _filter(body: dict[str, Any]) -> BulkFilter:
         until=times["until"],
         error=body.get("error") or None,
     )
+
+
+def start_run(engine: Engine, action: Action, selector: BulkFilter, ids: list[str]) -> BulkRun:
+    """Start a bulk run of ``ids`` in the app's background; it is kept for GET."""
+    run = BulkRun(action, selector, ids, clock=engine.clock)
+    runs = _runs(engine)
+    runs[run.id] = run
+    for old in [r for r in runs.values() if r.state != "running"][:-KEPT]:
+        del runs[old.id]
+    current_app.add_background_task(run.run, engine)
+    return run
+
+
+def find_run(engine: Engine, run_id: str) -> BulkRun | None:
+    """A bulk run this server started (and still keeps)."""
+    return _runs(engine).get(run_id)
 
 
 def progress_json(progress: BulkProgress) -> dict[str, Any]:
@@ -100,19 +116,14 @@ async def start_bulk() -> Response:
             422, "Invalid bulk action", "action must be replay or retry", field="action"
         )
     try:
-        selector = _filter(body)
+        selector = filter_from(body)
     except BadQuery as exc:
         return problem_response(400, "Bad filter", str(exc))
     engine = current_engine()
     ids = await matching(engine, selector)
     if body.get("dry_run") is True:
         return json_response({"action": action, "matched": len(ids), "dry_run": True})
-    run = BulkRun(action, selector, ids, clock=engine.clock)
-    runs = _runs(engine)
-    runs[run.id] = run
-    for old in [r for r in runs.values() if r.state != "running"][:-KEPT]:
-        del runs[old.id]
-    current_app.add_background_task(run.run, engine)
+    run = start_run(engine, action, selector, ids)
     response = json_response(progress_json(run.progress()), 202)
     response.headers["location"] = f"/api/bulk/{run.id}"
     return response
@@ -126,7 +137,7 @@ async def list_bulk() -> Response:
 
 @bulk_api.get("/api/bulk/<run_id>")
 async def show_bulk(run_id: str) -> Response:
-    run = _runs(current_engine()).get(run_id)
+    run = find_run(current_engine(), run_id)
     if run is None:
         return problem_response(404, "Not found", f"there is no bulk run '{run_id}'")
     return json_response(progress_json(run.progress()))
@@ -134,7 +145,7 @@ async def show_bulk(run_id: str) -> Response:
 
 @bulk_api.post("/api/bulk/<run_id>/cancel")
 async def cancel_bulk(run_id: str) -> Response:
-    run = _runs(current_engine()).get(run_id)
+    run = find_run(current_engine(), run_id)
     if run is None:
         return problem_response(404, "Not found", f"there is no bulk run '{run_id}'")
     run.cancel()

@@ -1,0 +1,61 @@
+"""The executions page's Retry all / Replay all buttons: a paced bulk run over the
+page's filter, its progress page, and hookline's alert and invalid-file states."""
+
+from __future__ import annotations
+
+import re
+
+import trio
+
+from hookline.testing import register_test_nodes
+from tests.conftest import StoreFactory
+from tests.http.conftest import running_server
+
+register_test_nodes()
+
+FLAKY = """
+key: flaky
+nodes:
+  - key: check
+    type: condition
+    if: {gt: ["{{$context.data.n}}", 0]}
+    else:
+      - {key: boom, type: fail, message: "n must be positive"}
+"""
+
+
+def csrf(page: str) -> str:
+    found = re.search(r'name="csrf" value="([^"]+)"', page)
+    assert found is not None
+    return found.group(1)
+
+
+async def test_retry_all_from_the_executions_page_shows_its_progress(
+    make_store: StoreFactory,
+) -> None:
+    async with running_server([FLAKY], store=make_store()) as server:
+        client = server.client
+        for n in (-1, -2, 3):
+            await server.engine.run("flaky", data={"n": n})
+        page = (await client.get("/ui/executions?workflow=flaky&status=failed")).text
+        assert 'value="retry">Retry all</button>' in page
+        started = await client.post(
+            "/ui/bulk",
+            data={"csrf": csrf(page), "action": "retry", "workflow": "flaky", "status": "failed"},
+        )
+        assert started.status_code == 303
+        run_page = started.headers["location"]
+        assert run_page.startswith("/ui/bulk/")
+        first = (await client.get(run_page)).text
+        assert "bulk retry of 2 executions started" in first
+        with trio.fail_after(10):
+            while True:
+                shown = (await client.get(run_page)).text
+                if 'id="bulk-state">finished' in shown:
+                    break
+                assert 'http-equiv="refresh"' in shown
+                await trio.sleep(0.02)
+        assert "2 of 2 done, 0 failed" in shown
+        forged = await client.post("/ui/bulk", data={"csrf": "nope", "action": "retry"})
+        assert forged.status_code == 403
+        assert (await client.get("/ui/bulk/nope")).status_code == 404
