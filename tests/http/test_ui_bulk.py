@@ -7,6 +7,8 @@ import re
 
 import trio
 
+from hookline.engine._alert_monitor import AlertMonitor, AlertsConfig
+from hookline.engine._alerts import AlertRule
 from hookline.testing import register_test_nodes
 from tests.conftest import StoreFactory
 from tests.http.conftest import running_server
@@ -59,3 +61,14 @@ async def test_retry_all_from_the_executions_page_shows_its_progress(
         forged = await client.post("/ui/bulk", data={"csrf": "nope", "action": "retry"})
         assert forged.status_code == 403
         assert (await client.get("/ui/bulk/nope")).status_code == 404
+
+
+async def test_the_workflows_page_shows_alert_states(make_store: StoreFactory) -> None:
+    rule = AlertRule("failing", "failure_rate", 0.5, min_executions=1)
+    async with running_server([FLAKY], store=make_store()) as server:
+        monitor = AlertMonitor(server.engine, AlertsConfig(rules=(rule,)))
+        await server.engine.run("flaky", data={"n": -1})
+        await monitor.check()
+        page = (await server.client.get("/ui/")).text
+    assert '<tr data-alert="failing" data-workflow="flaky">' in page
+    assert '<span class="pill failed">firing</span>' in page
