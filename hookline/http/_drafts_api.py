@@ -165,7 +165,7 @@ async def rollback_workflow(key: str) -> Response:
     return json_response(document)
 
 
-def _test_run_json(run: TestRun, record: Any, jobs: Any) -> dict[str, Any]:
+def _test_run_json(run: TestRun, status: str, record: Any, jobs: Any) -> dict[str, Any]:
     answer = None
     if run.answer is not None:
         answer = {
@@ -177,7 +177,7 @@ def _test_run_json(run: TestRun, record: Any, jobs: Any) -> dict[str, Any]:
         "id": run.id,
         "workflow": run.workflow.key,
         "test": True,
-        "status": run.status,
+        "status": status,
         "error": run.error,
         "answered_from": run.answered_from,
         "skip_verify": run.skip_verify,
@@ -228,7 +228,7 @@ async def start_test_run() -> Response:
         return problem_response(
             422, "Invalid workflow definition", str(exc), field=exc.path, expected=exc.expected
         )
-    response = json_response(_test_run_json(run, None, ()), 202)
+    response = json_response(_test_run_json(run, "running", None, ()), 202)
     response.headers["location"] = f"/api/test-runs/{run.id}"
     return response
 
@@ -238,5 +238,5 @@ async def show_test_run(run_id: str) -> Response:
     run = test_runs(current_app.config).get(run_id)
     if run is None:
         return problem_response(404, "Not found", f"there is no test run {run_id}")
-    record, jobs = await run.snapshot()
-    return json_response(_test_run_json(run, record, jobs))
+    status, record, jobs = await run.snapshot()
+    return json_response(_test_run_json(run, status, record, jobs))

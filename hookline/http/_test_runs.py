@@ -81,17 +81,20 @@ class TestRun:
     jobs: tuple[JobRecord, ...] = ()
     engine: Engine | None = None
 
-    async def snapshot(self) -> tuple[ExecutionRecord | None, tuple[JobRecord, ...]]:
-        """The execution's record and jobs now: read live while it runs."""
+    async def snapshot(self) -> tuple[str, ExecutionRecord | None, tuple[JobRecord, ...]]:
+        """The run's status, its execution's record and its jobs now (read live while it
+        runs). The status is read first: a run that ends meanwhile still reads running,
+        so a page never shows it ended with the jobs of a moment before."""
+        status = self.status
         engine = self.engine
         if engine is not None and self.execution_id is not None:
             try:
                 record = await engine.store.get_execution(self.execution_id)
                 jobs = tuple(await engine.store.list_jobs(self.execution_id))
             except HooklineError:
-                return self.record, self.jobs
-            return record, jobs
-        return self.record, self.jobs
+                return status, self.record, self.jobs
+            return status, record, jobs
+        return status, self.record, self.jobs
 
 
 def recorded_answers(jobs: list[JobRecord]) -> dict[tuple[str, str], Recorded]:
@@ -184,7 +187,7 @@ class TestRuns:
                     run.answer = admission.answer or handle.answer
                     if run.answer is None and workflow.trigger.mode == "sync":
                         run.answer = finished_answer(outcome)
-            run.record, run.jobs = await run.snapshot()
+            _, run.record, run.jobs = await run.snapshot()
             run.status = run.record.status if run.record is not None else "failed"  # type: ignore[assignment]
             run.error = run.record.error if run.record is not None else "the run was lost"
             run.engine = None

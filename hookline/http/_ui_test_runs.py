@@ -84,7 +84,7 @@ async def test_run_page(run_id: str) -> Response:
     run = test_runs(current_app.config).get(run_id)
     if run is None:
         return await error_page(404, "Not found", f"there is no test run {run_id}")
-    record, jobs = await run.snapshot()
+    status, record, jobs = await run.snapshot()
     rows = node_rows(run.workflow, jobs)
     width, height = svg_size(rows)
     by_node: dict[str, list[Any]] = {}
@@ -99,6 +99,7 @@ async def test_run_page(run_id: str) -> Response:
     page = await render_template(
         "test_run.html",
         run=run,
+        status=status,
         record=record,
         rows=rows,
         by_node=by_node,
@@ -106,6 +107,6 @@ async def test_run_page(run_id: str) -> Response:
         height=height,
         box_width=BOX_WIDTH,
         answer=answer,
-        live=run.status == "running",
+        live=status == "running",
     )
     return Response(page, 200, content_type="text/html; charset=utf-8")

@@ -11,7 +11,7 @@ import httpx
 import pytest
 import trio
 
-from tests.http.conftest import Server, running_server
+from tests.http.conftest import Server, gate, running_server
 
 SIGNUP = """\
 key: signup
@@ -161,3 +161,41 @@ async def test_test_runs_through_the_admin_api(server: Server) -> None:
     bad = await server.client.post("/api/test-runs", json={"definition": "key: [", "delivery": {}})
     assert bad.status_code == 422
     assert (await server.client.get("/api/test-runs/nope")).status_code == 404
+
+
+GATED = """\
+key: gated
+trigger: {type: webhook, path: gated}
+nodes:
+  - {key: first, type: set, values: {a: 1}}
+  - {key: wait, type: http_test_gate, name: test-run}
+  - {key: last, type: set, values: {b: 2}}
+"""
+
+
+async def test_the_tree_fills_in_while_the_run_runs(server: Server) -> None:
+    started = await server.client.post(
+        "/api/test-runs", json={"definition": GATED, "delivery": {"body": "{}"}}
+    )
+    location = started.headers["location"]
+    held = gate("test-run")
+    await held.entered.wait()
+    run = (await server.client.get(location)).json()
+    assert run["status"] == "running"
+    statuses = {row["key"]: row["status"] for row in run["tree"]}
+    # A job shows once the store has it: at its end, or at a checkpoint (delay nodes).
+    assert statuses["first"] == "succeeded"
+    assert statuses["wait"] in ("running", "not_run")
+    assert statuses["last"] == "not_run"
+    page = (await server.client.get(f"/ui/test-runs/{run['id']}")).text
+    assert 'data-refresh-ms="700"' in page  # the page refreshes itself while it runs
+
+    held.open()
+    for _ in range(250):
+        run = (await server.client.get(location)).json()
+        if run["status"] != "running":
+            break
+        await trio.sleep(0.02)
+    assert [row["status"] for row in run["tree"]] == ["succeeded"] * 3
+    page = (await server.client.get(f"/ui/test-runs/{run['id']}")).text
+    assert 'data-refresh-ms="0"' in page
