@@ -34,6 +34,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import os
 import signal
 import struct
@@ -140,6 +141,11 @@ class _Worker:
         self.process = process
         self.known: set[str] = set()
         self.demoted = False
+        # The run in progress, as the watchdog sees it (trio times; CPU seconds).
+        self.deadline = math.inf
+        self.watch_from = math.inf
+        self.cpu_from: float | None = None
+        self.timed_out = False
         self._buffer = bytearray()
 
     async def send(self, message: Mapping[str, Any], inputs: bytes = b"") -> None:
@@ -211,6 +217,8 @@ class ScriptPool:
         self._busy = 0
         self._waiting = 0
         self._started = 0
+        self._watched: set[_Worker] = set()  # workers running a script
+        self._watching = trio.Event()  # set when the first of them starts
         self._starting = 0  # replacements being started in the background
         self._arrived = trio.Event()  # set when one is ready (or failed)
         self._nursery: trio.Nursery | None = None
@@ -233,6 +241,7 @@ class ScriptPool:
                         for _ in range(self.config.workers):
                             self._starting += 1
                             starting.start_soon(self._replace)
+                nursery.start_soon(self._watch)
                 self._running.set()
                 task_status.started()
                 await trio.sleep_forever()
@@ -332,49 +341,68 @@ class ScriptPool:
         time_limit: float,
     ) -> tuple[ScriptOutcome, bool]:
         limit = self.config.max_result + _LINES_ROOM
-        with trio.move_on_after(time_limit + _GRACE):
-            try:
-                for _ in range(2):
-                    message = dict(request, id=self._runs)
-                    if script.sid not in worker.known:
-                        message["source"] = script.body
-                    await worker.send(message, inputs)
-                    reply = await self._receive(worker, limit)
-                    worker.known.add(script.sid)
-                    if not reply.get("unknown"):
-                        return _outcome(reply), True
-                    worker.known.discard(script.sid)  # evicted from its cache: send again
-                return ScriptOutcome(error="the script's worker lost it twice"), False
-            except _WorkerDied as exc:
-                status = await worker.stop()
-                if status == -signal.SIGXCPU:
-                    return ScriptOutcome(limit="time"), False
-                detail = f" ({exc.args[0]})" if exc.args else ""
-                return (
-                    ScriptOutcome(
-                        error=f"the script's worker process stopped while running it "
-                        f"({_exit(status)}{detail}): past its memory cap of "
-                        f"{format_size(self.config.worker_memory)}, most likely",
-                        limit="memory",
-                    ),
-                    False,
-                )
-        return ScriptOutcome(limit="time"), False  # killed by the caller (see execute)
+        # No cancel scope per run (they cost a quarter of the pool's CPU): the watchdog
+        # kills a worker past its deadline, and the pipe's end tells this task.
+        now = trio.current_time()
+        worker.deadline = now + time_limit + _GRACE
+        worker.watch_from = now + _DEMOTE_AFTER
+        worker.cpu_from = None
+        worker.timed_out = False
+        self._watched.add(worker)
+        self._watching.set()
+        try:
+            for _ in range(2):
+                message = dict(request, id=self._runs)
+                if script.sid not in worker.known:
+                    message["source"] = script.body
+                await worker.send(message, inputs)
+                reply = await worker.receive(limit)
+                worker.known.add(script.sid)
+                if not reply.get("unknown"):
+                    return _outcome(reply), True
+                worker.known.discard(script.sid)  # evicted from its cache: send again
+            return ScriptOutcome(error="the script's worker lost it twice"), False
+        except _WorkerDied as exc:
+            status = await worker.stop()
+            if worker.timed_out or status == -signal.SIGXCPU:
+                return ScriptOutcome(limit="time"), False
+            detail = f" ({exc.args[0]})" if exc.args else ""
+            return (
+                ScriptOutcome(
+                    error=f"the script's worker process stopped while running it "
+                    f"({_exit(status)}{detail}): past its memory cap of "
+                    f"{format_size(self.config.worker_memory)}, most likely",
+                    limit="memory",
+                ),
+                False,
+            )
+        finally:
+            self._watched.discard(worker)
 
-    async def _receive(self, worker: _Worker, limit: int) -> dict[str, Any]:
-        """The answer. A run still going after 50 ms is watched: once its worker has
-        burnt 50 ms more of CPU, its priority drops (the wall clock alone would demote
-        short scripts on a busy machine). Short runs never read /proc."""
-        first: float | None = None
-        while not worker.demoted:
-            with trio.move_on_after(_DEMOTE_AFTER):
-                return await worker.receive(limit)
-            used = _cpu_seconds(worker.process.pid)
-            if first is None:
-                first = used
-            if used is None or first is None or used - first >= _DEMOTE_AFTER:
-                worker.demote(self.config.niceness)
-        return await worker.receive(limit)
+    async def _watch(self) -> None:
+        """Every 50 ms while scripts run: kill the workers past their deadline, and
+        demote those whose script has burnt 50 ms of CPU since its first 50 ms (the
+        wall clock alone would demote short scripts on a busy machine; short runs never
+        read /proc)."""
+        while True:
+            if not self._watched:
+                self._watching = trio.Event()
+                await self._watching.wait()
+            await trio.sleep(_DEMOTE_AFTER)
+            now = trio.current_time()
+            for worker in list(self._watched):
+                if now >= worker.deadline:
+                    worker.timed_out = True
+                    if worker.process.returncode is None:
+                        worker.process.kill()
+                elif not worker.demoted and now >= worker.watch_from:
+                    used = _cpu_seconds(worker.process.pid)
+                    if used is None:
+                        worker.demote(self.config.niceness)
+                    elif worker.cpu_from is None:
+                        worker.cpu_from = used
+                    elif used - worker.cpu_from >= _DEMOTE_AFTER:
+                        worker.demote(self.config.niceness)
 
     # -- workers -------------------------------------------------------------------------
 
