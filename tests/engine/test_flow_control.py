@@ -7,6 +7,7 @@ import bisect
 import textwrap
 from collections import defaultdict
 
+import attrs
 import pytest
 import trio
 import trio.testing
@@ -309,3 +310,28 @@ def test_cancel_on_names_a_workflow_and_a_template() -> None:
             source="x.yaml",
         )
     assert error.value.path == "cancel_on[0].event"
+
+
+async def test_throttled_and_debounced_executions_resume_after_a_restart(
+    autojump_clock: trio.testing.MockClock, make_store: StoreFactory
+) -> None:
+    throttled = workflow("throttle: {limit: 1, period: 1m}")
+    debounced = attrs.evolve(
+        workflow('debounce: {period: 30s, key: "{{$context.data.n}}"}'), key="later"
+    )
+    async with open_engine(
+        [throttled, debounced], store=make_store(), nodes={"stamp": stamp}
+    ) as engine:
+        ids = [(await engine.submit("flow", data={"n": n})).execution_id for n in range(3)]
+        ids.append((await engine.submit("later", data={"n": 9})).execution_id)
+        await trio.testing.wait_all_tasks_blocked()
+        assert statistics(engine).throttled == 2
+    # Stopped with two executions throttled and one debouncing: all stayed queued.
+    async with open_engine(
+        [throttled, debounced], store=make_store(), nodes={"stamp": stamp}
+    ) as engine:
+        handles = [engine.handle(execution_id) for execution_id in ids[1:]]
+        for handle in handles:
+            assert handle is not None
+            assert (await handle.wait_finished()).succeeded
+    assert sorted(data["n"] for _, data in STARTS) == [0, 1, 2, 9]  # type: ignore[index]
