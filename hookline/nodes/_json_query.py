@@ -7,8 +7,8 @@ workflow with the field's path rather than failing every execution.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import ClassVar
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
 
 import attrs
 import jmespath
@@ -40,11 +40,31 @@ class JsonQueryNode:
         return ()
 
     async def run(self, job: Job) -> NodeResult:
-        data = job.render(self.source)
+        data = _for_jmespath(job.render(self.source))
         try:
             return NodeResult(output=self.query.search(data))
         except jmespath.exceptions.JMESPathError as exc:
             raise NodeError(f"the query {self.expression!r} failed: {exc}") from exc
+
+
+def _for_jmespath(value: Any) -> Any:
+    """``value`` with mappings that are not dicts (``$context`` and its files, whose
+    parts are computed when read) made dicts: JMESPath's functions (``keys``,
+    ``length``...) know no other mapping. Plain JSON data is left as it is, unwalked."""
+    if isinstance(value, Mapping) and type(value) is not dict:
+        return _plain(value)
+    children = value.values() if type(value) is dict else value if type(value) is list else ()
+    if any(isinstance(child, Mapping) and type(child) is not dict for child in children):
+        return _plain(value)
+    return value
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    return value
 
 
 @register("json_query")

@@ -13,13 +13,15 @@ import msgpack
 import trio
 import trio.testing
 
+from hookline.definition import Fields
 from hookline.engine._delivery import Delivery, embedded_delivery
 from hookline.engine._engine import open_engine
 from hookline.engine._loader import load_workflow_text
 from hookline.engine._recovery import recovered_delivery, stored_delivery
 from hookline.engine._request_context import FileInfo
+from hookline.nodes._registry import parse_node
 from hookline.store._records import DeliveryRecord, ExecutionRecord
-from hookline.testing import register_test_nodes
+from hookline.testing import FakeJob, register_test_nodes
 from tests.conftest import StoreFactory
 
 register_test_nodes()
@@ -165,3 +167,25 @@ async def test_a_resumed_execution_reads_the_same_binary_body(
         outcome = await handle.wait_finished()
     assert outcome.status == "succeeded"
     assert outcome.output == {"b64": base64.b64encode(PNG).decode(), "raw": None}
+
+
+async def test_json_query_reads_the_lazy_parts_of_the_context() -> None:
+    info = FileInfo("a.txt", "text/plain", b"hi")
+    one = delivery(b"x=1", "application/x-www-form-urlencoded", files={"f": info})
+    spec = parse_node(
+        Fields(
+            {
+                "key": "q",
+                "type": "json_query",
+                "source": "{{$context}}",
+                "query": "[raw, length(keys(@)), files.f.text, keys(files.f)]",
+            },
+            source="w.yaml",
+        )
+    )
+    job = FakeJob({"context": one.context()}, spec=spec)
+    output = (await spec.config.run(job)).output
+    assert output[0] == "x=1"
+    assert output[1] == len(one.context().keys())
+    assert output[2] == "hi"
+    assert set(output[3]) == {"filename", "content_type", "size", "text", "base64", "sha256"}
