@@ -10,6 +10,7 @@ import click
 import yaml
 
 from ._cli_client import AdminClient, admin_options, console, print_json, styled, table
+from ._plugins import load_plugins
 from .engine._loader import (
     WORKFLOW_SUFFIXES,
     check_workflow_text,
@@ -33,14 +34,19 @@ def validate_command(path: str) -> None:
     ``env:NAME`` but not set here is a warning (exit 0): ``hookline serve`` refuses that
     workflow until it is set."""
     target = Path(path)
+    # The node types and verify schemes of installed plugins, as hookline serve has them.
+    plugins = load_plugins()
+    plugins.register_verifiers()
+    for broken in plugins.broken:
+        click.echo(f"plugin not loaded: {broken.describe()}", err=True)
     if target.is_dir():
-        result = load_workflows(target, unset_env="warn")
+        result = load_workflows(target, unset_env="warn", nodes=plugins.nodes)
         loaded, errors = list(result.workflows), list(result.errors)
         warnings = list(result.warnings)
     else:
         try:
             text = target.read_text("utf-8")
-            workflow, unset = check_workflow_text(text, source=path)
+            workflow, unset = check_workflow_text(text, source=path, nodes=plugins.nodes)
         except DefinitionError as exc:
             loaded, errors, warnings = [], [exc], []
         else:

@@ -185,3 +185,11 @@ def test_a_server_runs_plugins_and_starts_despite_a_broken_one(
     finally:
         server.stop(2)
     assert any("vanishing" in line for line in server.output)
+
+
+def test_workflows_validate_knows_the_plugins(plugin_path: Path, tmp_path: Path) -> None:
+    (tmp_path / "loud.yaml").write_text(USES_BOTH)
+    done = run_cli(plugin_path, "workflows", "validate", str(tmp_path / "loud.yaml"))
+    assert done.returncode == 0, done.stderr
+    assert "ok" in done.stdout
+    assert "plugin not loaded: hookline.nodes 'vanishing'" in done.stderr
