@@ -10,7 +10,8 @@ execution.
 Every request ends as a recorded delivery: accepted ones are stored by the engine with
 their execution; refused ones (404, 405, 403, 401, 408, 413, 400, 409, 422, 429, 503
 and the unexpected 500) are recorded here with their verdict, reason and status, their
-secret and signature headers redacted.
+secret and signature headers redacted. The one exception is a CORS preflight to a
+workflow with ``trigger.cors`` (:mod:`._cors`): answered 204, it is no delivery.
 
 :func:`handle_webhook` works on the ASGI scope and the body as it arrives, with no
 Quart request: :class:`~hookline.http._webhook_asgi.WebhookIngress` serves it in front
