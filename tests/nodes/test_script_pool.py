@@ -199,3 +199,28 @@ async def test_a_script_burning_cpu_drops_to_a_low_priority_and_a_short_one_does
         assert os.getpriority(os.PRIO_PROCESS, worker.process.pid) == 10
         assert os.sched_getscheduler(worker.process.pid) == os.SCHED_IDLE
         nursery.cancel_scope.cancel()
+
+
+PARALLEL = """
+key: both
+nodes:
+  - key: fan
+    type: parallel
+    mode: all
+    branches:
+      - [{key: left, type: code, timeout: 20s, code: "while (!globalThis.stop) {} return 1;"}]
+      - [{key: right, type: code, timeout: 20s, code: "while (!globalThis.stop) {} return 2;"}]
+"""
+
+
+async def test_the_scripts_of_one_execution_run_in_parallel() -> None:
+    workflow = load_workflow_text(PARALLEL, source="both.yaml", env={})
+    config = ScriptPoolConfig(workers=2, prestart=True)
+    async with open_engine([workflow], scripts=config) as engine:
+        await engine.submit("both")
+        with trio.fail_after(10):
+            while engine.scripts.statistics().idle:
+                await trio.sleep(0.01)  # until both branches hold a worker at once
+        stats = engine.scripts.statistics()
+        assert (stats.workers, stats.idle, stats.waiting) == (2, 0, 0)
+        engine.hurry()
