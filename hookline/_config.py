@@ -21,8 +21,8 @@ import attrs
 
 from .engine._alert_monitor import AlertsConfig
 from .engine._alerts import METRICS, AlertRule
-from .engine._supervisor import RestartPolicy
 from .engine._refusal_limit import BucketRate, RefusalPolicy
+from .engine._supervisor import RestartPolicy
 from .errors import ConfigError
 from .nodes._script_pool import ScriptPoolConfig
 
