@@ -168,6 +168,12 @@ class WorkerPool:
             if child.poll() is None:
                 child.send_signal(signum)
 
+    def reload(self) -> None:
+        """Pass SIGHUP on to every child: each loads its workflows folder again."""
+        for child in self._children.values():
+            if child.poll() is None:
+                child.send_signal(signal.SIGHUP)
+
     async def run(self, *, task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> int:
         """Start the children and supervise them until all have exited (see the class).
 
@@ -283,7 +289,7 @@ def serve_workers(command: Sequence[str], *, bind: str, workers: int) -> int:
 
 
 async def _run_until_signalled(pool: WorkerPool) -> int:
-    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_pass_signals, pool, signals)
             status = await pool.run()
@@ -293,7 +299,10 @@ async def _run_until_signalled(pool: WorkerPool) -> int:
 
 async def _pass_signals(pool: WorkerPool, signals: AsyncIterator[int]) -> None:
     async for signum in signals:
-        pool.signal(signum)
+        if signum == signal.SIGHUP:
+            pool.reload()  # hot reload, not a stop
+        else:
+            pool.signal(signum)
 
 
 async def _lines(stream: trio.abc.ReceiveStream) -> AsyncIterator[str]:

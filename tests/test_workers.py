@@ -36,6 +36,7 @@ def on_term(signum, frame):
         sys.exit(0)
 signal.signal(signal.SIGTERM, on_term)
 signal.signal(signal.SIGINT, on_term)
+signal.signal(signal.SIGHUP, lambda signum, frame: print("hup", flush=True))
 if mode == "broken":
     print("cannot reach the store", file=sys.stderr)
     sys.exit(2)
@@ -207,6 +208,19 @@ async def test_pool_passes_a_second_signal_on(listener: socket.socket) -> None:
             pool.signal(signal.SIGINT)
     assert statuses == [0]
     assert out.getvalue().count("term 2") == 2
+
+
+async def test_pool_passes_sighup_on_without_stopping(listener: socket.socket) -> None:
+    pool, out = _pool(listener, "calm", workers=2)
+    statuses: list[int] = []
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            await _start(nursery, pool, statuses)
+            pool.reload()
+            await _until(lambda: out.getvalue().count("hup") == 2)
+            assert len(pool.statistics().pids) == 2  # still serving
+            pool.signal(signal.SIGTERM)
+    assert statuses == [0]
 
 
 async def test_pool_replaces_a_killed_worker(
