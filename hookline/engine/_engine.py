@@ -27,6 +27,7 @@ from ._answers import ExecutionOutcome
 from ._cluster import Cluster, ClusterStatistics
 from ._definition import Workflow
 from ._delivery import Delivery, embedded_delivery
+from ._event_board import EventBoard
 from ._groups import lone_error
 from ._handle import ExecutionHandle
 from ._intake import Intake
@@ -113,6 +114,9 @@ class Engine:
         """How many crashes each supervisor absorbs (the engine's root, each workflow's)."""
         self._root = Supervisor("engine", policy=self.restart)
         self._workflows = WorkflowSet(store, self._root, restart=self.restart, clock=self.clock)
+        # Where ``wait`` nodes wait for events, offered by intake as they are stored.
+        self.events = EventBoard(store, self.clock, lambda: self._workflows.definitions, self.env)
+        self.services = attrs.evolve(self.services, events=self.events)
         self.cluster: Cluster | None = None
         coordinator = store.backend.coordinator
         if coordinator is not None:
@@ -124,7 +128,9 @@ class Engine:
                 threaded=store.backend.threaded,
             )
             self.cluster.on_definitions_changed = self.reload
-        self._intake = Intake(store, self._workflows, pending_limit, clock=self.clock)
+        self._intake = Intake(
+            store, self._workflows, pending_limit, clock=self.clock, events=self.events
+        )
         self._stop = trio.Event()
         self._stopped = trio.Event()
         self._drain_scope = trio.CancelScope()

@@ -17,6 +17,7 @@ from ..store._records import ExecutionRecord
 from ..store._store import Store
 from ._admission import Admission
 from ._delivery import Delivery
+from ._event_board import EventBoard
 from ._recovery import RETRYABLE, not_retryable, recovered_delivery, stored_delivery
 from ._workflow_set import WorkflowSet
 from ._workflow_supervisor import WorkflowSupervisor
@@ -36,8 +37,10 @@ class Intake:
         pending_limit: int,
         *,
         clock: Callable[[], float] = time.time,
+        events: EventBoard | None = None,
     ) -> None:
         self.store = store
+        self.events = events
         self.clock = clock
         self.workflows = workflows
         self.pending_limit = pending_limit
@@ -82,8 +85,19 @@ class Intake:
             if scope.cancelled_caught:
                 raise Unavailable("the engine is shutting down", retry_after=10.0)
         if admission.correlation is not None:
-            await self.workflows.correlated(delivery.workflow, admission.correlation)
+            await self._offer(delivery.workflow, admission)
         return admission
+
+    async def _offer(self, event: str, admission: Admission) -> None:
+        """A stored event: to the waits on its value, and to ``cancel_on``."""
+        value = admission.correlation
+        assert value is not None
+        woken = 0
+        if self.events is not None and admission.handle is not None:
+            woken = self.events.offer(event, value, admission.handle.template_context())
+        cancelled = await self.workflows.correlated(event, value)
+        if not woken and not cancelled and self.events is not None:
+            self.events.unmatched(event, value)
 
     async def replay(self, execution_id: str) -> Admission:
         record = await self.stored(execution_id)

@@ -189,7 +189,9 @@ class WorkflowSupervisor:
             correlate = self.workflow.trigger.correlate
             if correlate is None or admission.replayed:
                 return admission
-            return attrs.evolve(admission, correlation=rate_key(correlate, roots))
+            # A delivery that renders no value (a Slack mention, not a reaction) is no event.
+            value = rate_key(correlate, roots)
+            return attrs.evolve(admission, correlation=value) if value else admission
         except QueueFull:
             if key is None:
                 raise

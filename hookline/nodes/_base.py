@@ -102,10 +102,24 @@ class NodeServices:
     workflows: Workflows | None = None  # runs other workflows (the engine)
     # The worker processes of code nodes (the engine's); None: a pool per trio run.
     scripts: ScriptPool | None = None
+    events: EventWaits | None = None  # what ``wait`` nodes wait on (the engine's)
     env: Mapping[str, str] = attrs.field(factory=dict)
     # The wall clock (unix seconds) of durable timers (``delay``); tests pass one that
     # follows trio's MockClock. The default looks time.time up at each call.
     clock: Callable[[], float] = attrs.field(default=_wall_clock)
+
+
+class EventWaits(Protocol):
+    """Where ``wait`` nodes wait for events (deliveries of another workflow that
+    correlate on a value)."""
+
+    async def wait_for(
+        self, event: str, match: str, *, until: float, since: float | None
+    ) -> JSON | None:
+        """The ``$context`` of the first event of workflow ``event`` correlating on
+        ``match``, or None once the wall clock reaches ``until``. With ``since`` (a
+        resumed wait), an event accepted since then counts too."""
+        ...
 
 
 class Job(Protocol):

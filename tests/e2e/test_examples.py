@@ -226,6 +226,48 @@ async def test_slack_challenge_mentions_and_approvals(examples: Examples) -> Non
     assert task["approved_by"] == "U3"
 
 
+async def test_a_deploy_waits_for_its_approval_reaction_in_slack(examples: Examples) -> None:
+    client = examples.client
+    auth = {"authorization": f"Bearer {SECRETS['CRM_WEBHOOK_TOKEN']}"}
+    requests = [
+        {"service": "api", "version": "1.2", "message_ts": "1700.1"},
+        {"service": "web", "version": "3.4", "message_ts": "1700.2"},
+    ]
+    for request in requests:
+        asked = await client.post("/api/webhooks/deploys/request", json=request, headers=auth)
+        assert asked.status_code == 202, asked.text
+    # Reactions arrive through the Slack events workflow, verified as Slack signs them.
+    for event_id, reaction, ts in [
+        ("Ev10", "white_check_mark", "1700.1"),
+        ("Ev11", "-1", "1700.2"),
+    ]:
+        event = {
+            "type": "event_callback",
+            "event_id": event_id,
+            "event": {
+                "type": "reaction_added",
+                "reaction": reaction,
+                "user": "U9",
+                "item": {"ts": ts},
+            },
+        }
+        raw, headers = slack_request(event)
+        answer = await client.post("/api/webhooks/slack/events", content=raw, headers=headers)
+        assert answer.status_code == 200, answer.text
+
+    async def both_answered() -> bool:
+        return {"/deploy", "/chat"} <= set(examples.receiver.paths())
+
+    try:
+        await examples.wait_for(both_answered, timeout=20)
+    except trio.TooSlowError:
+        listed = (await client.get("/api/executions?workflow=deploy-approval")).json()
+        raise AssertionError(f"{examples.receiver.paths()} {listed}") from None
+    sent = dict(examples.receiver.requests)
+    assert sent["/deploy"] == {"service": "api", "version": "1.2", "approved_by": "U9"}
+    assert sent["/chat"] == {"text": "Deploy of web declined by U9"}
+
+
 async def test_crm_sync_upserts_by_external_id(examples: Examples) -> None:
     client = examples.client
     auth = {"authorization": f"Bearer {SECRETS['CRM_WEBHOOK_TOKEN']}"}

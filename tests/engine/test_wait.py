@@ -1,0 +1,99 @@
+"""The ``wait`` node: an execution pauses until a matching event (a delivery of
+another workflow that correlates on the same value) arrives, or times out."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+import trio
+import trio.testing
+
+from hookline.engine._engine import open_engine
+from hookline.engine._loader import load_workflow_text
+from hookline.errors import DefinitionError
+from tests.conftest import StoreFactory
+
+APPROVAL = """
+key: approval
+timeout: 2d
+nodes:
+  - key: ask
+    type: set
+    values: {ticket: "{{$context.data.ticket}}"}
+  - key: answer
+    type: wait
+    event: reactions
+    match: "{{$context.data.ticket}}"
+    timeout: 1d
+    then:
+      - {key: approved, type: set, values: {by: "{{$nodes.answer.data.user}}"}}
+    timed_out:
+      - {key: expired, type: set, values: {expired: true}}
+"""
+
+REACTIONS = """
+key: reactions
+trigger: {path: slack/reactions, correlate: "{{$context.data.ticket}}"}
+nodes:
+  - {key: seen, type: set, values: {ticket: "{{$context.data.ticket}}"}}
+"""
+
+
+def definitions() -> list:  # type: ignore[type-arg]
+    return [
+        load_workflow_text(textwrap.dedent(text), source=f"{n}.yaml")
+        for n, text in enumerate([APPROVAL, REACTIONS])
+    ]
+
+
+async def test_a_wait_takes_then_with_the_event_that_matches_it(
+    autojump_clock: trio.testing.MockClock, make_store: StoreFactory
+) -> None:
+    async with open_engine(definitions(), store=make_store()) as engine:
+        first = await engine.submit("approval", data={"ticket": "T-1"})
+        second = await engine.submit("approval", data={"ticket": "T-2"})
+        await trio.sleep(3600)  # an hour passes: both wait
+        assert engine.events.statistics().waiting == 2
+        await engine.submit("reactions", data={"ticket": "T-1", "user": "U7"})
+        assert first.handle is not None
+        outcome = await first.handle.wait_finished()
+        assert outcome.succeeded
+        assert outcome.output == {"by": "U7"}
+        assert engine.events.statistics().waiting == 1
+        # An event nobody waits for is counted as unmatched, and runs its own nodes.
+        await engine.submit("reactions", data={"ticket": "T-404", "user": "U7"})
+        assert engine.events.statistics().unmatched == 1
+        # The other one times out after its day.
+        assert second.handle is not None
+        timed_out = await second.handle.wait_finished()
+        assert timed_out.output == {"expired": True}
+        jobs = {job.node: job for job in await engine.store.list_jobs(second.execution_id)}
+        assert jobs["answer"].output == {"timed_out": True}
+
+
+async def test_an_event_accepted_while_the_wait_was_stopped_still_reaches_it(
+    autojump_clock: trio.testing.MockClock, make_store: StoreFactory
+) -> None:
+    approval, reactions = definitions()
+    async with open_engine([approval, reactions], store=make_store()) as engine:
+        waiting = await engine.submit("approval", data={"ticket": "T-9"})
+        await trio.sleep(60)
+        assert engine.events.statistics().waiting == 1
+    # Stopped while it waited. The event is accepted meanwhile, by an engine that does
+    # not run the approval workflow (another process, or this one before it resumed).
+    async with open_engine([reactions], store=make_store()) as engine:
+        await engine.submit("reactions", data={"ticket": "T-9", "user": "U1"})
+        await engine.submit("reactions", data={"ticket": "T-8", "user": "U2"})
+    async with open_engine([approval, reactions], store=make_store()) as engine:
+        handle = engine.handle(waiting.execution_id)
+        assert handle is not None
+        outcome = await handle.wait_finished()
+        assert outcome.output == {"by": "U1"}  # found in the store, not waited for
+
+
+def test_a_wait_longer_than_its_workflow_is_refused() -> None:
+    text = APPROVAL.replace("timeout: 2d", "timeout: 1h")
+    with pytest.raises(DefinitionError) as error:
+        load_workflow_text(textwrap.dedent(text), source="approval.yaml")
+    assert error.value.path == "nodes[1].timeout"
