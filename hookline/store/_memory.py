@@ -317,10 +317,13 @@ class MemoryBackend:
         if delivery.id in self._deliveries:
             raise StoreError(f"delivery {delivery.id} already exists")
 
-    def _insert_delivery(self, delivery: DeliveryRecord) -> None:
+    def _insert_delivery(self, delivery: DeliveryRecord, execution_id: str | None = None) -> None:
         self._check_new_delivery(delivery)
         self._deliveries[delivery.id] = attrs.evolve(
-            delivery, headers=_copy(delivery.headers), query=_copy(delivery.query)
+            delivery,
+            headers=_copy(delivery.headers),
+            query=_copy(delivery.query),
+            execution_id=delivery.execution_id if execution_id is None else execution_id,
         )
 
     def _accept(self, op: AcceptDelivery) -> IdempotencyRecord | None:
@@ -339,7 +342,7 @@ class MemoryBackend:
         )
         for job in op.jobs:
             pack((job.output, job.log))
-        self._insert_delivery(attrs.evolve(op.delivery, execution_id=execution.id))
+        self._insert_delivery(op.delivery, execution.id)
         self._executions[execution.id] = stored
         for job in op.jobs:
             self._save_job(job)
