@@ -61,12 +61,13 @@ def plugin_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     build = tmp_path_factory.mktemp("plugin-source")
     shutil.copytree(ROOT / "examples" / "plugins", build, dirs_exist_ok=True)
     target = tmp_path_factory.mktemp("plugins")
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), "."],
-        cwd=build,
-        check=True,
-        capture_output=True,
+    install = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target)]
+    # Offline first, with the setuptools and wheel already here; else pip fetches them.
+    offline = subprocess.run(
+        [*install, "--no-build-isolation", "."], cwd=build, capture_output=True, check=False
     )
+    if offline.returncode != 0:
+        subprocess.run([*install, "."], cwd=build, check=True, capture_output=True)
     broken = target / "hookline_broken_plugin-0.0.1.dist-info"
     broken.mkdir()
     (broken / "METADATA").write_text(BROKEN_DIST)
