@@ -24,6 +24,7 @@ from .engine._alerts import METRICS, AlertRule
 from .engine._refusal_limit import BucketRate, RefusalPolicy
 from .engine._supervisor import RestartPolicy
 from .errors import ConfigError
+from .nodes._chat import PROVIDERS as CHAT_PROVIDERS
 from .nodes._script_pool import ScriptPoolConfig
 
 if TYPE_CHECKING:
@@ -461,6 +462,7 @@ def _alerts(fields: Fields) -> AlertsConfig:
         check_every=fields.duration("check_every", 15.0),
         chat_url=fields.string("chat", None, env=True),
         email_to=tuple(email),
+        chat_provider=fields.choice("chat_provider", CHAT_PROVIDERS, None),
     )
     if section.chat_url is not None and not section.chat_url.startswith(("http://", "https://")):
         fields.fail("chat", "a webhook URL (http:// or https://)")

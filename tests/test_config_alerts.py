@@ -23,6 +23,7 @@ def test_rules_and_destinations_load(tmp_path: Path) -> None:
         """
 alerts:
   chat: env:CHAT_URL
+  chat_provider: teams
   email: ops@example.com
   check_every: 30s
   rules:
@@ -34,6 +35,7 @@ alerts:
     alerts = load_config(path, env={"CHAT_URL": "https://chat.example/hook"}).alerts
     assert alerts.chat_url == "https://chat.example/hook"
     assert alerts.email_to == ("ops@example.com",)
+    assert alerts.chat_provider == "teams"
     assert alerts.check_every == 30
     assert alerts.rules == (
         AlertRule("failing", "failure_rate", 0.5, window=300, min_executions=3),
@@ -61,6 +63,7 @@ alerts:
             "alerts.rules[1].name",
         ),
         ("{email: [not-an-address]}", "alerts.email"),
+        ("{chat: 'https://x', chat_provider: irc}", "alerts.chat_provider"),
     ],
 )
 def test_a_bad_alerts_section_names_its_field(tmp_path: Path, section: str, field: str) -> None:

@@ -1,8 +1,10 @@
 """The ``alerts:`` of the server config carried out: every ``check_every`` seconds the
 monitor reads the engine's statistics, asks :class:`~._alerts.AlertBook` what changed,
-and sends each notice to a chat webhook (a JSON POST ``{"text": ...}``, the shape
-Slack, Mattermost, Rocket.Chat and Teams' incoming webhooks take) and/or by email
-through the ``smtp:`` server, as the ``email`` node sends.
+and sends each notice to a chat webhook and/or by email through the ``smtp:`` server,
+as the ``email`` node sends. The chat body is the ``chat`` node's for
+``chat_provider`` (:func:`~hookline.nodes._chat.message_body`), or without one a JSON
+object ``{"text": ..., "alert": ..., "state": ...}`` (Slack, Mattermost and Rocket.Chat
+incoming webhooks read its ``text``).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import httpx
 import trio
 
 from ..errors import NodeError
+from ..nodes._chat import message_body
 from ..nodes._email import send_message
 from ._alerts import AlertBook, AlertNotice, AlertRule, AlertState, Gauges
 
@@ -40,6 +43,10 @@ class AlertsConfig:
     check_every: float = 15.0
     chat_url: str | None = attrs.field(default=None, repr=False)
     email_to: tuple[str, ...] = ()
+    #: The chat platform whose message body the chat webhook takes (the ``chat`` node's
+    #: providers: slack, teams, discord, dingtalk, wecom, feishu); None: a plain JSON
+    #: object with ``text`` and the notice's fields.
+    chat_provider: str | None = None
 
 
 _MONITORS: weakref.WeakKeyDictionary[Engine, AlertMonitor] = weakref.WeakKeyDictionary()
@@ -136,7 +143,13 @@ class AlertMonitor:
     async def _post_chat(self, notice: AlertNotice) -> None:
         assert self.config.chat_url is not None
         async with httpx.AsyncClient(transport=self._transport, timeout=SEND_TIMEOUT) as client:
-            answer = await client.post(self.config.chat_url, json=_payload(notice))
+            provider = self.config.chat_provider
+            body = (
+                _payload(notice)
+                if provider is None
+                else message_body(provider, "text", notice.text())
+            )
+            answer = await client.post(self.config.chat_url, json=body)
             answer.raise_for_status()
 
     async def _email(self, notice: AlertNotice) -> None:

@@ -124,3 +124,22 @@ async def test_a_chat_endpoint_that_fails_is_counted_not_raised() -> None:
         (notice,) = await monitor.check()
     assert notice.state == "firing"
     assert (monitor.sent, monitor.send_failures) == (0, 1)
+
+
+async def test_a_chat_provider_gets_the_chat_nodes_message_body() -> None:
+    posted: list[Any] = []
+
+    def chat(request: httpx.Request) -> httpx.Response:
+        posted.append(json.loads(request.content))
+        return httpx.Response(200, json={"errcode": 0})
+
+    config = AlertsConfig(
+        rules=(AlertRule("failing", "failure_rate", 0.0, min_executions=1),),
+        chat_url="https://oapi.dingtalk.example/robot/send?access_token=t",
+        chat_provider="dingtalk",
+    )
+    async with open_engine([FLAKY]) as engine:
+        monitor = AlertMonitor(engine, config, transport=httpx.MockTransport(chat))
+        await engine.run("flaky", data={"n": -1})
+        (notice,) = await monitor.check()
+    assert posted == [{"msgtype": "text", "text": {"content": notice.text()}}]
