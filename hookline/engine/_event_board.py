@@ -28,8 +28,10 @@ RESCAN_LIMIT = 5000
 
 @attrs.define
 class _Waiter:
+    execution_id: str
     event: trio.Event = attrs.Factory(trio.Event)
     found: JSON = None
+    expired: bool = False
 
 
 @attrs.frozen
@@ -57,19 +59,21 @@ class EventBoard:
         self._definitions = definitions  # workflow key -> Workflow, for rescans
         self._env = env
         self._waiters: dict[tuple[str, str], list[_Waiter]] = {}
+        self._by_execution: dict[str, _Waiter] = {}
         self._offered = 0
         self._unmatched = 0
 
     async def wait_for(
-        self, event: str, match: str, *, until: float, since: float | None
+        self, event: str, match: str, *, until: float, since: float | None, execution_id: str
     ) -> JSON | None:
         if since is not None:
             found = await self._stored_event(event, match, since)
             if found is not None:
                 return found
-        waiter = _Waiter()
+        waiter = _Waiter(execution_id)
         waiters = self._waiters.setdefault((event, match), [])
         waiters.append(waiter)
+        self._by_execution[execution_id] = waiter
         try:
             with trio.move_on_after(max(0.0, until - self._clock())):
                 await waiter.event.wait()
@@ -77,7 +81,27 @@ class EventBoard:
             waiters.remove(waiter)
             if not waiters:
                 del self._waiters[(event, match)]
-        return waiter.found if waiter.event.is_set() else None
+            del self._by_execution[execution_id]
+        return None if waiter.expired or not waiter.event.is_set() else waiter.found
+
+    def release(self, execution_id: str, context: JSON) -> bool:
+        """End the wait of ``execution_id`` now as if an event with this ``$context``
+        came (an operator's hand); False if it waits for nothing here."""
+        waiter = self._by_execution.get(execution_id)
+        if waiter is None or waiter.event.is_set():
+            return False
+        waiter.found = context
+        waiter.event.set()
+        return True
+
+    def expire(self, execution_id: str) -> bool:
+        """Time the wait of ``execution_id`` out now; False if it waits for nothing here."""
+        waiter = self._by_execution.get(execution_id)
+        if waiter is None or waiter.event.is_set():
+            return False
+        waiter.expired = True
+        waiter.event.set()
+        return True
 
     def offer(self, event: str, value: str, context: JSON) -> int:
         """An event of workflow ``event`` correlating on ``value`` was stored: wake the

@@ -8,11 +8,12 @@ retried (continued from its failed node).
 from __future__ import annotations
 
 import base64
+import json
 import re
 from collections.abc import Sequence
 from typing import Any, Literal
 
-from quart import Blueprint, Response, current_app
+from quart import Blueprint, Response, current_app, request
 
 from ..engine._delivery import REDACTED, redact_headers
 from ..engine._engine import Engine
@@ -158,6 +159,28 @@ async def cancel_execution(execution_id: str) -> Response:
     if not cancelled:
         return problem_response(409, "Not running", f"execution {execution_id} is not live")
     return json_response({"id": execution_id, "cancel_requested": True}, 202)
+
+
+@executions.post("/api/executions/<execution_id>/release")
+async def release_execution(execution_id: str) -> Response:
+    """End a ``wait`` by hand: the JSON body is the event's ``data`` (optional)."""
+    body = await request.get_data()
+    try:
+        data = json.loads(body) if body.strip() else None
+    except (ValueError, UnicodeDecodeError) as exc:
+        return problem_response(400, "Bad request", f"the body is not JSON: {exc}")
+    context = {"data": data, "released_by": "operator"}
+    if not current_engine().events.release(execution_id, context):
+        return problem_response(409, "Not waiting", f"execution {execution_id} waits for no event")
+    return json_response({"id": execution_id, "released": True}, 202)
+
+
+@executions.post("/api/executions/<execution_id>/time-out")
+async def time_out_execution(execution_id: str) -> Response:
+    """Time a ``wait`` out by hand: it takes its ``timed_out`` nodes now."""
+    if not current_engine().events.expire(execution_id):
+        return problem_response(409, "Not waiting", f"execution {execution_id} waits for no event")
+    return json_response({"id": execution_id, "timed_out": True}, 202)
 
 
 def admission_response(admission: Admission) -> Response:

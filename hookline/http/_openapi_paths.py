@@ -294,6 +294,32 @@ def paths() -> dict[str, Any]:
                 },
             },
         },
+        "/api/executions/{id}/release": {
+            "parameters": [execution],
+            "post": {
+                "summary": "End a waiting execution's wait as if its event came",
+                "description": "The optional JSON body is the event's data: the wait node "
+                "runs its then nodes with $nodes.<key> = {data, released_by: operator}.",
+                "requestBody": {
+                    "required": False,
+                    "content": {"application/json": {"schema": {}}},
+                },
+                "responses": {
+                    "202": {"description": "Released"},
+                    **problems(*ADMIN, 400, 409),
+                },
+            },
+        },
+        "/api/executions/{id}/time-out": {
+            "parameters": [execution],
+            "post": {
+                "summary": "Time a waiting execution's wait out now",
+                "responses": {
+                    "202": {"description": "Timed out: it runs its timed_out nodes"},
+                    **problems(*ADMIN, 409),
+                },
+            },
+        },
         "/api/executions/{id}/replay": {
             "parameters": [execution],
             "post": {

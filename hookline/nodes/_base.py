@@ -114,11 +114,12 @@ class EventWaits(Protocol):
     correlate on a value)."""
 
     async def wait_for(
-        self, event: str, match: str, *, until: float, since: float | None
+        self, event: str, match: str, *, until: float, since: float | None, execution_id: str
     ) -> JSON | None:
         """The ``$context`` of the first event of workflow ``event`` correlating on
-        ``match``, or None once the wall clock reaches ``until``. With ``since`` (a
-        resumed wait), an event accepted since then counts too."""
+        ``match``, or None once the wall clock reaches ``until`` (or an operator timed
+        the wait of ``execution_id`` out). With ``since`` (a resumed wait), an event
+        accepted since then counts too."""
         ...
 
 

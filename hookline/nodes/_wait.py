@@ -61,7 +61,11 @@ class WaitNode:
         value = job.render(self.match)
         match = "" if value is None else str(value)
         found = await events.wait_for(
-            self.event, match, until=until, since=since if saved is not None else None
+            self.event,
+            match,
+            until=until,
+            since=since if saved is not None else None,
+            execution_id=job.execution_id,
         )
         if found is None:
             return NodeResult(output=TIMED_OUT, branch=self.timed_out)
