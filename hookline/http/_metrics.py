@@ -193,6 +193,18 @@ class EngineCollector(Collector):
         yield from (node_queue, node_busy, restarts)
         store = stats.store
         yield _gauge("hookline_store_queue_depth", "Writes waiting for a batch.", store.queue_depth)
+        events = self._engine.events.statistics()
+        yield _gauge(
+            "hookline_events_waiting",
+            "Executions waiting for an event (wait nodes).",
+            events.waiting,
+        )
+        yield _counter(
+            "hookline_events_offered", "Events (correlated deliveries) offered.", events.offered
+        )
+        yield _counter(
+            "hookline_events_unmatched", "Events no wait or cancel_on took.", events.unmatched
+        )
         yield _counter("hookline_store_ops", "Write operations applied.", store.ops)
         yield _counter(
             "hookline_store_failed_batches", "Batches that failed.", store.failed_batches

@@ -204,7 +204,12 @@ async def workflows_page() -> str:
     alerts = monitor.states() if monitor is not None else []
     charts = await workflow_charts(engine, None, time.time())
     return await render_template(
-        "workflows.html", rows=rows, errors=engine.load_errors, alerts=alerts, charts=charts
+        "workflows.html",
+        rows=rows,
+        errors=engine.load_errors,
+        alerts=alerts,
+        charts=charts,
+        waiting_for_events=engine.events.statistics().waiting,
     )
 
 

@@ -55,3 +55,30 @@ async def test_an_operator_releases_one_wait_and_times_out_another() -> None:
             headers={"content-type": "application/json"},
         )
         assert_problem(bad, 400)
+
+
+THROTTLED = """
+key: throttled
+trigger: {type: webhook, path: throttled}
+throttle: {limit: 1, period: 1h}
+nodes: [{key: done, type: set, values: {ok: true}}]
+"""
+
+
+async def test_the_workflows_page_counts_waiting_throttled_and_debouncing() -> None:
+    async with running_server([APPROVAL, REACTIONS, THROTTLED]) as server:
+        client = server.client
+        await client.post("/api/webhooks/approval", json={"ticket": "T-1"})
+        for n in range(3):
+            await client.post("/api/webhooks/throttled", json={"n": n})
+        await wait_until(lambda: server.engine.events.statistics().waiting == 1)
+        await wait_until(
+            lambda: getattr(server.engine.workflow_statistics("throttled"), "throttled", 0) == 2
+        )
+        page = (await client.get("/ui/")).text
+        assert "1 executions wait for an event" in page
+        row = page[page.index('data-workflow="throttled"') :]
+        assert "2 throttled, 0 debouncing" in row[: row.index("</tr>")]
+        metrics = (await client.get("/metrics")).text
+        assert 'hookline_executions_throttled{workflow="throttled"} 2.0' in metrics
+        assert "hookline_events_waiting 1.0" in metrics
