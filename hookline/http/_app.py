@@ -32,8 +32,8 @@ from ._security_headers import SECURITY_HEADERS
 from ._ui import UI_PREFIX, UI_SESSIONS, ui, ui_refusal
 from ._ui_bulk import ui_bulk
 from ._ui_editor import ui_editor
-from ._ui_test_runs import ui_test_runs
 from ._ui_sessions import SessionRegistry
+from ._ui_test_runs import ui_test_runs
 from ._webhook_asgi import WebhookIngress
 from ._workers_api import workers_api
 from ._workflows_api import workflows_api
