@@ -16,7 +16,6 @@ from email.message import EmailMessage
 from typing import TYPE_CHECKING, Any
 
 import attrs
-import httpx
 import trio
 
 from ..errors import NodeError
@@ -25,6 +24,8 @@ from ..nodes._email import send_message
 from ._alerts import AlertBook, AlertNotice, AlertRule, AlertState, Gauges
 
 if TYPE_CHECKING:
+    import httpx
+
     from ._engine import Engine
 
 __all__ = ["AlertMonitor", "AlertsConfig", "alert_monitor"]
@@ -120,6 +121,8 @@ class AlertMonitor:
             self.book.record(workflow, now, failed=index < failed)
 
     async def _send(self, notice: AlertNotice) -> None:
+        import httpx  # here: `import hookline` loads no HTTP client (tests/test_embedding.py)
+
         with trio.move_on_after(SEND_TIMEOUT) as scope:
             for channel, send in self._channels():
                 try:
@@ -142,6 +145,8 @@ class AlertMonitor:
 
     async def _post_chat(self, notice: AlertNotice) -> None:
         assert self.config.chat_url is not None
+        import httpx
+
         async with httpx.AsyncClient(transport=self._transport, timeout=SEND_TIMEOUT) as client:
             provider = self.config.chat_provider
             body = (

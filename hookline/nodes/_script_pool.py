@@ -322,7 +322,10 @@ class ScriptPool:
                     await worker.stop()
                     if not self._closed and self._nursery is not None:
                         self._starting += 1  # now: the next caller waits for it
-                        self._nursery.start_soon(self._replace)
+                        try:
+                            self._nursery.start_soon(self._replace)
+                        except RuntimeError:  # the pool is closing (its nursery is)
+                            self._starting -= 1
         finally:
             self._slots.release()
         self._runs += 1

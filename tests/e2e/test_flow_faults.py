@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow
 # window closes after it, once, with the key's last delivery.
 DEBOUNCED = """
     key: crm
-    debounce: {period: 10s, key: "{{$context.data.record}}"}
+    debounce: {period: 15s, key: "{{$context.data.record}}"}
     concurrency: {max: 16, queue: 5000}
     nodes:
       - key: sync
@@ -30,7 +30,7 @@ DEBOUNCED = """
 
 DELIVERIES = 1000
 KEYS = 50
-SENDERS = 8
+SENDERS = 16
 
 
 @pytest.fixture(params=BACKENDS)
