@@ -85,9 +85,11 @@ layers: $(VENV)/.installed-test
 
 # PostgreSQL: a throwaway cluster for the run (installed from Debian's packages when
 # missing); where none can be had, its tests are skipped with the reason.
+# The suite on every core; PYTEST_WORKERS= runs it in one process.
+PYTEST_WORKERS ?= -n auto --dist loadfile
 test: $(VENV)/.installed-test floors lint typecheck layers
 	test -x /usr/bin/chromium || sh scripts/install-chromium.sh
-	sh scripts/postgres.sh run $(BIN)/pytest
+	sh scripts/postgres.sh run $(BIN)/pytest $(PYTEST_WORKERS)
 
 $(VENV)/.installed-bench: $(BIN)/python pyproject.toml
 	$(BIN)/pip install -q -e '.[test,bench]'
