@@ -81,8 +81,9 @@ class DingTalkEvents:
     keys: tuple[bytes, ...]
     app_keys: tuple[str, ...]
     tolerance: float = ONE_HOUR
-    # The signature travels in the query string, not in a header.
+    # The signature travels in the query string, not in a header (redacted there).
     secret_headers: frozenset[str] = frozenset()
+    secret_query: frozenset[str] = frozenset({"signature"})
 
     @classmethod
     def compile(cls, fields: Fields) -> DingTalkEvents:

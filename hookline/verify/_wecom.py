@@ -100,8 +100,9 @@ class WeCom:
     keys: tuple[bytes, ...]
     corp_ids: tuple[str, ...]
     tolerance: float = ONE_HOUR
-    # The signature travels in the query string, not in a header.
+    # The signature travels in the query string, not in a header (redacted there).
     secret_headers: frozenset[str] = frozenset()
+    secret_query: frozenset[str] = frozenset({"msg_signature"})
 
     @classmethod
     def compile(cls, fields: Fields) -> WeCom:

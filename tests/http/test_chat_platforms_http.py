@@ -167,3 +167,5 @@ nodes:
     assert records[0].reason == "answered DingTalk's URL check (check_url)"
     assert records[0].execution_id is None
     assert execution.context["data"] == {"EventType": "user_add_org"}
+    # The signature the scheme consumed from the query is not kept (issue 13, finding 9).
+    assert execution.context["query"]["signature"] == "[redacted]"
