@@ -1,0 +1,229 @@
+"""``python -m benchmarks flow``: issue 17's figures, measured in process.
+
+- **waits**: N executions parked on a ``wait`` node, then N matching events. Reports
+  the RSS each waiting execution costs and the p50/p99 from an event's acceptance to
+  its execution's end, beside N executions parked on a ``delay`` node (RSS) that are
+  then cancelled.
+- **throttle**: starts per key over ten periods; the most in any window one period
+  long (sliding) against ``limit + burst``.
+- **debounce**: 1,000 deliveries over 50 keys give exactly 50 executions, each its
+  key's last delivery.
+
+Each runs on the memory store, on trio's real clock (waits, throttle) or a virtual one
+(debounce); figures print as a table, and ``--json`` writes them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import bisect
+import json
+import resource
+import sys
+import textwrap
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import trio
+import trio.testing
+
+__all__ = ["flow"]
+
+WAITING = """
+key: approval
+timeout: 2h
+concurrency: {max: 100000, queue: 100000}
+nodes:
+  - key: answer
+    type: wait
+    event: reactions
+    match: "{{$context.data.ticket}}"
+    timeout: 1h
+    then: [{key: done, type: set, values: {ok: true}}]
+"""
+
+REACTIONS = """
+key: reactions
+concurrency: {queue: 100000}
+trigger: {path: reactions, correlate: "{{$context.data.ticket}}"}
+nodes: [{key: seen, type: set, values: {ok: true}}]
+"""
+
+DELAYED = """
+key: delayed
+timeout: 2h
+concurrency: {max: 100000, queue: 100000}
+nodes: [{key: nap, type: delay, duration: 1h}]
+"""
+
+THROTTLED = """
+key: throttled
+concurrency: {max: 64, queue: 100000}
+throttle: {limit: %(limit)d, period: %(period)ss, burst: %(burst)d, key: "{{$context.data.k}}"}
+nodes: [{key: go, type: set, values: {ok: true}}]
+"""
+
+DEBOUNCED = """
+key: debounced
+concurrency: {max: 64, queue: 100000}
+debounce: {period: 30s, key: "{{$context.data.k}}"}
+nodes: [{key: go, type: set, values: {n: "{{$context.data.n}}"}}]
+"""
+
+
+def _rss_mib() -> float:
+    with open("/proc/self/statm") as statm:
+        pages = int(statm.read().split()[1])
+    return pages * resource.getpagesize() / 2**20
+
+
+def _load(*texts: str) -> list[Any]:
+    from hookline.engine._loader import load_workflow_text
+
+    return [load_workflow_text(textwrap.dedent(t), source=f"{n}.yaml") for n, t in enumerate(texts)]
+
+
+def _running(engine: Any, key: str) -> int:
+    found = engine.workflow_statistics(key)
+    return 0 if found is None else int(found.running)
+
+
+def _output(outcome: Any) -> dict[str, Any]:
+    output: dict[str, Any] = outcome.output
+    return output
+
+
+def _percentile(values: Sequence[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0.0
+
+
+async def _waits(count: int) -> dict[str, float]:
+    from hookline import open_engine
+
+    workflows = _load(WAITING, REACTIONS, DELAYED)
+    async with open_engine(workflows, store="memory://", pending_limit=10 * count) as engine:
+        base = _rss_mib()
+        handles = []
+        for n in range(count):
+            admission = await engine.submit("approval", data={"ticket": f"T-{n}"})
+            handles.append(admission.handle)
+        while engine.events.statistics().waiting < count:  # noqa: ASYNC110 (a statistic)
+            await trio.sleep(0.05)
+        waiting_rss = _rss_mib() - base
+        latencies: list[float] = []
+
+        async def resume(n: int, handle: Any) -> None:
+            sent = time.perf_counter()
+            await engine.submit("reactions", data={"ticket": f"T-{n}"})
+            await handle.wait_finished()
+            latencies.append(time.perf_counter() - sent)
+
+        started = time.perf_counter()
+        async with trio.open_nursery() as nursery:
+            for n, handle in enumerate(handles):
+                nursery.start_soon(resume, n, handle)
+        resumed_in = time.perf_counter() - started
+        base = _rss_mib()
+        delayed = []
+        for _ in range(count):
+            admission = await engine.submit("delayed", data={})
+            delayed.append(admission.execution_id)
+        while _running(engine, "delayed") < count:  # noqa: ASYNC110 (a statistic)
+            await trio.sleep(0.05)
+        delay_rss = _rss_mib() - base
+        for execution_id in delayed:
+            await engine.cancel(execution_id)
+    return {
+        "waiting executions": count,
+        "KiB per waiting execution": waiting_rss * 1024 / count,
+        "KiB per delayed execution": delay_rss * 1024 / count,
+        "event to end p50 ms": _percentile(latencies, 0.5) * 1000,
+        "event to end p99 ms": _percentile(latencies, 0.99) * 1000,
+        "all resumed in s": resumed_in,
+    }
+
+
+async def _throttle(limit: int, period: float, burst: int, keys: int) -> dict[str, float]:
+    from hookline import open_engine
+
+    text = THROTTLED % {"limit": limit, "period": period, "burst": burst}
+    per_key = limit * 10  # ten periods' worth
+    async with open_engine(_load(text), store="memory://") as engine:
+        handles: list[tuple[str, str, Any]] = []
+        for n in range(per_key):
+            for k in range(keys):
+                admission = await engine.submit("throttled", data={"k": f"k{k}", "n": n})
+                handles.append((f"k{k}", admission.execution_id, admission.handle))
+        for _, _, handle in handles:
+            await handle.wait_finished()
+        starts: dict[str, list[float]] = {}
+        for key, execution_id, _ in handles:
+            record = await engine.store.get_execution(execution_id)
+            assert record is not None
+            assert record.started_at is not None
+            starts.setdefault(key, []).append(record.started_at)
+    most = 0
+    for times in starts.values():
+        times.sort()
+        for i, t in enumerate(times):
+            most = max(most, bisect.bisect_left(times, t + period - 1e-6) - i)
+    return {
+        "keys": keys,
+        "starts per key": per_key,
+        "most starts in any period-long window": most,
+        "limit + burst": limit + burst,
+    }
+
+
+async def _debounce() -> dict[str, float]:
+    from hookline import open_engine
+
+    async with open_engine(_load(DEBOUNCED), store="memory://") as engine:
+        last: dict[str, int] = {}
+        handles: list[Any] = []
+        for n in range(1000):
+            key = f"k{(n * 7919) % 50}"
+            last[key] = n
+            handles.append((await engine.submit("debounced", data={"k": key, "n": n})).handle)
+        outcomes = [await handle.wait_finished() for handle in handles]
+    ran = sorted(int(_output(o)["n"]) for o in outcomes if o.succeeded)
+    return {
+        "deliveries": 1000,
+        "keys": 50,
+        "executions run": len(ran),
+        "each its key's last": float(ran == sorted(last.values())),
+    }
+
+
+def flow(argv: Sequence[str], results: Path) -> int:
+    """The ``flow`` command: print the figures; 1 if a precision check missed."""
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks flow",
+        description="Issue 17's flow control figures: waits against delays, throttle "
+        "precision, debounce exactness.",
+    )
+    parser.add_argument("--waits", type=int, default=10_000, help="waiting executions (10000)")
+    parser.add_argument(
+        "--period", type=float, default=1.0, help="the throttle's period in seconds (1)"
+    )
+    parser.add_argument("--json", type=Path, help="write the figures here")
+    args = parser.parse_args(argv)
+    figures: dict[str, dict[str, float]] = {
+        "waits": trio.run(_waits, args.waits),
+        "throttle": trio.run(_throttle, 5, args.period, 1, 4),
+        "debounce": trio.run(_debounce, clock=trio.testing.MockClock(autojump_threshold=0)),
+    }
+    for name, values in figures.items():
+        print(name)
+        for label, value in values.items():
+            print(f"  {label:<40} {value:,.2f}")
+    if args.json is not None:
+        args.json.write_text(json.dumps(figures, indent=2))
+    throttle, debounce = figures["throttle"], figures["debounce"]
+    ok = throttle["most starts in any period-long window"] <= throttle["limit + burst"]
+    ok = ok and debounce["executions run"] == 50 and debounce["each its key's last"] == 1.0
+    print("met" if ok else "missed", file=sys.stderr)
+    return 0 if ok else 1
