@@ -25,16 +25,14 @@ from ..definition import Fields
 from ..errors import Forbidden
 from ._event_json import parse_event
 from ._signed import (
-    MISMATCH,
     DirectAnswer,
     Opened,
     SignedRequest,
     Verified,
     check_window,
-    matches_any,
     read_rotating,
 )
-from ._wecom import aes_keys, open_message, query_values, required_param
+from ._wecom import aes_keys, check_signature, open_message, query_values, required_param
 from ._wxcrypt import encrypt, signature
 
 __all__ = ["DingTalkEvents", "acknowledgement"]
@@ -104,9 +102,7 @@ class DingTalkEvents:
             raise Forbidden(NOT_EVENT)
         if _MILLIS.fullmatch(stamp) is None:
             raise Forbidden("the request timestamp is malformed")
-        expected = [signature(token, stamp, nonce, encrypted).encode() for token in self.tokens]
-        if not matches_any(expected, [given.lower().encode()]):
-            raise Forbidden(MISMATCH)
+        check_signature(self.tokens, stamp, nonce, encrypted, given)
         check_window(int(stamp) // 1000, now, self.tolerance)
         message, key, receiver = open_message(self.keys, self.app_keys, encrypted)
         event = parse_event(message)

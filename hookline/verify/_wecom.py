@@ -34,7 +34,14 @@ from ._signed import (
 )
 from ._wxcrypt import decrypt, message_key, signature
 
-__all__ = ["WeCom", "aes_keys", "open_message", "query_values", "required_param"]
+__all__ = [
+    "WeCom",
+    "aes_keys",
+    "check_signature",
+    "open_message",
+    "query_values",
+    "required_param",
+]
 
 NOT_ENVELOPE = "the body is not an XML message with an <Encrypt> element"
 UNDECRYPTABLE = "the encrypted message does not decrypt with the configured key"
@@ -90,6 +97,16 @@ def aes_keys(fields: Fields, name: str) -> tuple[bytes, ...]:
     return tuple(keys)
 
 
+def check_signature(
+    tokens: tuple[str, ...], stamp: str, nonce: str, encrypted: str, given: str
+) -> None:
+    """Raise Forbidden unless ``given`` is the SHA-1 signature of the values under one
+    of ``tokens`` (rotation), compared in constant time."""
+    expected = [signature(token, stamp, nonce, encrypted).encode() for token in tokens]
+    if not matches_any(expected, [given.lower().encode()]):
+        raise Forbidden(MISMATCH)
+
+
 @attrs.frozen
 class WeCom:
     """``wecom: {token, encoding_aes_key, corp_id, tolerance}``, each credential a string
@@ -125,9 +142,7 @@ class WeCom:
         else:
             encrypted = _envelope(request.body)
         timestamp = parse_timestamp(stamp)
-        expected = [signature(token, stamp, nonce, encrypted).encode() for token in self.tokens]
-        if not matches_any(expected, [given.lower().encode()]):
-            raise Forbidden(MISMATCH)
+        check_signature(self.tokens, stamp, nonce, encrypted, given)
         check_window(timestamp, now, self.tolerance)
         message, _, _ = open_message(self.keys, self.corp_ids, encrypted)
         if handshake:
