@@ -133,3 +133,16 @@ def make_any_store(request: pytest.FixtureRequest, tmp_path: Path) -> StoreFacto
     """A :class:`StoreFactory` on each backend in turn: for the tests that ran on both
     embedded backends before PostgreSQL came."""
     return _store_factory(request, tmp_path)
+
+
+FLAKY_WORKFLOW = """
+key: flaky
+nodes:
+  - key: check
+    type: condition
+    if: {gt: ["{{$context.data.n}}", 0]}
+    else:
+      - {key: boom, type: fail, message: "n must be positive"}
+"""
+"""A workflow that fails (its ``boom`` node) for ``n`` of 0 or less: for tests of what
+happens to failed executions (retry, replay, bulk, alerts)."""

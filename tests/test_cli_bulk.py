@@ -10,20 +10,12 @@ import trio
 
 from hookline.cli import main
 from hookline.testing import register_test_nodes
-from tests.conftest import StoreFactory
+from tests.conftest import FLAKY_WORKFLOW, StoreFactory
 from tests.http.conftest import Server, running_server
 
 register_test_nodes()
 
-FLAKY = """
-key: flaky
-nodes:
-  - key: check
-    type: condition
-    if: {gt: ["{{$context.data.n}}", 0]}
-    else:
-      - {key: boom, type: fail, message: "n must be positive"}
-"""
+FLAKY = FLAKY_WORKFLOW
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ import email.message
 import email.policy
 import json
 import socket
-import textwrap
 from collections.abc import Iterator
 from typing import Any
 
@@ -24,21 +23,12 @@ from hookline.engine._engine import open_engine
 from hookline.engine._loader import load_workflow_text
 from hookline.http._metrics import engine_metrics
 from hookline.testing import register_test_nodes
+from tests.conftest import FLAKY_WORKFLOW
 
 register_test_nodes()
 
 FLAKY = load_workflow_text(
-    textwrap.dedent(
-        """
-        key: flaky
-        nodes:
-          - key: check
-            type: condition
-            if: {gt: ["{{$context.data.n}}", 0]}
-            else:
-              - {key: boom, type: fail, message: "n must be positive"}
-        """
-    ),
+    FLAKY_WORKFLOW,
     source="flaky.yaml",
 )
 

@@ -9,20 +9,12 @@ import trio
 
 from hookline.engine._bulk import BulkFilter, room_to_start
 from hookline.testing import register_test_nodes
-from tests.conftest import StoreFactory
+from tests.conftest import FLAKY_WORKFLOW, StoreFactory
 from tests.http.conftest import GATE_TYPE, Server, assert_problem, gate, running_server
 
 register_test_nodes()
 
-FLAKY = """
-key: flaky
-nodes:
-  - key: check
-    type: condition
-    if: {gt: ["{{$context.data.n}}", 0]}
-    else:
-      - {key: boom, type: fail, message: "n must be positive"}
-"""
+FLAKY = FLAKY_WORKFLOW
 HELD = f"""
 key: held
 nodes:
