@@ -31,6 +31,7 @@ from ._scope import request_origin, scope_headers
 from ._security_headers import SECURITY_HEADERS
 from ._ui import UI_PREFIX, UI_SESSIONS, ui, ui_refusal
 from ._ui_bulk import ui_bulk
+from ._ui_collections import ui_collections
 from ._ui_editor import ui_editor
 from ._ui_sessions import SessionRegistry
 from ._ui_test_runs import ui_test_runs
@@ -117,6 +118,7 @@ def create_app(
     app.register_blueprint(collections_api)
     app.register_blueprint(bulk_api)
     app.register_blueprint(ui_bulk)
+    app.register_blueprint(ui_collections)
     app.register_blueprint(workers_api)
     app.register_blueprint(openapi)
     app.register_blueprint(metrics)
