@@ -221,7 +221,7 @@ async def collection_page(name: str) -> str | Response:
         "columns": columns_of([]),
         "known": list(SYSTEM_FIELDS),
         "offset": 0,
-        "limit": DEFAULT_LIMIT,
+        "limit": args.get("limit", "").strip() or DEFAULT_LIMIT,
         "more": False,
     }
     try:

@@ -1,6 +1,6 @@
 """The web UI in headless Chromium (Debian's package, driven by Playwright): find a
 failed execution, see the failed node highlighted with its error, replay it once the
-outage is over, and see the new execution succeed.
+outage is over, and see the new execution succeed; then filter a collection's records.
 
 Set ``HOOKLINE_SCREENSHOTS=docs/img`` to refresh the README's screenshots.
 """
@@ -129,6 +129,18 @@ def browse(url: str, shots: Path) -> str:
             page.click("text=Deliveries")
             expect(page.locator("#deliveries")).to_contain_text("rejected")
             page.screenshot(path=str(shots / "ui-deliveries.png"), full_page=True)
+
+            # Collection records, filtered by a where operator.
+            page.click("nav >> text=Collections")
+            expect(page.locator("tr[data-collection='customers'] td.count")).to_have_text("3")
+            page.click("text=customers")
+            form = page.locator("#collection-filter")
+            form.locator("input[name=field]").first.fill("plan")
+            form.locator("select[name=op]").first.select_option("not_equal")
+            form.locator("input[name=value]").first.fill("free")
+            page.click("#apply-filter")
+            expect(page.locator("#records tr[data-record]")).to_have_count(2)
+            expect(page.locator("#records")).not_to_contain_text("Grace")
             assert [text for text in console if "Content Security Policy" in text] == []
 
             # Reflected XSS (issue 13, finding 3): the id is shown as text, nothing runs.
@@ -158,6 +170,10 @@ async def test_find_a_failed_execution_and_replay_it(
         await client.post("/api/webhooks/steps", json={"n": 12})
         await client.post("/api/webhooks/github/site", json={"ref": "refs/heads/dev"})
         await client.post("/api/webhooks/nowhere", json={})
+        for name, plan in (("Ada", "pro"), ("Grace", "free"), ("Linus", "team")):
+            await client.post(
+                "/api/collections/customers/records", json={"name": name, "plan": plan}
+            )
         await client.post(
             "/api/webhooks/orders/9", content=b"{", headers={"content-type": "application/json"}
         )
