@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
+from hookline.http._security_headers import CONTENT_SECURITY_POLICY
 from hookline.http._ui_collections import BadFilter, columns_of, parse_filter
 from tests.conftest import StoreFactory
 from tests.http.conftest import ORDERS, Server, running_server
@@ -54,8 +55,16 @@ async def test_collections_page_lists_each_collection_with_its_count(server: Ser
     assert 'href="/ui/collections"' in (await server.client.get("/ui/")).text  # the nav
 
 
-async def test_records_table_has_a_column_per_field_newest_first(server: Server) -> None:
-    page = (await server.client.get("/ui/collections/orders")).text
+async def test_records_table_has_a_column_per_field_newest_first_under_the_csp(
+    server: Server,
+) -> None:
+    answer = await server.client.get("/ui/collections/orders")
+    assert answer.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
+    page = answer.text
+    assert "style=" not in page
+    assert re.findall(r"<script[^>]*>", page) == [
+        '<script src="/ui/static/ui.js" defer>'
+    ]  # no inline script
     header = page[page.index("<thead>") : page.index("</thead>")]
     names = re.findall(r'class="sort[^"]*" href="[^"]*">(\w+)', header)
     assert names == ["id", "sku", "total", "status", "note", "created_at", "updated_at"]
