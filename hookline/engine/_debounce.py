@@ -4,6 +4,10 @@ Pure bookkeeping, no I/O, no clock: every call takes ``now``. An item offered fo
 opens that key's window, or replaces the item waiting in it (which is then superseded:
 it never runs). The window closes ``period`` after its latest item, or ``max_wait``
 after its first, whichever comes first; its item then goes on.
+
+Items carry a rank (the execution id: ids sort by arrival). Offered out of order, as
+when executions resumed after a restart meet deliveries arriving meanwhile, the item of
+the higher rank stays, whichever came second.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ T = TypeVar("T")
 @attrs.define
 class _Window(Generic[T]):
     item: T
+    rank: str
     first: float
     due: float
     number: int  # which heap entry is this window's current one
@@ -39,15 +44,18 @@ class Debounce(Generic[T]):
         self._heap: list[tuple[float, int, str]] = []
         self._numbers = itertools.count()
 
-    def offer(self, key: str, item: T, now: float) -> T | None:
-        """Put ``item`` in ``key``'s window; the item it replaces (superseded), if any."""
+    def offer(self, key: str, item: T, now: float, rank: str = "") -> T | None:
+        """Put ``item`` in ``key``'s window; the item superseded, if any: the one it
+        replaces, or ``item`` itself when the waiting one has a higher ``rank``."""
         window = self._windows.get(key)
+        if window is not None and rank < window.rank:
+            return item  # older than the one waiting: it never runs, and moves nothing
         first = now if window is None else window.first
         due = now + self.period
         if self.max_wait is not None:
             due = min(due, first + self.max_wait)
         number = next(self._numbers)
-        self._windows[key] = _Window(item, first, due, number)
+        self._windows[key] = _Window(item, rank, first, due, number)
         heapq.heappush(self._heap, (due, number, key))
         return None if window is None else window.item
 
@@ -71,6 +79,11 @@ class Debounce(Generic[T]):
             if window is not None and window.number == number:
                 return
             heapq.heappop(self._heap)
+
+    def waiting(self, key: str) -> T | None:
+        """The item waiting in ``key``'s window, if one is open."""
+        window = self._windows.get(key)
+        return None if window is None else window.item
 
     def due_of(self, item: T) -> float | None:
         """When the window holding ``item`` closes; None if no window holds it."""

@@ -285,10 +285,14 @@ class WorkflowRunner:
         rule, debounce = self.workflow.debounce, self._debounce
         assert rule is not None
         assert debounce is not None
-        older = debounce.offer(flow_key(rule.key, handle, self.services.env), handle, now)
+        key = flow_key(rule.key, handle, self.services.env)
+        waiting = debounce.waiting(key)
+        older = debounce.offer(key, handle, now, rank=handle.id)
         self._wake_at(debounce.next_due())
         if older is not None and older.id in self.handles:
-            older.cancel_reason = f"superseded by execution {handle.id} (debounce)"
+            newer = handle if older is not handle else waiting
+            assert newer is not None
+            older.cancel_reason = f"superseded by execution {newer.id} (debounce)"
             assert self._nursery is not None
             self._nursery.start_soon(self.cancel, older.id)
 

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow
 # window closes after it, once, with the key's last delivery.
 DEBOUNCED = """
     key: crm
-    debounce: {period: 15s, key: "{{$context.data.record}}"}
+    debounce: {period: 20s, key: "{{$context.data.record}}"}
     concurrency: {max: 16, queue: 5000}
     nodes:
       - key: sync

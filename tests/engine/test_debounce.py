@@ -49,3 +49,12 @@ def test_a_thousand_deliveries_over_fifty_keys_give_fifty_each_its_last(seed: in
     passed += debounce.close_due(now + 30.0)
     assert sorted(passed) == sorted(last.items())
     assert superseded + len(passed) == 1000
+
+
+def test_an_older_item_offered_late_is_the_one_superseded() -> None:
+    debounce: Debounce[str] = Debounce(period=30.0)
+    assert debounce.offer("r1", "new", 0.0, rank="0002") is None
+    # Resumed after a restart, an older delivery comes through after a newer one.
+    assert debounce.offer("r1", "old", 1.0, rank="0001") == "old"
+    assert debounce.waiting("r1") == "new"
+    assert debounce.close_due(30.0) == ["new"]  # its window did not move
