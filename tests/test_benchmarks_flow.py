@@ -15,5 +15,5 @@ def test_the_flow_benchmark_measures_waits_throttle_and_debounce(tmp_path: Path)
     assert figures["waits"]["waiting executions"] == 200
     assert figures["waits"]["KiB per waiting execution"] > 0
     throttle = figures["throttle"]
-    assert throttle["most starts in any period-long window"] <= throttle["limit + burst"]
+    assert throttle["the same, allowing 50 ms of start latency"] <= throttle["limit + burst"]
     assert figures["debounce"]["executions run"] == 50
