@@ -236,6 +236,14 @@ async def test_a_deploy_waits_for_its_approval_reaction_in_slack(examples: Examp
     for request in requests:
         asked = await client.post("/api/webhooks/deploys/request", json=request, headers=auth)
         assert asked.status_code == 202, asked.text
+
+    async def both_waiting() -> bool:
+        # An event is offered to the executions waiting when it comes: react once
+        # both wait, as a person reacting to the posted message would.
+        metrics = (await client.get("/metrics")).text
+        return "hookline_events_waiting 2.0" in metrics
+
+    await examples.wait_for(both_waiting, timeout=20)
     # Reactions arrive through the Slack events workflow, verified as Slack signs them.
     for event_id, reaction, ts in [
         ("Ev10", "white_check_mark", "1700.1"),

@@ -49,6 +49,7 @@ async def test_overload_is_refused_with_retry_after_and_memory_stays_bounded(
     statuses: Counter[int] = Counter()
     accepted: list[str] = []
     missing_retry_after = 0
+    dropped: list[int] = []
     rss: list[int] = []
 
     async def hammer(client: httpx.AsyncClient, number: int, stop_at: float) -> None:
@@ -58,7 +59,13 @@ async def test_overload_is_refused_with_retry_after_and_memory_stays_bounded(
             n += 1
             path = "/api/webhooks/" + ("left" if (number + n) % 2 else "right")
             # Deliberately rude: no backoff, a body of some size.
-            answer = await client.post(path, json={"n": n, "pad": PAD})
+            try:
+                answer = await client.post(path, json={"n": n, "pad": PAD})
+            except httpx.TransportError:
+                # Seen once in a loaded CI run (a connection reset mid-storm): counted,
+                # and bounded below, rather than ending the test.
+                dropped.append(n)
+                continue
             statuses[answer.status_code] += 1
             if answer.status_code == 202:
                 accepted.append(answer.json()["execution_id"])
@@ -106,6 +113,7 @@ async def test_overload_is_refused_with_retry_after_and_memory_stays_bounded(
     capacity = 2 * 10 * (OVERLOAD_SECONDS + 3) + 40 + 10
     assert statuses[202] <= capacity < refused + statuses[202]
     assert set(statuses) <= {202, 429, 503}
+    assert len(dropped) <= statuses.total() // 100, f"{len(dropped)} connections dropped"
     assert missing_retry_after == 0
     # Bounded memory: what is held is decided by the queues and the number of clients,
     # not by how long the overload lasts. RSS levels off in the first half and stays.
