@@ -15,7 +15,6 @@ def test_the_flow_benchmark_measures_waits_throttle_and_debounce(tmp_path: Path)
     flow(["--waits", "200", "--period", "0.3", "--json", str(out)], tmp_path)
     figures = json.loads(out.read_text())
     assert figures["waits"]["waiting executions"] == 200
-    assert figures["waits"]["KiB per waiting execution"] > 0
     throttle = figures["throttle"]
     assert throttle["limit + burst"] == 6
     assert throttle["starts per key"] == 50

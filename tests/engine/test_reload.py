@@ -135,8 +135,14 @@ async def test_the_watcher_reloads_an_edited_file(make_store: StoreFactory, tmp_
     async with open_engine(tmp_path, store=make_store()) as engine:
         async with trio.open_nursery() as nursery:
             await nursery.start(watch_workflows, engine)
-            write(tmp_path, "nap.yaml", napping("two", "0s"))
-            await wait_for_output(engine, "two")
+            # The watcher's thread may not watch yet when it reports started: write
+            # again until the edit is seen.
+            with trio.fail_after(10):
+                while True:
+                    write(tmp_path, "nap.yaml", napping("two", "0s"))
+                    with trio.move_on_after(1):
+                        await wait_for_output(engine, "two")
+                        break
             write(tmp_path, "nap.yaml", BROKEN)
             with trio.fail_after(10):
                 while not engine.load_errors:
