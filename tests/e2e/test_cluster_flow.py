@@ -70,8 +70,8 @@ async def test_a_throttle_holds_across_processes(cluster: Cluster) -> None:
         assert len({run.owner for run in runs}) >= 2  # processes shared the starts
         starts = [run.started_at for run in runs if run.started_at is not None]
         # Starts are recorded a moment after their booked time (the permit's round
-        # trip): a window a little shorter than the period absorbs that.
-        assert most_in_any_window(starts, PERIOD - 0.15) <= LIMIT + BURST, account
+        # trip, longer on a loaded machine): a window a little shorter absorbs that.
+        assert most_in_any_window(starts, PERIOD - 0.25) <= LIMIT + BURST, account
         # And the rate is one rate, not one per process: the run took its time.
         span = max(starts) - min(starts)
         assert span >= (PER_ACCOUNT - BURST - 1) * PERIOD / LIMIT - 0.2, account
