@@ -91,19 +91,18 @@ class WorkflowSet:
             self._relaying = True
             relay = functools.partial(self.failures.run, services.workflows)
             await self.root.start_child(ChildSpec("on_failure", relay))
-        for key, supervisor in list(self.supervisors.items()):
+        for key in list(self.supervisors):
             new = wanted.get(key)
-            if new is None or not new.enabled or new is not supervisor.workflow:
-                supervisor.retire()
-                self._retiring.append(supervisor)
-                del self.supervisors[key]
+            if new is None or not new.enabled:
+                self._retire(key)
         for key, workflow in wanted.items():
             version = None
             if self.definitions.get(key) is not workflow:
                 # Saved before its supervisor starts: its executions record the version.
                 record = _workflow_record(workflow, self.clock())
                 version = await self.store.write(SaveWorkflow(record))
-            if workflow.enabled and key not in self.supervisors:
+            current = self.supervisors.get(key)
+            if workflow.enabled and (current is None or current.workflow is not workflow):
                 supervisor = WorkflowSupervisor(
                     workflow,
                     self.store,
@@ -116,9 +115,18 @@ class WorkflowSet:
                 self._generation += 1
                 name = f"workflow:{key}#{self._generation}"
                 await self.root.start_child(ChildSpec(name, supervisor.run, Restart.TRANSIENT))
+                # A changed workflow's old supervisor takes deliveries until the new one
+                # runs, then finishes what it holds: a reload never answers 503.
+                if current is not None:
+                    self._retire(key)
                 self.supervisors[key] = supervisor
         self.definitions = wanted
         self._router = Router((w.trigger.path, w.trigger.methods, w.key) for w in wanted.values())
+
+    def _retire(self, key: str) -> None:
+        supervisor = self.supervisors.pop(key)
+        supervisor.retire()
+        self._retiring.append(supervisor)
 
     def _ended(self, workflow: Workflow, outcome: ExecutionOutcome) -> None:
         for observer in self.observers:

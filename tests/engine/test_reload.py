@@ -166,3 +166,26 @@ def test_load_workflows_reports_the_broken_file_by_its_path(tmp_path: Path) -> N
     write(tmp_path, "nap.yaml", BROKEN)
     result = load_workflows(tmp_path)
     assert [e.source for e in result.errors] == [str(tmp_path / "nap.yaml")]
+
+
+async def test_deliveries_during_a_reload_are_never_refused(
+    make_store: StoreFactory, tmp_path: Path
+) -> None:
+    write(tmp_path, "nap.yaml", napping("one", "0s"))
+    async with open_engine(tmp_path, store=make_store()) as engine:
+        outputs: list[object] = []
+        done = trio.Event()
+
+        async def deliver() -> None:
+            while not done.is_set():
+                outputs.append((await engine.run("nap")).output)  # Unavailable would fail
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(deliver)
+            for version in ("two", "three", "four"):
+                write(tmp_path, "nap.yaml", napping(version, "0s"))
+                await engine.reload()
+                await trio.sleep(0.01)
+            done.set()
+        assert set(outputs) <= {"one", "two", "three", "four"}
+        assert (await engine.run("nap")).output == "four"
