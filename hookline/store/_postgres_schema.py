@@ -172,6 +172,24 @@ _FLOW_RATES = (
         PRIMARY KEY (scope, key))""",
 )
 
+# Executions parked on a ``wait`` node: one row per waiting job, deleted by whichever
+# process ends the wait (its event, its timeout, an operator), so that it ends once.
+_WAITS = (
+    """CREATE TABLE waits (
+        execution_id text COLLATE "C" NOT NULL,
+        node text NOT NULL,
+        scope text NOT NULL,
+        attempt integer NOT NULL,
+        workflow text NOT NULL,
+        event text NOT NULL,
+        match text NOT NULL,
+        until double precision NOT NULL,
+        started_at double precision,
+        PRIMARY KEY (execution_id, node, scope))""",
+    "CREATE INDEX waits_by_event ON waits (event, match)",
+    "CREATE INDEX waits_by_until ON waits (until)",
+)
+
 #: Every migration, in order: a name and its statements. A database at version N has
 #: applied the first N.
 MIGRATIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -180,6 +198,7 @@ MIGRATIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("cluster", _CLUSTER),
     ("cancel requests", _CANCEL_REQUESTS),
     ("flow rates", _FLOW_RATES),
+    ("waits", _WAITS),
 )
 
 

@@ -163,6 +163,28 @@ def _workflow_versions(db: sqlite_utils.Database) -> None:
     db.table("executions").add_column("workflow_version", int)
 
 
+def _waits(db: sqlite_utils.Database) -> None:
+    # Executions parked on a ``wait`` node: one row per waiting job, deleted by whoever
+    # ends the wait (its event, its timeout, an operator), so that it ends once.
+    db.table("waits").create(
+        {
+            "execution_id": str,
+            "node": str,
+            "scope": str,
+            "attempt": int,
+            "workflow": str,
+            "event": str,
+            "match": str,
+            "until": float,
+            "started_at": float,
+        },
+        pk=("execution_id", "node", "scope"),
+        not_null={"attempt", "workflow", "event", "match", "until"},
+    )
+    db.table("waits").create_index(["event", "match"], "waits_by_event")
+    db.table("waits").create_index(["until"], "waits_by_until")
+
+
 #: Every migration, in order; a database at version N has applied the first N.
 MIGRATIONS: tuple[tuple[str, Migration], ...] = (
     ("initial", _initial),
@@ -170,6 +192,7 @@ MIGRATIONS: tuple[tuple[str, Migration], ...] = (
     ("execution order keys", _order_keys),
     ("job scopes", _job_scopes),
     ("workflow versions", _workflow_versions),
+    ("waits", _waits),
 )
 
 
