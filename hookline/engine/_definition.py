@@ -110,6 +110,16 @@ class DebounceRule:
 
 
 @attrs.frozen
+class BatchRule:
+    """``batch``: per value of ``key``, up to ``size`` deliveries make one execution,
+    which starts once the batch is full or ``timeout`` after its first delivery."""
+
+    size: int
+    timeout: float
+    key: Renderable | None = None
+
+
+@attrs.frozen
 class Workflow:
     """A validated workflow. ``source`` names where it came from (a file path, ``api``)."""
 
@@ -130,6 +140,9 @@ class Workflow:
     throttle: RateRule | None = None
     priority: Renderable | None = None
     debounce: DebounceRule | None = None
+    #: ``batch`` (docs/reference/workflow.md, "Flow control"): deliveries grouped into
+    #: one execution (:mod:`._batch`).
+    batch: BatchRule | None = None
     cancel_on: tuple[CancelOn, ...] = ()
     source: str = ""
     text: str = ""

@@ -40,6 +40,7 @@ from ..nodes._call import NodeFunction, custom_node_types
 from ..nodes._registry import NodeListParser, NodeTypes
 from ..verify import SCHEMES, Verifier, compile_verifiers
 from ..verify._plugin_schemes import plugin_schemes
+from ._batch_rule import batch_rule
 from ._definition import (
     HTTP_METHODS,
     CancelOn,
@@ -271,6 +272,7 @@ def _load_data(
     throttle = _rate_rule(fields, "throttle")
     priority = fields.template("priority", None)
     debounce = _debounce_rule(fields)
+    batch = batch_rule(fields, debounce is not None)
     cancel_on = tuple(_cancel_on(entry) for entry in fields.items("cancel_on"))
     timeout = fields.duration("timeout", 300.0)
     on_failure = fields.string("on_failure", None, pattern=_KEY, expected="a workflow key")
@@ -287,6 +289,7 @@ def _load_data(
         throttle=throttle,
         priority=priority,
         debounce=debounce,
+        batch=batch,
         cancel_on=cancel_on,
         timeout=timeout,
         on_failure=on_failure,

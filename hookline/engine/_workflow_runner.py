@@ -32,6 +32,7 @@ from ..nodes._base import NodeServices, Renderable
 from ..store._store import Store
 from ._admission import rate_key, template_roots
 from ._answers import ExecutionOutcome
+from ._batch_runner import Batcher
 from ._debounce import Debounce
 from ._definition import Workflow
 from ._drain import DrainRate
@@ -121,6 +122,13 @@ class WorkflowRunner:
         self._debounce: Debounce[ExecutionHandle] | None = (
             Debounce(debounce.period, debounce.max_wait) if debounce is not None else None
         )
+        # Batch: the open windows, and the batches being formed (:mod:`._batch_runner`).
+        batch = workflow.batch
+        self._batcher = (
+            Batcher(self, batch, lambda handle: flow_key(batch.key, handle, services.env))
+            if batch is not None
+            else None
+        )
         # On a store shared by several processes the throttle's state is the store's,
         # booked per execution before its start permit (``_booked``).
         throttle = workflow.throttle if cluster is None else None
@@ -157,12 +165,19 @@ class WorkflowRunner:
                 f"debounce: starts in {max(0.0, due - now):.1f} s unless a newer delivery "
                 "with its key comes first"
             )
+        if self._batcher is not None:
+            return self._batcher.waiting_for(handle, now)
         return None
 
     @property
     def debouncing(self) -> int:
         """Executions waiting for their key to be quiet under ``debounce``."""
         return len(self._debounce) if self._debounce is not None else 0
+
+    @property
+    def batching(self) -> int:
+        """Executions waiting in open ``batch`` windows (or being formed into one)."""
+        return self._batcher.waiting if self._batcher is not None else 0
 
     @property
     def waiting(self) -> int:
@@ -175,7 +190,7 @@ class WorkflowRunner:
         waiting for a start permit."""
         queue = self.queue.statistics()
         waiting = queue.depth + queue.reserved + self.lanes.parked + len(self.ready)
-        waiting += len(self._throttled) + self.debouncing
+        waiting += len(self._throttled) + self.debouncing + self.batching
         if self.cluster is None:
             return waiting
         # Waiting for a permit: a backlog once a claim refused it; before that, all but
@@ -190,6 +205,12 @@ class WorkflowRunner:
         self.handles[handle.id] = handle
         if order_key is not None:
             self._order_keys[handle.id] = order_key
+
+    def untrack(self, execution_id: str) -> str | None:
+        """Stop counting a queued execution as live (it is being batched into
+        another); its order key. Raises KeyError if it is not live here."""
+        del self.handles[execution_id]
+        return self._order_keys.pop(execution_id, None)
 
     def make_ready(self, handle: ExecutionHandle) -> None:
         """Start ``handle`` before anything in the queue, whatever the queue's limits."""
@@ -228,7 +249,7 @@ class WorkflowRunner:
         self.ready = deque(sorted(waiting, key=lambda handle: handle.id))
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
-            if self._throttle is not None or self._debounce is not None:
+            if (self._throttle, self._debounce, self._batcher) != (None, None, None):
                 nursery.start_soon(self._release_waiting)
             task_status.started()
             with trio.CancelScope() as self._intake:
@@ -265,6 +286,10 @@ class WorkflowRunner:
             self._cleared.discard(handle.id)
             return False
         now = trio.current_time()
+        batcher, nursery = self._batcher, self._nursery
+        if batcher is not None and nursery is not None and batcher.holds(handle, now, nursery):
+            self._wake_at(batcher.next_due())
+            return True
         # (One that started before a restart was its key's chosen one: it goes on.)
         debounce = handle.id not in self._debounced and handle.started_at is None
         if self._debounce is not None and debounce:
@@ -308,6 +333,8 @@ class WorkflowRunner:
                 self._timer.deadline = self._next_wake()
                 await trio.sleep_forever()
             now = trio.current_time()
+            if self._batcher is not None and self._nursery is not None:
+                self._batcher.close_due(now, self._nursery)
             if self._debounce is not None:
                 for handle in self._debounce.close_due(now):
                     if handle.id in self.handles:  # not cancelled meanwhile
@@ -321,7 +348,8 @@ class WorkflowRunner:
 
     def _next_wake(self) -> float:
         booked = self._throttled[0][0] if self._throttled else math.inf
-        return min(booked, self._debounce.next_due() if self._debounce else math.inf)
+        batched = self._batcher.next_due() if self._batcher else math.inf
+        return min(booked, batched, self._debounce.next_due() if self._debounce else math.inf)
 
     def _start(self, handle: ExecutionHandle, limiter: trio.CapacityLimiter, slot: _Slot) -> None:
         assert self._nursery is not None
@@ -354,6 +382,8 @@ class WorkflowRunner:
         handle.cancel()
         if execution_id not in self.running:
             del self.handles[execution_id]
+            if self._batcher is not None:
+                self._batcher.discard(handle)
             self.lanes.remove(self._order_keys.pop(execution_id, None), handle)
             self.count(await self._execution(handle).run())
         return True

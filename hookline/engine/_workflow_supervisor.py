@@ -54,7 +54,8 @@ class WorkflowStatistics:
     the limits hold across all of them: no execution is parked, and ``waiting`` ones
     wait for a start permit (counted in ``queue.depth``, not in ``running``).
     ``throttled`` ones wait for the start ``throttle`` booked for them, ``debouncing``
-    ones for their ``debounce`` key to be quiet."""
+    ones for their ``debounce`` key to be quiet, ``batching`` ones in an open ``batch``
+    (each ends batched into its batch's execution, or is that execution)."""
 
     workflow: str
     queue: MailboxStatistics
@@ -73,6 +74,7 @@ class WorkflowStatistics:
     oldest_queued_at: float | None = None
     throttled: int = 0
     debouncing: int = 0
+    batching: int = 0
 
 
 class WorkflowSupervisor:
@@ -109,6 +111,7 @@ class WorkflowSupervisor:
         # A throttled or debounced workflow's executions may have to wait: none runs
         # whole at admission.
         waits = workflow.throttle is not None or workflow.debounce is not None
+        waits = waits or workflow.batch is not None
         self._runs_inline = runs_inline(workflow) and not waits
         rule = workflow.rate_limit
         self._rate_limit = Gcra(rule.rate) if rule is not None else None
@@ -469,4 +472,5 @@ class WorkflowSupervisor:
             waiting=runner.waiting,
             throttled=runner.throttled,
             debouncing=runner.debouncing,
+            batching=runner.batching,
         )

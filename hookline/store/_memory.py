@@ -18,6 +18,7 @@ import attrs
 from ..definition import JSON
 from ..errors import StoreClosed, StoreError
 from ._backend import make_page
+from ._batching import FormBatch, form_in_memory
 from ._collections import (
     CollectionAction,
     CreateRecord,
@@ -156,6 +157,8 @@ class MemoryBackend:
             return self._save_version(op.workflow)
         if isinstance(op, RequeueExecution):
             return self._requeue(op)
+        if isinstance(op, FormBatch):
+            return form_in_memory(self._executions, op)
         if isinstance(op, (PruneExecutions, PruneDeliveries, PruneIdempotency)):
             return self._prune(op)
         raise StoreError(f"unknown write operation {type(op).__name__}")

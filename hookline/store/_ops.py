@@ -10,6 +10,7 @@ from typing import Any
 
 import attrs
 
+from ._batching import FormBatch
 from ._collections import CollectionAction
 from ._records import (
     Answer,
@@ -192,6 +193,7 @@ WriteOp = (
     | SaveWorkflow
     | CollectionWrite
     | RequeueExecution
+    | FormBatch
     | PruneExecutions
     | PruneDeliveries
     | PruneIdempotency
@@ -200,6 +202,7 @@ WriteOp = (
 __all__ = [
     "AcceptDelivery",
     "CollectionWrite",
+    "FormBatch",
     "IdempotencyClaim",
     "IdempotencyRecord",
     "PruneDeliveries",

@@ -17,6 +17,8 @@ import attrs
 import psycopg
 
 from ..errors import StoreError
+from ._batch_sql import form_postgres
+from ._batching import FormBatch
 from ._encoding import pack, unpack
 from ._ops import (
     AcceptDelivery,
@@ -201,6 +203,8 @@ def apply_one(conn: Connection, op: WriteOp) -> object:
         row = (w.key, clean(w.title), w.enabled, clean(w.source), w.digest, w.updated_at)
         conn.execute(_UPSERT_WORKFLOW, row)
         return _save_version(conn, w)
+    if isinstance(op, FormBatch):
+        return form_postgres(conn, op)
     if isinstance(op, RequeueExecution):
         requeue = (op.workflow_version, op.id, list(op.statuses))
         return conn.execute(_REQUEUE_EXECUTION, requeue).rowcount == 1

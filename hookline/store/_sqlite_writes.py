@@ -15,6 +15,8 @@ import attrs
 
 from ..errors import StoreError
 from . import _rows
+from ._batch_sql import form_sqlite
+from ._batching import FormBatch
 from ._collections_sql import apply_action
 from ._encoding import pack, unpack
 from ._ops import (
@@ -177,6 +179,8 @@ def apply_one(conn: sqlite3.Connection, op: WriteOp) -> object:
             _REPLACE_WORKFLOW, (w.key, w.title, int(w.enabled), w.source, w.digest, w.updated_at)
         )
         return _save_version(conn, w)
+    if isinstance(op, FormBatch):
+        return form_sqlite(conn, op)
     if isinstance(op, RequeueExecution):
         statuses = json.dumps(list(op.statuses))
         requeue = (op.workflow_version, op.id, statuses)

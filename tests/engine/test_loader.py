@@ -224,7 +224,8 @@ BAD_DEFINITIONS = [
     pytest.param(
         "timout: 5s\n" + _nodes(_END),
         "timout: expected a known field "
-        "(one of: cancel_on, concurrency, debounce, enabled, key, nodes, on_failure, priority, "
+        "(one of: batch, cancel_on, concurrency, debounce, enabled, key, nodes, on_failure, "
+        "priority, "
         "rate_limit, throttle, timeout, title, trigger)",
         id="unknown-field",
     ),
