@@ -9,10 +9,11 @@ from typing import Any
 import click
 
 from ._cli_client import AdminClient, admin_options, print_json
+from .store._records import LIVE_STATUSES
 
 __all__ = ["bulk"]
 
-STATUSES = ("queued", "running", "succeeded", "failed", "cancelled", "timed_out")
+STATUSES = (*LIVE_STATUSES, "succeeded", "failed", "cancelled", "timed_out")
 
 
 @click.group()

@@ -36,6 +36,8 @@ STATUS_STYLES = {
     "rejected": "red",
     "running": "blue",
     "queued": "cyan",
+    "throttled": "cyan",
+    "waiting": "magenta",
     "cancelled": "yellow",
     "timed_out": "yellow",
     "duplicate": "yellow",

@@ -21,6 +21,7 @@ from ._cli_test import run_on_virtual_clock
 from .engine._test_cases import case_from_records, parse_case
 from .engine._test_run import COLLECTION_READS, COLLECTION_WRITES, OUTSIDE_TYPES
 from .errors import DefinitionError
+from .store._records import LIVE_STATUSES
 
 __all__ = ["export_cases", "export_deliveries"]
 
@@ -55,7 +56,7 @@ def export_cases(
         if not delivery.get("execution_id"):
             continue
         execution = client.get(f"/api/executions/{delivery['execution_id']}")
-        if execution["status"] in ("queued", "running"):
+        if execution["status"] in LIVE_STATUSES:
             continue
         cases.append(case_from_records(delivery, execution, frozenset(ANSWERED)))
         if limit is not None and len(cases) >= limit:

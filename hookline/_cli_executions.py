@@ -11,10 +11,11 @@ from rich.markup import escape
 from rich.tree import Tree
 
 from ._cli_client import AdminClient, admin_options, console, print_json, styled, table, took, when
+from .store._records import LIVE_STATUSES
 
 __all__ = ["deliveries", "draw_tree", "executions"]
 
-EXECUTION_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled", "timed_out")
+EXECUTION_STATUSES = (*LIVE_STATUSES, "succeeded", "failed", "cancelled", "timed_out")
 VERDICTS = ("accepted", "rejected", "duplicate")
 
 

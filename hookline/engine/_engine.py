@@ -21,6 +21,7 @@ from ..nodes._call import NodeFunction, custom_node_types
 from ..nodes._http import SharedHttpClient
 from ..nodes._script_pool import ScriptPool, ScriptPoolConfig, ScriptPoolStatistics
 from ..store._collection_service import CollectionService
+from ..store._records import LIVE_STATUSES
 from ..store._store import Store, StoreStatistics, open_store
 from ._admission import Admission
 from ._answers import ExecutionOutcome
@@ -396,7 +397,7 @@ class Engine:
         if await self._workflows.cancel(execution_id):
             return True
         record = await self._intake.stored(execution_id)  # NotFound for an unknown one
-        if self.cluster is not None and record.status in ("queued", "running"):
+        if self.cluster is not None and record.status in LIVE_STATUSES:
             # Another process runs it: ask that one.
             await self.cluster.request_cancel(execution_id)
             return True

@@ -17,6 +17,7 @@ execution then waits for a start permit from the :class:`~._cluster.Cluster` ins
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import itertools
 import logging
@@ -28,7 +29,9 @@ from typing import TYPE_CHECKING
 import trio
 
 from ..definition import Mailbox
+from ..errors import StoreClosed
 from ..nodes._base import NodeServices, Renderable
+from ..store._ops import UpdateExecution
 from ..store._store import Store
 from ._admission import rate_key, template_roots
 from ._answers import ExecutionOutcome
@@ -304,7 +307,15 @@ class WorkflowRunner:
             return False
         heapq.heappush(self._throttled, (start, next(self._arrivals), handle))
         self._wake_at(start)
+        assert self._nursery is not None
+        self._nursery.start_soon(self._record_throttled, handle)
         return True
+
+    async def _record_throttled(self, handle: ExecutionHandle) -> None:
+        """Record that ``handle`` waits for its booked start (posted: its ``running``,
+        posted later, supersedes it; a restart resumes a throttled one as a queued one)."""
+        with contextlib.suppress(StoreClosed):  # stopping: left queued, it resumes alike
+            await self.store.post(UpdateExecution(handle.id, "throttled"))
 
     def _debounce_window(self, handle: ExecutionHandle, now: float) -> None:
         rule, debounce = self.workflow.debounce, self._debounce
@@ -461,6 +472,7 @@ class WorkflowRunner:
             return True
         self._bookings[handle.id] = trio.current_time() + wait
         try:
+            await self._record_throttled(handle)
             with trio.CancelScope() as scope:
                 if self._intake_stopped:
                     scope.cancel()

@@ -17,7 +17,7 @@ from ..definition import MailboxStatistics, Reservation, format_duration
 from ..errors import QueueFull, RateLimited, Unavailable
 from ..nodes._base import NodeServices
 from ..store._ops import RecordDelivery, RequeueExecution
-from ..store._records import ExecutionRecord, IdempotencyRecord
+from ..store._records import RESUMABLE_STATUSES, ExecutionRecord, IdempotencyRecord
 from ..store._store import Store
 from ._actor import ActorStatistics
 from ._admission import Admission, accept_op, priority, rate_key, replayed, template_roots
@@ -403,7 +403,7 @@ class WorkflowSupervisor:
         if self.version is not None and record.workflow_version != self.version:
             await self.store.post(
                 RequeueExecution(
-                    record.id, statuses=("queued", "running"), workflow_version=self.version
+                    record.id, statuses=RESUMABLE_STATUSES, workflow_version=self.version
                 )
             )
         handle = self._resumed(record, delivery)

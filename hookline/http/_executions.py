@@ -128,7 +128,7 @@ async def show_execution(execution_id: str) -> Response:
         return problem_response(404, "Not found", f"there is no execution {execution_id}")
     jobs = await store.list_jobs(execution_id)
     document = execution_json(record, jobs)
-    if record.status == "queued":
+    if record.status in ("queued", "throttled"):
         document["waiting_for"] = current_engine().waiting_for(execution_id)
     drawn = await ran_with(current_engine(), record)
     document["tree"] = [tree_row_json(row) for row in node_rows(drawn.workflow, jobs)]

@@ -16,7 +16,13 @@ from quart import request
 
 from .._ids import id_time
 from ..engine._engine import Engine
-from ..store._records import FINISHED_STATUSES, DeliveryRecord, ExecutionRecord, Page
+from ..store._records import (
+    FINISHED_STATUSES,
+    LIVE_STATUSES,
+    DeliveryRecord,
+    ExecutionRecord,
+    Page,
+)
 
 __all__ = [
     "EXECUTION_STATUSES",
@@ -31,7 +37,7 @@ __all__ = [
     "since_page",
 ]
 
-EXECUTION_STATUSES = ("queued", "running", *sorted(FINISHED_STATUSES))
+EXECUTION_STATUSES = (*LIVE_STATUSES, *sorted(FINISHED_STATUSES))
 VERDICTS = ("accepted", "rejected", "duplicate")
 MAX_LIMIT = 500
 

@@ -74,7 +74,7 @@ def schemas() -> dict[str, Schema]:
                 "waiting_for": nullable(
                     {
                         "type": "string",
-                        "description": "queued ones only: what flow control holds it "
+                        "description": "queued and throttled ones only: what flow control holds it "
                         "back for (throttle, debounce), or null",
                     }
                 ),

@@ -39,6 +39,7 @@ from ..engine._alert_monitor import alert_monitor
 from ..engine._definition import Workflow
 from ..engine._engine import Engine
 from ..errors import HooklineError, NotFound
+from ..store._records import LIVE_STATUSES
 from ._access import admin_refusal
 from ._definition_versions import ran_with
 from ._executions import current_engine, delivery_json, restart_execution
@@ -184,7 +185,7 @@ async def logout() -> Response:
 
 async def _success_rate(engine: Engine, key: str) -> tuple[float | None, int]:
     page = await engine.store.list_executions(workflow=key, limit=RECENT)
-    finished = [r for r in page.items if r.status not in ("queued", "running")]
+    finished = [r for r in page.items if r.status not in LIVE_STATUSES]
     if not finished:
         return None, 0
     return sum(r.status == "succeeded" for r in finished) / len(finished), len(finished)
@@ -286,7 +287,7 @@ async def execution_page(execution_id: str) -> str | Response:
         box_width=BOX_WIDTH,
         definitions=_definitions(workflow),
         drawn=drawn,
-        live=record.status in ("queued", "running"),
+        live=record.status in LIVE_STATUSES,
     )
 
 

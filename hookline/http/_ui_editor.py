@@ -19,6 +19,7 @@ from typing import Any
 from quart import Blueprint, Response, flash, redirect, render_template, request, session, url_for
 
 from ..errors import DefinitionError
+from ..store._records import LIVE_STATUSES
 from ._definition_versions import definition_format
 from ._draft import version_diff
 from ._drafts_api import current_version, draft_json, engine_draft, rollback
@@ -81,7 +82,7 @@ async def _editor_page(key: str | None, text: str, status: int = 200) -> Respons
         received = await engine.store.list_deliveries(workflow=key, verdict="accepted", limit=20)
         deliveries = list(received.items)
         ran = await engine.store.list_executions(workflow=key, limit=20)
-        executions = [e for e in ran.items if e.status not in ("queued", "running")]
+        executions = [e for e in ran.items if e.status not in LIVE_STATUSES]
     page_html = await render_template(
         "editor.html",
         key=key,

@@ -95,7 +95,8 @@ class StoreBackend(Protocol):
         ...
 
     def unfinished_executions(self) -> list[ExecutionRecord]:
-        """Executions still queued or running (to resume after a restart), oldest first."""
+        """Executions still queued, throttled or running (to resume after a restart),
+        oldest first; ``waiting`` ones are not among them (they resume on their event)."""
         ...
 
     def list_workflows(self) -> list[WorkflowRecord]:

@@ -52,6 +52,8 @@ from ._ops import (
     WriteOp,
 )
 from ._records import (
+    LIVE_STATUSES,
+    RESUMABLE_STATUSES,
     DeliveryRecord,
     ExecutionRecord,
     IdempotencyRecord,
@@ -65,9 +67,6 @@ from ._rows import op_error
 __all__ = ["MemoryBackend"]
 
 T = TypeVar("T")
-
-_UNFINISHED = ("queued", "running")
-
 
 _SCALARS = (str, float, bool, bytes, type(None))
 
@@ -213,7 +212,7 @@ class MemoryBackend:
         finished = sorted(
             id
             for id, e in self._executions.items()
-            if id < op.before_id and e.status not in _UNFINISHED
+            if id < op.before_id and e.status not in LIVE_STATUSES
         )[: op.limit]
         gone = set(finished)
         for id in finished:
@@ -440,7 +439,7 @@ class MemoryBackend:
         return [
             self._executions[id]
             for id in sorted(self._executions)
-            if self._executions[id].status in _UNFINISHED
+            if self._executions[id].status in RESUMABLE_STATUSES
         ]
 
     def list_workflows(self) -> list[WorkflowRecord]:

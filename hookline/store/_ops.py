@@ -156,8 +156,8 @@ class RequeueExecution:
 @attrs.frozen
 class PruneExecutions:
     """Delete up to ``limit`` finished executions whose id sorts before ``before_id``
-    (ids sort by creation time), oldest first, with their jobs. Executions still queued
-    or running are never deleted. Result: how many executions were deleted."""
+    (ids sort by creation time), oldest first, with their jobs. Live executions (queued,
+    throttled, running, waiting) are never deleted. Result: how many executions were deleted."""
 
     before_id: str
     limit: int = 500

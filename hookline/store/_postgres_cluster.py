@@ -47,9 +47,10 @@ _BURY = (
 )
 # Orphans: unfinished, and their owner is unset or no longer a worker (dead ones were
 # just removed). SKIP LOCKED: two workers sweeping at once take different ones.
+# (Waiting ones go on when their event or timeout comes, not through adoption.)
 _ADOPT = (
     "UPDATE executions SET owner = %s WHERE id IN (SELECT id FROM executions x "
-    "WHERE status IN ('queued', 'running') AND workflow = ANY(%s::text[]) "
+    "WHERE status IN ('queued', 'throttled', 'running') AND workflow = ANY(%s::text[]) "
     "AND (owner IS NULL OR NOT EXISTS (SELECT 1 FROM workers w WHERE w.id = x.owner)) "
     "ORDER BY seq LIMIT %s FOR UPDATE SKIP LOCKED) RETURNING id, workflow, delivery_id, "
     "status, created_at, started_at, finished_at, context, output, error, order_key, "
@@ -59,24 +60,28 @@ _ADOPT = (
 # after) reaches whoever adopts the execution.
 _REQUEST_CANCEL = (
     "UPDATE executions SET cancel_requested = true WHERE id = %s "
-    "AND status IN ('queued', 'running')"
+    "AND status IN ('queued', 'throttled', 'running', 'waiting')"
 )
 _CANCELS = (
     "SELECT id FROM executions WHERE owner = %s AND cancel_requested "
-    "AND status IN ('queued', 'running') ORDER BY seq"
+    "AND status IN ('queued', 'throttled', 'running', 'waiting') ORDER BY seq"
 )
 _MINE = (
     "SELECT id, status FROM executions WHERE id = ANY(%s::text[]) AND owner = %s "
-    "AND status IN ('queued', 'running')"
+    "AND status IN ('queued', 'throttled', 'running', 'waiting')"
 )
+# Waiting executions hold no slot: only running ones count against concurrency.max.
 _RUNNING = "SELECT count(*) FROM executions WHERE workflow = %s AND status = 'running'"
-# A queued execution may start unless one of its order key runs, or waits from before.
+# A queued (or throttled) execution may start unless one of its order key started
+# (running, or parked on a ``wait``) or is queued from before. A waiting one going on
+# asks again too: it holds no slot while it waits.
 _START = (
     "WITH granted AS (SELECT c.id FROM executions c WHERE c.id = ANY(%s::text[]) "
-    "AND c.status = 'queued' AND (c.order_key IS NULL OR NOT EXISTS (SELECT 1 "
+    "AND c.status IN ('queued', 'throttled', 'waiting') "
+    "AND (c.order_key IS NULL OR NOT EXISTS (SELECT 1 "
     "FROM executions e WHERE e.workflow = c.workflow AND e.order_key = c.order_key "
-    "AND e.status IN ('queued', 'running') AND e.id <> c.id "
-    "AND (e.status = 'running' OR e.seq < c.seq))) ORDER BY c.seq LIMIT %s) "
+    "AND e.status IN ('queued', 'throttled', 'running', 'waiting') AND e.id <> c.id "
+    "AND (e.status IN ('running', 'waiting') OR e.seq < c.seq))) ORDER BY c.seq LIMIT %s) "
     "UPDATE executions SET status = 'running', started_at = COALESCE(started_at, %s) "
     "WHERE id IN (SELECT id FROM granted) RETURNING id"
 )
@@ -201,7 +206,7 @@ class PostgresCoordinator:
                 )
                 mine = dict(conn.execute(_MINE, (list(ids), self.worker_id)).fetchall())
                 granted = [id for id, status in mine.items() if status == "running"]
-                queued = [id for id, status in mine.items() if status == "queued"]
+                queued = [id for id, status in mine.items() if status != "running"]
                 row = conn.execute(_RUNNING, (workflow,)).fetchone()
                 free = limit - (int(row[0]) if row else 0)
                 if queued and free > 0:

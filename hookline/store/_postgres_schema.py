@@ -190,6 +190,29 @@ _WAITS = (
     "CREATE INDEX waits_by_until ON waits (until)",
 )
 
+# ``throttled`` (queued, held back by ``throttle``) and ``waiting`` (parked on a ``wait``)
+# executions are live too: the partial indexes cover them. A wake-up goes out when a
+# slot frees (leaving ``running``, for ``waiting`` too) or an order key does (leaving the
+# live statuses), not when a queued execution is marked throttled.
+_LIVE_STATUSES = (
+    "DROP INDEX executions_live",
+    (
+        "CREATE INDEX executions_live ON executions (workflow, order_key, seq) "
+        "WHERE status IN ('queued', 'throttled', 'running', 'waiting')"
+    ),
+    "DROP INDEX executions_cancel_requested",
+    (
+        "CREATE INDEX executions_cancel_requested ON executions (owner) WHERE "
+        "cancel_requested AND status IN ('queued', 'throttled', 'running', 'waiting')"
+    ),
+    "DROP TRIGGER executions_ended ON executions",
+    """CREATE TRIGGER executions_ended AFTER UPDATE OF status ON executions FOR EACH ROW
+        WHEN ((OLD.status = 'running' AND NEW.status <> 'running')
+            OR (OLD.status IN ('queued', 'throttled', 'running', 'waiting')
+                AND NEW.status NOT IN ('queued', 'throttled', 'running', 'waiting')))
+        EXECUTE FUNCTION hookline_execution_ended()""",
+)
+
 #: Every migration, in order: a name and its statements. A database at version N has
 #: applied the first N.
 MIGRATIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -199,6 +222,7 @@ MIGRATIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("cancel requests", _CANCEL_REQUESTS),
     ("flow rates", _FLOW_RATES),
     ("waits", _WAITS),
+    ("live statuses", _LIVE_STATUSES),
 )
 
 

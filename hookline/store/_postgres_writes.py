@@ -108,14 +108,15 @@ _REQUEUE_EXECUTION = (
     "UPDATE executions SET status = 'queued', finished_at = NULL, output = NULL, "
     "error = NULL, workflow_version = COALESCE(%s, workflow_version), "
     # A retry starts afresh; an unfinished one requeued keeps its cancel request.
-    "cancel_requested = cancel_requested AND status IN ('queued', 'running'), "
+    "cancel_requested = cancel_requested "
+    "AND status IN ('queued', 'throttled', 'running', 'waiting'), "
     "owner = COALESCE(NULLIF(current_setting('hookline.worker', true), ''), owner) "
     "WHERE id = %s AND status = ANY(%s::text[])"
 )
 # Retention: small batches, oldest first, by id (ids sort by creation time).
 _PRUNE_EXECUTIONS = (
     "WITH doomed AS (SELECT id FROM executions WHERE id < %s "
-    "AND status NOT IN ('queued', 'running') ORDER BY id LIMIT %s), "
+    "AND status NOT IN ('queued', 'throttled', 'running', 'waiting') ORDER BY id LIMIT %s), "
     "jobs_gone AS (DELETE FROM jobs WHERE execution_id IN (SELECT id FROM doomed)) "
     "DELETE FROM executions WHERE id IN (SELECT id FROM doomed)"
 )

@@ -14,11 +14,20 @@ import attrs
 
 from ..definition import JSON
 
-ExecutionStatus = Literal["queued", "running", "succeeded", "failed", "cancelled", "timed_out"]
+ExecutionStatus = Literal[
+    "queued", "throttled", "running", "waiting", "succeeded", "failed", "cancelled", "timed_out"
+]
 JobStatus = Literal["running", "succeeded", "failed", "cancelled", "timed_out", "skipped"]
 Verdict = Literal["accepted", "rejected", "duplicate"]
 
 FINISHED_STATUSES: frozenset[str] = frozenset({"succeeded", "failed", "cancelled", "timed_out"})
+#: An execution not finished yet: ``queued`` (``throttled``: queued, held back by
+#: ``throttle`` until its booked start), ``running``, or ``waiting`` (started, parked on
+#: a ``wait`` node: it holds no concurrency slot). Never pruned; cancellable.
+LIVE_STATUSES: tuple[ExecutionStatus, ...] = ("queued", "throttled", "running", "waiting")
+#: The live executions that a restart (or the process adopting a dead one's) queues
+#: again: all but ``waiting`` ones, which go on when their event or timeout comes.
+RESUMABLE_STATUSES: tuple[ExecutionStatus, ...] = ("queued", "throttled", "running")
 
 T = TypeVar("T")
 

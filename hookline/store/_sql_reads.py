@@ -31,7 +31,10 @@ T = TypeVar("T")
 
 _GET_EXECUTION = _rows.SELECT_EXECUTIONS + " WHERE id = ?"
 _GET_DELIVERY = _rows.SELECT_DELIVERIES + " WHERE id = ?"
-_UNFINISHED = _rows.SELECT_EXECUTIONS + " WHERE status IN ('queued', 'running') ORDER BY id"
+# Waiting executions go on when their event or timeout comes, not on start.
+_UNFINISHED = (
+    _rows.SELECT_EXECUTIONS + " WHERE status IN ('queued', 'throttled', 'running') ORDER BY id"
+)
 _LIST_JOBS = _rows.SELECT_JOBS + " WHERE execution_id = ? ORDER BY seq"
 #: The live record of a key (also read by an accept, inside its transaction).
 GET_IDEMPOTENCY = _rows.SELECT_IDEMPOTENCY + " WHERE workflow = ? AND key = ? AND expires_at > ?"

@@ -90,8 +90,8 @@ _REQUEUE_EXECUTION = (
 # Retention: small batches, oldest first, by id (ids sort by creation time), so each
 # batch is a range scan of the primary key and never holds the writer for long.
 _PRUNE_EXECUTIONS = (
-    "SELECT id FROM executions WHERE id < ? AND status NOT IN ('queued', 'running') "
-    "ORDER BY id LIMIT ?"
+    "SELECT id FROM executions WHERE id < ? "
+    "AND status NOT IN ('queued', 'throttled', 'running', 'waiting') ORDER BY id LIMIT ?"
 )
 _DELETE_EXECUTION_JOBS = "DELETE FROM jobs WHERE execution_id = ?"
 _DELETE_EXECUTION = "DELETE FROM executions WHERE id = ?"

@@ -179,7 +179,8 @@ class StoreReads:
             done.set()
 
     async def unfinished_executions(self) -> list[ExecutionRecord]:
-        """Executions still queued or running, oldest first (to resume on start)."""
+        """Executions still queued, throttled or running, oldest first (to resume on
+        start; ``waiting`` ones resume on their event instead)."""
         return await self._read(self._backend.unfinished_executions)
 
     async def list_workflows(self) -> list[WorkflowRecord]:

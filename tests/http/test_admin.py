@@ -22,6 +22,7 @@ from tests.http.conftest import (
     assert_problem,
     gate,
     running_server,
+    wait_until,
     workflows,
 )
 
@@ -84,6 +85,34 @@ async def test_executions_are_listed_in_pages_and_filtered(server: Server) -> No
 @pytest.mark.parametrize("query", ["limit=0", "limit=many", "status=sleeping"])
 async def test_bad_list_query_is_a_400_problem(server: Server, query: str) -> None:
     assert_problem(await server.client.get(f"/api/executions?{query}"), 400)
+
+
+THROTTLED = """
+key: throttled
+trigger: {type: webhook, path: throttled}
+throttle: {limit: 1, period: 1h}
+nodes: [{key: done, type: set, values: {ok: true}}]
+"""
+
+
+async def test_throttled_executions_are_listed_by_their_status_with_what_holds_them() -> None:
+    async with running_server([THROTTLED]) as server:
+        client = server.client
+        ids = [
+            (await client.post("/api/webhooks/throttled", json={"n": n})).json()["execution_id"]
+            for n in range(3)
+        ]
+        await wait_until(
+            lambda: getattr(server.engine.workflow_statistics("throttled"), "throttled", 0) == 2
+        )
+        await server.engine.store.flush()
+
+        listed = (await client.get("/api/executions?status=throttled")).json()
+        assert sorted(item["id"] for item in listed["executions"]) == sorted(ids[1:])
+        record = (await client.get(f"/api/executions/{ids[2]}")).json()
+        assert record["status"] == "throttled"
+        assert record["waiting_for"].startswith("throttle: starts in")
+        assert (await client.get("/api/executions?status=waiting")).json()["executions"] == []
 
 
 async def test_cancel_stops_a_running_execution(server: Server) -> None:

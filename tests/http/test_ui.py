@@ -91,6 +91,33 @@ async def test_lists_filter_and_show_verdicts(server: Server) -> None:
     assert (await server.client.get("/ui/executions?status=bogus")).status_code == 400
 
 
+THROTTLED = """
+key: throttled
+trigger: {type: webhook, path: throttled}
+throttle: {limit: 1, period: 1h}
+nodes: [{key: done, type: set, values: {ok: true}}]
+"""
+
+
+async def test_executions_list_shows_and_filters_throttled_ones() -> None:
+    async with running_server([THROTTLED]) as server:
+        for n in range(2):
+            await server.client.post("/api/webhooks/throttled", json={"n": n})
+        await wait_until(
+            lambda: getattr(server.engine.workflow_statistics("throttled"), "throttled", 0) == 1
+        )
+        await server.engine.store.flush()
+
+        page = (await server.client.get("/ui/executions")).text
+        assert page.count('class="pill throttled"') == 1
+        assert page.count('class="pill succeeded"') == 1
+        assert "<option >throttled</option>" in page
+        assert "<option >waiting</option>" in page
+        throttled = (await server.client.get("/ui/executions?status=throttled")).text
+        assert throttled.count("data-execution=") == 1
+        assert "<option selected>throttled</option>" in throttled
+
+
 async def test_delivery_page_redacts_secrets(server: Server) -> None:
     answer = await server.client.post(
         "/api/webhooks/orders/1?token=abc123",

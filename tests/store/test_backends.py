@@ -13,6 +13,7 @@ from hookline.errors import StoreError
 from hookline.store._ops import (
     AcceptDelivery,
     IdempotencyClaim,
+    PruneExecutions,
     RecordDelivery,
     SaveAnswer,
     SaveJob,
@@ -162,6 +163,31 @@ async def test_executions_filter_by_status_and_unfinished_come_oldest_first(
     assert [e.id for e in done.items] == [ids[1]]
     unfinished = await store.unfinished_executions()
     assert [e.id for e in unfinished] == [ids[0], ids[2], ids[3]]
+
+
+async def test_throttled_and_waiting_executions_are_live_and_only_throttled_resumes(
+    store: Store,
+) -> None:
+    ids = [(await accept(store))[1] for _ in range(4)]
+    await store.write(UpdateExecution(ids[0], "throttled"))
+    await store.write(UpdateExecution(ids[1], "running", started_at=1_000.0))
+    await store.write(UpdateExecution(ids[1], "waiting"))
+    await store.write(UpdateExecution(ids[2], "succeeded", finished_at=1_002.0))
+
+    throttled = await store.get_execution(ids[0])
+    assert throttled is not None
+    assert throttled.status == "throttled"
+    waiting = await store.get_execution(ids[1])
+    assert waiting is not None
+    assert (waiting.status, waiting.started_at) == ("waiting", 1_000.0)
+    assert [e.id for e in (await store.list_executions(status="throttled")).items] == [ids[0]]
+    assert [e.id for e in (await store.list_executions(status="waiting")).items] == [ids[1]]
+    # A restart queues throttled ones again; waiting ones go on when their event comes.
+    assert [e.id for e in await store.unfinished_executions()] == [ids[0], ids[3]]
+    # Retention never deletes a live execution.
+    assert await store.write(PruneExecutions(before_id=new_id(), limit=10)) == 1
+    assert await store.get_execution(ids[1]) is not None
+    assert await store.get_execution(ids[2]) is None
 
 
 async def test_pages_of_deliveries_filter_by_workflow_and_verdict(store: Store) -> None:

@@ -162,6 +162,22 @@ def test_claims_run_an_order_key_one_at_a_time_in_arrival_order(open_backend: Op
     assert b.coordinator.claim("orders", [second], limit=10).granted == (second,)
 
 
+def test_a_throttled_execution_is_claimed_and_a_waiting_one_holds_no_slot(
+    open_backend: Opener, url: str
+) -> None:
+    a, b = open_backend(), open_backend()
+    parked, throttled = accept(a), accept(b)
+    assert a.coordinator.claim("orders", [parked], limit=1).granted == (parked,)
+    a.apply([UpdateExecution(parked, "waiting")])
+    b.apply([UpdateExecution(throttled, "throttled")])
+    # The waiting one left its slot (a wake-up says so); the throttled one takes it.
+    assert [w.workflow for w in b.coordinator.wait(5)] == ["orders"]
+    assert b.coordinator.claim("orders", [throttled], limit=1).granted == (throttled,)
+    # A waiting execution is nobody's to adopt: it goes on when its event comes.
+    kill(url, a)
+    assert b.coordinator.adopt(["orders"], lease=1.0, limit=10) == []
+
+
 def test_a_claim_reports_executions_no_longer_this_workers(open_backend: Opener, url: str) -> None:
     a, b = open_backend(), open_backend()
     id = accept(a)
