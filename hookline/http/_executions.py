@@ -19,6 +19,7 @@ from ..engine._delivery import REDACTED, redact_headers
 from ..engine._engine import Engine
 from ..engine._workflow_supervisor import Admission
 from ..errors import NotFound, Rejected
+from ..store._batching import batch_deliveries
 from ..store._records import DeliveryRecord, ExecutionRecord, JobRecord
 from ._definition_versions import ran_with
 from ._list_query import BadQuery, list_delivery_page, list_execution_page
@@ -128,6 +129,9 @@ async def show_execution(execution_id: str) -> Response:
         return problem_response(404, "Not found", f"there is no execution {execution_id}")
     jobs = await store.list_jobs(execution_id)
     document = execution_json(record, jobs)
+    batch = batch_deliveries(record.context)
+    if batch is not None:
+        document["batch"] = batch  # a batch's execution: the deliveries it holds
     if record.status in ("queued", "throttled"):
         document["waiting_for"] = current_engine().waiting_for(execution_id)
     drawn = await ran_with(current_engine(), record)

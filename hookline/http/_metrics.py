@@ -160,6 +160,11 @@ class EngineCollector(Collector):
             "Executions waiting for their debounce key to be quiet.",
             labels=["workflow"],
         )
+        batching = GaugeMetricFamily(
+            "hookline_executions_batching",
+            "Executions (one per delivery) waiting in an open batch.",
+            labels=["workflow"],
+        )
         node_queue = GaugeMetricFamily(
             "hookline_node_queue_depth",
             "Jobs waiting for a node actor.",
@@ -182,6 +187,7 @@ class EngineCollector(Collector):
             running.add_metric([key], workflow.running)
             throttled.add_metric([key], workflow.throttled)
             debouncing.add_metric([key], workflow.debouncing)
+            batching.add_metric([key], workflow.batching)
             for node in workflow.nodes:
                 # A node actor is named "<workflow>/<node>".
                 name = node.name.rsplit("/", 1)[-1]
@@ -189,7 +195,7 @@ class EngineCollector(Collector):
                 node_busy.add_metric([key, name], node.in_flight)
             for child in workflow.supervisor.children:
                 restarts.add_metric([workflow.supervisor.name, child.name], child.restarts)
-        yield from (queue, capacity, running, throttled, debouncing)
+        yield from (queue, capacity, running, throttled, debouncing, batching)
         yield from (node_queue, node_busy, restarts)
         store = stats.store
         yield _gauge("hookline_store_queue_depth", "Writes waiting for a batch.", store.queue_depth)

@@ -71,6 +71,19 @@ def schemas() -> dict[str, Schema]:
                     }
                 ),
                 "jobs": {"type": "array", "items": ref("Job")},
+                "batch": {
+                    "type": "array",
+                    "description": "a batch's execution only (workflow with batch): the "
+                    "deliveries it holds, in arrival order",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "execution_id": {"type": "string"},
+                            "delivery_id": {"type": "string"},
+                            "received_at": {"type": "string"},
+                        },
+                    },
+                },
                 "waiting_for": nullable(
                     {
                         "type": "string",

@@ -30,6 +30,7 @@ __all__ = [
     "BATCHED_INTO",
     "FormBatch",
     "FormedBatch",
+    "batch_deliveries",
     "form_batch",
     "form_in_memory",
     "is_batch",
@@ -107,3 +108,18 @@ def form_in_memory(executions: dict[str, ExecutionRecord], op: FormBatch) -> For
             executions[id_], status="succeeded", finished_at=op.finished_at, output=output
         )
     return formed
+
+
+def batch_deliveries(context: object) -> list[dict[str, Any]] | None:
+    """The deliveries a batch's execution holds, in arrival order: each one's
+    ``execution_id`` (ended batched into this one, or this one), ``delivery_id`` and
+    ``received_at``. None for an execution that is no batch's."""
+    if not is_batch(context):
+        return None
+    assert isinstance(context, Mapping)
+    entries = context["batch"]
+    return [
+        {key: entry.get(key) for key in ("execution_id", "delivery_id", "received_at")}
+        for entry in (entries if isinstance(entries, list) else [])
+        if isinstance(entry, Mapping)
+    ]
