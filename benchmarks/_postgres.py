@@ -191,7 +191,8 @@ def unfinished_executions(store_url: str) -> tuple[int, int] | None:
     import psycopg
 
     query = (
-        "SELECT count(*) FILTER (WHERE status IN ('queued', 'running')), count(*) FROM executions"
+        "SELECT count(*) FILTER (WHERE status IN ('queued', 'throttled', 'running')), "
+        "count(*) FROM executions"
     )
     try:
         with psycopg.connect(store_url, connect_timeout=10) as conn:

@@ -132,7 +132,7 @@ def _wait_workers(log: Path, processes: int) -> None:
 
 
 def _sqlite_unfinished(path: Path) -> tuple[int, int] | None:
-    query = "SELECT sum(status IN ('queued', 'running')), count(*) FROM executions"
+    query = "SELECT sum(status IN ('queued', 'throttled', 'running')), count(*) FROM executions"
     try:
         with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)) as conn:
             row = conn.execute(query).fetchone()

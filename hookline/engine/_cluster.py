@@ -160,6 +160,13 @@ class Cluster:
         book = functools.partial(self.coordinator.book_rate, scope, key, interval, tolerance)
         return await self._call(book)
 
+    async def take_rate(self, scope: str, key: str, interval: float, tolerance: float) -> float:
+        """0.0 if one event of ``key`` may go through under the rate ``scope`` now
+        (counted), else the seconds until one may, across every process (see
+        ``Coordinator.take_rate``)."""
+        take = functools.partial(self.coordinator.take_rate, scope, key, interval, tolerance)
+        return await self._call(take)
+
     def refused(self, workflow: str) -> int:
         """How many executions of ``workflow`` a claim told to wait, still waiting."""
         waiting = self._waiting.get(workflow)

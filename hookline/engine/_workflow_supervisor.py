@@ -182,7 +182,7 @@ class WorkflowSupervisor:
         # The $context is built once per delivery (in the roots): the intake templates,
         # the stored record and the execution all read the same one.
         roots = self._roots(delivery)
-        self._check_rate(roots)
+        await self._check_rate(roots)
         key = idempotency_key(self.workflow, delivery, roots)
         # The body is hashed only to tell a retry from a reuse of its key.
         body_hash = delivery.body_hash() if key is not None else ""
@@ -225,12 +225,18 @@ class WorkflowSupervisor:
                 found.append(handle.id)
         return found
 
-    def _check_rate(self, roots: dict[str, Any]) -> None:
-        """Refuse the delivery (429) past the workflow's ``rate_limit`` for its key."""
-        limiter, rule = self._rate_limit, self.workflow.rate_limit
+    async def _check_rate(self, roots: dict[str, Any]) -> None:
+        """Refuse the delivery (429) past the workflow's ``rate_limit`` for its key:
+        this process's rate, or on a store shared by several, theirs together."""
+        limiter, rule, cluster = self._rate_limit, self.workflow.rate_limit, self.runner.cluster
         if limiter is None or rule is None:
             return
-        wait = limiter.take(rate_key(rule.key, roots), trio.current_time())
+        key = rate_key(rule.key, roots)
+        if cluster is None:
+            wait = limiter.take(key, trio.current_time())
+        else:
+            scope = f"rate_limit:{self.workflow.key}"
+            wait = await cluster.take_rate(scope, key, rule.rate.interval, rule.rate.tolerance)
         if wait > 0:
             raise RateLimited(
                 f"workflow '{self.workflow.key}' takes at most {rule.rate.limit} deliveries "

@@ -140,3 +140,9 @@ class Coordinator(Protocol):
         (GCRA: one every ``interval`` seconds, ``tolerance`` seconds ahead allowed),
         after every one booked before by any worker; the seconds until it (0: now)."""
         ...
+
+    def take_rate(self, scope: str, key: str, interval: float, tolerance: float) -> float:
+        """Let one event of ``key`` through under the rate ``scope`` (GCRA, as
+        :meth:`book_rate`: every worker shares one rate) and return 0.0, or refuse it,
+        booking nothing, and return the seconds until one would be let through."""
+        ...

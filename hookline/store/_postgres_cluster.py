@@ -32,6 +32,8 @@ T = TypeVar("T")
 _ENDED, _CANCEL, _DEFINITIONS = "hookline_ended", "hookline_cancel", "hookline_definitions"
 # The first key of the two-key advisory lock a claim holds per workflow ("cl").
 _CLAIM_LOCK = 0x636C
+# The least wait a refused rate reports (the moment it is read, it may be all but due).
+_MIN_RETRY = 0.001
 
 # Times deciding whether a worker lives are the database's: clock_timestamp() in seconds.
 _JOIN = (
@@ -94,6 +96,27 @@ _BOOK_RATE = (
     "tat = GREATEST(r.tat, excluded.tat - %(i)s) + %(i)s "
     "RETURNING tat, (SELECT t FROM now)"
 )
+# GCRA's take on database time: one event of the key goes through only if its TAT is
+# within the tolerance of now; a refused one changes nothing (the row lock is held
+# to the end of the transaction, so the TAT read next is the one that refused it).
+_TAKE_RATE = (
+    "WITH now AS (SELECT extract(epoch from clock_timestamp()) AS t) "
+    "INSERT INTO flow_rates AS r (scope, key, tat) SELECT %(scope)s, %(key)s, t + %(i)s "
+    "FROM now ON CONFLICT (scope, key) DO UPDATE SET "
+    "tat = GREATEST(r.tat, excluded.tat - %(i)s) + %(i)s "
+    "WHERE r.tat - %(tolerance)s <= excluded.tat - %(i)s RETURNING tat"
+)
+_RATE_WAIT = (
+    "SELECT tat - %(tolerance)s - extract(epoch from clock_timestamp()) FROM flow_rates "
+    "WHERE scope = %(scope)s AND key = %(key)s"
+)
+# A key whose TAT has passed behaves as one never seen: its row can go. Keys such as
+# client addresses come and go, so every RATE_SWEEP_EVERY-th rate call removes a few.
+_FORGET_IDLE_RATES = (
+    "DELETE FROM flow_rates WHERE ctid = ANY(ARRAY(SELECT ctid FROM flow_rates "
+    "WHERE tat < extract(epoch from clock_timestamp()) LIMIT %s))"
+)
+RATE_SWEEP_EVERY, RATE_SWEEP_ROWS = 500, 1000
 _WORKERS = (
     "SELECT id, host, pid, started_at, heartbeat_at, "
     "extract(epoch from clock_timestamp()) - heartbeat_at FROM workers ORDER BY id"
@@ -134,6 +157,7 @@ class PostgresCoordinator:
         self._conn: Connection | None = None
         self._listener: Connection | None = None
         self._open = False
+        self._rate_calls = 0
 
     def open(self) -> None:
         if self._open:
@@ -253,6 +277,7 @@ class PostgresCoordinator:
 
     def book_rate(self, scope: str, key: str, interval: float, tolerance: float) -> float:
         def book(conn: Connection) -> float:
+            self._sweep_rates(conn)
             params = {"scope": scope, "key": key, "i": interval}
             row = conn.execute(_BOOK_RATE, params).fetchone()
             assert row is not None
@@ -260,6 +285,25 @@ class PostgresCoordinator:
             return max(0.0, tat - interval - tolerance - now)
 
         return self._call(book)
+
+    def take_rate(self, scope: str, key: str, interval: float, tolerance: float) -> float:
+        params = {"scope": scope, "key": key, "i": interval, "tolerance": tolerance}
+
+        def take(conn: Connection) -> float:
+            self._sweep_rates(conn)
+            with conn.transaction():
+                if conn.execute(_TAKE_RATE, params).fetchone() is not None:
+                    return 0.0
+                row = conn.execute(_RATE_WAIT, params).fetchone()
+            # (Due by the time it was read, it is due now: a retry gets through.)
+            return max(float(row[0]), _MIN_RETRY) if row is not None else _MIN_RETRY
+
+        return self._call(take)
+
+    def _sweep_rates(self, conn: Connection) -> None:
+        self._rate_calls += 1
+        if self._rate_calls % RATE_SWEEP_EVERY == 0:
+            conn.execute(_FORGET_IDLE_RATES, (RATE_SWEEP_ROWS,))
 
     def workers(self) -> list[WorkerRecord]:
         rows = self._call(lambda conn: conn.execute(_WORKERS).fetchall())

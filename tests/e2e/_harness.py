@@ -319,13 +319,16 @@ def read_db(store: Path | str) -> Stored:
 
 
 def unfinished(store: Path | str) -> int:
-    """How many executions are queued or running now (read while servers run)."""
-    rows = query(store, "SELECT count(*) FROM executions WHERE status IN ('queued', 'running')")
+    """How many executions are queued, throttled or running now (read while servers
+    run; ``waiting`` ones wait for their event)."""
+    live = "('queued', 'throttled', 'running')"
+    rows = query(store, f"SELECT count(*) FROM executions WHERE status IN {live}")
     return int(rows[0][0])
 
 
 async def wait_all_finished(store: Path | str, timeout: float) -> None:
-    """Return once nothing is queued or running; fail after ``timeout`` seconds."""
+    """Return once nothing is queued, throttled or running; fail after ``timeout``
+    seconds."""
     deadline = time.monotonic() + timeout
     while left := await trio.to_thread.run_sync(unfinished, store):
         assert time.monotonic() < deadline, f"{left} executions never finished"

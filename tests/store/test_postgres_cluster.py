@@ -17,6 +17,7 @@ import pytest
 from hookline.errors import StoreClosed
 from hookline.store._ops import AcceptDelivery, RequeueExecution, UpdateExecution
 from hookline.store._postgres import PostgresBackend
+from hookline.store._postgres_cluster import RATE_SWEEP_EVERY
 
 from ..conftest import postgres_schema_url
 from .conftest import delivery, execution
@@ -176,6 +177,41 @@ def test_a_throttled_execution_is_claimed_and_a_waiting_one_holds_no_slot(
     # A waiting execution is nobody's to adopt: it goes on when its event comes.
     kill(url, a)
     assert b.coordinator.adopt(["orders"], lease=1.0, limit=10) == []
+
+
+def test_a_rate_is_taken_by_every_worker_as_one_and_a_refusal_books_nothing(
+    open_backend: Opener,
+) -> None:
+    a, b = open_backend(), open_backend()
+
+    def take(backend: PostgresBackend, key: str = "k", interval: float = 60.0) -> float:
+        # One a minute, two more at once (the tolerance of a burst of 2).
+        return backend.coordinator.take_rate("rate_limit:orders", key, interval, 2 * interval)
+
+    assert [take(a), take(b), take(a)] == [0.0, 0.0, 0.0]
+    refused = [take(b), take(a), take(b)]
+    # The next is due one interval after the first: refusals moved nothing on.
+    assert all(59.0 < wait <= 60.0 for wait in refused), refused
+    assert take(b, key="other") == 0.0  # each key its own rate
+    # Once the wait is over, a delivery gets through again.
+    assert take(a, key="quick", interval=0.2) == 0.0
+    for _ in range(2):
+        assert take(b, key="quick", interval=0.2) == 0.0
+    wait = take(a, key="quick", interval=0.2)
+    assert 0.0 < wait <= 0.2
+    time.sleep(wait)
+    assert take(b, key="quick", interval=0.2) == 0.0
+
+
+def test_idle_rate_keys_are_forgotten(open_backend: Opener, url: str) -> None:
+    a = open_backend()
+    for n in range(RATE_SWEEP_EVERY - 1):
+        a.coordinator.take_rate("rate_limit:orders", f"client-{n}", 0.001, 0.0)
+    time.sleep(0.01)  # every one of those keys is idle now
+    a.coordinator.take_rate("rate_limit:orders", "last", 60.0, 0.0)
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute("SELECT count(*) FROM flow_rates").fetchone()
+    assert row == (1,)
 
 
 def test_a_claim_reports_executions_no_longer_this_workers(open_backend: Opener, url: str) -> None:
