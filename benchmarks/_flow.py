@@ -11,9 +11,14 @@
   the second, and both are printed).
 - **debounce**: 1,000 deliveries over 50 keys give exactly 50 executions, each its
   key's last delivery.
+- **batch**: 10,000 deliveries (``--batch``) over HTTP to a real ``hookline serve``
+  process with ``batch: {size: 100}`` (``--batch-size``), SIGKILLed once a third of them
+  are in and started again: every delivery must be in exactly one batch execution
+  (:mod:`._flow_batch`).
 
 Each runs on the memory store, on trio's real clock (waits, throttle) or a virtual one
-(debounce); figures print as a table, and ``--json`` writes them.
+(debounce), except batch (a server process on SQLite); figures print as a table, and
+``--json`` writes them.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import bisect
 import json
 import resource
 import sys
+import tempfile
 import textwrap
 import time
 from collections.abc import Sequence
@@ -31,6 +37,8 @@ from typing import Any
 
 import trio
 import trio.testing
+
+from ._flow_batch import batch_run
 
 __all__ = ["flow"]
 
@@ -211,12 +219,14 @@ def flow(argv: Sequence[str], results: Path) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks flow",
         description="Issue 17's flow control figures: waits against delays, throttle "
-        "precision, debounce exactness.",
+        "precision, debounce exactness, batch exactness across a SIGKILL.",
     )
     parser.add_argument("--waits", type=int, default=10_000, help="waiting executions (10000)")
     parser.add_argument(
         "--period", type=float, default=1.0, help="the throttle's period in seconds (1)"
     )
+    parser.add_argument("--batch", type=int, default=10_000, help="batched deliveries (10000)")
+    parser.add_argument("--batch-size", type=int, default=100, help="the batch's size (100)")
     parser.add_argument("--json", type=Path, help="write the figures here")
     args = parser.parse_args(argv)
     figures: dict[str, dict[str, float]] = {
@@ -224,6 +234,8 @@ def flow(argv: Sequence[str], results: Path) -> int:
         "throttle": trio.run(_throttle, 5, args.period, 1, 4),
         "debounce": trio.run(_debounce, clock=trio.testing.MockClock(autojump_threshold=0)),
     }
+    with tempfile.TemporaryDirectory(prefix="hookline-flow-batch-") as folder:
+        figures["batch"] = trio.run(batch_run, Path(folder), args.batch, args.batch_size)
     for name, values in figures.items():
         print(name)
         for label, value in values.items():
@@ -233,5 +245,6 @@ def flow(argv: Sequence[str], results: Path) -> int:
     throttle, debounce = figures["throttle"], figures["debounce"]
     ok = throttle["the same, allowing 50 ms of start latency"] <= throttle["limit + burst"]
     ok = ok and debounce["executions run"] == 50 and debounce["each its key's last"] == 1.0
+    ok = ok and figures["batch"]["deliveries exactly once"] == 1.0
     print("met" if ok else "missed", file=sys.stderr)
     return 0 if ok else 1

@@ -8,11 +8,12 @@ from pathlib import Path
 from benchmarks._flow import flow
 
 
-def test_the_flow_benchmark_measures_waits_throttle_and_debounce(tmp_path: Path) -> None:
+def test_the_flow_benchmark_measures_waits_throttle_debounce_and_batch(tmp_path: Path) -> None:
     out = tmp_path / "flow.json"
     # The exit status weighs real start times: on a loaded machine that is the
     # benchmark's verdict, not this test's. The test checks what is measured.
-    flow(["--waits", "200", "--period", "0.3", "--json", str(out)], tmp_path)
+    argv = ["--waits", "200", "--period", "0.3", "--batch", "240", "--batch-size", "20"]
+    flow([*argv, "--json", str(out)], tmp_path)
     figures = json.loads(out.read_text())
     assert figures["waits"]["waiting executions"] == 200
     throttle = figures["throttle"]
@@ -20,3 +21,7 @@ def test_the_flow_benchmark_measures_waits_throttle_and_debounce(tmp_path: Path)
     assert throttle["starts per key"] == 50
     assert figures["debounce"]["executions run"] == 50  # on a virtual clock: exact
     assert figures["debounce"]["each its key's last"] == 1.0
+    batch = figures["batch"]  # a real server, SIGKILLed during the run
+    assert (batch["deliveries"], batch["SIGKILLs"]) == (240, 1)
+    assert batch["deliveries exactly once"] == 1.0
+    assert batch["batch executions"] == batch["batch executions succeeded"] >= 10

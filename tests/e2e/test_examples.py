@@ -467,6 +467,38 @@ async def test_iot_readings_are_stored_in_order_per_device_and_alert(examples: E
     assert examples.receiver.requests[0][1] == {"device": "dev-3", "temperature": 90}
 
 
+async def test_iot_readings_batched_per_device_are_stored_once_each(examples: Examples) -> None:
+    client = examples.client
+    headers = {"x-device-token": SECRETS["IOT_DEVICE_TOKEN"]}
+    plan = [("dev-a", seq) for seq in range(55)] + [("dev-b", seq) for seq in range(3)]
+    ids: dict[tuple[str, int], str] = {}
+    for device, seq in plan:  # dev-a fills a batch of 50; the rest wait for the timeout
+        reading = {"seq": seq, "temperature": 20, "at": f"t{seq}"}
+        answer = await client.post(
+            f"/api/webhooks/iot-batched/{device}", json=reading, headers=headers
+        )
+        assert answer.status_code == 202
+        ids[device, seq] = answer.json()["execution_id"]
+
+    async def summarised() -> bool:
+        return len(await examples.records("reading_batches")) == 3
+
+    await examples.wait_for(summarised, timeout=30)
+    batches = sorted(
+        (r["device"], r["first_seq"], r["last_seq"])
+        for r in await examples.records("reading_batches")
+    )
+    assert batches == [("dev-a", 0, 49), ("dev-a", 50, 54), ("dev-b", 0, 2)]
+    stored = sorted((r["device"], r["seq"]) for r in await examples.records("batched_readings"))
+    assert stored == sorted(plan)  # each reading once
+    batch = (await client.get(f"/api/executions/{ids['dev-a', 0]}")).json()
+    assert [entry["execution_id"] for entry in batch["batch"]] == [
+        ids["dev-a", s] for s in range(50)
+    ]
+    member = (await client.get(f"/api/executions/{ids['dev-a', 7]}")).json()
+    assert member["output"] == {"batched_into": ids["dev-a", 0]}
+
+
 # -- chat platforms: WeCom, DingTalk and Feishu ---------------------------------------
 
 
