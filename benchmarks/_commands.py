@@ -141,5 +141,5 @@ COMMANDS: dict[str, tuple[str, Command]] = {
     "locust": ("export|run|merge: a scenario as a Locust test over many machines", _locust),
     "hostile": ("issue 13: refused 1 MB requests vs the disk, a ReDoS vs /healthz", hostile),
     "code": ("the code node's targets: req/s, memory bombs, p99 while scripts spin", code_targets),
-    "flow": ("issue 17: waits against delays, throttle precision, debounce", flow),
+    "flow": ("issue 17: waits against delays, throttle precision, debounce, batch", flow),
 }

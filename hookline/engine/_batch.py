@@ -90,6 +90,12 @@ class Batches(Generic[T]):
             closed.append(self._close(key))
         return closed
 
+    def close_all(self) -> list[list[T]]:
+        """Close every open window now (the rule's owner is going away); their items,
+        window by window in the order they opened."""
+        order = sorted(self._windows, key=lambda key: self._windows[key].number)
+        return [self._close(key) for key in order]
+
     def due_of(self, item: T) -> float | None:
         """When the window holding ``item`` times out; None if no window holds it."""
         key = self._where.get(id(item))

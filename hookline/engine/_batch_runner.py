@@ -54,6 +54,8 @@ class Batcher:
         self._key = key
         self.windows: Batches[ExecutionHandle] = Batches(rule.size, rule.timeout)
         self._forming = 0
+        self._formed = trio.Event()  # set whenever no batch is being formed
+        self._formed.set()
 
     @property
     def waiting(self) -> int:
@@ -78,6 +80,18 @@ class Batcher:
         """Form every batch whose window timed out by ``now``."""
         for members in self.windows.close_due(now):
             nursery.start_soon(self._form, members)
+
+    async def close_all(self) -> bool:
+        """The workflow is retired and its queue drained: form every open batch now,
+        and wait for those being formed, so that their executions run before the
+        runner ends. False when there was none."""
+        closing = self.windows.close_all()
+        if not closing and self._formed.is_set():
+            return False
+        for members in closing:
+            await self._form(members)
+        await self._formed.wait()
+        return True
 
     def discard(self, handle: ExecutionHandle) -> None:
         """``handle`` was cancelled: it leaves its window."""
@@ -120,6 +134,8 @@ class Batcher:
         if not live:
             return
         self._forming += len(live)
+        if self._formed.is_set():
+            self._formed = trio.Event()
         try:
             with trio.CancelScope(shield=True):
                 formed = await runner.store.write(
@@ -130,6 +146,8 @@ class Batcher:
             formed = StoreError
         finally:
             self._forming -= len(live)
+            if not self._forming:
+                self._formed.set()
         if formed is StoreError:
             await self._again(live)
             return

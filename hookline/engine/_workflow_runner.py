@@ -252,8 +252,9 @@ class WorkflowRunner:
         self.ready = deque(sorted(waiting, key=lambda handle: handle.id))
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
+            releasing = trio.CancelScope()
             if (self._throttle, self._debounce, self._batcher) != (None, None, None):
-                nursery.start_soon(self._release_waiting)
+                nursery.start_soon(self._release_until_retired, releasing)
             task_status.started()
             with trio.CancelScope() as self._intake:
                 if self._intake_stopped:
@@ -266,7 +267,14 @@ class WorkflowRunner:
                     try:
                         handle = await self._next()
                     except trio.EndOfChannel:
-                        break  # retired, and the queue is drained
+                        # Retired, and the queue is drained: open batches close now
+                        # and run here. Once nothing waits for the timer, it stops.
+                        if self._batcher is not None and await self._batcher.close_all():
+                            limiter.release_on_behalf_of(slot)
+                            continue
+                        if not self._throttled and not self.debouncing:
+                            releasing.cancel()
+                        break
                     if handle.id not in self.handles:
                         limiter.release_on_behalf_of(slot)  # cancelled while queued
                         continue
@@ -335,6 +343,10 @@ class WorkflowRunner:
     def _wake_at(self, when: float) -> None:
         if self._timer is not None:
             self._timer.deadline = min(self._timer.deadline, when)
+
+    async def _release_until_retired(self, scope: trio.CancelScope) -> None:
+        with scope:
+            await self._release_waiting()
 
     async def _release_waiting(self) -> None:
         """The one timer of debounce windows and throttle bookings: each execution

@@ -123,3 +123,13 @@ def test_a_bad_batch_rule_is_refused_naming_its_field(batch: str, message: str) 
     with pytest.raises(DefinitionError) as caught:
         load(batch)
     assert str(caught.value).startswith(f"readings.yaml: {message}")
+
+
+def test_close_all_closes_every_window_in_the_order_they_opened() -> None:
+    batches: Batches[str] = Batches(size=10, timeout=60.0)
+    batches.offer("d2", "x", 0.0)
+    batches.offer("d1", "a", 1.0)
+    batches.offer("d2", "y", 2.0)
+    assert batches.close_all() == [["x", "y"], ["a"]]
+    assert len(batches) == 0
+    assert batches.next_due() == math.inf

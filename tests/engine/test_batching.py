@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import textwrap
 
+import attrs
 import pytest
 import trio
 import trio.testing
@@ -169,3 +170,23 @@ async def test_open_windows_and_formed_batches_resume_after_a_restart(
         assert (await handle.wait_finished()).succeeded
     # Each delivery is in one batch, and each batch ran once.
     assert [batch for _, _, batch in RUNS] == [[0, 1, 2], [3, 4, 5], [6, 7, 8]]
+
+
+async def test_a_replaced_workflow_runs_its_open_batches_before_it_retires(
+    autojump_clock: trio.testing.MockClock, make_store: StoreFactory
+) -> None:
+    flow = workflow("{size: 5, timeout: 1h}")
+    async with open_engine([flow], store=make_store(), nodes=NODES) as engine:
+        ids = [await submit(engine, n) for n in range(2)]
+        await trio.testing.wait_all_tasks_blocked()
+        await engine.apply([attrs.evolve(flow, title="changed")])  # a hot reload
+        handle = engine.handle(ids[0])
+        assert handle is not None
+        assert (await handle.wait_finished()).succeeded
+        with trio.fail_after(1):  # the old definition's supervisor retires
+            while len(engine._workflows.live()) > 1:
+                await trio.sleep(0.01)
+        await submit(engine, 2)  # the new definition batches from here
+        await trio.testing.wait_all_tasks_blocked()
+        assert statistics(engine).batching == 1
+    assert [batch for _, _, batch in RUNS] == [[0, 1]]
