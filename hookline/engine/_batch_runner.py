@@ -42,6 +42,8 @@ log = logging.getLogger("hookline.engine")
 # join a window again.
 FORM_RETRY = 1.0
 
+_FAILED = object()  # forming a batch failed in the store
+
 
 class Batcher:
     """The open ``batch`` windows of one runner, and the batches being formed."""
@@ -137,22 +139,22 @@ class Batcher:
         if self._formed.is_set():
             self._formed = trio.Event()
         try:
+            # Shielded: once queued it commits, and what it claimed must be run here.
             with trio.CancelScope(shield=True):
                 formed = await runner.store.write(
                     FormBatch(tuple(live), finished_at=runner.services.clock())
                 )
         except StoreError:
             log.exception("could not form a batch of workflow '%s'", runner.workflow.key)
-            formed = StoreError
+            formed = _FAILED
         finally:
             self._forming -= len(live)
             if not self._forming:
                 self._formed.set()
-        if formed is StoreError:
+        if isinstance(formed, FormedBatch) or formed is None:
+            self._carry_out(formed, live)
+        else:
             await self._again(live)
-            return
-        assert formed is None or isinstance(formed, FormedBatch)
-        self._carry_out(formed, live)
 
     def _carry_out(
         self, formed: FormedBatch | None, live: dict[str, tuple[ExecutionHandle, str | None]]

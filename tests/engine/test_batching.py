@@ -4,6 +4,7 @@ out, then one execution runs with ``$context.batch``. On trio's MockClock."""
 from __future__ import annotations
 
 import textwrap
+from collections.abc import Sequence
 
 import attrs
 import pytest
@@ -14,9 +15,14 @@ import hookline
 from hookline.engine._engine import Engine, open_engine
 from hookline.engine._loader import load_workflow_text
 from hookline.engine._workflow_supervisor import WorkflowStatistics
+from hookline.errors import StoreError
+from hookline.store._batching import FormBatch
+from hookline.store._memory import MemoryBackend
+from hookline.store._ops import WriteOp
+from hookline.store._store import Store
 from tests.conftest import StoreFactory
 
-RUNS: list[tuple[float, object, list[object]]] = []
+RUNS: list[tuple[float, int, list[int]]] = []
 
 
 async def collect(call: hookline.NodeCall) -> object:
@@ -24,7 +30,7 @@ async def collect(call: hookline.NodeCall) -> object:
     batch = call.params["batch"]
     assert isinstance(batch, list)
     RUNS.append(
-        (trio.current_time(), call.params["first"], [entry["data"]["n"] for entry in batch])
+        (trio.current_time(), int(call.params["first"]), [int(e["data"]["n"]) for e in batch])
     )
     return {"size": len(batch)}
 
@@ -189,4 +195,36 @@ async def test_a_replaced_workflow_runs_its_open_batches_before_it_retires(
         await submit(engine, 2)  # the new definition batches from here
         await trio.testing.wait_all_tasks_blocked()
         assert statistics(engine).batching == 1
+    assert [batch for _, _, batch in RUNS] == [[0, 1]]
+
+
+class FailsOnce(MemoryBackend):
+    """Fails the first batch it is asked to form, as a store that lost its disk for a
+    moment would (nothing of it is stored)."""
+
+    failed = False
+
+    def apply(self, ops: Sequence[WriteOp]) -> list[object]:
+        if not self.failed and any(isinstance(op, FormBatch) for op in ops):
+            self.failed = True
+            keep = [op for op in ops if not isinstance(op, FormBatch)]
+            done = iter(super().apply(keep))
+            return [
+                StoreError("disk I/O error") if isinstance(op, FormBatch) else next(done)
+                for op in ops
+            ]
+        return super().apply(ops)
+
+
+async def test_a_batch_the_store_failed_to_form_is_formed_again(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    flow = workflow("{size: 2, timeout: 1h}")
+    backend = FailsOnce()
+    async with open_engine([flow], store=Store(backend), nodes=NODES) as engine:
+        ids = [await submit(engine, n) for n in range(2)]
+        handle = engine.handle(ids[0])
+        assert handle is not None
+        assert (await handle.wait_finished()).succeeded
+    assert backend.failed
     assert [batch for _, _, batch in RUNS] == [[0, 1]]
