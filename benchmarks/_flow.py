@@ -4,11 +4,25 @@
   the RSS each waiting execution costs and the p50/p99 from an event's acceptance to
   its execution's end, beside N executions parked on a ``delay`` node (RSS) that are
   then cancelled.
-- **throttle**: starts per key over ten periods (as recorded: when each execution's
-  start was written); the most in any window one period long (sliding) against
-  ``limit + burst``, strictly and allowing 50 ms of start latency (a start the loop
-  carried out late bunches with the next ones; the check that sets the exit status is
-  the second, and both are printed).
+- **throttle**: starts per key over ten periods, in process; the most in any window
+  one period long (sliding) against ``limit + burst``, for the starts the throttle
+  booked (its decisions, judged strictly) and for the starts as recorded (when each
+  execution really started and wrote it), strictly and allowing 50 ms of start
+  latency, with the latency itself (recorded less booked, p99 and max).
+- **throttle x3**: the same target with three ``hookline serve`` processes sharing
+  one PostgreSQL (:mod:`._flow_throttle`), on recorded starts allowing 100 ms (the
+  start permit's round trip to the database, on top of loop lag); skipped, saying why,
+  without a PostgreSQL server (``--postgres URL`` names one; else
+  ``HOOKLINE_TEST_POSTGRES_URL`` or scripts/postgres.sh's throwaway).
+
+  Which starts are judged: the throttle guarantees its *bookings*. A recorded start
+  is its booking plus the time the process took to carry it out (its event loop was
+  busy; on a cluster, the start permit too). A start carried out late by more than
+  the gap to a later, on-time start moves into that start's window: the strict count
+  of recorded starts can then exceed ``limit + burst`` by one, while no booking does.
+  That measures loop lag, not the rate, so the exit status weighs bookings strictly
+  (where they can be observed: in process) and recorded starts with the allowance;
+  every figure is printed.
 - **debounce**: 1,000 deliveries over 50 keys give exactly 50 executions, each its
   key's last delivery.
 - **batch**: 10,000 deliveries (``--batch``) over HTTP to a real ``hookline serve``
@@ -17,14 +31,14 @@
   (:mod:`._flow_batch`).
 
 Each runs on the memory store, on trio's real clock (waits, throttle) or a virtual one
-(debounce), except batch (a server process on SQLite); figures print as a table, and
-``--json`` writes them.
+(debounce), except batch (a server process on SQLite) and throttle x3 (three on
+PostgreSQL); figures print as a table, and ``--json`` writes them.
 """
 
 from __future__ import annotations
 
 import argparse
-import bisect
+import functools
 import json
 import resource
 import sys
@@ -39,6 +53,9 @@ import trio
 import trio.testing
 
 from ._flow_batch import batch_run
+from ._flow_throttle import THROTTLE_ALLOWANCE, most_in_any_window, postgres_store
+from ._flow_throttle import throttle_processes as _throttle_processes
+from ._spec import Skip
 
 __all__ = ["flow"]
 
@@ -162,7 +179,10 @@ async def _throttle(limit: int, period: float, burst: int, keys: int) -> dict[st
 
     text = THROTTLED % {"limit": limit, "period": period, "burst": burst}
     per_key = limit * 10  # ten periods' worth
-    async with open_engine(_load(text), store="memory://") as engine:
+    # Records on trio's clock, the one the throttle books on: booked and recorded
+    # starts compare directly.
+    async with open_engine(_load(text), store="memory://", clock=trio.current_time) as engine:
+        booked = _record_bookings(engine, "throttled")
         handles: list[tuple[str, str, Any]] = []
         for n in range(per_key):
             for k in range(keys):
@@ -176,22 +196,47 @@ async def _throttle(limit: int, period: float, burst: int, keys: int) -> dict[st
             assert record is not None
             assert record.started_at is not None
             starts.setdefault(key, []).append(record.started_at)
+    # Each key's starts follow its bookings in order: pair them up.
+    lags = [
+        start - booking
+        for key, times in starts.items()
+        for start, booking in zip(sorted(times), sorted(booked[key]), strict=True)
+    ]
     return {
         "keys": keys,
         "starts per key": per_key,
-        "most starts in any period-long window": _most(starts, period, 1e-6),
-        "the same, allowing 50 ms of start latency": _most(starts, period, 0.05),
+        "most booked starts in any period-long window": most_in_any_window(booked, period, 1e-6),
+        "most recorded starts in any period-long window": most_in_any_window(starts, period, 1e-6),
+        "the same, allowing 50 ms of start latency": most_in_any_window(starts, period, 0.05),
+        "start latency p99 ms": _percentile(lags, 0.99) * 1000,
+        "start latency max ms": max(lags) * 1000,
         "limit + burst": limit + burst,
     }
 
 
-def _most(starts: dict[str, list[float]], period: float, slack: float) -> int:
-    most = 0
-    for times in starts.values():
-        times.sort()
-        for i, t in enumerate(times):
-            most = max(most, bisect.bisect_left(times, t + period - slack) - i)
-    return most
+def _record_bookings(engine: Any, key: str) -> dict[str, list[float]]:
+    """The starts the throttle of workflow ``key`` books from now on, by rate key (its
+    GCRA, wrapped: bookings are not stored)."""
+    gcra = engine._workflows.supervisors[key].runner._throttle
+    schedule = gcra.schedule
+    booked: dict[str, list[float]] = {}
+
+    def recording(rate_key: str, now: float) -> float:
+        start: float = schedule(rate_key, now)
+        booked.setdefault(rate_key, []).append(start)
+        return start
+
+    gcra.schedule = recording
+    return booked
+
+
+def _throttle_x3(folder: Path, period: float, postgres: str | None) -> dict[str, float]:
+    """The three-process throttle on ``postgres`` (a URL on an empty schema), else on a
+    fresh schema of a server found or started (raises Skip without one)."""
+    if postgres is not None:
+        return trio.run(functools.partial(_throttle_processes, folder, postgres, period=period))
+    with postgres_store() as url:
+        return trio.run(functools.partial(_throttle_processes, folder, url, period=period))
 
 
 async def _debounce() -> dict[str, float]:
@@ -227,6 +272,11 @@ def flow(argv: Sequence[str], results: Path) -> int:
     )
     parser.add_argument("--batch", type=int, default=10_000, help="batched deliveries (10000)")
     parser.add_argument("--batch-size", type=int, default=100, help="the batch's size (100)")
+    parser.add_argument(
+        "--postgres",
+        help="a PostgreSQL URL on an empty schema for the three-process throttle (default: "
+        "a fresh schema of HOOKLINE_TEST_POSTGRES_URL or of a throwaway server)",
+    )
     parser.add_argument("--json", type=Path, help="write the figures here")
     args = parser.parse_args(argv)
     figures: dict[str, dict[str, float]] = {
@@ -236,14 +286,24 @@ def flow(argv: Sequence[str], results: Path) -> int:
     }
     with tempfile.TemporaryDirectory(prefix="hookline-flow-batch-") as folder:
         figures["batch"] = trio.run(batch_run, Path(folder), args.batch, args.batch_size)
+    with tempfile.TemporaryDirectory(prefix="hookline-flow-throttle-") as folder:
+        try:
+            figures["throttle x3"] = _throttle_x3(Path(folder), args.period, args.postgres)
+        except Skip as why:
+            print(f"throttle x3 skipped: {why}", file=sys.stderr)
     for name, values in figures.items():
         print(name)
         for label, value in values.items():
-            print(f"  {label:<40} {value:,.2f}")
+            print(f"  {label:<50} {value:,.2f}")
     if args.json is not None:
         args.json.write_text(json.dumps(figures, indent=2))
     throttle, debounce = figures["throttle"], figures["debounce"]
-    ok = throttle["the same, allowing 50 ms of start latency"] <= throttle["limit + burst"]
+    ok = throttle["most booked starts in any period-long window"] <= throttle["limit + burst"]
+    ok = ok and throttle["the same, allowing 50 ms of start latency"] <= throttle["limit + burst"]
+    if "throttle x3" in figures:
+        x3 = figures["throttle x3"]
+        allowed = f"the same, allowing {THROTTLE_ALLOWANCE * 1000:.0f} ms of start latency"
+        ok = ok and x3[allowed] <= x3["limit + burst"]
     ok = ok and debounce["executions run"] == 50 and debounce["each its key's last"] == 1.0
     ok = ok and figures["batch"]["deliveries exactly once"] == 1.0
     print("met" if ok else "missed", file=sys.stderr)
