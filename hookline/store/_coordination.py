@@ -15,9 +15,13 @@ their guarantees together:
 - **Start permits.** An execution starts only once :meth:`Coordinator.claim` granted
   it: fewer than ``concurrency.max`` executions of its workflow are running across all
   workers, and no earlier unfinished execution shares its order key.
-- **Wake-ups.** An execution leaving queued/running notifies every worker
+- **Wake-ups.** An execution leaving ``running`` (it ended, or parks on a ``wait``,
+  where it holds no slot) or ending unstarted notifies every worker
   (:meth:`Coordinator.wait`): the ones waiting to start one of that workflow claim
   again. Wake-ups are hints; workers also claim again now and then without one.
+- **Rates.** ``throttle`` books starts (:meth:`Coordinator.book_rate`) and
+  ``rate_limit`` takes or refuses deliveries (:meth:`Coordinator.take_rate`) on one
+  GCRA state per key in the database, on its clock: one rate for every worker.
 - **Definitions.** A worker whose workflows were changed through the admin API tells
   the others, which load their workflows folder again (shared by ``--workers``).
 - **Cancels.** A cancel is recorded with the execution and sent to every worker: its
