@@ -47,6 +47,9 @@ async def test_a_batch_answers_202_lists_its_deliveries_and_is_counted() -> None
         batch_page = (await client.get(f"/ui/executions/{ids[0]}")).text
         assert 'id="batch-deliveries"' in batch_page
         assert all(f"/ui/executions/{id_}" in batch_page for id_ in (ids[1], ids[3]))
+        listed = (await client.get("/ui/executions")).text
+        row = listed[listed.index(f'data-execution="{ids[1]}"') :]
+        assert "batched into" in row[: row.index("</tr>")]
         member_page = (await client.get(f"/ui/executions/{ids[1]}")).text
         assert 'id="execution-batched-into"' in member_page
         assert f"/ui/executions/{ids[0]}" in member_page
