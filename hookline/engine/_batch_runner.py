@@ -42,8 +42,6 @@ log = logging.getLogger("hookline.engine")
 # join a window again.
 FORM_RETRY = 1.0
 
-_FAILED = object()  # forming a batch failed in the store
-
 
 class Batcher:
     """The open ``batch`` windows of one runner, and the batches being formed."""
@@ -146,15 +144,17 @@ class Batcher:
                 )
         except StoreError:
             log.exception("could not form a batch of workflow '%s'", runner.workflow.key)
-            formed = _FAILED
+            failed = True
+        else:
+            failed = False
         finally:
             self._forming -= len(live)
             if not self._forming:
                 self._formed.set()
-        if isinstance(formed, FormedBatch) or formed is None:
-            self._carry_out(formed, live)
-        else:
+        if failed:
             await self._again(live)
+        else:
+            self._carry_out(formed, live)
 
     def _carry_out(
         self, formed: FormedBatch | None, live: dict[str, tuple[ExecutionHandle, str | None]]

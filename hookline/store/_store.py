@@ -23,6 +23,7 @@ import trio
 from ..definition import Mailbox
 from ..errors import StoreClosed, StoreError
 from ._backend import StoreBackend
+from ._batching import FormBatch, FormedBatch
 from ._coalesce import coalesce
 from ._memory import MemoryBackend
 from ._observe import BatchObserver, apply_observed
@@ -293,6 +294,8 @@ class Store(StoreReads):
     async def write(self, op: CollectionWrite) -> Any: ...
     @overload
     async def write(self, op: RequeueExecution) -> bool: ...
+    @overload
+    async def write(self, op: FormBatch) -> FormedBatch | None: ...
     @overload
     async def write(self, op: PruneExecutions | PruneDeliveries | PruneIdempotency) -> int: ...
     @overload
