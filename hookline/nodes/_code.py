@@ -52,8 +52,10 @@ class CodeNode:
     async def run(self, job: Job) -> NodeResult:
         roots = job.variables
         context = roots.get("context")
-        if isinstance(context, Mapping) and "raw" in self.code:
-            # The body's text (and base64) are made on demand: only for scripts naming them.
+        if isinstance(context, Mapping):
+            # The body's text (and base64) are made on demand: only for scripts naming
+            # them. A plain copy leaves them out (encoding $context whole would make
+            # and send both, for every run).
             context = {
                 **context,
                 **{key: context.get(key) for key in _LAZY_CONTEXT if key in self.code},

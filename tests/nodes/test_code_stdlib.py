@@ -66,6 +66,17 @@ async def test_a_script_naming_context_raw_checks_the_body_as_received() -> None
     assert await run("return typeof context.raw;", {"context": context}) == "string"
 
 
+async def test_a_script_not_naming_the_raw_body_neither_gets_nor_pays_for_it() -> None:
+    made: list[str] = []
+    context = LazyFields(
+        {"data": {"a": 1}},
+        {"raw": lambda: made.append("raw") or "{}", "raw_base64": lambda: made.append("b64")},
+    )
+    code = "return [Object.keys(context).sort(), context.data.a];"
+    assert await run(code, {"context": context}) == [["data"], 1]
+    assert made == []  # the body was neither decoded nor base64-encoded for it
+
+
 async def test_hashes_and_hmacs_match_pythons_in_every_encoding() -> None:
     text = "Grüße, webhook ✓ " * 40
     code = """
