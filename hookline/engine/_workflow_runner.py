@@ -322,6 +322,8 @@ class WorkflowRunner:
     async def _record_throttled(self, handle: ExecutionHandle) -> None:
         """Record that ``handle`` waits for its booked start (posted: its ``running``,
         posted later, supersedes it; a restart resumes a throttled one as a queued one)."""
+        if handle.cancel_requested or handle.id not in self.handles:
+            return  # cancelled first: its end is recorded, and must stay
         with contextlib.suppress(StoreClosed):  # stopping: left queued, it resumes alike
             await self.store.post(UpdateExecution(handle.id, "throttled"))
 

@@ -143,14 +143,19 @@ async def test_a_throttled_execution_is_recorded_throttled_until_it_starts(
     async with open_engine([workflow(flow)], store=make_store(), nodes={"stamp": stamp}) as engine:
         first = await engine.submit("flow", data={"n": 1})
         second = await engine.submit("flow", data={"n": 2})
+        dropped = await engine.submit("flow", data={"n": 3})
         assert first.handle is not None
         assert second.handle is not None
+        assert await engine.cancel(dropped.execution_id)  # at once
         await first.handle.wait_finished()
         await trio.testing.wait_all_tasks_blocked()
         await engine.store.flush()
         held = await engine.store.get_execution(second.execution_id)
         assert held is not None
         assert (held.status, held.started_at) == ("throttled", None)
+        cancelled = await engine.store.get_execution(dropped.execution_id)
+        assert cancelled is not None
+        assert cancelled.status == "cancelled"  # never marked throttled after its end
         listed = await engine.store.list_executions(status="throttled")
         assert [e.id for e in listed.items] == [second.execution_id]
         assert (await second.handle.wait_finished()).succeeded
