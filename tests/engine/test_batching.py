@@ -3,8 +3,10 @@ out, then one execution runs with ``$context.batch``. On trio's MockClock."""
 
 from __future__ import annotations
 
+import json
 import textwrap
 from collections.abc import Sequence
+from pathlib import Path
 
 import attrs
 import pytest
@@ -12,6 +14,7 @@ import trio
 import trio.testing
 
 import hookline
+from hookline.cli import main
 from hookline.engine._engine import Engine, open_engine
 from hookline.engine._loader import load_workflow_text
 from hookline.engine._workflow_supervisor import WorkflowStatistics
@@ -228,3 +231,17 @@ async def test_a_batch_the_store_failed_to_form_is_formed_again(
         assert (await handle.wait_finished()).succeeded
     assert backend.failed
     assert [batch for _, _, batch in RUNS] == [[0, 1]]
+
+
+def test_a_test_case_of_a_batched_workflow_gives_its_batch_in_its_context(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "readings.yaml").write_text(
+        "key: readings\nbatch: {size: 3, timeout: 10s}\n"
+        'nodes: [{key: s, type: set, values: {second: "{{$context.batch[1].data.n}}"}}]\n'
+    )
+    batch = [{"data": {"n": 1}}, {"data": {"n": 2}}]
+    case = {"context": {"data": {"n": 1}, "batch": batch}, "output": {"second": 2}}
+    (tmp_path / "cases.jsonl").write_text(json.dumps(case) + "\n")
+    assert main(["test", str(tmp_path / "readings.yaml"), str(tmp_path / "cases.jsonl")]) == 0
+    assert "1 passed, 0 failed" in capsys.readouterr().out
