@@ -75,10 +75,11 @@ def render_answer(status: int, headers: Mapping[str, Any] | None, body: Any) -> 
     return Answer(status, pairs, payload)
 
 
-def still_running_answer(execution_id: str) -> Answer:
-    """A sync webhook past its ``sync_timeout``: 202, the execution goes on."""
+def still_running_answer(execution_id: str, status: str = "running") -> Answer:
+    """A sync webhook past its ``sync_timeout`` (or whose execution parked on a
+    ``wait``: ``status`` ``waiting``): 202, the execution goes on."""
     return json_answer(
-        202, {"execution_id": execution_id, "status": "running"}, (location(execution_id),)
+        202, {"execution_id": execution_id, "status": status}, (location(execution_id),)
     )
 
 

@@ -23,8 +23,12 @@ event (method)                        what it decides
 
 Commands: :class:`RunJob` (run this node's attempt), :class:`CancelJob`,
 :class:`SaveRecord` (a job record to store), :class:`SendAnswer` (a ``response``
-node answered a sync sender) and :class:`Finish` (the execution's outcome; the last
-command). :meth:`ExecutionCore.next_deadline` says when the driver must call
+node answered a sync sender), :class:`Finish` (the execution's outcome; the last
+command) and :class:`Park` (the execution waits for events: the driver commits its
+waits and stops; an end of a wait resumes it later from its records, as after a
+restart). A job whose result asks to ``suspend`` (a ``wait``) stays open; once nothing
+else runs or is due (no job out, no retry pending), the core parks.
+:meth:`ExecutionCore.next_deadline` says when the driver must call
 :meth:`~ExecutionCore.tick`.
 
 Loops and parallel nodes are decided here, not in a task of their own: each iteration
@@ -44,7 +48,7 @@ import attrs
 
 from ..definition import JSON, format_duration
 from ..errors import NodeError
-from ..nodes._base import End, NodeResult, NodeServices, NodeSpec
+from ..nodes._base import End, NodeResult, NodeServices, NodeSpec, Suspend
 from ..nodes._loop import LoopNode, loop_items
 from ..nodes._parallel import ParallelNode
 from ..store._records import Answer, ExecutionStatus, JobRecord, JobStatus
@@ -94,7 +98,15 @@ class Finish:
     error: str | None = None
 
 
-Command = RunJob | CancelJob | SaveRecord | SendAnswer | Finish
+@attrs.frozen
+class Park:
+    """Nothing runs and every open path waits for an event: commit ``waits`` (each a
+    parked job and what it waits for) and stop driving. No command follows."""
+
+    waits: tuple[tuple[RunningJob, Suspend], ...]
+
+
+Command = RunJob | CancelJob | SaveRecord | SendAnswer | Finish | Park
 
 
 class _Frame:
@@ -182,9 +194,11 @@ class ExecutionCore:
         )
         self.deadline = float("inf")
         self.finished: Finish | None = None
+        self.parked: Park | None = None
         self.answered = False
         self._out: list[Command] = []
         self._jobs: dict[RunningJob, _Frame] = {}  # running leaf attempts
+        self._suspended: dict[RunningJob, Suspend] = {}  # jobs waiting for an event
         self._groups: dict[RunningJob, _Group] = {}
         self._retries: list[_Retry] = []
         # From stored records when resumed: jobs that succeeded, the last attempt number
@@ -249,6 +263,11 @@ class ExecutionCore:
             status = "failed"
             error = f"the node returned {type(result).__name__}, not a NodeResult"
             result = None
+        if status == "succeeded" and result is not None and result.suspend is not None:
+            # It waits on: its frame stays on it, its checkpoint is what it renders.
+            self._suspended[job] = result.suspend
+            self._record(job, "running", result.output, None, finished=False)
+            return self._flush()
         self._record(job, status, result.output if result is not None else job.saved, error)
         frame.waiting = None
         if status == "succeeded":
@@ -535,7 +554,9 @@ class ExecutionCore:
         """Cancel what ``frame`` waits on, recording each running job as ``status``."""
         waiting, frame.waiting = frame.waiting, None
         if isinstance(waiting, RunningJob):
-            if self._jobs.pop(waiting, None) is not None:
+            if self._suspended.pop(waiting, None) is not None:
+                self._record(waiting, status, None, error)
+            elif self._jobs.pop(waiting, None) is not None:
                 self._record(waiting, status, waiting.saved, error)
                 self._out.append(CancelJob(waiting))
         elif isinstance(waiting, _Group):
@@ -564,13 +585,21 @@ class ExecutionCore:
         )
         return result
 
-    def _record(self, job: RunningJob, status: JobStatus, output: JSON, error: str | None) -> None:
+    def _record(
+        self,
+        job: RunningJob,
+        status: JobStatus,
+        output: JSON,
+        error: str | None,
+        *,
+        finished: bool = True,
+    ) -> None:
         self._out.append(
             SaveRecord(
                 job.record(
                     status,
                     started_at=job.started_at,
-                    finished_at=self._wall,
+                    finished_at=self._wall if finished else None,
                     output=output,
                     error=error,
                 )
@@ -582,6 +611,10 @@ class ExecutionCore:
         self._wall = wall
 
     def _flush(self) -> list[Command]:
+        quiet = not self._jobs and not self._retries and self.finished is None
+        if self._suspended and quiet and self.parked is None:
+            self.parked = Park(tuple(self._suspended.items()))
+            self._out.append(self.parked)
         out, self._out = self._out, []
         return out
 

@@ -115,11 +115,19 @@ class Engine:
         """How many crashes each supervisor absorbs (the engine's root, each workflow's)."""
         self._root = Supervisor("engine", policy=self.restart)
         self._workflows = WorkflowSet(store, self._root, restart=self.restart, clock=self.clock)
-        # Where ``wait`` nodes wait for events, offered by intake as they are stored.
-        self.events = EventBoard(store, self.clock, lambda: self._workflows.definitions, self.env)
+        coordinator = store.backend.coordinator
+        # Where executions parked on ``wait`` nodes wait for events, offered by intake
+        # as they are stored.
+        self.events = EventBoard(
+            store,
+            self.clock,
+            lambda: self._workflows.definitions,
+            self.env,
+            shared=coordinator is not None,
+        )
+        self.events.unpark = self._workflows.unpark
         self.services = attrs.evolve(self.services, events=self.events)
         self.cluster: Cluster | None = None
-        coordinator = store.backend.coordinator
         if coordinator is not None:
             self.cluster = self._workflows.cluster = Cluster(
                 coordinator,
@@ -180,6 +188,7 @@ class Engine:
                         self._resumed = await self.cluster.adopt()
                         await self._workflows.log_unrunnable()
                         await inner.start(self.cluster.run)
+                    await inner.start(self.events.run)
                     if self.retention is not None:
                         await inner.start(self.retention.run)
                     self._intake.accepting = not self._stop.is_set()
@@ -389,12 +398,13 @@ class Engine:
 
     def waiting_for(self, execution_id: str) -> str | None:
         """What holds a queued execution of this process back from starting, in
-        words (``throttle: starts in 4.0 s``, ``debounce: ...``); None if nothing."""
-        return self._workflows.waiting_for(execution_id)
+        words (``throttle: starts in 4.0 s``, ``debounce: ...``, ``event approvals
+        (T-1) ...``); None if nothing."""
+        return self._workflows.waiting_for(execution_id) or self.events.waiting_for(execution_id)
 
     async def cancel(self, execution_id: str) -> bool:
         """Cancel a queued or running execution. False if it is not live here."""
-        if await self._workflows.cancel(execution_id):
+        if await self._workflows.cancel(execution_id) or await self.events.cancel(execution_id):
             return True
         record = await self._intake.stored(execution_id)  # NotFound for an unknown one
         if self.cluster is not None and record.status in LIVE_STATUSES:

@@ -1,43 +1,65 @@
-"""Where ``wait`` nodes wait for events, and where accepted events are offered.
+"""Where parked executions wait for events, and where accepted events are offered.
 
-An event is a delivery of a workflow whose ``trigger.correlate`` renders a value. Intake
-offers each one here (:meth:`EventBoard.offer`) once it is stored; every ``wait`` of
-that workflow waiting on that value gets the event's ``$context``. A wait resumed after
-a restart first looks, in the store, for an event accepted since it began: one that
-came while its process was down is not missed.
+An execution whose every open path waits on a ``wait`` node parks: its waits are rows
+in the store (event workflow, correlation value, deadline) and it holds no task. The
+board keeps, for the waits it knows of, an index by (event, value) and one heap of
+deadlines served by one timer. Every end of a wait is a claim in the store
+(:class:`~hookline.store._ops.ClaimWaits`): it deletes the wait's row and records its
+job's result in one transaction, so a wait ends once, whichever comes first (its event,
+its deadline, an operator, a ``cancel_on`` event) and whichever process claims it. The
+execution is then queued again and resumes from its records.
+
+On a store shared by several processes, waits parked by another process are not in
+this board's index: every event is then offered to the store, and the timer also
+sweeps due waits every :data:`SWEEP` seconds (a process that died leaves its waits to
+the others).
 """
 
 from __future__ import annotations
 
+import heapq
 import logging
-from collections.abc import Callable, Mapping
+import math
+import weakref
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, Protocol
 
 import attrs
 import trio
 
 from ..definition import JSON
+from ..store._ops import ClaimWaits
+from ..store._records import WaitRecord
 from ..store._store import Store
 from ._admission import rate_key, template_roots
 from ._definition import Workflow
+from ._handle import ExecutionHandle
 
 log = logging.getLogger("hookline.engine")
 
-# How many stored executions of an event workflow a resumed wait looks through, at most.
-RESCAN_LIMIT = 5000
+#: A timed-out wait's result (``$nodes.<key>``).
+TIMED_OUT: JSON = {"timed_out": True}
+#: How often (seconds) a board on a shared store claims the due waits it may not know
+#: of (parked by a process that died): they time out within this of their deadline.
+SWEEP = 60.0
+# How many waits one claim takes at most (a due sweep repeats until none are left).
+CLAIM_LIMIT = 500
+
+_Key = tuple[str, str, str]  # (execution id, node, scope)
 
 
-@attrs.define
-class _Waiter:
-    execution_id: str
-    event: trio.Event = attrs.Factory(trio.Event)
-    found: JSON = None
-    expired: bool = False
+class Unpark(Protocol):
+    """Resume a parked execution whose wait was claimed (see ``WorkflowSet.unpark``)."""
+
+    def __call__(
+        self, execution_id: str, handle: ExecutionHandle | None, cancel_reason: str | None = None
+    ) -> Awaitable[bool]: ...
 
 
 @attrs.frozen
 class EventBoardStatistics:
-    """``waiting``: waits now; ``offered``: events offered; ``unmatched``: events that
-    found no wait (and no ``cancel_on``) for their value."""
+    """``waiting``: executions parked here; ``offered``: events offered;
+    ``unmatched``: events that found no wait (and no ``cancel_on``) for their value."""
 
     waiting: int
     offered: int
@@ -45,7 +67,7 @@ class EventBoardStatistics:
 
 
 class EventBoard:
-    """The waits of one engine, by (event workflow, value)."""
+    """The parked waits of one engine (see the module docstring)."""
 
     def __init__(
         self,
@@ -53,97 +75,169 @@ class EventBoard:
         clock: Callable[[], float],
         definitions: Callable[[], Mapping[str, Workflow]],
         env: Mapping[str, str],
+        *,
+        shared: bool = False,
     ) -> None:
         self._store = store
-        self._clock = clock
-        self._definitions = definitions  # workflow key -> Workflow, for rescans
+        self._clock = clock  # wall time, as ``until`` is
+        self._definitions = definitions
         self._env = env
-        self._waiters: dict[tuple[str, str], list[_Waiter]] = {}
-        self._by_execution: dict[str, _Waiter] = {}
+        self.shared = shared
+        #: Set by the engine: resumes an execution once its wait is claimed.
+        self.unpark: Unpark | None = None
+        self._waits: dict[_Key, WaitRecord] = {}
+        self._by_event: dict[tuple[str, str], set[_Key]] = {}
+        # (trio deadline, until, key); entries of ended waits are stale.
+        self._deadlines: list[tuple[float, float, _Key]] = []
+        # cancel_on of parked executions: (event, value) -> execution ids, and back.
+        self._cancels: dict[tuple[str, str], set[str]] = {}
+        self._cancel_keys: dict[str, set[tuple[str, str]]] = {}
+        # A parked execution's handle, while a caller still holds it (for its end).
+        self._handles: weakref.WeakValueDictionary[str, ExecutionHandle] = (
+            weakref.WeakValueDictionary()
+        )
+        self._timer: trio.CancelScope | None = None
         self._offered = 0
         self._unmatched = 0
 
-    async def wait_for(
-        self, event: str, match: str, *, until: float, since: float | None, execution_id: str
-    ) -> JSON | None:
-        if since is not None:
-            found = await self._stored_event(event, match, since)
-            if found is not None:
-                return found
-        waiter = _Waiter(execution_id)
-        waiters = self._waiters.setdefault((event, match), [])
-        waiters.append(waiter)
-        self._by_execution[execution_id] = waiter
-        try:
-            with trio.move_on_after(max(0.0, until - self._clock())):
-                await waiter.event.wait()
-        finally:
-            waiters.remove(waiter)
-            if not waiters:
-                del self._waiters[(event, match)]
-            del self._by_execution[execution_id]
-        return None if waiter.expired or not waiter.event.is_set() else waiter.found
+    # -- parking -------------------------------------------------------------------
 
-    def release(self, execution_id: str, context: JSON) -> bool:
-        """End the wait of ``execution_id`` now as if an event with this ``$context``
-        came (an operator's hand); False if it waits for nothing here."""
-        waiter = self._by_execution.get(execution_id)
-        if waiter is None or waiter.event.is_set():
-            return False
-        waiter.found = context
-        waiter.event.set()
-        return True
+    def parked(self, waits: Sequence[WaitRecord], handle: Any) -> None:
+        """An execution committed ``waits`` and parked (``handle``: its handle)."""
+        if isinstance(handle, ExecutionHandle):
+            self._handles[handle.id] = handle
+            self._add_cancels(handle)
+        for wait in waits:
+            self._add(wait)
 
-    def expire(self, execution_id: str) -> bool:
-        """Time the wait of ``execution_id`` out now; False if it waits for nothing here."""
-        waiter = self._by_execution.get(execution_id)
-        if waiter is None or waiter.event.is_set():
-            return False
-        waiter.expired = True
-        waiter.event.set()
-        return True
+    def _add(self, wait: WaitRecord) -> None:
+        key = (wait.execution_id, wait.node, wait.scope)
+        self._forget(key)
+        self._waits[key] = wait
+        self._by_event.setdefault((wait.event, wait.match), set()).add(key)
+        deadline = trio.current_time() + max(0.0, wait.until - self._clock())
+        heapq.heappush(self._deadlines, (deadline, wait.until, key))
+        if self._timer is not None:
+            self._timer.deadline = min(self._timer.deadline, deadline)
 
-    def offer(self, event: str, value: str, context: JSON) -> int:
-        """An event of workflow ``event`` correlating on ``value`` was stored: wake the
-        waits on it; how many."""
+    def _forget(self, key: _Key) -> None:
+        wait = self._waits.pop(key, None)
+        if wait is None:
+            return
+        keys = self._by_event[(wait.event, wait.match)]
+        keys.discard(key)
+        if not keys:
+            del self._by_event[(wait.event, wait.match)]
+
+    def _add_cancels(self, handle: ExecutionHandle) -> None:
+        rules = handle.workflow.cancel_on
+        if not rules:
+            return
+        roots = template_roots(handle.workflow, handle.template_context(), handle.id, self._env)
+        pairs = {(rule.event, rate_key(rule.match, roots)) for rule in rules}
+        self._cancel_keys[handle.id] = pairs
+        for pair in pairs:
+            self._cancels.setdefault(pair, set()).add(handle.id)
+
+    def _drop_cancels(self, execution_id: str) -> None:
+        for pair in self._cancel_keys.pop(execution_id, ()):
+            ids = self._cancels[pair]
+            ids.discard(execution_id)
+            if not ids:
+                del self._cancels[pair]
+
+    # -- ending waits --------------------------------------------------------------
+
+    async def offer(self, event: str, value: str, context: JSON) -> int:
+        """An event of workflow ``event`` correlating on ``value`` was stored: end the
+        waits on it, and cancel the parked executions whose ``cancel_on`` it matches.
+        How many executions it reached."""
         self._offered += 1
-        waiters = self._waiters.get((event, value), [])
-        for waiter in waiters:
-            if not waiter.event.is_set():
-                waiter.found = context
-                waiter.event.set()
-        return len(waiters)
+        reached = 0
+        if self.shared or (event, value) in self._by_event:
+            claim = ClaimWaits(self._clock(), context, event=event, match=value)
+            reached += await self._claim(claim)
+        for execution_id in sorted(self._cancels.get((event, value), ())):
+            why = f"cancelled by an event of {event} ({value})"
+            if await self.cancel(execution_id, why):
+                reached += 1
+        return reached
+
+    async def release(self, execution_id: str, context: JSON) -> bool:
+        """End the wait of ``execution_id`` now as if an event with this ``$context``
+        came (an operator's hand); False if it is not parked."""
+        claim = ClaimWaits(self._clock(), context, execution_id=execution_id)
+        return await self._claim(claim) > 0
+
+    async def expire(self, execution_id: str) -> bool:
+        """Time the wait of ``execution_id`` out now; False if it is not parked."""
+        claim = ClaimWaits(self._clock(), TIMED_OUT, execution_id=execution_id)
+        return await self._claim(claim) > 0
+
+    async def cancel(self, execution_id: str, why: str = "cancelled on request") -> bool:
+        """Cancel a parked execution: its waits end ``cancelled`` and it resumes only
+        to record that. False if it is not parked."""
+        claim = ClaimWaits(self._clock(), None, execution_id=execution_id, status="cancelled")
+        return await self._claim(claim, cancel_reason=why) > 0
 
     def unmatched(self, event: str, value: str) -> None:
         """An event that no wait and no ``cancel_on`` took: counted and logged."""
         self._unmatched += 1
         log.info("event %s (%s) matched no waiting execution", event, value)
 
-    async def _stored_event(self, event: str, match: str, since: float) -> JSON | None:
-        """The first stored event of ``event`` accepted since ``since`` that correlates
-        on ``match`` (newest first pages: stop at the first older than ``since``)."""
-        workflow = self._definitions().get(event)
-        if workflow is None or workflow.trigger.correlate is None:
+    async def _claim(self, claim: ClaimWaits, cancel_reason: str | None = None) -> int:
+        """Claim waits in the store and resume their executions; how many."""
+        with trio.CancelScope(shield=True):  # claimed rows must resume their executions
+            claimed: list[WaitRecord] = await self._store.write(claim)
+            resumed: set[str] = set()
+            for wait in claimed:
+                self._forget((wait.execution_id, wait.node, wait.scope))
+                if wait.execution_id in resumed:
+                    continue
+                resumed.add(wait.execution_id)
+                self._drop_cancels(wait.execution_id)
+                handle = self._handles.pop(wait.execution_id, None)
+                assert self.unpark is not None, "the engine sets unpark"
+                await self.unpark(wait.execution_id, handle, cancel_reason)
+        return len(resumed)
+
+    # -- the one timer ---------------------------------------------------------------
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Load the parked waits, then time out each at its deadline (those past
+        already, at once)."""
+        for wait in await self._store.list_waits():
+            self._add(wait)
+        task_status.started()
+        while True:
+            with trio.CancelScope() as self._timer:
+                self._timer.deadline = self._next_wake()
+                await trio.sleep_forever()
+            self._timer = None
+            # The timer runs on trio's clock, deadlines are wall times: a deadline the
+            # timer reached is due, even if the wall clock lags (or is a test's).
+            now = self._clock()
+            current = trio.current_time()
+            while self._deadlines and self._deadlines[0][0] <= current:
+                now = max(now, heapq.heappop(self._deadlines)[1])
+            while await self._claim(ClaimWaits(now, TIMED_OUT, due=True, limit=CLAIM_LIMIT)):
+                pass
+
+    def _next_wake(self) -> float:
+        while self._deadlines and self._deadlines[0][2] not in self._waits:
+            heapq.heappop(self._deadlines)
+        due = self._deadlines[0][0] if self._deadlines else math.inf
+        return min(due, trio.current_time() + SWEEP) if self.shared else due
+
+    def waiting_for(self, execution_id: str) -> str | None:
+        """What a parked execution waits for, in words; None if it is not parked here."""
+        waits = [w for key, w in self._waits.items() if key[0] == execution_id]
+        if not waits:
             return None
-        correlate = workflow.trigger.correlate
-        found: JSON = None
-        cursor: str | None = None
-        seen = 0
-        while seen < RESCAN_LIMIT:
-            page = await self._store.list_executions(workflow=event, limit=200, cursor=cursor)
-            for record in page.items:
-                if record.created_at < since:
-                    return found
-                seen += 1
-                context = dict(record.context)
-                roots = template_roots(workflow, context, record.id, self._env)
-                if rate_key(correlate, roots) == match:
-                    found = context  # keep looking: the oldest since wins
-            if page.cursor is None:
-                break
-            cursor = page.cursor
-        return found
+        left = min(w.until for w in waits) - self._clock()
+        events = ", ".join(f"{w.event} ({w.match})" for w in waits)
+        return f"event: {events}; times out in {max(0.0, left):.1f} s"
 
     def statistics(self) -> EventBoardStatistics:
-        waiting = sum(len(waiters) for waiters in self._waiters.values())
-        return EventBoardStatistics(waiting, self._offered, self._unmatched)
+        parked = {key[0] for key in self._waits}
+        return EventBoardStatistics(len(parked), self._offered, self._unmatched)

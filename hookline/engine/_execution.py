@@ -11,7 +11,10 @@ modes, cancel, resume, what is recorded); this module only does the I/O:
   a node that ignores its cancellation has its job recorded ``cancelled`` at once, but
   keeps the execution (and its concurrency slot) until it really ends: the execution's
   end is recorded then;
-- records are queued to the store in order; the end is committed before callers hear.
+- records are queued to the store in order; the end is committed before callers hear;
+- when the core parks (every open path waits for an event), the waits and the
+  ``waiting`` status are committed together, the engine's event board takes them, and
+  the driver ends: the execution holds no task until a wait ends and it resumes.
 
 After :data:`INLINE_BUDGET` inline nodes in a row the driver yields to the scheduler,
 so a long loop of ``set`` nodes cannot starve ingress: at roughly 10 µs a node, that is
@@ -30,11 +33,20 @@ import trio
 from ..errors import StoreError
 from ..nodes._base import NodeResult, NodeServices
 from ..store._encoding import unstorable
-from ..store._ops import SaveAnswer, SaveJob, SaveJobs, UpdateExecution
-from ..store._records import Answer, JobRecord, JobStatus
+from ..store._ops import ParkExecution, SaveAnswer, SaveJob, SaveJobs, UpdateExecution
+from ..store._records import Answer, JobRecord, JobStatus, WaitRecord
 from ..store._store import Store
-from ._answers import ExecutionOutcome, finished_answer
-from ._core import CancelJob, Command, ExecutionCore, Finish, RunJob, SaveRecord, SendAnswer
+from ._answers import ExecutionOutcome, finished_answer, still_running_answer
+from ._core import (
+    CancelJob,
+    Command,
+    ExecutionCore,
+    Finish,
+    Park,
+    RunJob,
+    SaveRecord,
+    SendAnswer,
+)
 from ._handle import ExecutionHandle
 from ._job import RunningJob
 from ._node_actor import NodeActor, Outcome, describe_failure
@@ -167,6 +179,8 @@ class Execution:
                 # Jobs still running were cancelled by the core (and recorded so): the
                 # nursery waits for each to really end.
                 nursery.cancel_scope.cancel()
+        if self.core.parked is not None:
+            return await self._park(self.core.parked)
         # The end is recorded only now: a node ignoring its cancel keeps the execution
         # running, and its concurrency slot taken (in every process sharing the store),
         # until its body really ended.
@@ -182,7 +196,7 @@ class Execution:
             commands = core.start(records, now=trio.current_time(), wall=self.clock())
             while True:
                 await self._carry_out(commands)
-                if core.finished is not None:
+                if core.finished is not None or core.parked is not None:
                     break
                 commands = await self._next_commands()
         except BaseException:
@@ -194,12 +208,43 @@ class Execution:
         finally:
             self.handle.detach(self)
 
+    async def _park(self, park: Park) -> ExecutionOutcome:
+        """Commit the execution's waits and its ``waiting`` status (after its records),
+        hand them to the event board, and end here; a sync sender hears 202."""
+        handle = self.handle
+        waits = tuple(
+            WaitRecord(
+                handle.id,
+                job.node.key,
+                job.scope,
+                job.attempt,
+                self.workflow.key,
+                suspend.event,
+                suspend.match,
+                suspend.until,
+                job.started_at,
+            )
+            for job, suspend in park.waits
+        )
+        await self._post_records()
+        with trio.CancelScope(shield=True):
+            await self.store.write(ParkExecution(handle.id, waits))
+        board = self.services.events
+        assert board is not None, "an engine that parks executions has an event board"
+        board.parked(waits, handle)
+        if handle.workflow.trigger.mode == "sync" and handle.answer is None:
+            handle.set_answer(still_running_answer(handle.id, "waiting"))
+        outcome = ExecutionOutcome(handle.id, self.workflow.key, "waiting", None, None)
+        handle.park()
+        return outcome
+
     async def _cancelled_before_start(self) -> ExecutionOutcome:
         handle = self.handle
         why = handle.cancel_reason or "cancelled before it started"
         if handle.resumed and handle.started_at is not None:
-            # It ran in a process that stopped (a cancel adopted with it).
-            why = "cancelled on request"
+            # It ran in a process that stopped (a cancel adopted with it), or it was
+            # parked (a cancel ended its wait).
+            why = handle.cancel_reason or "cancelled on request"
             try:
                 records = await self.store.list_jobs(handle.id)
                 await self._save_records(
@@ -256,6 +301,8 @@ class Execution:
                 command.job.cancel()
             elif isinstance(command, SendAnswer):
                 await self._answer(command.answer)
+            elif isinstance(command, Park):
+                pass  # carried out once the driver's tasks are done (see _run)
             elif isinstance(command, Finish):
                 self._outcome = ExecutionOutcome(
                     self.handle.id, self.workflow.key, command.status, command.output, command.error

@@ -27,7 +27,8 @@ class ExecutionHandle:
     ``started_at`` is when a resumed execution first started (None: it never did, and
     it records its start when it runs now). ``context`` is the delivery's ``$context``
     when admission built it already. ``priority`` orders the workflow's queue (higher
-    first) when it has a ``priority``.
+    first) when it has a ``priority``. ``parked``: its execution waits for an event (no
+    task runs it); its waiters go on waiting, for the end after it resumes.
     """
 
     def __init__(
@@ -53,6 +54,7 @@ class ExecutionHandle:
         self.answer: Answer | None = None
         self.outcome: ExecutionOutcome | None = None
         self.cancel_requested = False
+        self.parked = False
         # Why it was cancelled, when not on request (superseded by a debounce).
         self.cancel_reason: str | None = None
         self._scope: Cancellable | None = None
@@ -93,6 +95,18 @@ class ExecutionHandle:
         self._answered.set()
         self._settled.set()
         return True
+
+    def park(self) -> None:
+        """The execution parked: this handle leaves its runner, and comes back (if
+        still held) when the execution resumes."""
+        self.parked = True
+        self._scope = None
+
+    def unpark(self, started_at: float | None) -> None:
+        """The execution resumes from its records (``started_at``: its first start)."""
+        self.parked = False
+        self.resumed = True
+        self.started_at = started_at
 
     def set_outcome(self, outcome: ExecutionOutcome) -> None:
         self.outcome = outcome

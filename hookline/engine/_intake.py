@@ -94,7 +94,7 @@ class Intake:
         assert value is not None
         woken = 0
         if self.events is not None and admission.handle is not None:
-            woken = self.events.offer(event, value, admission.handle.template_context())
+            woken = await self.events.offer(event, value, admission.handle.template_context())
         cancelled = await self.workflows.correlated(event, value)
         if not woken and not cancelled and self.events is not None:
             self.events.unmatched(event, value)

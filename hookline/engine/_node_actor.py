@@ -59,7 +59,9 @@ class NodeActor(Actor[JobTicket]):
             trio.CapacityLimiter(node.concurrency) if node.concurrency is not None else None
         )
         self._nursery: trio.Nursery | None = None
-        self.inline: bool = getattr(node.config, "inline", False)
+        # Parking types (``wait``) never await either: their driver runs them inline.
+        config = node.config
+        self.inline: bool = getattr(config, "inline", False) or getattr(config, "parks", False)
         # A crash an execution's driver saw in this actor's code (never a node failing),
         # raised by the actor's own task so that its supervisor restarts it.
         self._crash: Exception | None = None

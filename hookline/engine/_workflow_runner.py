@@ -433,7 +433,9 @@ class WorkflowRunner:
     ) -> None:
         try:
             if await self._booked(handle) and await self._permitted(handle):
-                self.count(await self._run_isolated(handle))
+                outcome = await self._run_isolated(handle)
+                if not handle.parked:  # parked: it ends later, when it resumes
+                    self.count(outcome)
         finally:
             if self.cluster is not None:
                 self.cluster.ended()
@@ -441,7 +443,7 @@ class WorkflowRunner:
             del self.handles[handle.id]
             order_key = self._order_keys.pop(handle.id, None)
             self.drain.tick()
-            if not handle.finished:
+            if not handle.finished and not handle.parked:
                 # Interrupted from outside: shutdown (the supervisor abandons it) or a
                 # crash (the restarted runner resumes it; past the restart intensity,
                 # the supervisor fails it).

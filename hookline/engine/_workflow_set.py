@@ -219,6 +219,29 @@ class WorkflowSet:
         self.log_left(plan.left)
         return len(plan.resume)
 
+    async def unpark(
+        self, execution_id: str, handle: ExecutionHandle | None, cancel_reason: str | None = None
+    ) -> bool:
+        """A wait of a parked execution ended (its store row claimed, the execution
+        queued again there): resume it here, cancelled with ``cancel_reason`` if given.
+        False if its workflow is not enabled here (it stays queued, for a start that
+        enables it)."""
+        record = await self.store.get_execution(execution_id)
+        if record is None:
+            return False
+        supervisor = self.supervisors.get(record.workflow)
+        if supervisor is None:
+            self.log_left([record])
+            return False
+        delivery = handle.delivery if handle is not None else None
+        if delivery is None or handle is None or handle.workflow is not supervisor.workflow:
+            delivery, handle = await recovered_delivery(self.store, record), None
+        resumed = await supervisor.resume(record, delivery, handle)
+        if cancel_reason is not None:
+            resumed.cancel_reason = cancel_reason
+            resumed.cancel()
+        return True
+
     async def log_unrunnable(self) -> None:
         """Log the unfinished executions stored for workflows not enabled here."""
         records = await self.store.unfinished_executions()

@@ -401,18 +401,25 @@ class WorkflowSupervisor:
             retry_after=self.runner.drain.retry_after(backlog + len(self.runner.running)),
         )
 
-    async def resume(self, record: ExecutionRecord, delivery: Delivery) -> ExecutionHandle:
-        """Queue a stored execution found unfinished at start-up, ahead of the queue
-        and regardless of its limits (it was accepted before). Its jobs that succeeded
-        are not run again; it runs with this supervisor's definition, so its record
-        takes this ``version``."""
+    async def resume(
+        self, record: ExecutionRecord, delivery: Delivery, handle: ExecutionHandle | None = None
+    ) -> ExecutionHandle:
+        """Queue a stored execution found unfinished at start-up (or whose wait
+        ended), ahead of the queue and regardless of its limits (it was accepted
+        before). Its jobs that succeeded are not run again; it runs with this
+        supervisor's definition, so its record takes this ``version``. ``handle``: the
+        parked execution's own, still held by a caller waiting for its end."""
         if self.version is not None and record.workflow_version != self.version:
             await self.store.post(
                 RequeueExecution(
                     record.id, statuses=RESUMABLE_STATUSES, workflow_version=self.version
                 )
             )
-        handle = self._resumed(record, delivery)
+        if handle is not None and handle.workflow is self.workflow:
+            handle.unpark(record.started_at)
+            self.runner.track(handle, record.order_key)
+        else:
+            handle = self._resumed(record, delivery)
         self.runner.make_ready(handle)
         return handle
 

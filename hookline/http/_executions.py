@@ -174,7 +174,7 @@ async def release_execution(execution_id: str) -> Response:
     except (ValueError, UnicodeDecodeError) as exc:
         return problem_response(400, "Bad request", f"the body is not JSON: {exc}")
     context = {"data": data, "released_by": "operator"}
-    if not current_engine().events.release(execution_id, context):
+    if not await current_engine().events.release(execution_id, context):
         return problem_response(409, "Not waiting", f"execution {execution_id} waits for no event")
     return json_response({"id": execution_id, "released": True}, 202)
 
@@ -182,7 +182,7 @@ async def release_execution(execution_id: str) -> Response:
 @executions.post("/api/executions/<execution_id>/time-out")
 async def time_out_execution(execution_id: str) -> Response:
     """Time a ``wait`` out by hand: it takes its ``timed_out`` nodes now."""
-    if not current_engine().events.expire(execution_id):
+    if not await current_engine().events.expire(execution_id):
         return problem_response(409, "Not waiting", f"execution {execution_id} waits for no event")
     return json_response({"id": execution_id, "timed_out": True}, 202)
 

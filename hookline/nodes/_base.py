@@ -12,6 +12,9 @@ A config class may also declare, as class attributes or methods (all optional):
 - ``inline = True``: ``run`` never awaits (it computes from the job's variables), so
   the execution runs it synchronously, with no task of its own (``set``,
   ``condition``, ``switch``, ``json_query``, ``end``, ``response``);
+- ``parks = True``: ``run`` never awaits either, and may return a result with
+  ``suspend``: the execution then parks, holding no task, until the engine ends the
+  wait (``wait``);
 
 - ``replay(output) -> NodeResult``: what a job that succeeded before a restart yields
   when its execution resumes (default ``NodeResult(output)``); branching nodes return
@@ -34,7 +37,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 import attrs
 
 from ..definition import JSON
-from ..store._records import Answer
+from ..store._records import Answer, WaitRecord
 
 if TYPE_CHECKING:
     # The node modules that use each service define what they need of it.
@@ -71,13 +74,26 @@ class NodeResult:
 
     ``output`` becomes ``$nodes.<key>``. ``branch`` lists the nodes the execution runs
     next, in place (``condition``, ``switch``). ``end`` stops the execution. ``answer``
-    answers a sync webhook now while the workflow goes on (``response``).
+    answers a sync webhook now while the workflow goes on (``response``). ``suspend``
+    (a ``parks`` type only): the job goes on waiting for an event, its ``output`` saved
+    as its checkpoint; the engine records its end later.
     """
 
     output: JSON = None
     branch: tuple[NodeSpec, ...] = ()
     end: End | None = None
     answer: Answer | None = None
+    suspend: Suspend | None = None
+
+
+@attrs.frozen
+class Suspend:
+    """What a parked job waits for: an event of workflow ``event`` correlating on
+    ``match``, until ``until`` (wall time)."""
+
+    event: str
+    match: str
+    until: float
 
 
 def _wall_clock() -> float:
@@ -102,7 +118,7 @@ class NodeServices:
     workflows: Workflows | None = None  # runs other workflows (the engine)
     # The worker processes of code nodes (the engine's); None: a pool per trio run.
     scripts: ScriptPool | None = None
-    events: EventWaits | None = None  # what ``wait`` nodes wait on (the engine's)
+    events: EventWaits | None = None  # where parked executions wait (the engine's)
     env: Mapping[str, str] = attrs.field(factory=dict)
     # The wall clock (unix seconds) of durable timers (``delay``); tests pass one that
     # follows trio's MockClock. The default looks time.time up at each call.
@@ -110,16 +126,12 @@ class NodeServices:
 
 
 class EventWaits(Protocol):
-    """Where ``wait`` nodes wait for events (deliveries of another workflow that
-    correlate on a value)."""
+    """The engine's event board: where executions parked on ``wait`` nodes are kept
+    until an event, a timeout or an operator ends their wait. Their drivers register
+    them; no node calls it."""
 
-    async def wait_for(
-        self, event: str, match: str, *, until: float, since: float | None, execution_id: str
-    ) -> JSON | None:
-        """The ``$context`` of the first event of workflow ``event`` correlating on
-        ``match``, or None once the wall clock reaches ``until`` (or an operator timed
-        the wait of ``execution_id`` out). With ``since`` (a resumed wait), an event
-        accepted since then counts too."""
+    def parked(self, waits: Sequence[WaitRecord], handle: Any) -> None:
+        """The execution of ``handle`` committed ``waits`` and parked."""
         ...
 
 

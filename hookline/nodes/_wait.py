@@ -6,12 +6,14 @@ takes its ``then`` nodes, and ``$nodes.<key>`` is the event's ``$context``; past
 ``timeout``, it takes its ``timed_out`` nodes, and ``$nodes.<key>`` is
 ``{"timed_out": true}``.
 
-Durability is the ``delay`` node's: before it waits, the node commits its job as
-``running`` with ``{"until", "since"}`` (wall clock). A resumed execution runs it again;
-it first looks for a matching event that arrived since it began waiting (one accepted
-while its process was down), and waits only what is left of its timeout. The recorded
-result then replays the branch taken, so each wait ends once, on its event or on its
-timeout.
+The node itself never waits: it asks its execution to park (``suspend``). The engine
+commits the wait (a row in the store: event, value, deadline) and the execution's
+``waiting`` status, and ends the execution's task; it holds no task and no timer of
+its own while it waits (the engine's event board keeps one timer for every deadline).
+Whoever ends the wait (a matching event, the timeout, an operator) deletes its row and
+records the job's result in one transaction, so each wait ends once, even across
+processes sharing a PostgreSQL store; the execution then resumes from its records, and
+the recorded result replays the branch taken.
 """
 
 from __future__ import annotations
@@ -23,8 +25,7 @@ from typing import ClassVar
 import attrs
 
 from ..definition import JSON, Compiled, Fields
-from ..errors import NodeError
-from ._base import Job, NodeResult, NodeSpec
+from ._base import Job, NodeResult, NodeSpec, Suspend
 from ._registry import NodeListParser, register
 
 TIMED_OUT: JSON = {"timed_out": True}
@@ -41,35 +42,24 @@ class WaitNode:
     timed_out: tuple[NodeSpec, ...] = ()
     # Its own ``timeout`` bounds it, not a node timeout (the workflow's bounds both).
     default_timeout: ClassVar[float] = math.inf
+    parks: ClassVar[bool] = True
 
     def branches(self) -> Sequence[Sequence[NodeSpec]]:
         return (self.then, self.timed_out)
 
     async def run(self, job: Job) -> NodeResult:
-        events = job.services.events
-        if events is None:
-            raise NodeError("this engine takes no events (no event board)")
-        clock = job.services.clock
+        now = job.services.clock()
         saved = job.checkpointed
         if isinstance(saved, Mapping) and isinstance(saved.get("until"), int | float):
-            until, since = float(saved["until"]), float(saved.get("since") or 0.0)
-            job.log(f"resumed: waiting until {until:.3f}")
+            until, since = float(saved["until"]), float(saved.get("since") or now)
         else:
-            since = clock()
-            until = since + self.timeout
-            await job.checkpoint({"until": until, "since": since})
+            since, until = now, now + self.timeout
+        if now >= until:
+            return NodeResult(output=TIMED_OUT, branch=self.timed_out)
         value = job.render(self.match)
         match = "" if value is None else str(value)
-        found = await events.wait_for(
-            self.event,
-            match,
-            until=until,
-            since=since if saved is not None else None,
-            execution_id=job.execution_id,
-        )
-        if found is None:
-            return NodeResult(output=TIMED_OUT, branch=self.timed_out)
-        return NodeResult(output=found, branch=self.then)
+        checkpoint: JSON = {"until": until, "since": since, "event": self.event, "match": match}
+        return NodeResult(output=checkpoint, suspend=Suspend(self.event, match, until))
 
     def replay(self, output: JSON) -> NodeResult:
         """The branch a recorded result took (a resumed execution takes it again)."""

@@ -20,6 +20,7 @@ from ._records import (
     IdempotencyRecord,
     JobRecord,
     Page,
+    WaitRecord,
     WorkflowRecord,
     WorkflowVersionRecord,
 )
@@ -97,6 +98,10 @@ class StoreBackend(Protocol):
     def unfinished_executions(self) -> list[ExecutionRecord]:
         """Executions still queued, throttled or running (to resume after a restart),
         oldest first; ``waiting`` ones are not among them (they resume on their event)."""
+        ...
+
+    def list_waits(self) -> list[WaitRecord]:
+        """Every wait row: the executions parked on a ``wait`` node, and for what."""
         ...
 
     def list_workflows(self) -> list[WorkflowRecord]:

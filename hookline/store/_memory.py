@@ -38,7 +38,9 @@ from ._collections import (
 from ._encoding import pack, unpack
 from ._ops import (
     AcceptDelivery,
+    ClaimWaits,
     CollectionWrite,
+    ParkExecution,
     PruneDeliveries,
     PruneExecutions,
     PruneIdempotency,
@@ -59,14 +61,17 @@ from ._records import (
     IdempotencyRecord,
     JobRecord,
     Page,
+    WaitRecord,
     WorkflowRecord,
     WorkflowVersionRecord,
 )
 from ._rows import op_error
+from ._waits import ended_job
 
 __all__ = ["MemoryBackend"]
 
 T = TypeVar("T")
+
 
 _SCALARS = (str, float, bool, bytes, type(None))
 
@@ -106,6 +111,9 @@ class MemoryBackend:
         self._collections: dict[str, dict[str, Record]] = {}
         self._fields: dict[str, dict[str, str]] = {}  # per collection: lower -> name
         self._idempotency: dict[tuple[str, str], IdempotencyRecord] = {}
+        # Parked waits by (execution, node, scope), and their keys by (event, match).
+        self._waits: dict[tuple[str, str, str], WaitRecord] = {}
+        self._waits_by_event: dict[tuple[str, str], set[tuple[str, str, str]]] = {}
 
     def open(self) -> None:
         self._open = True
@@ -158,6 +166,11 @@ class MemoryBackend:
             return self._requeue(op)
         if isinstance(op, FormBatch):
             return form_in_memory(self._executions, op)
+        if isinstance(op, ParkExecution):
+            self._park(op)
+            return None
+        if isinstance(op, ClaimWaits):
+            return self._claim_waits(op)
         if isinstance(op, (PruneExecutions, PruneDeliveries, PruneIdempotency)):
             return self._prune(op)
         raise StoreError(f"unknown write operation {type(op).__name__}")
@@ -193,6 +206,50 @@ class MemoryBackend:
             workflow_version=version,
         )
         return True
+
+    def _park(self, op: ParkExecution) -> None:
+        if op.id not in self._executions:
+            raise StoreError(f"execution {op.id} does not exist")
+        for job in op.jobs:
+            self._save_job(job)
+        for wait in op.waits:
+            key = (wait.execution_id, wait.node, wait.scope)
+            self._drop_wait(key)
+            self._waits[key] = wait
+            self._waits_by_event.setdefault((wait.event, wait.match), set()).add(key)
+        self._executions[op.id] = attrs.evolve(self._executions[op.id], status="waiting")
+
+    def _drop_wait(self, key: tuple[str, str, str]) -> WaitRecord | None:
+        wait = self._waits.pop(key, None)
+        if wait is not None:
+            keys = self._waits_by_event[(wait.event, wait.match)]
+            keys.discard(key)
+            if not keys:
+                del self._waits_by_event[(wait.event, wait.match)]
+        return wait
+
+    def _claim_waits(self, op: ClaimWaits) -> list[WaitRecord]:
+        if op.event is not None:
+            chosen = sorted(self._waits_by_event.get((op.event, op.match or ""), ()))
+        elif op.execution_id is not None:
+            chosen = sorted(k for k in self._waits if k[0] == op.execution_id)
+        elif op.due:
+            chosen = sorted(k for k, w in self._waits.items() if w.until <= op.now)
+        else:
+            chosen = []
+        claimed: list[WaitRecord] = []
+        for key in chosen:
+            execution = self._executions.get(key[0])
+            if execution is None or execution.status != "waiting":
+                continue
+            if len(claimed) >= op.limit:
+                break
+            wait = self._drop_wait(key)
+            assert wait is not None
+            self._save_job(ended_job(wait, op.status, op.output, op.now))
+            self._executions[key[0]] = attrs.evolve(execution, status="queued")
+            claimed.append(wait)
+        return claimed
 
     def _prune(self, op: PruneExecutions | PruneDeliveries | PruneIdempotency) -> int:
         if isinstance(op, PruneIdempotency):
@@ -441,6 +498,10 @@ class MemoryBackend:
             for id in sorted(self._executions)
             if self._executions[id].status in RESUMABLE_STATUSES
         ]
+
+    def list_waits(self) -> list[WaitRecord]:
+        self._check_open()
+        return [self._waits[key] for key in sorted(self._waits)]
 
     def list_workflows(self) -> list[WorkflowRecord]:
         self._check_open()

@@ -19,6 +19,8 @@ from ._records import (
     ExecutionStatus,
     IdempotencyRecord,
     JobRecord,
+    JobStatus,
+    WaitRecord,
     WorkflowRecord,
 )
 
@@ -154,6 +156,41 @@ class RequeueExecution:
 
 
 @attrs.frozen
+class ParkExecution:
+    """Park an execution on its ``waits``: save ``jobs`` (the waiting jobs, as
+    ``running`` with their checkpoints), insert or replace the wait rows, and set the
+    execution ``waiting``, atomically. Result: None."""
+
+    id: str
+    waits: tuple[WaitRecord, ...]
+    jobs: tuple[JobRecord, ...] = ()
+
+
+@attrs.frozen
+class ClaimWaits:
+    """End waits, each once: delete the wait rows chosen (of an execution still
+    ``waiting``), save each one's job as ``succeeded`` with ``output`` at ``now``, and
+    set its execution back to ``queued`` to resume, atomically.
+
+    Chosen by ``event`` and ``match`` (an event came), by ``execution_id`` (an
+    operator's hand), or, with ``due``, every wait whose ``until`` is at most ``now``
+    (timeouts). Up to ``limit`` rows. With ``status`` ``cancelled`` the jobs are
+    recorded cancelled instead (the execution is being cancelled: it resumes only to
+    record that). Result: the :class:`WaitRecord` rows claimed (another process, or an
+    earlier claim, may have taken some already).
+    """
+
+    now: float
+    output: Any
+    status: JobStatus = "succeeded"
+    event: str | None = None
+    match: str | None = None
+    execution_id: str | None = None
+    due: bool = False
+    limit: int = 1000
+
+
+@attrs.frozen
 class PruneExecutions:
     """Delete up to ``limit`` finished executions whose id sorts before ``before_id``
     (ids sort by creation time), oldest first, with their jobs. Live executions (queued,
@@ -193,6 +230,8 @@ WriteOp = (
     | SaveWorkflow
     | CollectionWrite
     | RequeueExecution
+    | ParkExecution
+    | ClaimWaits
     | FormBatch
     | PruneExecutions
     | PruneDeliveries
@@ -201,10 +240,12 @@ WriteOp = (
 
 __all__ = [
     "AcceptDelivery",
+    "ClaimWaits",
     "CollectionWrite",
     "FormBatch",
     "IdempotencyClaim",
     "IdempotencyRecord",
+    "ParkExecution",
     "PruneDeliveries",
     "PruneExecutions",
     "PruneIdempotency",

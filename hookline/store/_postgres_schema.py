@@ -182,11 +182,11 @@ _WAITS = (
         attempt integer NOT NULL,
         workflow text NOT NULL,
         event text NOT NULL,
-        match text NOT NULL,
+        correlation text NOT NULL,
         until double precision NOT NULL,
         started_at double precision,
         PRIMARY KEY (execution_id, node, scope))""",
-    "CREATE INDEX waits_by_event ON waits (event, match)",
+    "CREATE INDEX waits_by_event ON waits (event, correlation)",
     "CREATE INDEX waits_by_until ON waits (until)",
 )
 

@@ -11,6 +11,7 @@ sharing the database cannot both claim a key.
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from typing import Any
 
 import attrs
@@ -22,7 +23,9 @@ from ._batching import FormBatch
 from ._encoding import pack, unpack
 from ._ops import (
     AcceptDelivery,
+    ClaimWaits,
     CollectionWrite,
+    ParkExecution,
     PruneDeliveries,
     PruneExecutions,
     PruneIdempotency,
@@ -42,9 +45,10 @@ from ._postgres_rows import (
     execution_row,
     job_row,
 )
-from ._records import IdempotencyRecord, WorkflowRecord
+from ._records import IdempotencyRecord, JobRecord, WorkflowRecord
 from ._rows import idempotency, op_error, pack_answer
 from ._sql_reads import GET_IDEMPOTENCY
+from ._waits import claim, park
 
 __all__ = ["OP_ERRORS", "apply_alone", "apply_one", "gone", "percent"]
 
@@ -209,6 +213,12 @@ def apply_one(conn: Connection, op: WriteOp) -> object:
     if isinstance(op, RequeueExecution):
         requeue = (op.workflow_version, op.id, list(op.statuses))
         return conn.execute(_REQUEUE_EXECUTION, requeue).rowcount == 1
+    if isinstance(op, ParkExecution):
+        park(functools.partial(_execute, conn), op, functools.partial(_save_jobs, conn))
+        return None
+    if isinstance(op, ClaimWaits):
+        execute = functools.partial(_execute, conn)
+        return claim(execute, op, functools.partial(_save_jobs, conn))
     if isinstance(op, PruneExecutions):
         return conn.execute(_PRUNE_EXECUTIONS, (op.before_id, op.limit)).rowcount
     if isinstance(op, PruneDeliveries):
@@ -219,6 +229,15 @@ def apply_one(conn: Connection, op: WriteOp) -> object:
     if isinstance(op, PruneIdempotency):
         return conn.execute(_PRUNE_IDEMPOTENCY, (op.now, op.limit)).rowcount
     raise StoreError(f"unknown write operation {type(op).__name__}")
+
+
+def _execute(conn: Connection, sql: str, args: Sequence[Any]) -> psycopg.Cursor[Any]:
+    return conn.execute(percent(sql), args)
+
+
+def _save_jobs(conn: Connection, jobs: Sequence[JobRecord]) -> None:
+    if jobs:
+        conn.cursor().executemany(_UPSERT_JOB, [job_row(job) for job in jobs])
 
 
 def _accept(conn: Connection, op: AcceptDelivery) -> IdempotencyRecord | None:

@@ -108,6 +108,23 @@ class JobRecord:
 
 
 @attrs.frozen
+class WaitRecord:
+    """A job of an execution parked on a ``wait`` node: what it waits for, and until
+    when (wall time). Known by (execution_id, node, scope); ``attempt`` and
+    ``started_at`` are its job's, so that ending the wait records that job."""
+
+    execution_id: str
+    node: str
+    scope: str
+    attempt: int
+    workflow: str
+    event: str
+    match: str
+    until: float
+    started_at: float | None = None
+
+
+@attrs.frozen
 class IdempotencyRecord:
     """The first delivery seen for an idempotency key, scoped by workflow.
 

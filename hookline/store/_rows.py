@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import attrs
+
 from ..errors import StoreError
 from ._encoding import pack, unpack
 from ._ops import WriteOp
@@ -22,6 +24,7 @@ from ._records import (
     ExecutionRecord,
     IdempotencyRecord,
     JobRecord,
+    WaitRecord,
     WorkflowRecord,
     WorkflowVersionRecord,
 )
@@ -176,6 +179,23 @@ def job_row(j: JobRecord, *, text: TextFn = _same) -> tuple[Any, ...]:
         pack(j.log),
         text(j.scope),
     )
+
+
+#: A wait row's columns, in :class:`WaitRecord`'s order.
+SELECT_WAITS = (
+    "SELECT execution_id, node, scope, attempt, workflow, event, correlation, until, started_at "
+    "FROM waits"
+)
+
+
+def wait(row: Any) -> WaitRecord:
+    """The wait of a :data:`SELECT_WAITS` row (or of a row in its column order)."""
+    return WaitRecord(*row)
+
+
+def wait_row(wait: WaitRecord) -> tuple[Any, ...]:
+    """``wait`` as a row in :data:`SELECT_WAITS`' column order."""
+    return attrs.astuple(wait)
 
 
 def job(row: Any) -> JobRecord:

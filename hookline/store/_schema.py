@@ -174,14 +174,14 @@ def _waits(db: sqlite_utils.Database) -> None:
             "attempt": int,
             "workflow": str,
             "event": str,
-            "match": str,
+            "correlation": str,
             "until": float,
             "started_at": float,
         },
         pk=("execution_id", "node", "scope"),
-        not_null={"attempt", "workflow", "event", "match", "until"},
+        not_null={"attempt", "workflow", "event", "correlation", "until"},
     )
-    db.table("waits").create_index(["event", "match"], "waits_by_event")
+    db.table("waits").create_index(["event", "correlation"], "waits_by_event")
     db.table("waits").create_index(["until"], "waits_by_until")
 
 

@@ -21,6 +21,7 @@ from ._records import (
     IdempotencyRecord,
     JobRecord,
     Page,
+    WaitRecord,
     WorkflowRecord,
     WorkflowVersionRecord,
 )
@@ -100,6 +101,9 @@ class SQLReads:
 
     def unfinished_executions(self) -> list[ExecutionRecord]:
         return self._all(_UNFINISHED, (), _rows.execution)
+
+    def list_waits(self) -> list[WaitRecord]:
+        return self._all(_rows.SELECT_WAITS + " ORDER BY execution_id, node, scope", (), _rows.wait)
 
     def list_workflows(self) -> list[WorkflowRecord]:
         return self._all(_rows.SELECT_WORKFLOWS, (), _rows.workflow)

@@ -8,8 +8,10 @@ lists are spelled out in full in each statement: SQL as literals, values always 
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
+from collections.abc import Sequence
 
 import attrs
 
@@ -21,7 +23,9 @@ from ._collections_sql import apply_action
 from ._encoding import pack, unpack
 from ._ops import (
     AcceptDelivery,
+    ClaimWaits,
     CollectionWrite,
+    ParkExecution,
     PruneDeliveries,
     PruneExecutions,
     PruneIdempotency,
@@ -34,8 +38,9 @@ from ._ops import (
     UpdateExecution,
     WriteOp,
 )
-from ._records import IdempotencyRecord, WorkflowRecord
+from ._records import IdempotencyRecord, JobRecord, WorkflowRecord
 from ._sql_reads import GET_IDEMPOTENCY
+from ._waits import claim, park
 
 __all__ = ["OP_ERRORS", "apply_alone", "apply_one"]
 
@@ -185,6 +190,11 @@ def apply_one(conn: sqlite3.Connection, op: WriteOp) -> object:
         statuses = json.dumps(list(op.statuses))
         requeue = (op.workflow_version, op.id, statuses)
         return conn.execute(_REQUEUE_EXECUTION, requeue).rowcount == 1
+    if isinstance(op, ParkExecution):
+        park(conn.execute, op, functools.partial(_save_jobs, conn))
+        return None
+    if isinstance(op, ClaimWaits):
+        return claim(conn.execute, op, functools.partial(_save_jobs, conn))
     if isinstance(op, PruneExecutions):
         ids = [row[0] for row in conn.execute(_PRUNE_EXECUTIONS, (op.before_id, op.limit))]
         for id in ids:
@@ -199,6 +209,10 @@ def apply_one(conn: sqlite3.Connection, op: WriteOp) -> object:
     if isinstance(op, PruneIdempotency):
         return conn.execute(_PRUNE_IDEMPOTENCY, (op.now, op.limit)).rowcount
     raise StoreError(f"unknown write operation {type(op).__name__}")
+
+
+def _save_jobs(conn: sqlite3.Connection, jobs: Sequence[JobRecord]) -> None:
+    conn.executemany(_UPSERT_JOB, [_rows.job_row(job) for job in jobs])
 
 
 def _accept(conn: sqlite3.Connection, op: AcceptDelivery) -> IdempotencyRecord | None:

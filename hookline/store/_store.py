@@ -29,7 +29,9 @@ from ._memory import MemoryBackend
 from ._observe import BatchObserver, apply_observed
 from ._ops import (
     AcceptDelivery,
+    ClaimWaits,
     CollectionWrite,
+    ParkExecution,
     PruneDeliveries,
     PruneExecutions,
     PruneIdempotency,
@@ -42,7 +44,7 @@ from ._ops import (
     UpdateExecution,
     WriteOp,
 )
-from ._records import IdempotencyRecord
+from ._records import IdempotencyRecord, WaitRecord
 from ._store_reads import StoreReads
 from ._store_url import backend_for_url, is_memory_url
 
@@ -296,6 +298,10 @@ class Store(StoreReads):
     async def write(self, op: RequeueExecution) -> bool: ...
     @overload
     async def write(self, op: FormBatch) -> FormedBatch | None: ...
+    @overload
+    async def write(self, op: ParkExecution) -> None: ...
+    @overload
+    async def write(self, op: ClaimWaits) -> list[WaitRecord]: ...
     @overload
     async def write(self, op: PruneExecutions | PruneDeliveries | PruneIdempotency) -> int: ...
     @overload

@@ -24,6 +24,7 @@ from ._records import (
     IdempotencyRecord,
     JobRecord,
     Page,
+    WaitRecord,
     WorkflowRecord,
     WorkflowVersionRecord,
 )
@@ -182,6 +183,10 @@ class StoreReads:
         """Executions still queued, throttled or running, oldest first (to resume on
         start; ``waiting`` ones resume on their event instead)."""
         return await self._read(self._backend.unfinished_executions)
+
+    async def list_waits(self) -> list[WaitRecord]:
+        """Every parked wait (see :class:`~hookline.store._ops.ParkExecution`)."""
+        return await self._read(self._backend.list_waits)
 
     async def list_workflows(self) -> list[WorkflowRecord]:
         """Every stored workflow record, by key."""

@@ -127,7 +127,8 @@ async def test_a_database_from_before_versions_is_migrated(
 ) -> None:
     path = tmp_path / "old.db"
     old = execution()
-    before = [m for m in _schema.MIGRATIONS if m[0] != "workflow versions"]
+    names = [name for name, _ in _schema.MIGRATIONS]
+    before = _schema.MIGRATIONS[: names.index("workflow versions")]
     monkeypatch.setattr(_schema, "MIGRATIONS", tuple(before))
     backend = SQLiteBackend(path)
     backend.open()
