@@ -102,3 +102,84 @@ def test_a_wait_longer_than_its_workflow_is_refused() -> None:
     with pytest.raises(DefinitionError) as error:
         load_workflow_text(textwrap.dedent(text), source="approval.yaml")
     assert error.value.path == "nodes[1].timeout"
+
+
+async def test_a_parked_execution_holds_no_task_slot_or_handle(
+    autojump_clock: trio.testing.MockClock, make_store: StoreFactory
+) -> None:
+    async with open_engine(definitions(), store=make_store()) as engine:
+        admissions = [await engine.submit("approval", data={"ticket": f"T-{n}"}) for n in range(3)]
+        await trio.sleep(60)
+        stats = engine.workflow_statistics("approval")
+        assert stats is not None
+        assert (stats.running, stats.completed, stats.queue.depth) == (0, 0, 0)
+        supervisor = engine._workflows.supervisors["approval"]
+        assert supervisor.runner.handles == {}  # nothing of it is live in the runner
+        for admission in admissions:
+            record = await engine.store.get_execution(admission.execution_id)
+            assert record is not None
+            assert record.status == "waiting"
+        waiting_for = engine.waiting_for(admissions[0].execution_id)
+        assert waiting_for is not None
+        assert "reactions (T-0)" in waiting_for
+        assert engine.events.statistics().waiting == 3
+
+
+async def test_a_cancel_reaches_a_parked_execution(
+    autojump_clock: trio.testing.MockClock, make_store: StoreFactory
+) -> None:
+    async with open_engine(definitions(), store=make_store()) as engine:
+        admission = await engine.submit("approval", data={"ticket": "T-1"})
+        await trio.sleep(60)
+        assert await engine.cancel(admission.execution_id)
+        assert admission.handle is not None
+        outcome = await admission.handle.wait_finished()
+        assert outcome.status == "cancelled"
+        jobs = {
+            job.node: job.status for job in await engine.store.list_jobs(admission.execution_id)
+        }
+        assert jobs["answer"] == "cancelled"
+        assert engine.events.statistics().waiting == 0
+        # Its wait is gone: the event reaches nothing now.
+        await engine.submit("reactions", data={"ticket": "T-1", "user": "U7"})
+        assert engine.events.statistics().unmatched == 1
+
+
+async def test_cancel_on_reaches_a_parked_execution(
+    autojump_clock: trio.testing.MockClock, make_store: StoreFactory
+) -> None:
+    cancels = APPROVAL.replace(
+        "timeout: 2d\n",
+        "timeout: 2d\ncancel_on: [{event: withdrawn, match: '{{$context.data.ticket}}'}]\n",
+    )
+    withdrawn = """
+    key: withdrawn
+    trigger: {path: withdrawn, correlate: "{{$context.data.ticket}}"}
+    nodes: [{key: seen, type: set, values: {ok: true}}]
+    """
+    workflows = [
+        load_workflow_text(textwrap.dedent(text), source=f"{n}.yaml")
+        for n, text in enumerate([cancels, REACTIONS, withdrawn])
+    ]
+    async with open_engine(workflows, store=make_store()) as engine:
+        admission = await engine.submit("approval", data={"ticket": "T-5"})
+        await trio.sleep(60)
+        await engine.submit("withdrawn", data={"ticket": "T-5"})
+        assert admission.handle is not None
+        outcome = await admission.handle.wait_finished()
+        assert outcome.status == "cancelled"
+        assert outcome.error == "cancelled by an event of withdrawn (T-5)"
+
+
+async def test_a_sync_execution_that_parks_answers_202_with_its_location(
+    autojump_clock: trio.testing.MockClock, make_store: StoreFactory
+) -> None:
+    sync = APPROVAL.replace("timeout: 2d\n", "timeout: 2d\ntrigger: {mode: sync}\n")
+    workflows = [load_workflow_text(textwrap.dedent(sync), source="approval.yaml")]
+    async with open_engine(workflows, store=make_store()) as engine:
+        admission = await engine.submit("approval", data={"ticket": "T-1"})
+        assert admission.handle is not None
+        answer = await admission.handle.wait_answer()
+        assert answer.status == 202
+        assert ("location", f"/api/executions/{admission.execution_id}") in answer.headers
+        assert b'"waiting"' in answer.body
