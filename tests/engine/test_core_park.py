@@ -10,7 +10,7 @@ from typing import Any
 from hookline import load_workflow_text
 from hookline.engine._core import Command, ExecutionCore, Park, RunJob, SaveRecord
 from hookline.nodes._base import NodeResult, NodeServices
-from hookline.store._records import JobRecord
+from hookline.store._records import JobRecord, JobStatus
 
 WALL = 1_000.0
 
@@ -104,7 +104,7 @@ def test_a_cancel_while_parked_records_the_wait_cancelled() -> None:
     assert c.finished.status == "cancelled"
 
 
-def _record(node: str, status: str, output: Any, type: str = "set") -> JobRecord:
+def _record(node: str, status: JobStatus, output: Any, type: str = "set") -> JobRecord:
     return JobRecord(
         "ex-1",
         node,
@@ -113,7 +113,7 @@ def _record(node: str, status: str, output: Any, type: str = "set") -> JobRecord
         1,
         WALL,
         WALL + 1,
-        output,  # type: ignore[arg-type]
+        output,
     )
 
 
