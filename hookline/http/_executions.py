@@ -132,7 +132,7 @@ async def show_execution(execution_id: str) -> Response:
     batch = batch_deliveries(record.context)
     if batch is not None:
         document["batch"] = batch  # a batch's execution: the deliveries it holds
-    if record.status in ("queued", "throttled"):
+    if record.status in ("queued", "throttled", "waiting"):
         document["waiting_for"] = current_engine().waiting_for(execution_id)
     drawn = await ran_with(current_engine(), record)
     document["tree"] = [tree_row_json(row) for row in node_rows(drawn.workflow, jobs)]
