@@ -22,12 +22,13 @@ import logging
 import math
 import weakref
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import attrs
 import trio
 
 from ..definition import JSON
+from ..errors import StoreError
 from ..store._ops import ClaimWaits
 from ..store._records import WaitRecord
 from ..store._store import Store
@@ -46,6 +47,7 @@ SWEEP = 60.0
 CLAIM_LIMIT = 500
 
 _Key = tuple[str, str, str]  # (execution id, node, scope)
+K = TypeVar("K")
 
 
 class Unpark(Protocol):
@@ -87,6 +89,7 @@ class EventBoard:
         self.unpark: Unpark | None = None
         self._waits: dict[_Key, WaitRecord] = {}
         self._by_event: dict[tuple[str, str], set[_Key]] = {}
+        self._of: dict[str, set[_Key]] = {}  # by execution
         # (trio deadline, until, key); entries of ended waits are stale.
         self._deadlines: list[tuple[float, float, _Key]] = []
         # cancel_on of parked executions: (event, value) -> execution ids, and back.
@@ -115,6 +118,7 @@ class EventBoard:
         self._forget(key)
         self._waits[key] = wait
         self._by_event.setdefault((wait.event, wait.match), set()).add(key)
+        self._of.setdefault(wait.execution_id, set()).add(key)
         deadline = trio.current_time() + max(0.0, wait.until - self._clock())
         heapq.heappush(self._deadlines, (deadline, wait.until, key))
         if self._timer is not None:
@@ -124,10 +128,8 @@ class EventBoard:
         wait = self._waits.pop(key, None)
         if wait is None:
             return
-        keys = self._by_event[(wait.event, wait.match)]
-        keys.discard(key)
-        if not keys:
-            del self._by_event[(wait.event, wait.match)]
+        _discard(self._by_event, (wait.event, wait.match), key)
+        _discard(self._of, wait.execution_id, key)
 
     def _add_cancels(self, handle: ExecutionHandle) -> None:
         rules = handle.workflow.cancel_on
@@ -191,14 +193,21 @@ class EventBoard:
             claimed: list[WaitRecord] = await self._store.write(claim)
             resumed: set[str] = set()
             for wait in claimed:
-                self._forget((wait.execution_id, wait.node, wait.scope))
                 if wait.execution_id in resumed:
                     continue
                 resumed.add(wait.execution_id)
+                # The store deleted every wait of it: those still needed park again.
+                for key in list(self._of.get(wait.execution_id, ())):
+                    self._forget(key)
                 self._drop_cancels(wait.execution_id)
                 handle = self._handles.pop(wait.execution_id, None)
                 assert self.unpark is not None, "the engine sets unpark"
-                await self.unpark(wait.execution_id, handle, cancel_reason)
+                try:
+                    await self.unpark(wait.execution_id, handle, cancel_reason)
+                except StoreError:
+                    # Its wait ended and it is queued in the store: the next start
+                    # (or the process adopting it) resumes it.
+                    log.exception("could not resume execution %s now", wait.execution_id)
         return len(resumed)
 
     # -- the one timer ---------------------------------------------------------------
@@ -231,7 +240,7 @@ class EventBoard:
 
     def waiting_for(self, execution_id: str) -> str | None:
         """What a parked execution waits for, in words; None if it is not parked here."""
-        waits = [w for key, w in self._waits.items() if key[0] == execution_id]
+        waits = [self._waits[key] for key in self._of.get(execution_id, ())]
         if not waits:
             return None
         left = min(w.until for w in waits) - self._clock()
@@ -239,5 +248,11 @@ class EventBoard:
         return f"event: {events}; times out in {max(0.0, left):.1f} s"
 
     def statistics(self) -> EventBoardStatistics:
-        parked = {key[0] for key in self._waits}
-        return EventBoardStatistics(len(parked), self._offered, self._unmatched)
+        return EventBoardStatistics(len(self._of), self._offered, self._unmatched)
+
+
+def _discard(index: dict[K, set[_Key]], at: K, key: _Key) -> None:
+    keys = index[at]
+    keys.discard(key)
+    if not keys:
+        del index[at]

@@ -71,6 +71,7 @@ from ._waits import ended_job
 __all__ = ["MemoryBackend"]
 
 T = TypeVar("T")
+K = TypeVar("K")
 
 
 _SCALARS = (str, float, bool, bytes, type(None))
@@ -114,6 +115,7 @@ class MemoryBackend:
         # Parked waits by (execution, node, scope), and their keys by (event, match).
         self._waits: dict[tuple[str, str, str], WaitRecord] = {}
         self._waits_by_event: dict[tuple[str, str], set[tuple[str, str, str]]] = {}
+        self._waits_of: dict[str, set[tuple[str, str, str]]] = {}  # by execution
 
     def open(self) -> None:
         self._open = True
@@ -217,22 +219,21 @@ class MemoryBackend:
             self._drop_wait(key)
             self._waits[key] = wait
             self._waits_by_event.setdefault((wait.event, wait.match), set()).add(key)
+            self._waits_of.setdefault(wait.execution_id, set()).add(key)
         self._executions[op.id] = attrs.evolve(self._executions[op.id], status="waiting")
 
     def _drop_wait(self, key: tuple[str, str, str]) -> WaitRecord | None:
         wait = self._waits.pop(key, None)
         if wait is not None:
-            keys = self._waits_by_event[(wait.event, wait.match)]
-            keys.discard(key)
-            if not keys:
-                del self._waits_by_event[(wait.event, wait.match)]
+            _discard(self._waits_by_event, (wait.event, wait.match), key)
+            _discard(self._waits_of, wait.execution_id, key)
         return wait
 
     def _claim_waits(self, op: ClaimWaits) -> list[WaitRecord]:
         if op.event is not None:
             chosen = sorted(self._waits_by_event.get((op.event, op.match or ""), ()))
         elif op.execution_id is not None:
-            chosen = sorted(k for k in self._waits if k[0] == op.execution_id)
+            chosen = sorted(self._waits_of.get(op.execution_id, ()))
         elif op.due:
             chosen = sorted(k for k, w in self._waits.items() if w.until <= op.now)
         else:
@@ -245,10 +246,13 @@ class MemoryBackend:
             if len(claimed) >= op.limit:
                 break
             wait = self._drop_wait(key)
-            assert wait is not None
+            if wait is None:
+                continue  # dropped with an earlier wait of its execution
             self._save_job(ended_job(wait, op.status, op.output, op.now))
             self._executions[key[0]] = attrs.evolve(execution, status="queued")
             claimed.append(wait)
+            for other in list(self._waits_of.get(key[0], ())):
+                self._drop_wait(other)  # parks again on resume, as in SQL
         return claimed
 
     def _prune(self, op: PruneExecutions | PruneDeliveries | PruneIdempotency) -> int:
@@ -546,6 +550,13 @@ class MemoryBackend:
     def list_collections(self) -> list[str]:
         self._check_open()
         return sorted(self._collections)
+
+
+def _discard(index: dict[K, set[tuple[str, str, str]]], at: K, key: tuple[str, str, str]) -> None:
+    keys = index[at]
+    keys.discard(key)
+    if not keys:
+        del index[at]
 
 
 def _newest_first(

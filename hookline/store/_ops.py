@@ -170,7 +170,8 @@ class ParkExecution:
 class ClaimWaits:
     """End waits, each once: delete the wait rows chosen (of an execution still
     ``waiting``), save each one's job as ``succeeded`` with ``output`` at ``now``, and
-    set its execution back to ``queued`` to resume, atomically.
+    set its execution back to ``queued`` to resume, atomically. The execution's other
+    waits are deleted with it (they park again when it resumes).
 
     Chosen by ``event`` and ``match`` (an event came), by ``execution_id`` (an
     operator's hand), or, with ``due``, every wait whose ``until`` is at most ``now``

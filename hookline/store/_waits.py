@@ -56,6 +56,7 @@ _BY_EVENT = _CANDIDATES + "w.event = ? AND w.correlation = ? ORDER BY w.executio
 _BY_EXECUTION = _CANDIDATES + "w.execution_id = ? ORDER BY w.node, w.scope LIMIT ?"
 _DUE = _CANDIDATES + "w.until <= ? ORDER BY w.until LIMIT ?"
 _DELETE_WAIT = "DELETE FROM waits WHERE execution_id = ? AND node = ? AND scope = ?"
+_DELETE_OTHERS = "DELETE FROM waits WHERE execution_id = ?"
 _RESUME = "UPDATE executions SET status = 'queued' WHERE id = ? AND status = 'waiting'"
 
 
@@ -88,5 +89,8 @@ def claim(
         if execute(_DELETE_WAIT, (wait.execution_id, wait.node, wait.scope)).rowcount == 1:
             claimed.append(wait)
             execute(_RESUME, (wait.execution_id,))
+            # Its other waits, if any, park again when it resumes (their jobs closed
+            # as interrupted, their checkpoints kept): no row outlives its execution.
+            execute(_DELETE_OTHERS, (wait.execution_id,))
     save_jobs([ended_job(wait, op.status, op.output, op.now) for wait in claimed])
     return claimed

@@ -92,3 +92,15 @@ async def test_parking_again_replaces_the_row(store: Store) -> None:
     again = WaitRecord(wait.execution_id, "approval", "", 2, "orders", "approvals", "T-9", 2_500.0)
     await store.write(ParkExecution(wait.execution_id, (again,)))
     assert await store.list_waits() == [again]
+
+
+async def test_ending_one_wait_drops_the_executions_other_waits(store: Store) -> None:
+    wait = await _parked(store)
+    other = WaitRecord(wait.execution_id, "second", "", 1, "orders", "approvals", "T-2", 2_000.0)
+    await store.write(ParkExecution(wait.execution_id, (other,)))
+    claim = ClaimWaits(now=1_500.0, output={}, event="approvals", match="T-1")
+    assert [w.node for w in await store.write(claim)] == ["approval"]
+    # The other one parks again when the execution resumes; until then none is left.
+    assert await store.list_waits() == []
+    late = ClaimWaits(now=1_500.0, output={}, event="approvals", match="T-2")
+    assert await store.write(late) == []
