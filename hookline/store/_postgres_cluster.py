@@ -75,11 +75,12 @@ _MINE = (
 # Waiting executions hold no slot: only running ones count against concurrency.max.
 _RUNNING = "SELECT count(*) FROM executions WHERE workflow = %s AND status = 'running'"
 # A queued (or throttled) execution may start unless one of its order key started
-# (running, or parked on a ``wait``) or is queued from before. A waiting one going on
-# asks again too: it holds no slot while it waits.
+# (running, or parked on a ``wait``) or is queued from before. A parked one is never
+# started here (a late claim would set it running under its wait): the end of its
+# wait queues it again, and it asks then.
 _START = (
     "WITH granted AS (SELECT c.id FROM executions c WHERE c.id = ANY(%s::text[]) "
-    "AND c.status IN ('queued', 'throttled', 'waiting') "
+    "AND c.status IN ('queued', 'throttled') "
     "AND (c.order_key IS NULL OR NOT EXISTS (SELECT 1 "
     "FROM executions e WHERE e.workflow = c.workflow AND e.order_key = c.order_key "
     "AND e.status IN ('queued', 'throttled', 'running', 'waiting') AND e.id <> c.id "

@@ -117,6 +117,13 @@ _REQUEUE_EXECUTION = (
     "owner = COALESCE(NULLIF(current_setting('hookline.worker', true), ''), owner) "
     "WHERE id = %s AND status = ANY(%s::text[])"
 )
+# The first key of the two-key advisory lock every ClaimWaits holds ("wt").
+_WAITS_LOCK = 0x7774
+# A wait ended (ClaimWaits): the claiming process resumes the execution, so it owns it.
+_OWN_RESUMED = (
+    "UPDATE executions SET owner = COALESCE(NULLIF(current_setting('hookline.worker', true), ''), "
+    "owner) WHERE id = ANY(%s::text[])"
+)
 # Retention: small batches, oldest first, by id (ids sort by creation time).
 _PRUNE_EXECUTIONS = (
     "WITH doomed AS (SELECT id FROM executions WHERE id < %s "
@@ -217,8 +224,14 @@ def apply_one(conn: Connection, op: WriteOp) -> object:
         park(functools.partial(_execute, conn), op, functools.partial(_save_jobs, conn))
         return None
     if isinstance(op, ClaimWaits):
+        # Claims take turns: two batches claiming the same waits in different orders
+        # would deadlock on their rows.
+        conn.execute("SELECT pg_advisory_xact_lock(%s, 0)", (_WAITS_LOCK,))
         execute = functools.partial(_execute, conn)
-        return claim(execute, op, functools.partial(_save_jobs, conn))
+        claimed = claim(execute, op, functools.partial(_save_jobs, conn))
+        if claimed:  # the process that ended a wait resumes its execution: it owns it now
+            conn.execute(_OWN_RESUMED, ([wait.execution_id for wait in claimed],))
+        return claimed
     if isinstance(op, PruneExecutions):
         return conn.execute(_PRUNE_EXECUTIONS, (op.before_id, op.limit)).rowcount
     if isinstance(op, PruneDeliveries):

@@ -1,9 +1,11 @@
 """Flow control across three real processes on PostgreSQL: a throttle's rate and a
-rate limit's are one rate for every process (their state is the database's)."""
+rate limit's are one rate for every process (their state is the database's), and a wait
+parked by one process ends, once, on an event another process accepts."""
 
 from __future__ import annotations
 
 import bisect
+import re
 from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +15,9 @@ import pytest
 import trio
 
 from ..conftest import postgres_schema_url
-from ._cluster import Cluster, deliver, read_db, wait_all_finished
+from ..nodes._receiver import Receiver, receiver
+from ._cluster import Cluster, deliver, read_db, wait_all_finished, wait_for
+from ._harness import query
 
 pytestmark = pytest.mark.slow
 
@@ -119,3 +123,107 @@ async def test_a_rate_limit_holds_across_processes(cluster: Cluster) -> None:
     state = read_db(cluster.db_url)
     assert sorted(d.status for d in state.deliveries if d.verdict == "rejected") == [429] * 50
     assert len(state.executions) == 2 * (RATE_BURST + 1)
+
+
+APPROVAL = """
+    key: approval
+    timeout: 2h
+    nodes:
+      - key: answer
+        type: wait
+        event: reactions
+        match: "{{{{$context.data.ticket}}}}"
+        timeout: 1h
+        then:
+          - key: approved
+            type: http
+            method: POST
+            url: "{url}/approved"
+            json: {{ticket: "{{{{$context.data.ticket}}}}", by: "{{{{$nodes.answer.data.by}}}}"}}
+"""
+REACTIONS = """
+    key: reactions
+    trigger: {type: webhook, path: reactions, correlate: "{{$context.data.ticket}}"}
+    nodes: [{key: seen, type: set, values: {ok: true}}]
+"""
+TICKETS = 12
+
+
+@pytest.fixture
+def calls() -> Iterator[Receiver]:
+    with receiver() as found:
+        yield found
+
+
+@pytest.fixture
+def waiting_cluster(
+    request: pytest.FixtureRequest, tmp_path: Path, calls: Receiver
+) -> Iterator[Cluster]:
+    workflows = {"approval": APPROVAL.format(url=calls.url("")), "reactions": REACTIONS}
+    server = 'http_node: {allow_hosts: ["127.0.0.1"]}\n'
+    nodes = Cluster(tmp_path, postgres_schema_url(request), workflows, server=server)
+    yield nodes
+    nodes.cleanup()
+
+
+async def test_an_event_accepted_by_one_process_ends_a_wait_parked_by_another(
+    waiting_cluster: Cluster, calls: Receiver
+) -> None:
+    cluster = waiting_cluster
+    await cluster.start()
+    parker, *others = cluster.nodes
+    executions: dict[str, str] = {}
+    async with httpx.AsyncClient(timeout=10) as client:
+        for n in range(TICKETS):
+            ticket = f"T-{n}"
+            answer = await client.post(
+                f"{parker.url}/api/webhooks/approval", json={"ticket": ticket}
+            )
+            assert answer.status_code == 202, answer.text
+            executions[ticket] = answer.json()["execution_id"]
+        for execution in executions.values():
+            await wait_for(
+                cluster.db_url,
+                "SELECT 1 FROM executions WHERE id = %s AND status = 'waiting'",
+                (execution,),
+                timeout=10,
+            )
+
+        async def react(ticket: str, node: int) -> None:
+            data = {"ticket": ticket, "by": others[node].name}
+            path = "/api/webhooks/reactions"
+            await deliver(cluster, client, path, f"{ticket}-{node}", data, prefer=others[node])
+
+        # Each event at once to both other processes: one of them ends the wait.
+        async with trio.open_nursery() as nursery:
+            for ticket in executions:
+                for node in range(len(others)):
+                    nursery.start_soon(react, ticket, node)
+        await wait_for(
+            cluster.db_url,
+            "SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM executions WHERE id = ANY(%s) "
+            "AND status NOT IN ('succeeded', 'failed', 'cancelled'))",
+            (list(executions.values()),),
+            timeout=30,
+        )
+        unmatched = 0.0
+        for node in others:
+            metrics = (await client.get(f"{node.url}/metrics")).text
+            found = re.search(r"^hookline_events_unmatched_total (\S+)$", metrics, re.MULTILINE)
+            assert found is not None, metrics
+            unmatched += float(found.group(1))
+    # Of each pair of events, one ended the wait and the other found none.
+    assert unmatched == TICKETS
+    state = read_db(cluster.db_url)
+    by_ticket = {r.json()["ticket"]: r.json()["by"] for r in calls.requests}
+    assert len(calls.requests) == TICKETS
+    assert sorted(by_ticket) == sorted(executions)
+    for ticket, id in executions.items():
+        execution = state.executions[id]
+        assert execution.status == "succeeded", execution
+        waits = [job for job in state.jobs_of(id) if job.node == "answer"]
+        assert [(job.status, job.attempt) for job in waits] == [("succeeded", 1)], ticket
+        assert waits[0].output["data"] == {"ticket": ticket, "by": by_ticket[ticket]}
+        # The process that accepted the event resumed the execution, not the parker.
+        assert cluster.owner(execution.owner) is not parker, execution
+    assert query(cluster.db_url, "SELECT count(*) FROM waits") == [(0,)]
