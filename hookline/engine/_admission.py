@@ -88,6 +88,15 @@ def order_key(workflow: Workflow, roots: Mapping[str, Any]) -> str | None:
     return None if value is None or value == "" else str(value)
 
 
+def debounce_key(workflow: Workflow, roots: Mapping[str, Any], execution_id: str) -> str | None:
+    """The ``debounce`` key of a new execution (:func:`rate_key`, rendered as the
+    runner renders it: with its id); None when the workflow is not debounced."""
+    rule = workflow.debounce
+    if rule is None:
+        return None
+    return rate_key(rule.key, {**roots, "execution": {"id": execution_id}})
+
+
 def accept_op(
     workflow: Workflow,
     delivery: Delivery,
@@ -134,6 +143,7 @@ def accept_op(
         error=None if ran is None else ran.error,
         order_key=ordered_by,
         workflow_version=version,
+        flow_key=debounce_key(workflow, roots, execution_id),
     )
     return AcceptDelivery(record, execution, claim, answer, () if ran is None else ran.jobs)
 

@@ -13,6 +13,8 @@ at start-up, and retried ones, go first, ahead of the queue.
 On a store shared by several processes, both limits hold across all of them: each
 execution then waits for a start permit from the :class:`~._cluster.Cluster` instead
 (the local limiter and lanes would only add waits that can deadlock across processes).
+There, an execution whose debounce window closes goes on only if no newer execution
+of its key arrived in any of them (one store read); else it is superseded.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from typing import TYPE_CHECKING
 import trio
 
 from ..definition import Mailbox
-from ..errors import StoreClosed
+from ..errors import StoreClosed, StoreError
 from ..nodes._base import NodeServices, Renderable
 from ..store._ops import UpdateExecution
 from ..store._store import Store
@@ -141,6 +143,8 @@ class WorkflowRunner:
         self._throttled: list[tuple[float, int, ExecutionHandle]] = []
         self._arrivals = itertools.count()
         self._debounced: set[str] = set()
+        # Cluster only: closed by debounce, being checked for a newer one in the store.
+        self._superseding: set[str] = set()
         self._cleared: set[str] = set()
         self._timer: trio.CancelScope | None = None
 
@@ -175,7 +179,9 @@ class WorkflowRunner:
     @property
     def debouncing(self) -> int:
         """Executions waiting for their key to be quiet under ``debounce``."""
-        return len(self._debounce) if self._debounce is not None else 0
+        if self._debounce is None:
+            return 0
+        return len(self._debounce) + len(self._superseding)
 
     @property
     def batching(self) -> int:
@@ -363,13 +369,45 @@ class WorkflowRunner:
             if self._debounce is not None:
                 for handle in self._debounce.close_due(now):
                     if handle.id in self.handles:  # not cancelled meanwhile
-                        self._debounced.add(handle.id)
-                        self.make_ready(handle)
+                        self._window_closed(handle)
             while self._throttled and self._throttled[0][0] <= now:
                 handle = heapq.heappop(self._throttled)[2]
                 if handle.id in self.handles:
                     self._cleared.add(handle.id)
                     self.make_ready(handle)
+
+    def _window_closed(self, handle: ExecutionHandle) -> None:
+        """``handle``'s debounce window closed: it goes on, unless (cluster only) a
+        newer execution of its key arrived in another process."""
+        if self.cluster is None or self._nursery is None:
+            self._debounced.add(handle.id)
+            self.make_ready(handle)
+            return
+        self._superseding.add(handle.id)
+        self._nursery.start_soon(self._go_on_unless_superseded, handle)
+
+    async def _go_on_unless_superseded(self, handle: ExecutionHandle) -> None:
+        rule = self.workflow.debounce
+        assert rule is not None
+        key = flow_key(rule.key, handle, self.services.env)
+        try:
+            newer = await self.store.superseding_execution(self.workflow.key, key, handle.id)
+        except StoreClosed:
+            return  # stopping: it stays queued in the store, and resumes
+        except StoreError as exc:
+            # Run twice rather than lose the key's last delivery.
+            log.warning("debounce of %s could not ask the store, it goes on: %s", handle.id, exc)
+            newer = None
+        finally:
+            self._superseding.discard(handle.id)
+        if handle.id not in self.handles:
+            return  # cancelled meanwhile
+        if newer is None:
+            self._debounced.add(handle.id)
+            self.make_ready(handle)
+            return
+        handle.cancel_reason = f"superseded by execution {newer} (debounce)"
+        await self.cancel(handle.id)
 
     def _next_wake(self) -> float:
         booked = self._throttled[0][0] if self._throttled else math.inf

@@ -100,6 +100,12 @@ class StoreBackend(Protocol):
         oldest first; ``waiting`` ones are not among them (they resume on their event)."""
         ...
 
+    def superseding_execution(self, workflow: str, flow_key: str, execution_id: str) -> str | None:
+        """The newest execution of ``workflow`` with the debounce key ``flow_key`` that
+        came after ``execution_id`` (a greater id) and is not cancelled: the one that
+        supersedes it; None when none does."""
+        ...
+
     def list_waits(self) -> list[WaitRecord]:
         """Every wait row: the executions parked on a ``wait`` node, and for what."""
         ...

@@ -503,6 +503,18 @@ class MemoryBackend:
             if self._executions[id].status in RESUMABLE_STATUSES
         ]
 
+    def superseding_execution(self, workflow: str, flow_key: str, execution_id: str) -> str | None:
+        self._check_open()
+        newer = [
+            e.id
+            for e in self._executions.values()
+            if e.id > execution_id
+            and e.workflow == workflow
+            and e.flow_key == flow_key
+            and e.status != "cancelled"
+        ]
+        return max(newer, default=None)
+
     def list_waits(self) -> list[WaitRecord]:
         self._check_open()
         return [self._waits[key] for key in sorted(self._waits)]

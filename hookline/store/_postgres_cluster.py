@@ -56,7 +56,7 @@ _ADOPT = (
     "AND (owner IS NULL OR NOT EXISTS (SELECT 1 FROM workers w WHERE w.id = x.owner)) "
     "ORDER BY seq LIMIT %s FOR UPDATE SKIP LOCKED) RETURNING id, workflow, delivery_id, "
     "status, created_at, started_at, finished_at, context, output, error, order_key, "
-    "workflow_version, cancel_requested"
+    "workflow_version, flow_key, cancel_requested"
 )
 # Recorded, so that a cancel sent while the owner is dead (within its lease, or
 # after) reaches whoever adopts the execution.

@@ -213,6 +213,16 @@ _LIVE_STATUSES = (
         EXECUTE FUNCTION hookline_execution_ended()""",
 )
 
+# A debounced execution's rendered key (``flow_key``): when a process closes a window,
+# a newer execution of the same key, wherever it arrived, supersedes the one it held.
+_FLOW_KEYS = (
+    "ALTER TABLE executions ADD COLUMN flow_key text",
+    (
+        "CREATE INDEX executions_by_flow_key ON executions (workflow, flow_key, id) "
+        "WHERE flow_key IS NOT NULL"
+    ),
+)
+
 #: Every migration, in order: a name and its statements. A database at version N has
 #: applied the first N.
 MIGRATIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -223,6 +233,7 @@ MIGRATIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("flow rates", _FLOW_RATES),
     ("waits", _WAITS),
     ("live statuses", _LIVE_STATUSES),
+    ("execution flow keys", _FLOW_KEYS),
 )
 
 

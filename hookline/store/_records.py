@@ -66,7 +66,9 @@ class ExecutionRecord:
 
     ``order_key`` is the rendered ``concurrency.order_by`` of its workflow (None: not
     ordered); executions with the same key run one at a time, in creation order, also
-    after a restart.
+    after a restart. ``flow_key`` is the rendered ``debounce`` key of a debounced
+    workflow's execution (None otherwise): processes sharing a store find by it the
+    newer executions that supersede one.
     """
 
     id: str
@@ -83,6 +85,7 @@ class ExecutionRecord:
     #: The :class:`WorkflowVersionRecord` number of the definition it runs with (None:
     #: not known, as for executions stored before versions were kept).
     workflow_version: int | None = None
+    flow_key: str | None = None
 
 
 @attrs.frozen

@@ -59,7 +59,7 @@ SELECT_DELIVERIES = (
 )
 SELECT_EXECUTIONS = (
     "SELECT id, workflow, delivery_id, status, created_at, started_at, finished_at, "
-    "context, output, error, order_key, workflow_version FROM executions"
+    "context, output, error, order_key, workflow_version, flow_key FROM executions"
 )
 SELECT_JOBS = (
     "SELECT execution_id, node, type, status, attempt, started_at, finished_at, output, "
@@ -142,6 +142,7 @@ def execution_row(e: ExecutionRecord, *, text: TextFn = _same) -> tuple[Any, ...
         _maybe(text, e.error),
         _maybe(text, e.order_key),
         e.workflow_version,
+        _maybe(text, e.flow_key),
     )
 
 
@@ -161,6 +162,7 @@ def execution(row: Any) -> ExecutionRecord:
         error=row[9],
         order_key=row[10],
         workflow_version=row[11],
+        flow_key=row[12],
     )
 
 

@@ -185,6 +185,16 @@ def _waits(db: sqlite_utils.Database) -> None:
     db.table("waits").create_index(["until"], "waits_by_until")
 
 
+def _flow_keys(db: sqlite_utils.Database) -> None:
+    # A debounced execution's rendered key: the newer ones of its key supersede it, in
+    # whichever process sharing the store they arrived.
+    db.table("executions").add_column("flow_key", str)
+    db.execute(
+        "CREATE INDEX executions_by_flow_key ON executions (workflow, flow_key, id) "
+        "WHERE flow_key IS NOT NULL"
+    )
+
+
 #: Every migration, in order; a database at version N has applied the first N.
 MIGRATIONS: tuple[tuple[str, Migration], ...] = (
     ("initial", _initial),
@@ -193,6 +203,7 @@ MIGRATIONS: tuple[tuple[str, Migration], ...] = (
     ("job scopes", _job_scopes),
     ("workflow versions", _workflow_versions),
     ("waits", _waits),
+    ("execution flow keys", _flow_keys),
 )
 
 

@@ -41,6 +41,11 @@ _LIST_JOBS = _rows.SELECT_JOBS + " WHERE execution_id = ? ORDER BY seq"
 GET_IDEMPOTENCY = _rows.SELECT_IDEMPOTENCY + " WHERE workflow = ? AND key = ? AND expires_at > ?"
 _VERSIONS = _rows.SELECT_VERSIONS + " WHERE workflow = ?"
 _NEWEST_FIRST = " ORDER BY id DESC LIMIT ?"
+# One index range (executions_by_flow_key): the key's executions after the given one.
+_SUPERSEDING = (
+    "SELECT max(id) FROM executions WHERE workflow = ? AND flow_key = ? AND id > ? "
+    "AND status <> 'cancelled'"
+)
 
 
 class SQLReads:
@@ -101,6 +106,10 @@ class SQLReads:
 
     def unfinished_executions(self) -> list[ExecutionRecord]:
         return self._all(_UNFINISHED, (), _rows.execution)
+
+    def superseding_execution(self, workflow: str, flow_key: str, execution_id: str) -> str | None:
+        row = self._fetch_one(_SUPERSEDING, (workflow, self._text(flow_key), execution_id))
+        return None if row is None or row[0] is None else str(row[0])
 
     def list_waits(self) -> list[WaitRecord]:
         return self._all(_rows.SELECT_WAITS + " ORDER BY execution_id, node, scope", (), _rows.wait)

@@ -51,8 +51,8 @@ _INSERT_DELIVERY = (
 )
 _INSERT_EXECUTION = (
     "INSERT INTO executions (id, workflow, delivery_id, status, created_at, started_at, "
-    "finished_at, context, output, error, order_key, workflow_version) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "finished_at, context, output, error, order_key, workflow_version, flow_key) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 # A job saved again completes its row in place; a row saved as succeeded (by a
 # collection write, with its write) keeps its outcome.

@@ -94,6 +94,15 @@ class StoreReads:
         """The execution ``id``, or None."""
         return await self._read(functools.partial(self._backend.get_execution, id))
 
+    async def superseding_execution(
+        self, workflow: str, flow_key: str, execution_id: str
+    ) -> str | None:
+        """The newest execution of ``workflow`` with the debounce key ``flow_key`` that
+        came after ``execution_id`` and is not cancelled (it supersedes that one), in
+        one read; None when none does."""
+        read = self._backend.superseding_execution
+        return await self._read(functools.partial(read, workflow, flow_key, execution_id))
+
     async def list_jobs(self, execution_id: str) -> list[JobRecord]:
         """The jobs of an execution, in the order they were saved."""
         return await self._read(functools.partial(self._backend.list_jobs, execution_id))

@@ -17,7 +17,9 @@ from hookline.engine._engine import Engine, open_engine
 from hookline.engine._loader import load_workflow_text
 from hookline.engine._workflow_supervisor import WorkflowStatistics
 from hookline.errors import DefinitionError, RateLimited
-from tests.conftest import StoreFactory
+from hookline.store._postgres import PostgresBackend
+from hookline.store._store import Store
+from tests.conftest import StoreFactory, postgres_schema_url
 
 
 def workflow(flow: str, *, max_: int = 8, node: str = "stamp") -> hookline.Workflow:
@@ -293,6 +295,38 @@ async def test_max_wait_runs_a_key_that_never_goes_quiet(
         (120, {"n": 11}),  # the window opened at 0 s closes at 2 m with the latest
         (220, {"n": 19}),  # the next one, 30 s after the last
     ]
+
+
+async def test_debounce_holds_across_engines_sharing_a_store(
+    autojump_clock: trio.testing.MockClock, request: pytest.FixtureRequest
+) -> None:
+    url = postgres_schema_url(request)  # engines share a store on PostgreSQL
+
+    def make_store() -> Store:  # inline: the virtual clock must not jump over a read
+        return Store(PostgresBackend(url, threaded=False))
+
+    flow = 'debounce: {period: 30s, key: "{{$context.data.record}}"}'
+    definitions = [workflow(flow)]
+    last: dict[str, str] = {}
+    handles = []
+    async with (
+        open_engine(definitions, store=make_store(), nodes={"stamp": stamp}) as first,
+        open_engine(definitions, store=make_store(), nodes={"stamp": stamp}) as second,
+    ):
+        for n in range(40):  # each key's deliveries alternate between the two engines
+            engine = (first, second)[(n // 4 + n % 4) % 2]
+            record = f"r{n % 4}"
+            admission = await engine.submit("flow", data={"record": record, "n": n})
+            assert admission.handle is not None
+            handles.append(admission.handle)
+            last[record] = admission.execution_id
+        outcomes = [await handle.wait_finished() for handle in handles]
+    ran = {o.execution_id for o in outcomes if o.succeeded}
+    assert ran == set(last.values())  # each key's newest once, in whichever engine
+    superseded = [o for o in outcomes if o.status == "cancelled"]
+    assert len(superseded) == 36
+    assert all(o.error and o.error.startswith("superseded by execution ") for o in superseded)
+    assert sorted(data["n"] for _, data in STARTS) == [36, 37, 38, 39]  # type: ignore[index]
 
 
 ORDERS = """

@@ -190,6 +190,31 @@ async def test_throttled_and_waiting_executions_are_live_and_only_throttled_resu
     assert await store.get_execution(ids[2]) is None
 
 
+async def test_a_newer_execution_of_a_debounce_key_not_cancelled_supersedes(
+    store: Store,
+) -> None:
+    key = "record\x00-1"  # stored as text the backend can hold, found all the same
+    ids = [(await accept(store, flow_key=key))[1] for _ in range(4)]
+    other_key = (await accept(store, flow_key="record-2"))[1]
+    other_workflow = (await accept(store, workflow="audit", flow_key=key))[1]
+    not_debounced = (await accept(store))[1]
+
+    stored = await store.get_execution(ids[0])
+    assert stored is not None
+    assert stored.flow_key in (key, "record\ufffd-1")  # PostgreSQL's text holds no NUL
+    # The newest of its key after it, whatever its other executions and keys.
+    assert await store.superseding_execution("orders", key, ids[0]) == ids[3]
+    await store.write(UpdateExecution(ids[3], "cancelled", error="cancelled by hand"))
+    await store.write(UpdateExecution(ids[2], "succeeded", finished_at=1_002.0))
+    # A cancelled one supersedes nothing; one that ran (or runs) does.
+    assert await store.superseding_execution("orders", key, ids[0]) == ids[2]
+    assert await store.superseding_execution("orders", key, ids[2]) is None
+    assert await store.superseding_execution("orders", key, ids[3]) is None
+    assert await store.superseding_execution("orders", "record-2", other_key) is None
+    assert await store.superseding_execution("audit", key, other_workflow) is None
+    assert await store.superseding_execution("orders", key, not_debounced) is None
+
+
 async def test_pages_of_deliveries_filter_by_workflow_and_verdict(store: Store) -> None:
     kept = []
     for n in range(5):
