@@ -1,5 +1,6 @@
 """Flow control across three real processes on PostgreSQL: a throttle's rate and a
-rate limit's are one rate for every process (their state is the database's), and a wait
+rate limit's are one rate for every process (their state is the database's), a debounce
+runs each key's last delivery once whichever processes took its burst, and a wait
 parked by one process ends, once, on an event another process accepts."""
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ LIMITED = f"""
 
 @pytest.fixture
 def cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Cluster]:
-    workflows = {"throttled": THROTTLED, "limited": LIMITED}
+    workflows = {"throttled": THROTTLED, "limited": LIMITED, "debounced": DEBOUNCED}
     nodes = Cluster(tmp_path, postgres_schema_url(request), workflows)
     yield nodes
     nodes.cleanup()
@@ -123,6 +124,52 @@ async def test_a_rate_limit_holds_across_processes(cluster: Cluster) -> None:
     state = read_db(cluster.db_url)
     assert sorted(d.status for d in state.deliveries if d.verdict == "rejected") == [429] * 50
     assert len(state.executions) == 2 * (RATE_BURST + 1)
+
+
+# A period longer than the burst takes: every delivery is stored before a window closes.
+DEBOUNCED = """
+    key: debounced
+    debounce: {period: 3s, key: "{{$context.data.record}}"}
+    concurrency: {max: 16, queue: 1000}
+    nodes:
+      - {key: done, type: set, values: {n: "{{$context.data.n}}"}}
+"""
+RECORDS, DEBOUNCED_DELIVERIES = 10, 150
+
+
+async def test_a_debounce_holds_across_processes(cluster: Cluster) -> None:
+    await cluster.start()
+    accepted: dict[str, list[str]] = defaultdict(list)
+
+    async def send(n: int, client: httpx.AsyncClient) -> None:
+        # Round-robin: each record's deliveries reach all three processes in turn.
+        node = cluster.nodes[n % len(cluster.nodes)]
+        record = f"r{n % RECORDS}"
+        data = {"record": record, "n": n}
+        path = "/api/webhooks/debounced"
+        answer = await deliver(cluster, client, path, f"debounced-{n}", data, prefer=node)
+        accepted[record].append(answer.json()["execution_id"])
+
+    async with httpx.AsyncClient(timeout=10) as client, trio.open_nursery() as nursery:
+        for n in range(DEBOUNCED_DELIVERIES):
+            nursery.start_soon(send, n, client)
+    await wait_all_finished(cluster.db_url, timeout=20)
+    state = read_db(cluster.db_url)
+    assert sum(len(ids) for ids in accepted.values()) == DEBOUNCED_DELIVERIES
+    arrived = [state.executions[id].created_at for ids in accepted.values() for id in ids]
+    assert max(arrived) - min(arrived) < 3.0, "the burst outlasted the debounce period"
+    for record, ids in accepted.items():
+        runs = [state.executions[id] for id in ids]
+        assert len({run.owner for run in runs}) == len(cluster.nodes), record
+        # One execution per record, with its last delivery, whichever process took it.
+        went_on = [run for run in runs if run.status != "cancelled"]
+        assert [run.id for run in went_on] == [max(ids)], record
+        assert went_on[0].status == "succeeded"
+        assert went_on[0].output == {"n": went_on[0].context["data"]["n"]}
+        for run in runs:
+            if run is not went_on[0]:
+                assert run.error is not None
+                assert run.error.startswith("superseded by execution "), run
 
 
 APPROVAL = """
