@@ -6,6 +6,7 @@ parked by one process ends, once, on an event another process accepts."""
 from __future__ import annotations
 
 import bisect
+import random
 import re
 from collections import defaultdict
 from collections.abc import Iterator
@@ -18,7 +19,7 @@ import trio
 from ..conftest import postgres_schema_url
 from ..nodes._receiver import Receiver, receiver
 from ._cluster import Cluster, deliver, read_db, wait_all_finished, wait_for
-from ._harness import query
+from ._harness import StoredExecution, query
 
 pytestmark = pytest.mark.slow
 
@@ -170,6 +171,42 @@ async def test_a_debounce_holds_across_processes(cluster: Cluster) -> None:
             if run is not went_on[0]:
                 assert run.error is not None
                 assert run.error.startswith("superseded by execution "), run
+
+
+async def test_a_debounce_holds_across_processes_one_of_them_killed(
+    cluster: Cluster, rng: random.Random
+) -> None:
+    cluster.rng = rng
+    await cluster.start()
+    kill_at = rng.randrange(DEBOUNCED_DELIVERIES // 4, DEBOUNCED_DELIVERIES // 2)
+    victim = cluster.nodes[0]
+
+    async def send(mine: list[int], client: httpx.AsyncClient) -> None:
+        for n in mine:
+            if n == kill_at:
+                victim.kill()  # its windows' executions are queued, for another to adopt
+            node = cluster.nodes[n % len(cluster.nodes)]
+            data = {"record": f"r{n % RECORDS}", "n": n}
+            path = "/api/webhooks/debounced"
+            await deliver(cluster, client, path, f"debounced-{n}", data, prefer=node)
+
+    async with httpx.AsyncClient(timeout=10) as client, trio.open_nursery() as nursery:
+        for index in range(8):
+            nursery.start_soon(send, list(range(index, DEBOUNCED_DELIVERIES, 8)), client)
+    await wait_all_finished(cluster.db_url, timeout=20)
+    runs: dict[str, list[StoredExecution]] = defaultdict(list)
+    for run in read_db(cluster.db_url).executions.values():
+        runs[run.context["data"]["record"]].append(run)
+    # A delivery the victim stored but never answered was sent again: both are stored.
+    sent = {run.sender_id for record in runs.values() for run in record}
+    assert sent == {f"debounced-{n}" for n in range(DEBOUNCED_DELIVERIES)}
+    assert sorted(runs) == sorted(f"r{n}" for n in range(RECORDS))
+    for record, found in runs.items():
+        went_on = [run for run in found if run.status != "cancelled"]
+        assert [run.id for run in went_on] == [max(run.id for run in found)], record
+        assert went_on[0].status == "succeeded", went_on[0]
+        superseded = [run for run in found if run is not went_on[0]]
+        assert all(run.error and "(debounce)" in run.error for run in superseded), record
 
 
 APPROVAL = """
