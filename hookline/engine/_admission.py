@@ -62,6 +62,16 @@ def rate_key(template: Renderable | None, roots: Mapping[str, Any]) -> str:
     return "" if value is None else str(value)
 
 
+def cancel_keys(
+    workflow: Workflow, context: dict[str, Any], execution_id: str, env: Mapping[str, str]
+) -> tuple[tuple[str, str], ...]:
+    """What an execution's ``cancel_on`` rules match: (event workflow, value) pairs."""
+    if not workflow.cancel_on:
+        return ()
+    roots = template_roots(workflow, context, execution_id, env)
+    return tuple(sorted({(rule.event, rate_key(rule.match, roots)) for rule in workflow.cancel_on}))
+
+
 def priority(workflow: Workflow, roots: Mapping[str, Any]) -> int:
     """The ``priority`` of a new execution: the template's integer (a numeric string
     counts); 0 without one, or for anything else, so that what a sender writes can

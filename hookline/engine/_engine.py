@@ -121,7 +121,6 @@ class Engine:
         self.events = EventBoard(
             store,
             self.clock,
-            lambda: self._workflows.definitions,
             self.env,
             shared=coordinator is not None,
         )

@@ -32,8 +32,6 @@ from ..errors import StoreError
 from ..store._ops import ClaimWaits
 from ..store._records import WaitRecord
 from ..store._store import Store
-from ._admission import rate_key, template_roots
-from ._definition import Workflow
 from ._handle import ExecutionHandle
 
 log = logging.getLogger("hookline.engine")
@@ -75,14 +73,12 @@ class EventBoard:
         self,
         store: Store,
         clock: Callable[[], float],
-        definitions: Callable[[], Mapping[str, Workflow]],
         env: Mapping[str, str],
         *,
         shared: bool = False,
     ) -> None:
         self._store = store
         self._clock = clock  # wall time, as ``until`` is
-        self._definitions = definitions
         self._env = env
         self.shared = shared
         #: Set by the engine: resumes an execution once its wait is claimed.
@@ -92,9 +88,6 @@ class EventBoard:
         self._of: dict[str, set[_Key]] = {}  # by execution
         # (trio deadline, until, key); entries of ended waits are stale.
         self._deadlines: list[tuple[float, float, _Key]] = []
-        # cancel_on of parked executions: (event, value) -> execution ids, and back.
-        self._cancels: dict[tuple[str, str], set[str]] = {}
-        self._cancel_keys: dict[str, set[tuple[str, str]]] = {}
         # A parked execution's handle, while a caller still holds it (for its end).
         self._handles: weakref.WeakValueDictionary[str, ExecutionHandle] = (
             weakref.WeakValueDictionary()
@@ -109,7 +102,6 @@ class EventBoard:
         """An execution committed ``waits`` and parked (``handle``: its handle)."""
         if isinstance(handle, ExecutionHandle):
             self._handles[handle.id] = handle
-            self._add_cancels(handle)
         for wait in waits:
             self._add(wait)
 
@@ -131,39 +123,16 @@ class EventBoard:
         _discard(self._by_event, (wait.event, wait.match), key)
         _discard(self._of, wait.execution_id, key)
 
-    def _add_cancels(self, handle: ExecutionHandle) -> None:
-        rules = handle.workflow.cancel_on
-        if not rules:
-            return
-        roots = template_roots(handle.workflow, handle.template_context(), handle.id, self._env)
-        pairs = {(rule.event, rate_key(rule.match, roots)) for rule in rules}
-        self._cancel_keys[handle.id] = pairs
-        for pair in pairs:
-            self._cancels.setdefault(pair, set()).add(handle.id)
-
-    def _drop_cancels(self, execution_id: str) -> None:
-        for pair in self._cancel_keys.pop(execution_id, ()):
-            ids = self._cancels[pair]
-            ids.discard(execution_id)
-            if not ids:
-                del self._cancels[pair]
-
     # -- ending waits --------------------------------------------------------------
 
     async def offer(self, event: str, value: str, context: JSON) -> int:
         """An event of workflow ``event`` correlating on ``value`` was stored: end the
-        waits on it, and cancel the parked executions whose ``cancel_on`` it matches.
-        How many executions it reached."""
+        waits on it; how many executions it resumed. (Its ``cancel_on`` targets are
+        found in the store: see ``Intake``.)"""
         self._offered += 1
-        reached = 0
-        if self.shared or (event, value) in self._by_event:
-            claim = ClaimWaits(self._clock(), context, event=event, match=value)
-            reached += await self._claim(claim)
-        for execution_id in sorted(self._cancels.get((event, value), ())):
-            why = f"cancelled by an event of {event} ({value})"
-            if await self.cancel(execution_id, why):
-                reached += 1
-        return reached
+        if not self.shared and (event, value) not in self._by_event:
+            return 0
+        return await self._claim(ClaimWaits(self._clock(), context, event=event, match=value))
 
     async def release(self, execution_id: str, context: JSON) -> bool:
         """End the wait of ``execution_id`` now as if an event with this ``$context``
@@ -199,7 +168,6 @@ class EventBoard:
                 # The store deleted every wait of it: those still needed park again.
                 for key in list(self._of.get(wait.execution_id, ())):
                     self._forget(key)
-                self._drop_cancels(wait.execution_id)
                 handle = self._handles.pop(wait.execution_id, None)
                 assert self.unpark is not None, "the engine sets unpark"
                 try:
@@ -227,10 +195,30 @@ class EventBoard:
             # timer reached is due, even if the wall clock lags (or is a test's).
             now = self._clock()
             current = trio.current_time()
+            due: list[_Key] = []
             while self._deadlines and self._deadlines[0][0] <= current:
-                now = max(now, heapq.heappop(self._deadlines)[1])
+                _, until, key = heapq.heappop(self._deadlines)
+                now = max(now, until)
+                due.append(key)
             while await self._claim(ClaimWaits(now, TIMED_OUT, due=True, limit=CLAIM_LIMIT)):
                 pass
+            # Due waits the claims did not find were ended by another process.
+            for key in due:
+                if self._waits.get(key, None) is not None and self._waits[key].until <= now:
+                    self._forget(key)
+            if self.shared:
+                await self._reconcile()
+
+    async def _reconcile(self) -> None:
+        """Forget the waits another process ended (an event it accepted): their rows
+        are gone. (On a shared store only, once per sweep.)"""
+        # Only waits known before the read: one parked meanwhile is not in it yet.
+        known = set(self._waits)
+        stored = {(w.execution_id, w.node, w.scope) for w in await self._store.list_waits()}
+        for key in [key for key in known - stored if key in self._waits]:
+            self._forget(key)
+            if key[0] not in self._of:
+                self._handles.pop(key[0], None)
 
     def _next_wake(self) -> float:
         while self._deadlines and self._deadlines[0][2] not in self._waits:

@@ -96,8 +96,28 @@ class Intake:
         if self.events is not None and admission.handle is not None:
             woken = await self.events.offer(event, value, admission.handle.template_context())
         cancelled = await self.workflows.correlated(event, value)
+        if self.events is not None and self.workflows.cancels_on(event):
+            cancelled += await self._cancel_elsewhere(event, value, set(cancelled))
         if not woken and not cancelled and self.events is not None:
             self.events.unmatched(event, value)
+
+    async def _cancel_elsewhere(self, event: str, value: str, done: set[str]) -> list[str]:
+        """Cancel the executions an event's ``cancel_on`` matches that are not live
+        here: parked (by any process, before a restart too) or run by another process
+        sharing the store. Their ids."""
+        assert self.events is not None
+        why = f"cancelled by an event of {event} ({value})"
+        cluster = self.workflows.cluster
+        cancelled = []
+        for execution_id in await self.store.cancel_targets(event, value):
+            if execution_id in done or self.workflows.handle(execution_id) is not None:
+                continue
+            if await self.events.cancel(execution_id, why):
+                cancelled.append(execution_id)
+            elif cluster is not None:
+                await cluster.request_cancel(execution_id)
+                cancelled.append(execution_id)
+        return cancelled
 
     async def replay(self, execution_id: str) -> Admission:
         record = await self.stored(execution_id)

@@ -198,6 +198,12 @@ class WorkflowSet:
             log.info("event %s (%s) cancelled %s", event, value, ", ".join(cancelled))
         return cancelled
 
+    def cancels_on(self, event: str) -> bool:
+        """Whether any enabled workflow lists ``event`` in its ``cancel_on``."""
+        return any(
+            rule.event == event for s in self.live() for rule in s.workflow.cancel_on
+        )
+
     async def cancel(self, execution_id: str) -> bool:
         """Cancel a live execution; False if none of the workflows holds it."""
         for supervisor in self.live():

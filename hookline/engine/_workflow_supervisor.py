@@ -16,11 +16,19 @@ from .._ids import new_id
 from ..definition import MailboxStatistics, Reservation, format_duration
 from ..errors import QueueFull, RateLimited, Unavailable
 from ..nodes._base import NodeServices
-from ..store._ops import RecordDelivery, RequeueExecution
+from ..store._ops import RecordDelivery, RequeueExecution, SaveCancelKeys
 from ..store._records import RESUMABLE_STATUSES, ExecutionRecord, IdempotencyRecord
 from ..store._store import Store
 from ._actor import ActorStatistics
-from ._admission import Admission, accept_op, priority, rate_key, replayed, template_roots
+from ._admission import (
+    Admission,
+    accept_op,
+    cancel_keys,
+    priority,
+    rate_key,
+    replayed,
+    template_roots,
+)
 from ._definition import Workflow
 from ._delivery import Delivery
 from ._gcra import Gcra
@@ -218,8 +226,7 @@ class WorkflowSupervisor:
             values = self._matches.get(handle.id)
             if values is None:
                 context = handle.template_context()
-                roots = template_roots(self.workflow, context, handle.id, self.services.env)
-                values = {(r.event, rate_key(r.match, roots)) for r in self.workflow.cancel_on}
+                values = set(cancel_keys(self.workflow, context, handle.id, self.services.env))
                 self._matches[handle.id] = values
             if (event, value) in values:
                 found.append(handle.id)
@@ -294,6 +301,13 @@ class WorkflowSupervisor:
             # Shielded: once the write is queued it commits, and a committed execution
             # must be queued here too, even if the caller has gone meanwhile.
             with trio.CancelScope(shield=True):
+                if self.workflow.cancel_on:
+                    # Committed with it (queued first): an event accepted by any
+                    # process, or after a restart while it is parked, finds it.
+                    keys = cancel_keys(
+                        self.workflow, roots["context"], op.execution.id, self.services.env
+                    )
+                    await self.store.post(SaveCancelKeys(op.execution.id, keys))
                 result = await self.store.write(op)
             if isinstance(result, IdempotencyRecord):
                 return await self._duplicate(delivery, result, body_hash)

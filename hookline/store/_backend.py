@@ -106,6 +106,11 @@ class StoreBackend(Protocol):
         supersedes it; None when none does."""
         ...
 
+    def cancel_targets(self, event: str, value: str) -> list[str]:
+        """The live executions whose ``cancel_on`` matches an event of workflow
+        ``event`` correlating on ``value`` (see SaveCancelKeys), oldest first."""
+        ...
+
     def list_waits(self) -> list[WaitRecord]:
         """Every wait row: the executions parked on a ``wait`` node, and for what."""
         ...

@@ -47,6 +47,7 @@ from ._ops import (
     RecordDelivery,
     RequeueExecution,
     SaveAnswer,
+    SaveCancelKeys,
     SaveJob,
     SaveJobs,
     SaveWorkflow,
@@ -116,6 +117,7 @@ class MemoryBackend:
         self._waits: dict[tuple[str, str, str], WaitRecord] = {}
         self._waits_by_event: dict[tuple[str, str], set[tuple[str, str, str]]] = {}
         self._waits_of: dict[str, set[tuple[str, str, str]]] = {}  # by execution
+        self._cancel_keys: dict[tuple[str, str], set[str]] = {}  # (event, value) -> ids
 
     def open(self) -> None:
         self._open = True
@@ -173,6 +175,10 @@ class MemoryBackend:
             return None
         if isinstance(op, ClaimWaits):
             return self._claim_waits(op)
+        if isinstance(op, SaveCancelKeys):
+            for pair in op.keys:
+                self._cancel_keys.setdefault(pair, set()).add(op.id)
+            return None
         if isinstance(op, (PruneExecutions, PruneDeliveries, PruneIdempotency)):
             return self._prune(op)
         raise StoreError(f"unknown write operation {type(op).__name__}")
@@ -282,6 +288,10 @@ class MemoryBackend:
         # The index key starts with the execution id, whatever else identifies a job.
         for identity in [k for k in self._job_index if k[0] in gone]:
             del self._job_index[identity]
+        for pair, ids in list(self._cancel_keys.items()):
+            ids.difference_update(gone)
+            if not ids:
+                del self._cancel_keys[pair]
         return len(finished)
 
     def _save_job(self, job: JobRecord) -> None:
@@ -514,6 +524,12 @@ class MemoryBackend:
             and e.status != "cancelled"
         ]
         return max(newer, default=None)
+
+    def cancel_targets(self, event: str, value: str) -> list[str]:
+        self._check_open()
+        ids = self._cancel_keys.get((event, value), ())
+        live = (self._executions.get(id) for id in ids)
+        return sorted(e.id for e in live if e is not None and e.status in LIVE_STATUSES)
 
     def list_waits(self) -> list[WaitRecord]:
         self._check_open()

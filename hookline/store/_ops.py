@@ -167,6 +167,18 @@ class ParkExecution:
 
 
 @attrs.frozen
+class SaveCancelKeys:
+    """Record what execution ``id``'s ``cancel_on`` rules match, as (event workflow,
+    correlation value) pairs, so that an event accepted by any process sharing the
+    store finds it (:meth:`~hookline.store._store.Store.cancel_targets`). Rows of an
+    execution not yet stored (its acceptance may follow in the same batch) are kept.
+    Result: None."""
+
+    id: str
+    keys: tuple[tuple[str, str], ...]
+
+
+@attrs.frozen
 class ClaimWaits:
     """End waits, each once: delete the wait rows chosen (of an execution still
     ``waiting``), save each one's job as ``succeeded`` with ``output`` at ``now``, and
@@ -233,6 +245,7 @@ WriteOp = (
     | RequeueExecution
     | ParkExecution
     | ClaimWaits
+    | SaveCancelKeys
     | FormBatch
     | PruneExecutions
     | PruneDeliveries
@@ -253,6 +266,7 @@ __all__ = [
     "RecordDelivery",
     "RequeueExecution",
     "SaveAnswer",
+    "SaveCancelKeys",
     "SaveJob",
     "SaveJobs",
     "SaveWorkflow",

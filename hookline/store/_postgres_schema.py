@@ -190,6 +190,17 @@ _WAITS = (
     "CREATE INDEX waits_by_until ON waits (until)",
 )
 
+# What a live execution's ``cancel_on`` rules match: an event accepted by any process
+# finds the executions it cancels, parked ones included.
+_CANCEL_KEYS = (
+    """CREATE TABLE cancel_keys (
+        event text NOT NULL,
+        correlation text NOT NULL,
+        execution_id text COLLATE "C" NOT NULL,
+        PRIMARY KEY (event, correlation, execution_id))""",
+    "CREATE INDEX cancel_keys_by_execution ON cancel_keys (execution_id)",
+)
+
 # ``throttled`` (queued, held back by ``throttle``) and ``waiting`` (parked on a ``wait``)
 # executions are live too: the partial indexes cover them. A wake-up goes out when a
 # slot frees (leaving ``running``, for ``waiting`` too) or an order key does (leaving the
@@ -234,6 +245,7 @@ MIGRATIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("waits", _WAITS),
     ("live statuses", _LIVE_STATUSES),
     ("execution flow keys", _FLOW_KEYS),
+    ("cancel keys", _CANCEL_KEYS),
 )
 
 

@@ -32,6 +32,7 @@ from ._ops import (
     RecordDelivery,
     RequeueExecution,
     SaveAnswer,
+    SaveCancelKeys,
     SaveJob,
     SaveJobs,
     SaveWorkflow,
@@ -48,7 +49,7 @@ from ._postgres_rows import (
 from ._records import IdempotencyRecord, JobRecord, WorkflowRecord
 from ._rows import idempotency, op_error, pack_answer
 from ._sql_reads import GET_IDEMPOTENCY
-from ._waits import claim, park
+from ._waits import claim, park, save_cancel_keys
 
 __all__ = ["OP_ERRORS", "apply_alone", "apply_one", "gone", "percent"]
 
@@ -128,7 +129,8 @@ _OWN_RESUMED = (
 _PRUNE_EXECUTIONS = (
     "WITH doomed AS (SELECT id FROM executions WHERE id < %s "
     "AND status NOT IN ('queued', 'throttled', 'running', 'waiting') ORDER BY id LIMIT %s), "
-    "jobs_gone AS (DELETE FROM jobs WHERE execution_id IN (SELECT id FROM doomed)) "
+    "jobs_gone AS (DELETE FROM jobs WHERE execution_id IN (SELECT id FROM doomed)), "
+    "keys_gone AS (DELETE FROM cancel_keys WHERE execution_id IN (SELECT id FROM doomed)) "
     "DELETE FROM executions WHERE id IN (SELECT id FROM doomed)"
 )
 _PRUNE_DELIVERIES = (
@@ -232,6 +234,9 @@ def apply_one(conn: Connection, op: WriteOp) -> object:
         if claimed:  # the process that ended a wait resumes its execution: it owns it now
             conn.execute(_OWN_RESUMED, ([wait.execution_id for wait in claimed],))
         return claimed
+    if isinstance(op, SaveCancelKeys):
+        save_cancel_keys(functools.partial(_execute, conn), op)
+        return None
     if isinstance(op, PruneExecutions):
         return conn.execute(_PRUNE_EXECUTIONS, (op.before_id, op.limit)).rowcount
     if isinstance(op, PruneDeliveries):

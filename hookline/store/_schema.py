@@ -185,6 +185,16 @@ def _waits(db: sqlite_utils.Database) -> None:
     db.table("waits").create_index(["until"], "waits_by_until")
 
 
+def _cancel_keys(db: sqlite_utils.Database) -> None:
+    # What a live execution's ``cancel_on`` rules match: an event finds the executions
+    # it cancels, parked ones and (on a shared store) those of other processes.
+    db.table("cancel_keys").create(
+        {"execution_id": str, "event": str, "correlation": str},
+        pk=("event", "correlation", "execution_id"),
+    )
+    db.table("cancel_keys").create_index(["execution_id"], "cancel_keys_by_execution")
+
+
 def _flow_keys(db: sqlite_utils.Database) -> None:
     # A debounced execution's rendered key: the newer ones of its key supersede it, in
     # whichever process sharing the store they arrived.
@@ -204,6 +214,7 @@ MIGRATIONS: tuple[tuple[str, Migration], ...] = (
     ("workflow versions", _workflow_versions),
     ("waits", _waits),
     ("execution flow keys", _flow_keys),
+    ("cancel keys", _cancel_keys),
 )
 
 

@@ -25,6 +25,7 @@ from ._records import (
     WorkflowRecord,
     WorkflowVersionRecord,
 )
+from ._waits import CANCEL_TARGETS
 
 __all__ = ["GET_IDEMPOTENCY", "SQLReads"]
 
@@ -110,6 +111,9 @@ class SQLReads:
     def superseding_execution(self, workflow: str, flow_key: str, execution_id: str) -> str | None:
         row = self._fetch_one(_SUPERSEDING, (workflow, self._text(flow_key), execution_id))
         return None if row is None or row[0] is None else str(row[0])
+
+    def cancel_targets(self, event: str, value: str) -> list[str]:
+        return self._all(CANCEL_TARGETS, (event, self._text(value)), lambda row: str(row[0]))
 
     def list_waits(self) -> list[WaitRecord]:
         return self._all(_rows.SELECT_WAITS + " ORDER BY execution_id, node, scope", (), _rows.wait)

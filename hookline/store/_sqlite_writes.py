@@ -32,6 +32,7 @@ from ._ops import (
     RecordDelivery,
     RequeueExecution,
     SaveAnswer,
+    SaveCancelKeys,
     SaveJob,
     SaveJobs,
     SaveWorkflow,
@@ -40,7 +41,7 @@ from ._ops import (
 )
 from ._records import IdempotencyRecord, JobRecord, WorkflowRecord
 from ._sql_reads import GET_IDEMPOTENCY
-from ._waits import claim, park
+from ._waits import DELETE_CANCEL_KEYS, claim, park, save_cancel_keys
 
 __all__ = ["OP_ERRORS", "apply_alone", "apply_one"]
 
@@ -195,10 +196,14 @@ def apply_one(conn: sqlite3.Connection, op: WriteOp) -> object:
         return None
     if isinstance(op, ClaimWaits):
         return claim(conn.execute, op, functools.partial(_save_jobs, conn))
+    if isinstance(op, SaveCancelKeys):
+        save_cancel_keys(conn.execute, op)
+        return None
     if isinstance(op, PruneExecutions):
         ids = [row[0] for row in conn.execute(_PRUNE_EXECUTIONS, (op.before_id, op.limit))]
         for id in ids:
             conn.execute(_DELETE_EXECUTION_JOBS, (id,))
+            conn.execute(DELETE_CANCEL_KEYS, (id,))
             conn.execute(_DELETE_EXECUTION, (id,))
         return len(ids)
     if isinstance(op, PruneDeliveries):

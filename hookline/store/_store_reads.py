@@ -193,6 +193,10 @@ class StoreReads:
         start; ``waiting`` ones resume on their event instead)."""
         return await self._read(self._backend.unfinished_executions)
 
+    async def cancel_targets(self, event: str, value: str) -> list[str]:
+        """The live executions an event cancels (``cancel_on``; see SaveCancelKeys)."""
+        return await self._read(functools.partial(self._backend.cancel_targets, event, value))
+
     async def list_waits(self) -> list[WaitRecord]:
         """Every parked wait (see :class:`~hookline.store._ops.ParkExecution`)."""
         return await self._read(self._backend.list_waits)

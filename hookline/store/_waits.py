@@ -8,7 +8,7 @@ from typing import Any
 
 from ..errors import StoreError
 from . import _rows
-from ._ops import ClaimWaits, ParkExecution
+from ._ops import ClaimWaits, ParkExecution, SaveCancelKeys
 from ._records import JobRecord, JobStatus, WaitRecord
 
 #: The node type of every job a wait row stands for.
@@ -58,6 +58,26 @@ _DUE = _CANDIDATES + "w.until <= ? ORDER BY w.until LIMIT ?"
 _DELETE_WAIT = "DELETE FROM waits WHERE execution_id = ? AND node = ? AND scope = ?"
 _DELETE_OTHERS = "DELETE FROM waits WHERE execution_id = ?"
 _RESUME = "UPDATE executions SET status = 'queued' WHERE id = ? AND status = 'waiting'"
+
+
+_INSERT_CANCEL_KEY = (
+    "INSERT INTO cancel_keys (event, correlation, execution_id) VALUES (?, ?, ?) "
+    "ON CONFLICT DO NOTHING"
+)
+#: The live executions an event cancels (``cancel_on``), oldest first.
+CANCEL_TARGETS = (
+    "SELECT c.execution_id FROM cancel_keys c JOIN executions e ON e.id = c.execution_id "
+    "WHERE c.event = ? AND c.correlation = ? "
+    "AND e.status IN ('queued', 'throttled', 'running', 'waiting') ORDER BY c.execution_id"
+)
+#: A pruned execution's rows.
+DELETE_CANCEL_KEYS = "DELETE FROM cancel_keys WHERE execution_id = ?"
+
+
+def save_cancel_keys(execute: Execute, op: SaveCancelKeys) -> None:
+    """Apply ``op`` with SQL (both SQL backends)."""
+    for event, value in op.keys:
+        execute(_INSERT_CANCEL_KEY, (event, value, op.id))
 
 
 def park(

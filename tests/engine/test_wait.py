@@ -163,12 +163,25 @@ async def test_cancel_on_reaches_a_parked_execution(
     ]
     async with open_engine(workflows, store=make_store()) as engine:
         admission = await engine.submit("approval", data={"ticket": "T-5"})
+        restarted = await engine.submit("approval", data={"ticket": "T-6"})
         await trio.sleep(60)
         await engine.submit("withdrawn", data={"ticket": "T-5"})
         assert admission.handle is not None
         outcome = await admission.handle.wait_finished()
         assert outcome.status == "cancelled"
         assert outcome.error == "cancelled by an event of withdrawn (T-5)"
+    # Parked before a restart: the event still finds it (its cancel keys are stored).
+    async with open_engine(workflows, store=make_store()) as engine:
+        await engine.submit("withdrawn", data={"ticket": "T-6"})
+        record = await engine.store.get_execution(restarted.execution_id)
+        while record is not None and record.status not in FINISHED_STATUSES:
+            await trio.sleep(1)
+            record = await engine.store.get_execution(restarted.execution_id)
+        assert record is not None
+        assert (record.status, record.error) == (
+            "cancelled",
+            "cancelled by an event of withdrawn (T-6)",
+        )
 
 
 async def test_a_sync_execution_that_parks_answers_202_with_its_location(

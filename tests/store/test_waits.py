@@ -4,7 +4,14 @@ hand, and a cancelled claim records the job cancelled."""
 
 from __future__ import annotations
 
-from hookline.store._ops import AcceptDelivery, ClaimWaits, ParkExecution, UpdateExecution
+from hookline.store._ops import (
+    AcceptDelivery,
+    ClaimWaits,
+    ParkExecution,
+    PruneExecutions,
+    SaveCancelKeys,
+    UpdateExecution,
+)
 from hookline.store._records import WaitRecord
 from hookline.store._store import Store
 
@@ -104,3 +111,20 @@ async def test_ending_one_wait_drops_the_executions_other_waits(store: Store) ->
     assert await store.list_waits() == []
     late = ClaimWaits(now=1_500.0, output={}, event="approvals", match="T-2")
     assert await store.write(late) == []
+
+
+async def test_cancel_keys_find_the_live_executions_an_event_cancels(store: Store) -> None:
+    live = await _parked(store)
+    ended = await _parked(store)
+    await store.write(SaveCancelKeys(live.execution_id, (("withdrawn", "T-1"), ("refunds", "R"))))
+    await store.write(SaveCancelKeys(ended.execution_id, (("withdrawn", "T-1"),)))
+    await store.write(UpdateExecution(ended.execution_id, "succeeded", finished_at=1_100.0))
+    assert await store.cancel_targets("withdrawn", "T-1") == [live.execution_id]
+    assert await store.cancel_targets("refunds", "R") == [live.execution_id]
+    assert await store.cancel_targets("withdrawn", "T-2") == []
+    # Pruned with its execution.
+    assert await store.write(PruneExecutions("~", 10)) == 1
+    await store.write(
+        SaveCancelKeys(live.execution_id, (("withdrawn", "T-1"),))
+    )  # again: kept once
+    assert await store.cancel_targets("withdrawn", "T-1") == [live.execution_id]
