@@ -200,9 +200,7 @@ class WorkflowSet:
 
     def cancels_on(self, event: str) -> bool:
         """Whether any enabled workflow lists ``event`` in its ``cancel_on``."""
-        return any(
-            rule.event == event for s in self.live() for rule in s.workflow.cancel_on
-        )
+        return any(rule.event == event for s in self.live() for rule in s.workflow.cancel_on)
 
     async def cancel(self, execution_id: str) -> bool:
         """Cancel a live execution; False if none of the workflows holds it."""
