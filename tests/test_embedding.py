@@ -463,7 +463,16 @@ async def test_the_first_http_node_builds_the_shared_client(hello_url: str) -> N
 
 # Loaded only when used: the HTTP server, V8, prometheus; and the libraries that cost
 # more to import than the engine itself (outbound HTTP, SQLite migrations, JWT).
-HEAVY = {"quart", "hypercorn", "quickjs", "prometheus_client", "httpx", "sqlite_utils", "jwt"}
+HEAVY = {
+    "quart",
+    "hypercorn",
+    "quickjs",
+    "prometheus_client",
+    "httpx",
+    "sqlite_utils",
+    "jwt",
+    "psycopg",
+}
 
 
 def python(code: str, cache: Path) -> subprocess.CompletedProcess[str]:

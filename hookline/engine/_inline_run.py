@@ -1,13 +1,20 @@
-"""A sync execution of quick nodes only, run whole in memory before it is accepted.
+"""A sync execution of quick or pure nodes only, run whole before it is accepted.
 
 A sync workflow whose every node is inline (``set``, ``condition``, ``switch``,
-``json_query``, ``end``, ``response``, and loops or parallel nodes of those) needs no
-task, no queue and no writes while it runs. Its admission runs it through the same
-:class:`~._core.ExecutionCore` as any execution, then commits the delivery, the
-finished execution, its jobs, its idempotency claim and its answer in one transaction,
-and only then answers: a crash before that commit acknowledged nothing (the sender
-retries), and after it everything is stored. Nothing runs twice: nodes of these types
-have no effect outside the execution.
+``json_query``, ``end``, ``response``, and loops or parallel nodes of those) or pure
+(``code``: it awaits its script, but has no effect outside the execution) needs no
+queue and no writes while it runs. Its admission runs it through the same
+:class:`~._core.ExecutionCore` as any execution, in the sender's own task (a pure node
+is awaited there, under its own timeout and the workflow's), then commits the delivery,
+the finished execution, its jobs, its idempotency claim and its answer in one
+transaction, and only then answers: a crash before that commit acknowledged nothing
+(the sender retries), and after it everything is stored. Nothing runs twice with an
+effect: nodes of these types have none outside the execution. A pure node inside a
+``parallel`` node is not run this way (its branches would run one after the other).
+
+While a run awaits, it holds one of the workflow's ``concurrency.max`` slots (taken from
+its runner), and it is not in the store yet: it cannot be listed or cancelled until it
+ends, which a pure node's own timeout bounds.
 
 An execution that would run more than :data:`~._execution.INLINE_BUDGET` nodes is not
 run here (it would hold the event loop too long): it is accepted and queued as usual.
@@ -15,14 +22,14 @@ run here (it would hold the event loop too long): it is accepted and queued as u
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import attrs
 import trio
 
 from ..definition import JSON
-from ..nodes._base import NodeServices
+from ..nodes._base import NodeServices, NodeSpec
 from ..nodes._loop import LoopNode
 from ..nodes._parallel import ParallelNode
 from ..store._records import Answer, ExecutionStatus, JobRecord
@@ -68,11 +75,25 @@ def all_inline(workflow: Workflow) -> bool:
 
 
 def runs_inline(workflow: Workflow) -> bool:
-    """Whether ``workflow`` is sync and every node of it runs inline."""
-    return workflow.trigger.mode == "sync" and all_inline(workflow)
+    """Whether ``workflow`` is sync and every node of it runs inline or is pure (and no
+    pure node is in a ``parallel`` node)."""
+    return workflow.trigger.mode == "sync" and _runnable(workflow.nodes, parallel=False)
 
 
-def run_inline(
+def _runnable(nodes: Sequence[NodeSpec], *, parallel: bool) -> bool:
+    for node in nodes:
+        config = node.config
+        if not isinstance(config, LoopNode | ParallelNode):
+            pure = getattr(config, "pure", False) and not parallel
+            if not (getattr(config, "inline", False) or pure):
+                return False
+        inside = parallel or isinstance(config, ParallelNode)
+        if not all(_runnable(branch, parallel=inside) for branch in config.branches()):
+            return False
+    return True
+
+
+async def run_inline(
     workflow: Workflow,
     execution_id: str,
     roots: Mapping[str, Any],
@@ -108,8 +129,19 @@ def run_inline(
             if ran > INLINE_BUDGET:
                 return None
             job = command.job
-            # Counted once it is kept: an execution found to be a duplicate is not.
-            commands += run_inline_job(core, actors[job.node.key], job, clock, count=False)
+            actor = actors[job.node.key]
+            if actor.inline:
+                # Counted once it is kept: an execution found to be a duplicate is not.
+                commands += run_inline_job(core, actor, job, clock, count=False)
+                continue
+            # A pure node (code): awaited here, under its own timeout and the workflow's.
+            with trio.move_on_at(core.next_deadline()) as deadline:
+                status, result, error = await actor.run_job(job)
+            if deadline.cancelled_caught:
+                commands += core.tick(now=trio.current_time(), wall=clock())
+            else:
+                now = trio.current_time()
+                commands += core.job_finished(job, status, result, error, now=now, wall=clock())
         elif isinstance(command, SaveRecord):
             jobs.append(command.record)
         elif isinstance(command, SendAnswer):

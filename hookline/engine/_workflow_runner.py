@@ -116,6 +116,9 @@ class WorkflowRunner:
         self.ready: deque[ExecutionHandle] = deque()
         self._wake: trio.CancelScope | None = None
         self._nursery: trio.Nursery | None = None
+        #: The ``concurrency.max`` slots while it runs (a sync run at admission that
+        #: awaits takes one too: see :mod:`._inline_run`).
+        self.limiter: trio.CapacityLimiter | None = None
         # Cluster only: the executions started here that have no start permit yet, and
         # the scopes of those waiting for one (cancelled by a shutdown).
         self._unpermitted: set[str] = set()
@@ -247,7 +250,7 @@ class WorkflowRunner:
         concurrency = self.workflow.concurrency
         # With a cluster, the permits limit what runs; the limiter only bounds waiters.
         slots = concurrency.max + (concurrency.queue if self.cluster is not None else 0)
-        limiter = trio.CapacityLimiter(slots)
+        limiter = self.limiter = trio.CapacityLimiter(slots)
         # Restarted after a crash: the executions it cut off run again (resumed from
         # their records) with what was parked or waiting, first, by age.
         interrupted, self._interrupted = self._interrupted, []

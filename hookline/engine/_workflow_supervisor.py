@@ -7,6 +7,8 @@ executions (queue, concurrency, ordering) is :mod:`._workflow_runner`'s.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -35,7 +37,7 @@ from ._gcra import Gcra
 from ._groups import lone_error
 from ._handle import ExecutionHandle
 from ._idempotency import idempotency_key
-from ._inline_run import run_inline, runs_inline
+from ._inline_run import all_inline, run_inline, runs_inline
 from ._node_actor import NodeActor
 from ._recovery import RETRYABLE, not_retryable
 from ._supervisor import ChildSpec, Restart, RestartPolicy, Supervisor, SupervisorStatistics
@@ -121,6 +123,7 @@ class WorkflowSupervisor:
         waits = workflow.throttle is not None or workflow.debounce is not None
         waits = waits or workflow.batch is not None
         self._runs_inline = runs_inline(workflow) and not waits
+        self._awaits = not all_inline(workflow)  # its run at admission awaits pure nodes
         rule = workflow.rate_limit
         self._rate_limit = Gcra(rule.rate) if rule is not None else None
         # cancel_on: each live execution's rendered (event, match) pairs.
@@ -329,6 +332,29 @@ class WorkflowSupervisor:
             reservation.release()
             self._close_if_retiring()
 
+    @contextmanager
+    def _slot_for_run(self) -> Iterator[bool]:
+        """A run at admission that awaits (pure nodes) holds one of the runner's
+        ``concurrency.max`` slots meanwhile: False when none is free (or executions
+        are ordered by key), and it queues instead. One that never awaits needs none."""
+        limiter = self.runner.limiter
+        if not self._awaits:
+            yield True
+            return
+        if limiter is None or self.workflow.concurrency.order_by is not None:
+            yield False
+            return
+        slot = object()
+        try:
+            limiter.acquire_on_behalf_of_nowait(slot)
+        except trio.WouldBlock:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            limiter.release_on_behalf_of(slot)
+
     def _may_run_now(self) -> bool:
         """Whether an execution may run whole at admission: no other process shares
         the limits, none of this workflow's executions is live here (so ``max`` and
@@ -344,11 +370,15 @@ class WorkflowSupervisor:
         roots: dict[str, Any],
         reason: str | None,
     ) -> Admission | None:
-        """Run a sync execution of quick nodes whole, then accept it finished in one
-        transaction (see :mod:`._inline_run`). None: it is too long to run here."""
+        """Run a sync execution of quick or pure nodes whole, then accept it finished
+        in one transaction (see :mod:`._inline_run`). None: it is too long to run here,
+        or it would await with no ``concurrency.max`` slot free."""
         execution_id = new_id()
         roots["execution"] = {"id": execution_id}
-        ran = run_inline(self.workflow, execution_id, roots, self.actors, self.services)
+        with self._slot_for_run() as free:
+            if not free:
+                return None
+            ran = await run_inline(self.workflow, execution_id, roots, self.actors, self.services)
         if ran is None:
             return None
         op = accept_op(

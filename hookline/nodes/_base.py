@@ -12,6 +12,9 @@ A config class may also declare, as class attributes or methods (all optional):
 - ``inline = True``: ``run`` never awaits (it computes from the job's variables), so
   the execution runs it synchronously, with no task of its own (``set``,
   ``condition``, ``switch``, ``json_query``, ``end``, ``response``);
+- ``pure = True``: ``run`` awaits, but has no effect outside its execution (``code``):
+  a sync workflow of inline and pure nodes runs whole at admission, in the sender's
+  task, before anything is stored;
 - ``parks = True``: ``run`` never awaits either, and may return a result with
   ``suspend``: the execution then parks, holding no task, until the engine ends the
   wait (``wait``);

@@ -18,6 +18,7 @@ script), a result that is not JSON, or a limit reached fails the job.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import ClassVar
 
 import attrs
 
@@ -39,6 +40,9 @@ class CodeNode:
     and ``memory`` limit (bytes); None: the script pool's defaults."""
 
     script: Script
+    # No effect outside its execution: a sync run of it may happen whole at admission
+    # (see hookline/engine/_inline_run.py).
+    pure: ClassVar[bool] = True
     time_limit: float | None = None
     memory: int | None = None
 

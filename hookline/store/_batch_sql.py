@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from typing import Any
-
-import psycopg
+from typing import TYPE_CHECKING, Any
 
 from ._batching import FormBatch, FormedBatch, form_batch, member_output
 from ._encoding import pack, unpack
+
+if TYPE_CHECKING:
+    # Only its type: psycopg is imported with the PostgreSQL backend, not with SQLite's.
+    import psycopg
 
 __all__ = ["form_postgres", "form_sqlite"]
 

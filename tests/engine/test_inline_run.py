@@ -156,3 +156,73 @@ async def test_one_too_long_to_run_at_admission_is_queued_as_usual(
     assert len(outcome.output) == 300
     assert len(jobs) == 301  # each node once: nothing of the abandoned in-memory run kept
     assert ops > 1  # accepted queued, then run by the workflow's runner
+
+
+SCRIPTED = """
+key: scripted
+trigger: {type: webhook, mode: sync}
+concurrency: {max: 2, queue: 10}
+nodes:
+  - key: script
+    type: code
+    code: |
+      const started = Date.now();
+      while (Date.now() - started < context.data.ms) {}
+      return {n: context.data.n * 2};
+  - {key: out, type: set, values: {n: "{{$nodes.script.n}}"}}
+"""
+
+
+def test_a_sync_workflow_with_code_runs_whole_unless_code_is_in_a_parallel_node() -> None:
+    scripted = load_workflow_text(textwrap.dedent(SCRIPTED), source="scripted.yaml")
+    assert runs_inline(scripted)
+    parallel = load_workflow_text(
+        textwrap.dedent(
+            """
+            key: par
+            trigger: {type: webhook, mode: sync}
+            nodes:
+              - key: both
+                type: parallel
+                branches:
+                  - [{key: one, type: code, code: "return 1;"}]
+                  - [{key: two, type: set, values: {x: 2}}]
+            """
+        ),
+        source="par.yaml",
+    )
+    assert not runs_inline(parallel)
+
+
+async def test_code_runs_at_admission_within_concurrency_max(make_store: StoreFactory) -> None:
+    scripted = load_workflow_text(textwrap.dedent(SCRIPTED), source="scripted.yaml")
+    store = make_store()
+    async with open_engine([scripted], store=store) as engine:
+        first = await engine.submit("scripted", data={"n": 1, "ms": 0})
+        if store.backend.coordinator is None:  # (a cluster shares the limits: it queues)
+            # Run whole at admission: stored finished before submit returned.
+            record = await store.get_execution(first.execution_id)
+            assert record is not None
+            assert (record.status, record.output) == ("succeeded", {"n": 2})
+        # max 2: runs at admission and queued ones share the two slots.
+        outcomes = []
+
+        async def send(n: int) -> None:
+            admission = await engine.submit("scripted", data={"n": n, "ms": 200})
+            assert admission.handle is not None
+            outcomes.append(await admission.handle.wait_finished())
+
+        async with trio.open_nursery() as nursery:
+            for n in (2, 3, 4, 5):
+                nursery.start_soon(send, n)
+        assert sorted(o.output["n"] for o in outcomes) == [4, 6, 8, 10]  # type: ignore[index]
+        edges = []
+        for outcome in outcomes:
+            [job] = [j for j in await store.list_jobs(outcome.execution_id) if j.node == "script"]
+            assert job.finished_at is not None
+            edges += [(job.started_at, 1), (job.finished_at, -1)]
+        running = most = 0
+        for _, step in sorted(edges):
+            running += step
+            most = max(most, running)
+        assert most <= 2
