@@ -202,23 +202,11 @@ class EventBoard:
                 due.append(key)
             while await self._claim(ClaimWaits(now, TIMED_OUT, due=True, limit=CLAIM_LIMIT)):
                 pass
-            # Due waits the claims did not find were ended by another process.
+            # Due waits the claims did not find were ended by another process (an
+            # event it accepted): this board learns it no sooner than their deadline.
             for key in due:
                 if self._waits.get(key, None) is not None and self._waits[key].until <= now:
                     self._forget(key)
-            if self.shared:
-                await self._reconcile()
-
-    async def _reconcile(self) -> None:
-        """Forget the waits another process ended (an event it accepted): their rows
-        are gone. (On a shared store only, once per sweep.)"""
-        # Only waits known before the read: one parked meanwhile is not in it yet.
-        known = set(self._waits)
-        stored = {(w.execution_id, w.node, w.scope) for w in await self._store.list_waits()}
-        for key in [key for key in known - stored if key in self._waits]:
-            self._forget(key)
-            if key[0] not in self._of:
-                self._handles.pop(key[0], None)
 
     def _next_wake(self) -> float:
         while self._deadlines and self._deadlines[0][2] not in self._waits:
