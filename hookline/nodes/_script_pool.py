@@ -141,6 +141,11 @@ class _Worker:
 
     def __init__(self, process: trio.Process) -> None:
         self.process = process
+        # Pipes: read and written by their descriptors (see send and _fill).
+        stdin, stdout = process.stdin, process.stdout
+        assert isinstance(stdin, trio.lowlevel.FdStream)
+        assert isinstance(stdout, trio.lowlevel.FdStream)
+        self._stdin, self._stdout = stdin, stdout
         self.known: set[str] = set()
         self.demoted = False
         # The run in progress, as the watchdog sees it (trio times; CPU seconds).
@@ -155,11 +160,22 @@ class _Worker:
         passed as it is, not escaped into a string)."""
         head = json.dumps(message, ensure_ascii=False).encode("utf-8", "surrogatepass")
         payload = head + b"\n" + inputs
-        assert self.process.stdin is not None
+        frame = _FRAME.pack(len(payload)) + payload
+        stdin = self._stdin
+        # Written at once where the pipe has room (it nearly always has): the stream's
+        # send_all would first yield to the scheduler, a quarter of a short run's cost
+        # here. receive() is this run's checkpoint.
         try:
-            await self.process.stdin.send_all(_FRAME.pack(len(payload)) + payload)
-        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            sent = os.write(stdin.fileno(), frame)
+        except BlockingIOError:
+            sent = 0
+        except OSError as exc:  # the worker is gone (EPIPE), or its pipe closed (EBADF)
             raise _WorkerDied() from exc
+        if sent < len(frame):
+            try:
+                await stdin.send_all(frame[sent:])
+            except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+                raise _WorkerDied() from exc
 
     async def receive(self, limit: int) -> dict[str, Any]:
         """The next frame. Cancelled, it consumes nothing: a later call reads it."""
@@ -175,12 +191,18 @@ class _Worker:
         return found
 
     async def _fill(self, size: int) -> None:
-        stream = self.process.stdout
-        assert stream is not None
         while len(self._buffer) < size:
+            fd = self._stdout.fileno()
+            if fd < 0:
+                raise _WorkerDied()
+            # Waited for, then read: the stream's receive_some would first yield and
+            # try a read that finds nothing (the worker has not answered yet).
             try:
-                chunk = await stream.receive_some(max(65536, size - len(self._buffer)))
-            except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+                await trio.lowlevel.wait_readable(fd)
+                chunk = os.read(fd, max(65536, size - len(self._buffer)))
+            except BlockingIOError:
+                continue
+            except (OSError, trio.ClosedResourceError) as exc:
                 raise _WorkerDied() from exc
             if not chunk:
                 raise _WorkerDied()
@@ -310,6 +332,8 @@ class ScriptPool:
                 raise NodeError(f"the script workers are not running: {self._broken or 'stopped'}")
             while not self._idle and self._starting:
                 await self._arrived.wait()  # a replacement is on its way: take it
+            # Last in, first out: the worker that answered last is the likeliest to be
+            # awake still (waking one that sleeps costs both processes CPU time).
             worker = self._idle.pop() if self._idle else await self._start_worker()
             self._busy += 1
             healthy = False

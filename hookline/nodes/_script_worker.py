@@ -19,9 +19,13 @@ text, ``error`` what the script threw (``name``, ``message``, ``line``, ``column
 script's body) comes with the first request of a script id to this worker only.
 
 Every run gets a fresh QuickJS context (its own runtime: no built-in, global or
-prototype survives a run), the standard library of ``_script_stdlib.js``, and then the
-script. QuickJS is used because a fresh context costs about 0.25 ms here against
-about 6 ms for a fresh V8 isolate through mini-racer (see docs/reference/code.md).
+prototype survives a run) with the prelude of ``_script_runner.js`` (which loads the
+standard library of ``_script_stdlib.js`` on first use), and then the script. The
+worker makes the next run's context, and frees the last one, after it sends an
+answer: a request waits only for its script (about 0.07 ms for a short one, against
+0.45 ms with the context made on arrival). QuickJS is used because a fresh context
+costs about 0.25 ms here against about 6 ms for a fresh V8 isolate through mini-racer
+(see docs/reference/code.md).
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ import re
 import resource
 import struct
 import sys
+import time
 from collections import OrderedDict
 from typing import Any
 
@@ -66,6 +71,7 @@ def _one_line(text: str) -> str:
 _HERE = os.path.dirname(os.path.abspath(__file__))
 _RUNNER_FILE = os.path.join(_HERE, "_script_runner.js")
 _CONSOLE_FILE = os.path.join(_HERE, "_script_console.js")
+_THROWN_FILE = os.path.join(_HERE, "_script_thrown.js")
 _STDLIB_FILE = os.path.join(_HERE, "_script_stdlib.js")
 HEAD = "__hl_run((async function () {\n"
 """Line 1 of a script's evaluated text: the body starts on line 2."""
@@ -138,7 +144,8 @@ def _uuid() -> str:
 
 
 class Worker:
-    """The worker's state: the prelude and the script bodies it was sent."""
+    """The worker's state: the prelude, the script bodies it was sent, and the context
+    the next run gets (made between requests, see :meth:`prepare`)."""
 
     def __init__(self) -> None:
         # The C module itself: the ``quickjs`` package around it imports threads and
@@ -148,8 +155,40 @@ class Worker:
         self._quickjs = _quickjs
         self._stdlib = _script(_STDLIB_FILE)
         self._console = _script(_CONSOLE_FILE)
+        self._thrown = _script(_THROWN_FILE)
         self._runner = runner()
         self._scripts: OrderedDict[str, str] = OrderedDict()
+        self._next: tuple[Any, Any] | None = None
+        self._spent: Any = None
+        self._cpu_soft = -1
+        self._cpu_hard = resource.getrlimit(resource.RLIMIT_CPU)[1]
+
+    def prepare(self) -> None:
+        """Drop the last run's context and make the next one: called once an answer is
+        sent, so a run's request waits for neither (together they are most of a
+        short run's cost). The context is fresh all the same: nothing has run in it
+        but the prelude. Should making it fail (the address space is full), the next
+        run makes its own and reports why it cannot."""
+        self._spent = None
+        if self._next is None:
+            try:
+                self._next = self._fresh()
+            except Exception:  # noqa: BLE001 (the next run reports it)
+                self._next = None
+
+    def _fresh(self) -> tuple[Any, Any]:
+        """A new context with the prelude run, and the prelude's function that sets
+        the script's globals."""
+        context = self._quickjs.Context()
+        context.set_max_stack_size(STACK_SIZE)
+        context.add_callable("__hl_digest", _digest)
+        context.add_callable("__hl_hmac", _hmac)
+        context.add_callable("__hl_random", _random)
+        context.add_callable("__hl_uuid", _uuid)
+        context.set("__hl_stdlib", self._stdlib)
+        context.set("__hl_console", self._console)
+        context.set("__hl_thrown", self._thrown)
+        return context, context.eval(self._runner)
 
     def handle(self, request: dict[str, Any]) -> bytes:
         sid = str(request["sid"])
@@ -189,36 +228,31 @@ class Worker:
         self, text: str, request: dict[str, Any]
     ) -> tuple[str | None, dict[str, Any] | None, str | None, list[str]]:
         quickjs = self._quickjs
-        context = quickjs.Context()
+        context, control = self._next if self._next is not None else self._fresh()
+        self._next = None
+        self._spent = context  # freed by prepare(), after the answer is sent
         context.set_memory_limit(int(request["memory"]))
-        context.set_max_stack_size(STACK_SIZE)
         if "crypto" not in text and "require" not in text:
             # QuickJS stops the script itself at its time limit (CPU time), and this
             # worker lives on. Its binding refuses host calls under a time limit, so a
             # script that may call crypto is stopped by the pool's kill instead.
             context.set_time_limit(float(request["time"]))
-        context.add_callable("__hl_digest", _digest)
-        context.add_callable("__hl_hmac", _hmac)
-        context.add_callable("__hl_random", _random)
-        context.add_callable("__hl_uuid", _uuid)
-        context.set("__hl_stdlib", self._stdlib)
-        context.set("__hl_console", self._console)
-        context.set("__hl_inputs", str(request["inputs"]))
-        context.eval(self._runner)
         error: dict[str, Any] | None = None
         limit: str | None = None
         value: str | None = None
         lines: list[str] = []
         try:
+            control(str(request["inputs"]))
             context.eval(text)
             while context.execute_pending_job():
                 pass
-            report = json.loads(context.eval("__hl_take()"))
+            head, _, result = str(control()).partition("\n")
+            report = json.loads(head)
             lines = _lines(report)
             if "error" in report:
                 error = report["error"]
-            elif report.get("value"):
-                value = str(context.eval("__hl_value()"))
+            elif "value" in report:
+                value = result if report["value"] else None
             else:
                 error = {
                     "name": "Error",
@@ -235,15 +269,14 @@ class Worker:
             limit, error = "time", None
         return value, error, limit, lines
 
-    @staticmethod
-    def _cap_cpu(time_limit: float) -> None:
-        usage = resource.getrusage(resource.RUSAGE_SELF)
-        used = usage.ru_utime + usage.ru_stime
-        soft = int(used + time_limit) + 2
-        _, hard = resource.getrlimit(resource.RLIMIT_CPU)
-        if hard != resource.RLIM_INFINITY:
-            soft = min(soft, hard)
-        resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))
+    def _cap_cpu(self, time_limit: float) -> None:
+        # Whole seconds: the cap changes (a system call) about once a second of CPU.
+        soft = int(time.process_time() + time_limit) + 2
+        if self._cpu_hard != resource.RLIM_INFINITY:
+            soft = min(soft, self._cpu_hard)
+        if soft != self._cpu_soft:
+            resource.setrlimit(resource.RLIMIT_CPU, (soft, self._cpu_hard))
+            self._cpu_soft = soft
 
 
 def _exception(text: str) -> dict[str, Any]:
@@ -286,6 +319,7 @@ def main(argv: list[str]) -> None:
     if memory_cap > 0:
         resource.setrlimit(resource.RLIMIT_AS, (memory_cap, memory_cap))
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
+    worker.prepare()
     _send(stdout, b'{"ready": true}')
     while True:
         head = _read_exactly(stdin, FRAME.size)
@@ -298,6 +332,7 @@ def main(argv: list[str]) -> None:
         request = json.loads(head)
         request["inputs"] = inputs.decode("utf-8", "surrogatepass")
         _send(stdout, worker.handle(request))
+        worker.prepare()
 
 
 if __name__ == "__main__":
