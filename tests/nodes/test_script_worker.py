@@ -20,7 +20,16 @@ MIB = 1024 * 1024
 
 
 @pytest.fixture
-def worker() -> Worker:
+def caps(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
+    """The CPU caps the worker sets, kept from this test process: a real one would
+    kill it (SIGXCPU) once it has used a few more seconds of CPU."""
+    set_limits: list[tuple[int, int]] = []
+    monkeypatch.setattr(resource, "setrlimit", lambda which, limits: set_limits.append(limits))
+    return set_limits
+
+
+@pytest.fixture
+def worker(caps: list[tuple[int, int]]) -> Worker:
     made = Worker()
     made.prepare()  # as the worker's main loop does before it says it is ready
     return made
@@ -125,10 +134,8 @@ def test_a_context_that_cannot_be_made_ahead_is_made_by_the_run(
 
 
 def test_the_cpu_cap_is_set_again_only_when_it_moves(
-    worker: Worker, monkeypatch: pytest.MonkeyPatch
+    worker: Worker, caps: list[tuple[int, int]]
 ) -> None:
-    caps: list[tuple[int, int]] = []
-    monkeypatch.setattr(resource, "setrlimit", lambda which, limits: caps.append(limits))
     for _ in range(5):
         run(worker, "return 1;")
     assert len(caps) == 1  # runs of a few ms: the cap, in whole seconds, stays
