@@ -135,12 +135,12 @@ async def run_inline(
                 commands += run_inline_job(core, actor, job, clock, count=False)
                 continue
             # A pure node (code): awaited here, under its own timeout and the workflow's.
-            with trio.move_on_at(core.next_deadline()) as deadline:
-                status, result, error = await actor.run_job(job)
-            if deadline.cancelled_caught:
-                commands += core.tick(now=trio.current_time(), wall=clock())
+            deadline = core.next_deadline()
+            status, result, error = await actor.run_job(job, deadline=deadline)
+            now = trio.current_time()
+            if status == "cancelled" and now >= deadline:
+                commands += core.tick(now=now, wall=clock())
             else:
-                now = trio.current_time()
                 commands += core.job_finished(job, status, result, error, now=now, wall=clock())
         elif isinstance(command, SaveRecord):
             jobs.append(command.record)

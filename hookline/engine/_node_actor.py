@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import traceback
 
 import trio
@@ -116,17 +117,22 @@ class NodeActor(Actor[JobTicket]):
             job.log("".join(traceback.format_exception(exc)).rstrip())
         return "failed", None, describe_failure(exc)
 
-    async def run_job(self, job: RunningJob) -> Outcome:
+    async def run_job(self, job: RunningJob, *, deadline: float = math.inf) -> Outcome:
         """Run a job in the caller's task under the node's timeout and concurrency;
-        :meth:`RunningJob.cancel` cancels it. Cancellation from outside propagates."""
+        :meth:`RunningJob.cancel` cancels it. Cancellation from outside propagates.
+        Past ``deadline`` (the caller's, when earlier than the node's timeout) the job
+        ends ``cancelled``: the caller knows why."""
         timeout = self.node.timeout
         limiter = self._limiter
         self.jobs_started()
         outcome: Outcome = ("cancelled", None, "cancelled")
         acquired = False
+        timed_out_at = trio.current_time() + timeout
         try:
-            # One scope for the node's timeout and the job's cancel (the job says which).
-            with trio.CancelScope(deadline=trio.current_time() + timeout) as scope:
+            # One scope for the node's timeout, the caller's deadline and the job's
+            # cancel (the job and the deadlines say which): a scope with a deadline
+            # costs about as much as a short node's whole run.
+            with trio.CancelScope(deadline=min(timed_out_at, deadline)) as scope:
                 job.attach(scope)
                 if limiter is not None:
                     await limiter.acquire_on_behalf_of(job)
@@ -150,7 +156,7 @@ class NodeActor(Actor[JobTicket]):
                     if acquired:
                         assert limiter is not None
                         limiter.release_on_behalf_of(job)
-            if scope.cancelled_caught and not job.cancelled:
+            if scope.cancelled_caught and not job.cancelled and timed_out_at <= deadline:
                 outcome = ("timed_out", None, f"timed out after {format_duration(timeout)}")
             return outcome
         finally:

@@ -226,3 +226,36 @@ async def test_code_runs_at_admission_within_concurrency_max(make_store: StoreFa
             running += step
             most = max(most, running)
         assert most <= 2
+
+
+SPIN = """
+key: spin
+trigger: {{type: webhook, mode: sync}}
+timeout: {workflow}
+nodes:
+  - key: script
+    type: code{node}
+    code: "for (;;) {{}}"
+"""
+
+
+async def test_code_at_admission_ends_at_the_earlier_of_its_timeout_and_the_workflows() -> None:
+    """One cancel scope carries both deadlines: whichever comes first says how it ends."""
+    workflow_first = load_workflow_text(SPIN.format(workflow="300ms", node=""), source="a")
+    node_first = load_workflow_text(
+        SPIN.format(workflow="20s", node="\n    timeout: 300ms").replace("key: spin", "key: spin2"),
+        source="b",
+    )
+    assert runs_inline(workflow_first)
+    async with open_engine([workflow_first, node_first]) as engine:
+        ended = await engine.run("spin")
+        assert (ended.status, ended.error) == (
+            "timed_out",
+            "the workflow timeout (300ms) passed",
+        )
+        [job] = await engine.store.list_jobs(ended.execution_id)
+        assert job.status == "cancelled"
+        ended = await engine.run("spin2")
+        assert ended.status == "failed"
+        [job] = await engine.store.list_jobs(ended.execution_id)
+        assert (job.status, job.error) == ("timed_out", "timed out after 300ms")

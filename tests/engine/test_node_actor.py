@@ -65,6 +65,29 @@ async def test_a_job_past_its_timeout_is_timed_out(autojump_clock: trio.testing.
 
 
 @pytest.mark.parametrize(
+    ("deadline", "status", "error", "ends_at"),
+    [
+        (3.0, "cancelled", "cancelled", 3.0),  # the caller's deadline comes first
+        (20.0, "timed_out", "timed out after 5s", 5.0),  # the node's timeout does
+    ],
+)
+async def test_run_job_ends_at_the_earlier_of_its_timeout_and_the_callers_deadline(
+    autojump_clock: trio.testing.MockClock,
+    deadline: float,
+    status: str,
+    error: str,
+    ends_at: float,
+) -> None:
+    actor = NodeActor("wf", node(type="sleep", duration="1h", timeout="5s"))
+    start = trio.current_time()
+    job = RunningJob("ex-1", actor.node, {"context": {"data": None}})
+    outcome = await actor.run_job(job, deadline=start + deadline)
+    assert (outcome[0], outcome[2]) == (status, error)
+    assert trio.current_time() - start == pytest.approx(ends_at)
+    assert actor.statistics().failed == 1
+
+
+@pytest.mark.parametrize(
     ("exception", "error"),
     [("NodeError", "no such customer"), ("RuntimeError", "RuntimeError: no such customer")],
 )
