@@ -40,6 +40,8 @@
   }});
   return (inputs) => {
     if (inputs !== undefined) {
+      // Put there when the runner is loaded from bytecode (see _runner_loader).
+      delete g.__hl_control;
       const values = parse(inputs);
       for (const key of keys(values)) g[key] = values[key];
       return;

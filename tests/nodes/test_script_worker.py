@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from hookline.nodes._js import compile_script
+from hookline.nodes import _script_worker as script_worker
+from hookline.nodes._js import compile_script, describe_error
 from hookline.nodes._script_worker import Worker
 
 MIB = 1024 * 1024
@@ -141,3 +142,43 @@ def test_the_cpu_cap_is_set_again_only_when_it_moves(
     assert len(caps) == 1  # runs of a few ms: the cap, in whole seconds, stays
     soft, _ = caps[0]
     assert soft >= 2 + 2  # the 2 s time limit, and at least a second of room
+
+
+def test_the_runner_is_loaded_from_bytecode_and_leaves_no_global_behind(
+    worker: Worker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The pinned binding's layout is the one the loader knows: were it not, every run
+    # would compile the runner's text again (twice the CPU of a short run).
+    assert worker._load_runner is not None
+    texts: list[str] = []
+    made = worker._fresh()
+    evaluate = type(made[0]).eval
+    monkeypatch.setattr(
+        type(made[0]), "eval", lambda self, text: texts.append(text) or evaluate(self, text)
+    )
+    worker._next = None
+    worker.prepare()
+    assert texts == []  # the context came with its control, no text compiled
+    answer = run(
+        worker,
+        "console.log(typeof __hl_control, typeof __hl_run); return context.data * 2;",
+        context={"data": 21},
+    )
+    assert (answer["value"], answer["lines"]) == (42, ["undefined function"])
+    answer = run(worker, "\n  throw new TypeError('no ' + typeof __hl_control);")
+    assert describe_error(answer["error"]).startswith(
+        "TypeError: no undefined (line 2, column 38)\n    at <script> (script:2:38)"
+    )
+
+
+def test_without_the_known_binding_layout_the_runner_text_is_evaluated(
+    caps: list[tuple[int, int]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(script_worker, "_CONTEXT_SIZE", 12345)
+    fallback = Worker()
+    assert fallback._load_runner is None
+    fallback.prepare()
+    answer = run(fallback, "\n  throw new TypeError('no ' + typeof __hl_control);")
+    assert describe_error(answer["error"]).startswith(
+        "TypeError: no undefined (line 2, column 38)\n    at <script> (script:2:38)"
+    )
