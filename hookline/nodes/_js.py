@@ -86,9 +86,17 @@ def describe_error(error: dict[str, Any]) -> str:
     return "\n".join([head, *frames])
 
 
+# Made once: json.dumps with options builds an encoder per call. No circular check:
+# the globals are a delivery's parsed body and node outputs, stored as JSON already
+# (a cycle would end in a RecursionError, not a hang).
+_INPUTS = json.JSONEncoder(
+    default=str, ensure_ascii=False, check_circular=False, separators=(",", ":")
+)
+
+
 def inputs_json(inputs: dict[str, Any]) -> str:
     """The script's globals as JSON text (values that are not JSON become strings)."""
-    return json.dumps(inputs, default=str, ensure_ascii=False)
+    return _INPUTS.encode(inputs)
 
 
 assert HEAD.endswith("{\n")  # the wrapper puts the body on line 2, as compile_script does

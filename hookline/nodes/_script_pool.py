@@ -155,10 +155,9 @@ class _Worker:
         self.timed_out = False
         self._buffer = bytearray()
 
-    async def send(self, message: Mapping[str, Any], inputs: bytes = b"") -> None:
-        """A request frame: ``message`` as JSON, a newline, then ``inputs`` (JSON text
-        passed as it is, not escaped into a string)."""
-        head = json.dumps(message, ensure_ascii=False).encode("utf-8", "surrogatepass")
+    async def send(self, head: bytes, inputs: bytes = b"") -> None:
+        """A request frame: ``head`` (the request's JSON), a newline, then ``inputs``
+        (JSON text passed as it is, not escaped into a string)."""
         payload = head + b"\n" + inputs
         frame = _FRAME.pack(len(payload)) + payload
         stdin = self._stdin
@@ -185,7 +184,7 @@ class _Worker:
             raise _WorkerDied(f"an answer of {size} bytes")
         end = _FRAME.size + size
         await self._fill(end)
-        found = json.loads(bytes(self._buffer[_FRAME.size : end]))
+        found = json.loads(self._buffer[_FRAME.size : end].decode("utf-8", "surrogatepass"))
         del self._buffer[:end]
         assert isinstance(found, dict)
         return found
@@ -311,12 +310,7 @@ class ScriptPool:
         time_limit = self.config.timeout if time_limit is None else time_limit
         memory = self.config.memory if memory is None else memory
         encoded = inputs_json(inputs).encode("utf-8", "surrogatepass")
-        request: dict[str, Any] = {
-            "sid": script.sid,
-            "memory": memory,
-            "time": time_limit,
-            "max_result": self.config.max_result,
-        }
+        request = _request(script.sid, memory, time_limit, self.config.max_result)
         if not self._running.is_set():
             await self._running.wait()
         try:
@@ -365,7 +359,7 @@ class ScriptPool:
         self,
         worker: _Worker,
         script: Script,
-        request: dict[str, Any],
+        request: bytes,
         inputs: bytes,
         time_limit: float,
     ) -> tuple[ScriptOutcome, bool]:
@@ -381,10 +375,11 @@ class ScriptPool:
         self._watching.set()
         try:
             for _ in range(2):
-                message = dict(request, id=self._runs)
-                if script.sid not in worker.known:
-                    message["source"] = script.body
-                await worker.send(message, inputs)
+                head = request + b"%d" % self._runs
+                if script.sid not in worker.known:  # the body goes to each worker once
+                    body = json.dumps(script.body, ensure_ascii=False)
+                    head += b', "source": ' + body.encode("utf-8", "surrogatepass")
+                await worker.send(head + b"}", inputs)
                 reply = await worker.receive(limit)
                 worker.known.add(script.sid)
                 if not reply.get("unknown"):
@@ -496,6 +491,14 @@ class ScriptPool:
                 f"{format_duration(self.config.period)}; the last: {reason}"
             )
             log.error("the script pool gave up: %s", self._broken)
+
+
+@functools.lru_cache(maxsize=1024)
+def _request(sid: str, memory: int, time_limit: float, max_result: int) -> bytes:
+    """A request's JSON up to its id (which each run appends, then the closing brace):
+    made once per script and limits rather than encoded for every run."""
+    fields = {"sid": sid, "memory": memory, "time": time_limit, "max_result": max_result}
+    return json.dumps(fields)[:-1].encode() + b', "id": '
 
 
 @functools.cache
