@@ -178,8 +178,17 @@ class Worker:
                 self._next = None
 
     def _fresh(self) -> tuple[Any, Any]:
-        """A new context with the prelude run, and the prelude's function that sets
-        the script's globals."""
+        """A new context with the prelude run, and the prelude's control."""
+        context = self._context()
+        if self._load_runner is not None:
+            control = self._load_runner(context)
+            if control is not None:
+                return context, control
+            context = self._context()  # a load that failed may have run part of it
+        return context, context.eval(self._runner)
+
+    def _context(self) -> Any:
+        """A new context with what the runner takes: the host's functions and texts."""
         context = self._quickjs.Context()
         context.set_max_stack_size(STACK_SIZE)
         context.add_callable("__hl_digest", _digest)
@@ -189,8 +198,7 @@ class Worker:
         context.set("__hl_stdlib", self._stdlib)
         context.set("__hl_console", self._console)
         context.set("__hl_thrown", self._thrown)
-        control = self._load_runner(context) if self._load_runner is not None else None
-        return context, control if control is not None else context.eval(self._runner)
+        return context
 
     def handle(self, request: dict[str, Any]) -> bytes:
         sid = str(request["sid"])

@@ -182,3 +182,22 @@ def test_without_the_known_binding_layout_the_runner_text_is_evaluated(
     assert describe_error(answer["error"]).startswith(
         "TypeError: no undefined (line 2, column 38)\n    at <script> (script:2:38)"
     )
+
+
+def test_a_runner_load_that_fails_falls_back_to_its_text_in_another_context(
+    worker: Worker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    loaded: list[Any] = []
+
+    def half_loaded(context: Any) -> None:
+        # No control, part of the runner run: as when JS_EvalFunction throws midway.
+        context.eval("Object.defineProperty(globalThis, 'console', {get: () => 1});")
+        loaded.append(context)
+
+    monkeypatch.setattr(worker, "_load_runner", half_loaded)
+    worker._next = None
+    worker.prepare()
+    assert worker._next is not None
+    assert worker._next[0] is not loaded[0]
+    answer = run(worker, "console.log('from the text'); return 1;")
+    assert (answer["value"], answer["lines"]) == (1, ["from the text"])
