@@ -153,9 +153,12 @@ def test_the_runner_is_loaded_from_bytecode_and_leaves_no_global_behind(
     texts: list[str] = []
     made = worker._fresh()
     evaluate = type(made[0]).eval
-    monkeypatch.setattr(
-        type(made[0]), "eval", lambda self, text: texts.append(text) or evaluate(self, text)
-    )
+
+    def evaluate_noted(self: Any, text: str) -> Any:
+        texts.append(text)
+        return evaluate(self, text)
+
+    monkeypatch.setattr(type(made[0]), "eval", evaluate_noted)
     worker._next = None
     worker.prepare()
     assert texts == []  # the context came with its control, no text compiled
