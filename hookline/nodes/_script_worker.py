@@ -20,7 +20,8 @@ script's body) comes with the first request of a script id to this worker only.
 
 Every run gets a fresh QuickJS context (its own runtime: no built-in, global or
 prototype survives a run) with the prelude of ``_script_runner.js`` (which loads the
-standard library of ``_script_stdlib.js`` on first use), and then the script. The
+standard library of ``_script_stdlib.js`` on first use; read from bytecode compiled
+once, see :func:`_runner_loader`), and then the script. The
 worker makes the next run's context, and frees the last one, after it sends an
 answer: a request waits only for its script (about 0.07 ms for a short one, against
 0.45 ms with the context made on arrival). QuickJS is used because a fresh context
