@@ -291,7 +291,9 @@ class Worker:
 
 
 # The binding's Context object: PyObject_HEAD, then its JSRuntime* and JSContext*
-# (quickjs-ng 0.17's module.c, RuntimeData); checked by size and by JS_GetRuntime.
+# (quickjs-ng 0.17's module.c, RuntimeData); checked by the installed release, the
+# object's size and JS_GetRuntime.
+_KNOWN_BINDING = "quickjs_ng-0.17."
 _CONTEXT_SIZE = 80
 _RUNTIME_AT, _CONTEXT_AT = 16, 24
 _COMPILE_ONLY = 1 << 5  # JS_EVAL_FLAG_COMPILE_ONLY
@@ -313,6 +315,12 @@ def _runner_loader(quickjs: Any, text: str) -> Any:
         _fields_ = [("u", ctypes.c_uint64), ("tag", ctypes.c_int64)]
 
     if quickjs.Context.__basicsize__ != _CONTEXT_SIZE or ctypes.sizeof(ctypes.c_void_p) != 8:
+        return None
+    try:  # the release beside the module (its dist-info), not importlib: no site here
+        beside = os.listdir(os.path.dirname(os.path.abspath(quickjs.__file__)))
+    except OSError:
+        return None
+    if not any(name.startswith(_KNOWN_BINDING) for name in beside):
         return None
     try:
         lib = ctypes.CDLL(quickjs.__file__)

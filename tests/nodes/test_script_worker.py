@@ -174,10 +174,13 @@ def test_the_runner_is_loaded_from_bytecode_and_leaves_no_global_behind(
     )
 
 
+@pytest.mark.parametrize(
+    ("name", "value"), [("_CONTEXT_SIZE", 12345), ("_KNOWN_BINDING", "quickjs_ng-9.99.")]
+)
 def test_without_the_known_binding_layout_the_runner_text_is_evaluated(
-    caps: list[tuple[int, int]], monkeypatch: pytest.MonkeyPatch
+    caps: list[tuple[int, int]], monkeypatch: pytest.MonkeyPatch, name: str, value: object
 ) -> None:
-    monkeypatch.setattr(script_worker, "_CONTEXT_SIZE", 12345)
+    monkeypatch.setattr(script_worker, name, value)
     fallback = Worker()
     assert fallback._load_runner is None
     fallback.prepare()
