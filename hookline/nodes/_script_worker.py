@@ -311,6 +311,56 @@ def _runner_loader(quickjs: Any, text: str) -> Any:
     None where the binding is not the one whose layout this knows."""
     import ctypes
 
+    lib = _c_api(quickjs)
+    if lib is None:
+        return None
+
+    def context_of(context: Any) -> int | None:
+        runtime = ctypes.c_void_p.from_address(id(context) + _RUNTIME_AT).value
+        handle = ctypes.c_void_p.from_address(id(context) + _CONTEXT_AT).value
+        if not runtime or not handle or lib.JS_GetRuntime(handle) != runtime:
+            return None
+        return int(handle)
+
+    probe = quickjs.Context()
+    handle = context_of(probe)
+    if handle is None:
+        return None
+    # A global the control takes away on its first call (before any script runs).
+    source = ("globalThis.__hl_control = " + text).encode()
+    compiled = lib.JS_Eval(handle, source, len(source), b"<input>", _COMPILE_ONLY)
+    if compiled.tag == _TAG_EXCEPTION:
+        return None
+    written = ctypes.c_size_t()
+    buffer = lib.JS_WriteObject(handle, ctypes.byref(written), compiled, _BYTECODE)
+    lib.JS_FreeValue(handle, compiled)
+    if not buffer:
+        return None
+    code = ctypes.string_at(buffer, written.value)
+    lib.js_free(handle, buffer)
+    del probe
+
+    def load(context: Any) -> Any:
+        handle = context_of(context)
+        if handle is None:
+            return None
+        function = lib.JS_ReadObject(handle, code, len(code), _BYTECODE)
+        if function.tag == _TAG_EXCEPTION:
+            return None
+        done = lib.JS_EvalFunction(handle, function)  # takes the function
+        if done.tag == _TAG_EXCEPTION:
+            return None
+        lib.JS_FreeValue(handle, done)
+        return context.get("__hl_control")
+
+    return load
+
+
+def _c_api(quickjs: Any) -> Any:
+    """QuickJS's C functions that :func:`_runner_loader` calls, typed; None unless the
+    binding is the release, and has the layout, this module knows."""
+    import ctypes
+
     class Value(ctypes.Structure):  # JSValue, without NaN boxing (64-bit builds)
         _fields_ = [("u", ctypes.c_uint64), ("tag", ctypes.c_int64)]
 
@@ -337,46 +387,7 @@ def _runner_loader(quickjs: Any, text: str) -> Any:
         lib.js_free.argtypes, lib.js_free.restype = [pointer, pointer], None
     except (OSError, AttributeError):
         return None
-
-    def context_of(context: Any) -> int | None:
-        runtime = ctypes.c_void_p.from_address(id(context) + _RUNTIME_AT).value
-        handle = ctypes.c_void_p.from_address(id(context) + _CONTEXT_AT).value
-        if not runtime or not handle or lib.JS_GetRuntime(handle) != runtime:
-            return None
-        return int(handle)
-
-    probe = quickjs.Context()
-    handle = context_of(probe)
-    if handle is None:
-        return None
-    # A global the control takes away on its first call (before any script runs).
-    source = ("globalThis.__hl_control = " + text).encode()
-    compiled = lib.JS_Eval(handle, source, len(source), b"<input>", _COMPILE_ONLY)
-    if compiled.tag == _TAG_EXCEPTION:
-        return None
-    written = size()
-    buffer = lib.JS_WriteObject(handle, ctypes.byref(written), compiled, _BYTECODE)
-    lib.JS_FreeValue(handle, compiled)
-    if not buffer:
-        return None
-    code = ctypes.string_at(buffer, written.value)
-    lib.js_free(handle, buffer)
-    del probe
-
-    def load(context: Any) -> Any:
-        handle = context_of(context)
-        if handle is None:
-            return None
-        function = lib.JS_ReadObject(handle, code, len(code), _BYTECODE)
-        if function.tag == _TAG_EXCEPTION:
-            return None
-        done = lib.JS_EvalFunction(handle, function)  # takes the function
-        if done.tag == _TAG_EXCEPTION:
-            return None
-        lib.JS_FreeValue(handle, done)
-        return context.get("__hl_control")
-
-    return load
+    return lib
 
 
 def _exception(text: str) -> dict[str, Any]:
